@@ -1,0 +1,62 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import longRunning, { type LongRunningOptions } from '../src/index.js'
+
+/** Seconds to sleep: 0 to 900, as written by the client (kept verbatim for the message). */
+const DELAY = {
+  type: 'object',
+  properties: {
+    delay: { type: 'string', pattern: '^(?:(?:[0-9]|[1-9][0-9]|[1-8][0-9]{2})(?:\\.[0-9]+)?|900(?:\\.0+)?)$', default: '60' }
+  }
+} as const
+
+const ECHO_BODY_LIMIT = 6 * 1024 * 1024
+
+/**
+ * The example app: three long-running routes and two ordinary ones. Backends come from
+ * `options` (see `example/backends.ts`); with none, jobs run in this process.
+ */
+export async function buildApp (
+  options: LongRunningOptions = {},
+  server: FastifyServerOptions = {}
+): Promise<FastifyInstance> {
+  const app = Fastify(server)
+  await app.register(longRunning, options)
+  let executions = 0
+
+  const wait = async (seconds: string, signal: AbortSignal | undefined): Promise<void> => {
+    executions += 1
+    await sleep(Number(seconds) * 1000, undefined, signal === undefined ? {} : { signal })
+  }
+
+  app.get<{ Querystring: { delay: string } }>('/payload', { longRunning: true, schema: { querystring: DELAY } }, async (request) => {
+    await wait(request.query.delay, request.longRunning?.signal)
+    return { MESSAGE: `It took ${request.query.delay} seconds to generate this.` }
+  })
+
+  app.get<{ Querystring: { delay: string } }>('/fail', { longRunning: true, schema: { querystring: { ...DELAY, properties: { delay: { ...DELAY.properties.delay, default: '0' } } } } }, async (request) => {
+    await wait(request.query.delay, request.longRunning?.signal)
+    throw new Error('boom')
+  })
+
+  // Echo takes any content type as raw bytes, so it can hand back exactly what it received.
+  await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers()
+    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ECHO_BODY_LIMIT }, (_request, body, done) => done(null, body))
+    raw.post<{ Querystring: { delay: string } }>('/echo', {
+      longRunning: true,
+      bodyLimit: ECHO_BODY_LIMIT,
+      schema: { querystring: { ...DELAY, properties: { delay: { ...DELAY.properties.delay, default: '0' } } } }
+    }, async (request, reply) => {
+      await wait(request.query.delay, request.longRunning?.signal)
+      return await reply.code(201)
+        .header('x-echo', '1')
+        .header('content-type', request.headers['content-type'] ?? 'application/octet-stream')
+        .send(request.body ?? Buffer.alloc(0))
+    })
+  })
+
+  app.get('/stats', async () => ({ executions }))
+  app.get('/health', async () => ({ ok: true }))
+  return app
+}

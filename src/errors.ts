@@ -1,0 +1,69 @@
+import createError from '@fastify/error'
+
+/**
+ * Every error this plugin raises or stores carries a stable `code` starting with
+ * `FST_LONG_RUNNING_`. Codes are part of the public API: match on them, not on messages.
+ *
+ * @example
+ * if (err.code === errors.JobTimeoutError.code) metrics.count('job-timeout')
+ */
+
+/** A registration or route option is invalid. Thrown synchronously at registration. */
+export const InvalidOptionError = createError<'FST_LONG_RUNNING_INVALID_OPTION', [string, string, unknown]>(
+  'FST_LONG_RUNNING_INVALID_OPTION',
+  'Expected `%s` to be %s, got %s',
+  500,
+  TypeError
+)
+
+/**
+ * Unknown, expired, malformed or foreign job id. Deliberately the same answer for all four
+ * so that a caller cannot tell an id that exists from one that does not.
+ */
+export const JobNotFoundError = createError('FST_LONG_RUNNING_NOT_FOUND', 'No such job', 404)
+
+/** A `hop` query value that is not a small whole number. */
+export const InvalidHopError = createError('FST_LONG_RUNNING_INVALID_HOP', 'Expected `hop` to be a whole number from 0 to 9999', 400)
+
+/** The queue refused the job; nothing was kept, the client may retry. */
+export const EnqueueFailedError = createError('FST_LONG_RUNNING_ENQUEUE_FAILED', 'The job could not be queued, retry later', 503)
+
+/** The job ran past its `timeoutSeconds`. Stored as the job's final response. */
+export const JobTimeoutError = createError<'FST_LONG_RUNNING_JOB_TIMEOUT', [number]>(
+  'FST_LONG_RUNNING_JOB_TIMEOUT',
+  'The job did not finish within %d seconds',
+  504
+)
+
+/** Every attempt crashed before producing a response. Stored as the job's final response. */
+export const AttemptsExhaustedError = createError<'FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED', [number]>(
+  'FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED',
+  'The job failed after %d attempts without producing a response',
+  502
+)
+
+/** The handler's response exceeds what the store keeps. Stored instead of the response. */
+export const ResponseTooLargeError = createError<'FST_LONG_RUNNING_RESPONSE_TOO_LARGE', [number, number]>(
+  'FST_LONG_RUNNING_RESPONSE_TOO_LARGE',
+  'The response has %d bytes, more than the %d bytes a job result may have',
+  502
+)
+
+/** A queue message that can never be run (not JSON, wrong version, bad fields). */
+export const InvalidMessageError = createError<'FST_LONG_RUNNING_INVALID_MESSAGE', [string]>(
+  'FST_LONG_RUNNING_INVALID_MESSAGE',
+  'Invalid job message: %s'
+)
+
+/** A Lambda event that is not an SQS batch. */
+export const InvalidEventError = createError<'FST_LONG_RUNNING_INVALID_EVENT', [string]>(
+  'FST_LONG_RUNNING_INVALID_EVENT',
+  'Expected an SQS event with a `Records` array, got %s'
+)
+
+/** A store or queue backend failed; `cause` holds the SDK error. */
+export const BackendError = createError<'FST_LONG_RUNNING_BACKEND', [string]>(
+  'FST_LONG_RUNNING_BACKEND',
+  'Backend call failed: %s',
+  503
+)

@@ -1,0 +1,114 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { EnqueueFailedError, JobNotFoundError } from '../errors.js'
+import { isJobId, newJobId } from '../job/id.js'
+import { encodeMessage, type JobMessage } from '../job/message.js'
+import type { LongRunningRouteOptions, ResolvedOptions } from '../options.js'
+import type { JobRecord, NewJob } from '../store/store.js'
+import { JobStatus } from '../store/store.js'
+import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
+import { parsePrefer } from './prefer.js'
+import { sendAccepted, sendRedirect, sendStored } from './replies.js'
+import { snapshotOf } from './snapshot.js'
+import type { Waiter } from './waiter.js'
+
+/**
+ * The HTTP side: accepts a long-running request as a job, and answers for it, on the first
+ * request and on every `/async-response/:id` after it, with the result, a 303 or a 202.
+ */
+export class Responder {
+  readonly #options: ResolvedOptions
+  readonly #waiter: Waiter
+  readonly #closing: AbortSignal
+
+  /** `closing` aborts every wait at shutdown: the clients get their 303 and retry elsewhere. */
+  constructor (options: ResolvedOptions, waiter: Waiter, closing: AbortSignal) {
+    this.#options = options
+    this.#waiter = waiter
+    this.#closing = closing
+  }
+
+  /** Turns the request into a job (the route's handler already passed hooks and validation). */
+  async accept (request: FastifyRequest, reply: FastifyReply, route: Required<LongRunningRouteOptions>): Promise<FastifyReply> {
+    const { store, queue, resultTtlSeconds, leaseSeconds } = this.#options
+    const id = newJobId()
+    const snapshot = snapshotOf(request)
+    // Kept until every attempt could have run; completion then sets the result's own expiry.
+    const lifetime = resultTtlSeconds + route.maxAttempts * (route.timeoutSeconds + leaseSeconds)
+    const job: NewJob = { id, waitSeconds: route.waitSeconds, expiresAt: Date.now() + lifetime * 1000 }
+    const binding = this.#bindingOf(request)
+    if (binding !== undefined) job.binding = binding
+    const message: JobMessage = {
+      id,
+      timeoutSeconds: route.timeoutSeconds,
+      maxAttempts: route.maxAttempts,
+      resultTtlSeconds,
+      request: snapshot
+    }
+    let body = encodeMessage(message)
+    if (Buffer.byteLength(body) > queue.maxMessageBytes) {
+      // Claim-check: the request waits in the store and the message only points at it.
+      job.request = snapshot
+      delete message.request
+      body = encodeMessage(message)
+    }
+    try {
+      await store.create(job)
+    } catch (error) {
+      throw new EnqueueFailedError({ cause: error })
+    }
+    try {
+      await queue.send(body)
+    } catch (error) {
+      // No phantom job: a client holding this id would otherwise wait for a job never queued.
+      await store.delete(id).catch((deleteError: unknown) => request.log.error({ err: deleteError, jobId: id }, 'job not removed'))
+      throw new EnqueueFailedError({ cause: error })
+    }
+    request.log.debug({ jobId: id }, 'job queued')
+    const record: JobRecord = { id, status: JobStatus.pending, attempt: 0, waitSeconds: route.waitSeconds, expiresAt: job.expiresAt }
+    return await this.#answer(request, reply, record, 0)
+  }
+
+  /** `GET /async-response/:id`: the result, or a wait and another 303. */
+  async resume (request: FastifyRequest<{ Params: { id: string }, Querystring: { hop?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+    reply.header('cache-control', 'no-store')
+    const hop = parseHop(request.query.hop)
+    const { id } = request.params
+    // Malformed ids never reach the store.
+    if (!isJobId(id)) throw new JobNotFoundError()
+    const record = await this.#options.store.get(id)
+    if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
+    return await this.#answer(request, reply, record, hop)
+  }
+
+  async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {
+    const prefer = parsePrefer(request.headers.prefer)
+    const prefix = (this.#options.basePath ?? basePathOf(request)) + this.#options.routePrefix
+    const location = resultLocation(prefix, current.id, nextHop(hop))
+    let record: JobRecord | undefined = current
+    if (!prefer.respondAsync) {
+      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity)
+      const gone = new AbortController()
+      reply.raw.once('close', () => gone.abort())
+      record = await this.#waiter.until(current, seconds * 1000, AbortSignal.any([this.#closing, gone.signal]))
+    }
+    if (record === undefined) throw new JobNotFoundError()
+    if (record.response !== undefined) return await sendStored(reply, record.response)
+    if (prefer.respondAsync) return await sendAccepted(reply, record, location, true)
+    if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false)
+    return await sendRedirect(reply, record, location)
+  }
+
+  #bindingOf (request: FastifyRequest): string | undefined {
+    const value = this.#options.bindTo?.(request)
+    // Only a digest is stored: the store never holds the user id itself.
+    return value === undefined ? undefined : createHash('sha256').update(value).digest('base64url')
+  }
+
+  #mayRead (request: FastifyRequest, record: JobRecord): boolean {
+    if (record.binding === undefined) return true
+    const mine = Buffer.from(this.#bindingOf(request) ?? '')
+    const theirs = Buffer.from(record.binding)
+    return mine.length === theirs.length && timingSafeEqual(mine, theirs)
+  }
+}

@@ -1,0 +1,18 @@
+import { longRunning } from './plugin.js'
+
+export default longRunning
+export { longRunning }
+export type { LongRunningDecorator } from './plugin.js'
+export type { LongRunningOptions, LongRunningRouteOptions } from './options.js'
+export type { LongRunningJob } from './job/context.js'
+export type { DeliveryLimits } from './job/runner.js'
+export type { JobStatusBody } from './http/replies.js'
+export * as errors from './errors.js'
+
+export { memoryQueue, type MemoryQueueOptions } from './queue/memory-queue.js'
+export type { JobQueue, Delivery, Disposition, Consumer, ConsumeOptions } from './queue/queue.js'
+export { memoryStore, type MemoryStoreOptions } from './store/memory-store.js'
+export { JobStatus } from './store/store.js'
+export type {
+  ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, RequestSnapshot, StoredResponse, Headers
+} from './store/store.js'

@@ -1,0 +1,83 @@
+import { InvalidMessageError } from '../errors.js'
+import type { Headers, RequestSnapshot } from '../store/store.js'
+import { isJobId } from './id.js'
+
+/** Wire format version; a worker refuses messages of any other version instead of guessing. */
+export const MESSAGE_VERSION = 1
+
+/** What travels through the queue for one job. */
+export interface JobMessage {
+  id: string
+  timeoutSeconds: number
+  maxAttempts: number
+  resultTtlSeconds: number
+  /** The request; absent when it was too large for the queue and waits in the store instead. */
+  request?: RequestSnapshot
+}
+
+/** Serialises a message; the body travels as base64 so that any bytes survive JSON. */
+export function encodeMessage (message: JobMessage): string {
+  const { request, ...rest } = message
+  return JSON.stringify({
+    v: MESSAGE_VERSION,
+    ...rest,
+    ...(request === undefined ? {} : { request: { ...request, body: request.body?.toString('base64') } })
+  })
+}
+
+const METHOD = /^[A-Z]{1,16}$/
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+/**
+ * Parses and checks a message from the queue. Throws `InvalidMessageError` for anything that
+ * could never run, so that the consumer drops it instead of retrying it forever.
+ */
+export function decodeMessage (body: string): JobMessage {
+  let raw: unknown
+  try {
+    raw = JSON.parse(body)
+  } catch {
+    throw new InvalidMessageError('not JSON')
+  }
+  if (!isObject(raw)) throw new InvalidMessageError('not an object')
+  if (raw.v !== MESSAGE_VERSION) throw new InvalidMessageError(`version ${String(raw.v)} is not ${MESSAGE_VERSION}`)
+  if (!isJobId(raw.id)) throw new InvalidMessageError('bad id')
+  const message: JobMessage = {
+    id: raw.id,
+    timeoutSeconds: positive(raw.timeoutSeconds, 'timeoutSeconds'),
+    maxAttempts: positive(raw.maxAttempts, 'maxAttempts'),
+    resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds')
+  }
+  if (raw.request !== undefined) message.request = decodeRequest(raw.request)
+  return message
+}
+
+function decodeRequest (raw: unknown): RequestSnapshot {
+  if (!isObject(raw)) throw new InvalidMessageError('bad request')
+  const { method, url, headers, body } = raw
+  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidMessageError('bad method')
+  if (typeof url !== 'string' || !url.startsWith('/')) throw new InvalidMessageError('bad url')
+  if (!isHeaders(headers)) throw new InvalidMessageError('bad headers')
+  const request: RequestSnapshot = { method, url, headers }
+  if (body !== undefined) {
+    if (typeof body !== 'string' || !BASE64.test(body)) throw new InvalidMessageError('bad body')
+    request.body = Buffer.from(body, 'base64')
+  }
+  return request
+}
+
+function positive (value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new InvalidMessageError(`bad ${name}`)
+  }
+  return value
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isHeaders (value: unknown): value is Headers {
+  return isObject(value) && Object.values(value).every(v =>
+    typeof v === 'string' || (Array.isArray(v) && v.every(item => typeof item === 'string')))
+}

@@ -1,0 +1,32 @@
+import { STATUS_CODES } from 'node:http'
+import type { Headers, StoredResponse } from '../store/store.js'
+
+/** The largest response a job may store: API Gateway's and Lambda's 6 MiB payload limit. */
+export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+
+// Framing headers describe one transfer, not the response: the replaying server sets its own.
+const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date'])
+
+/** Keeps every header a route set (several `set-cookie` as an array), minus framing ones. */
+export function keepHeaders (headers: Record<string, string | string[] | number | undefined>): Headers {
+  const kept: Headers = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || FRAMING.has(name)) continue
+    kept[name] = typeof value === 'number' ? String(value) : value
+  }
+  return kept
+}
+
+/**
+ * A final response for an error raised by the plugin itself, in Fastify's default error shape
+ * (`statusCode`, `code`, `error`, `message`), so that clients parse it like any Fastify error.
+ */
+export function errorResponse (error: { statusCode?: number, code: string, message: string }): StoredResponse {
+  const statusCode = error.statusCode ?? 500
+  const body = { statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message }
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    body: Buffer.from(JSON.stringify(body))
+  }
+}

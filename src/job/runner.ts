@@ -1,0 +1,194 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { AttemptsExhaustedError, InvalidMessageError, JobTimeoutError, ResponseTooLargeError } from '../errors.js'
+import type { Delivery, Disposition } from '../queue/queue.js'
+import type { JobProgress, RequestSnapshot, ResultStore, StoredResponse } from '../store/store.js'
+import { JobStatus } from '../store/store.js'
+import { checkProgress, RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
+import { decodeMessage, type JobMessage } from './message.js'
+import { errorResponse, keepHeaders, MAX_RESPONSE_BYTES } from './response.js'
+
+const ACK: Disposition = { ack: true }
+
+/** Why an attempt stopped before its handler answered. */
+const Stop = {
+  timeout: 'timeout',
+  shutdown: 'shutdown',
+  deadline: 'deadline',
+  leaseLost: 'lease-lost'
+} as const
+type Stop = typeof Stop[keyof typeof Stop]
+
+/** Limits of one delivery, from the environment that runs it. */
+export interface DeliveryLimits {
+  /** Epoch ms by which this process must be done with the message (a Lambda's deadline). */
+  deadline?: number
+}
+
+/**
+ * Runs job messages: claims the job in the store, replays the original request through the
+ * app (every hook, parser, validator, serializer and error handler), and stores the response.
+ *
+ * The message is acknowledged only once the store holds a final response for the job, or the
+ * job is unknown: in every other case it comes back, so that no accepted job is ever lost.
+ */
+export class JobRunner {
+  readonly #app: FastifyInstance
+  readonly #store: ResultStore
+  readonly #runs: RunRegistry
+  readonly #leaseMs: number
+  readonly #shutdown = new AbortController()
+
+  constructor (app: FastifyInstance, store: ResultStore, runs: RunRegistry, leaseSeconds: number) {
+    this.#app = app
+    this.#store = store
+    this.#runs = runs
+    this.#leaseMs = leaseSeconds * 1000
+  }
+
+  /** Handles one delivery of a queue message and says whether to delete it. */
+  async handle (delivery: Delivery, limits: DeliveryLimits = {}): Promise<Disposition> {
+    let message: JobMessage
+    try {
+      message = decodeMessage(delivery.body)
+    } catch (error) {
+      // Retrying could never help: drop it loudly instead of looping until the DLQ.
+      this.#app.log.error({ err: error, receiveCount: delivery.receiveCount }, 'dropping invalid job message')
+      return ACK
+    }
+    const log = this.#app.log.child({ jobId: message.id })
+    const owner = randomUUID()
+    const now = Date.now()
+    const claim = await this.#store.claim(message.id, { owner, leaseUntil: now + this.#leaseMs, now })
+    if (!claim.claimed) {
+      const record = claim.record
+      if (record?.status === JobStatus.running) {
+        // Another worker holds a live lease. Come back when it ends: if that worker died,
+        // this delivery takes over; if it finished, this one is acknowledged then.
+        return { ack: false, delaySeconds: Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000)) }
+      }
+      log.debug({ status: record?.status ?? 'unknown' }, 'job not runnable, message dropped')
+      return ACK
+    }
+    if (claim.attempt > message.maxAttempts) {
+      log.error({ attempts: claim.attempt - 1 }, 'job failed: attempts exhausted')
+      return this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)))
+    }
+    const request = message.request ?? claim.request
+    if (request === undefined) {
+      log.error('job request missing from both message and store')
+      return this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')))
+    }
+    return this.#attempt(message, request, owner, claim.attempt, delivery, limits, log)
+  }
+
+  /** Aborts every attempt in this process; their messages come back for another worker. */
+  shutdown (): void {
+    this.#shutdown.abort()
+  }
+
+  async #attempt (
+    message: JobMessage,
+    request: RequestSnapshot,
+    owner: string,
+    attempt: number,
+    delivery: Delivery,
+    limits: DeliveryLimits,
+    log: FastifyBaseLogger
+  ): Promise<Disposition> {
+    const { id } = message
+    const controller = new AbortController()
+    const timers: NodeJS.Timeout[] = []
+    let heartbeat: NodeJS.Timeout | undefined
+    let onShutdown = (): void => {}
+    const stopped = new Promise<Stop>(resolve => {
+      const stop = (why: Stop, reason: Error): void => {
+        resolve(why)
+        controller.abort(reason)
+      }
+      timers.push(setTimeout(() => stop(Stop.timeout, new JobTimeoutError(message.timeoutSeconds)), message.timeoutSeconds * 1000))
+      if (limits.deadline !== undefined) {
+        // Leave a second to release the claim before the platform kills the process.
+        const left = limits.deadline - Date.now() - 1000
+        timers.push(setTimeout(() => stop(Stop.deadline, new Error('Worker out of time')), Math.max(0, left)))
+      }
+      onShutdown = () => stop(Stop.shutdown, new Error('Worker shutting down'))
+      this.#shutdown.signal.addEventListener('abort', onShutdown)
+      heartbeat = setInterval(() => {
+        this.#renew(id, owner, delivery).then(held => {
+          if (!held) stop(Stop.leaseLost, new Error('Claim taken over by another worker'))
+        }, (error: unknown) => log.warn({ err: error }, 'lease renewal failed'))
+      }, this.#leaseMs / 3)
+    })
+    if (this.#shutdown.signal.aborted) onShutdown()
+
+    const job: LongRunningJob = { id, attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
+    const run = this.#runs.add(job)
+    try {
+      const injected = this.#app.inject({
+        method: request.method as 'GET',
+        url: request.url,
+        headers: { ...request.headers, [RUN_HEADER]: run.token },
+        ...(request.body === undefined ? {} : { payload: request.body })
+      })
+      const outcome = await Promise.race([injected, stopped])
+      if (outcome === Stop.timeout) {
+        log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
+        return await this.#finish(message, owner, errorResponse(controller.signal.reason))
+      }
+      if (typeof outcome === 'string') {
+        injected.catch(() => {})
+        log.warn({ reason: outcome }, 'job attempt stopped, message returned to the queue')
+        if (outcome !== Stop.leaseLost) await this.#release(id, owner)
+        return { ack: false, delaySeconds: 0 }
+      }
+      const body = outcome.rawPayload
+      const response: StoredResponse = body.length > MAX_RESPONSE_BYTES
+        ? errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES))
+        : { statusCode: outcome.statusCode, headers: keepHeaders(outcome.headers), body }
+      return await this.#finish(message, owner, response)
+    } finally {
+      run.remove()
+      for (const timer of timers) clearTimeout(timer)
+      clearInterval(heartbeat)
+      this.#shutdown.signal.removeEventListener('abort', onShutdown)
+    }
+  }
+
+  /** Stores the final response. If the claim was lost meanwhile, the newer attempt decides. */
+  async #finish (message: JobMessage, owner: string, response: StoredResponse): Promise<Disposition> {
+    const expiresAt = Date.now() + message.resultTtlSeconds * 1000
+    if (await this.#store.complete(message.id, owner, response, expiresAt)) return ACK
+    return { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
+  }
+
+  async #renew (id: string, owner: string, delivery: Delivery): Promise<boolean> {
+    const held = await this.#store.renew(id, owner, Date.now() + this.#leaseMs)
+    if (held) await delivery.extend(Math.ceil(this.#leaseMs / 1000))
+    return held
+  }
+
+  /** Ends the lease now, so that the next delivery can take over without waiting for it. */
+  async #release (id: string, owner: string): Promise<void> {
+    await this.#store.renew(id, owner, 0).catch(() => {})
+  }
+
+  /** The job's `progress()`: validates at once, writes in the background, one write at a time. */
+  #progress (id: string, owner: string, log: FastifyBaseLogger): (fraction: number, message?: string) => void {
+    let next: JobProgress | undefined
+    let writing = false
+    const flush = async (): Promise<void> => {
+      writing = true
+      while (next !== undefined) {
+        const progress = next
+        next = undefined
+        await this.#store.setProgress(id, owner, progress).catch((error: unknown) => log.warn({ err: error }, 'progress not stored'))
+      }
+      writing = false
+    }
+    return (fraction, message) => {
+      next = checkProgress(fraction, message)
+      if (!writing) void flush()
+    }
+  }
+}

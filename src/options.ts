@@ -1,0 +1,181 @@
+import type { FastifyRequest } from 'fastify'
+import { InvalidOptionError } from './errors.js'
+import { PATH_PREFIX } from './http/location.js'
+import { memoryQueue } from './queue/memory-queue.js'
+import type { JobQueue } from './queue/queue.js'
+import { memoryStore } from './store/memory-store.js'
+import type { ResultStore } from './store/store.js'
+
+/** Timing options that a route may override with `longRunning: { ... }`. */
+export interface LongRunningRouteOptions {
+  /**
+   * Longest one HTTP request waits for the result before answering 303 (or 202), in seconds.
+   * Keep it under the timeout in front of the app (API Gateway: 29 s).
+   * @default 25
+   */
+  waitSeconds?: number
+  /**
+   * Longest one attempt of the handler may run; then its `signal` aborts and the job ends
+   * with `FST_LONG_RUNNING_JOB_TIMEOUT` (504).
+   * @default 900
+   */
+  timeoutSeconds?: number
+  /**
+   * Attempts before a job whose worker keeps crashing ends with `FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED` (502).
+   * A handler that throws is not a crash: its error response is the result.
+   * @default 3
+   */
+  maxAttempts?: number
+}
+
+/** Options of the plugin. */
+export interface LongRunningOptions extends LongRunningRouteOptions {
+  /** Where jobs go. @default memoryQueue(): jobs run in this process */
+  queue?: JobQueue
+  /** Where job state and results live. @default memoryStore() */
+  store?: ResultStore
+  /**
+   * Whether this process takes jobs from the queue and runs them.
+   * @default true when `queue` is omitted, false otherwise (Lambda consumer or `npm run worker`)
+   */
+  consume?: boolean
+  /**
+   * Jobs this process runs at once when it consumes.
+   * @default 10
+   */
+  concurrency?: number
+  /**
+   * How long a finished result can be fetched, in seconds.
+   * @default 3600
+   */
+  resultTtlSeconds?: number
+  /**
+   * Prefix of the `/async-response/:id` route, as registered in Fastify.
+   * @default ''
+   */
+  routePrefix?: string
+  /**
+   * Path prepended to `Location` when the app is reached under a prefix Fastify does not see
+   * (an API Gateway stage, a proxy path). When omitted it is taken from the API Gateway event
+   * that `@fastify/aws-lambda` attached to the request, and is empty otherwise.
+   */
+  basePath?: string
+  /**
+   * Binds each job to its caller: the value computed for the request that created the job must
+   * equal the value for every request that reads it, or the reader gets the same 404 as for an
+   * unknown id. Typically the user id set by an authentication hook.
+   */
+  bindTo?: (request: FastifyRequest) => string | undefined
+  /**
+   * How long a worker's claim on a job lasts without renewal, in seconds. A crashed worker's
+   * job can be retried this long after its last renewal; renewals happen every third of it.
+   * @default 30
+   */
+  leaseSeconds?: number
+  /**
+   * Interval between reads of a store that cannot notify (DynamoDB), in milliseconds. All waiting
+   * requests of a process share one read per interval.
+   * @default 100
+   */
+  pollIntervalMs?: number
+}
+
+/** Options after defaults and validation. */
+export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
+  queue: JobQueue
+  store: ResultStore
+  consume: boolean
+  concurrency: number
+  resultTtlSeconds: number
+  routePrefix: string
+  basePath: string | undefined
+  bindTo: ((request: FastifyRequest) => string | undefined) | undefined
+  leaseSeconds: number
+  pollIntervalMs: number
+}
+
+/** Checks every option, naming the option, what it expects and what it got. */
+export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
+  const timing = resolveRouteOptions(options, '', { waitSeconds: 25, timeoutSeconds: 900, maxAttempts: 3 })
+  return {
+    ...timing,
+    consume: optionalBoolean(options.consume, 'consume') ?? options.queue === undefined,
+    concurrency: number(options.concurrency, 'concurrency', 10, 1, 10_000, true),
+    resultTtlSeconds: number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true),
+    routePrefix: path(options.routePrefix, 'routePrefix') ?? '',
+    basePath: path(options.basePath, 'basePath'),
+    bindTo: optionalFunction(options.bindTo, 'bindTo'),
+    leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),
+    pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
+    // Last, so that no default adapter (and its timers) is made when another option is invalid.
+    queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
+    store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'delete']) ?? memoryStore()
+  }
+}
+
+/**
+ * Resolves a route's `longRunning` value (`true` or an object) against the plugin's defaults.
+ * `where` prefixes option names in error messages (the route, or '' for the plugin's own).
+ */
+export function resolveRouteOptions (
+  value: unknown,
+  where: string,
+  defaults: Required<LongRunningRouteOptions>
+): Required<LongRunningRouteOptions> {
+  if (value === true) return defaults
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError(where, 'true or an object', describe(value))
+  }
+  const route = value as LongRunningRouteOptions
+  const name = (option: string): string => where === '' ? option : `${where}.${option}`
+  return {
+    waitSeconds: number(route.waitSeconds, name('waitSeconds'), defaults.waitSeconds, 0, 900),
+    timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, 43_200),
+    maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, 100, true)
+  }
+}
+
+function number (value: unknown, name: string, fallback: number, min: number, max: number, integer = false): number {
+  if (value === undefined) return fallback
+  const ok = typeof value === 'number' && value >= min && value <= max && (!integer || Number.isInteger(value))
+  if (!ok) throw new InvalidOptionError(name, `${integer ? 'an integer' : 'a number'} from ${min} to ${max}`, describe(value))
+  return value
+}
+
+function optionalBoolean (value: unknown, name: string): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value
+  throw new InvalidOptionError(name, 'a boolean', describe(value))
+}
+
+function optionalFunction<T> (value: T | undefined, name: string): T | undefined {
+  if (value === undefined || typeof value === 'function') return value
+  throw new InvalidOptionError(name, 'a function', describe(value))
+}
+
+function path (value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || !PATH_PREFIX.test(value)) {
+    throw new InvalidOptionError(name, "a path like '/prod' (or '') without a trailing slash", describe(value))
+  }
+  return value
+}
+
+/** Renders a received value for an error message. */
+export function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  if (value === null) return 'null'
+  if (typeof value === 'object') return 'an object'
+  return String(value)
+}
+
+/** Checks that `value` looks like an implementation of a contract (the methods it must have). */
+export function checkAdapter<T> (value: T | undefined, name: string, methods: readonly string[]): T | undefined {
+  if (value === undefined) return undefined
+  const ok = typeof value === 'object' && value !== null &&
+    methods.every(method => typeof (value as Record<string, unknown>)[method] === 'function')
+  if (!ok) throw new InvalidOptionError(name, `an object with ${methods.join(', ')}`, describe(value))
+  return value
+}

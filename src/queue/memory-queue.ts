@@ -1,0 +1,102 @@
+import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
+
+interface Message {
+  body: string
+  receiveCount: number
+}
+
+/** Options of {@link memoryQueue}. */
+export interface MemoryQueueOptions {
+  /**
+   * Largest message in bytes, as SQS's `MaximumMessageSize`; larger requests travel through the store.
+   * @default 262144
+   */
+  maxMessageBytes?: number
+  /**
+   * Seconds before a message whose handler threw is delivered again.
+   * @default 1
+   */
+  retryDelaySeconds?: number
+}
+
+/**
+ * The in-memory queue: the embedded default, jobs run in this process. At-least-once like SQS:
+ * a message comes back until its consumer acknowledges it. Lost on restart.
+ *
+ * @example
+ * await app.register(longRunning, { queue: memoryQueue({ maxMessageBytes: 65536 }) })
+ */
+export function memoryQueue (options: MemoryQueueOptions = {}): JobQueue {
+  return new MemoryQueue(options.maxMessageBytes ?? 256 * 1024, options.retryDelaySeconds ?? 1)
+}
+
+class MemoryQueue implements JobQueue {
+  readonly maxMessageBytes: number
+  readonly #retryDelaySeconds: number
+  readonly #ready: Message[] = []
+  readonly #delayed = new Set<NodeJS.Timeout>()
+  readonly #pumps = new Set<() => void>()
+
+  constructor (maxMessageBytes: number, retryDelaySeconds: number) {
+    this.maxMessageBytes = maxMessageBytes
+    this.#retryDelaySeconds = retryDelaySeconds
+  }
+
+  async send (body: string): Promise<void> {
+    const size = Buffer.byteLength(body)
+    if (size > this.maxMessageBytes) {
+      throw new RangeError(`Message of ${size} bytes exceeds the queue's ${this.maxMessageBytes}`)
+    }
+    this.#push({ body, receiveCount: 0 })
+  }
+
+  consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer {
+    const inFlight = new Set<Promise<void>>()
+    const deliver = async (message: Message): Promise<void> => {
+      message.receiveCount += 1
+      let disposition: Disposition
+      try {
+        disposition = await handler({ body: message.body, receiveCount: message.receiveCount, extend: async () => {} })
+      } catch (error) {
+        options.onError(error)
+        disposition = { ack: false, delaySeconds: this.#retryDelaySeconds }
+      }
+      if (!disposition.ack) this.#pushLater(message, disposition.delaySeconds)
+    }
+    const pump = (): void => {
+      while (inFlight.size < options.concurrency && this.#ready.length > 0) {
+        const running = deliver(this.#ready.shift() as Message).finally(() => {
+          inFlight.delete(running)
+          pump()
+        })
+        inFlight.add(running)
+      }
+    }
+    this.#pumps.add(pump)
+    pump()
+    return {
+      stop: async () => {
+        this.#pumps.delete(pump)
+        await Promise.all(inFlight)
+      }
+    }
+  }
+
+  async close (): Promise<void> {
+    for (const timer of this.#delayed) clearTimeout(timer)
+    this.#delayed.clear()
+  }
+
+  #push (message: Message): void {
+    this.#ready.push(message)
+    for (const pump of this.#pumps) pump()
+  }
+
+  #pushLater (message: Message, delaySeconds: number): void {
+    const timer = setTimeout(() => {
+      this.#delayed.delete(timer)
+      this.#push(message)
+    }, delaySeconds * 1000)
+    this.#delayed.add(timer)
+  }
+}

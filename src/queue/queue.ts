@@ -1,0 +1,53 @@
+/**
+ * The job queue: carries job messages from the HTTP side to whatever runs them. Written for
+ * SQS's semantics (at-least-once delivery, a bounded message size, redelivery after a visibility
+ * timeout); the in-memory queue behaves the same way and both pass `test/queue-contract.ts`.
+ */
+
+/** One delivery of a message to a consumer. */
+export interface Delivery {
+  /** The message body exactly as sent. */
+  body: string
+  /** How many times this message has been delivered, this time included (1 on the first). */
+  receiveCount: number
+  /** Keeps the message hidden from other consumers for `seconds` more, while it is worked on. */
+  extend (seconds: number): Promise<void>
+}
+
+/**
+ * What a consumer decides about a delivery: `ack` removes the message for good;
+ * `retry` makes it visible again after `delaySeconds` for another delivery.
+ */
+export type Disposition = { ack: true } | { ack: false, delaySeconds: number }
+
+/** A running consumer; `stop()` stops taking messages and waits for the ones in hand. */
+export interface Consumer {
+  stop (): Promise<void>
+}
+
+/** Options of {@link JobQueue.consume}. */
+export interface ConsumeOptions {
+  /** Deliveries handled at once. */
+  concurrency: number
+  /** Called when the queue backend fails, so that the error is logged rather than lost. */
+  onError (error: unknown): void
+}
+
+/** The queue contract. */
+export interface JobQueue {
+  /** Largest message body `send` accepts, in bytes; larger requests travel through the store. */
+  readonly maxMessageBytes: number
+
+  /** Sends one message. Resolves once the queue has durably accepted it. */
+  send (body: string): Promise<void>
+
+  /**
+   * Starts delivering messages to `handler` in this process. A handler that throws counts as
+   * `retry` after the queue's default delay. Queues consumed elsewhere (SQS through Lambda)
+   * still offer this for container workers.
+   */
+  consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer
+
+  /** Releases timers and connections. */
+  close? (): Promise<void>
+}

@@ -1,0 +1,148 @@
+import type { ClaimResult, JobProgress, JobRecord, NewJob, RequestSnapshot, ResultStore, StoredResponse } from './store.js'
+import { JobStatus } from './store.js'
+
+interface Entry {
+  record: JobRecord
+  request?: RequestSnapshot
+}
+
+/** Options of {@link memoryStore}. */
+export interface MemoryStoreOptions {
+  /**
+   * How often expired jobs are swept from memory, in milliseconds.
+   * @default 60000
+   */
+  sweepIntervalMs?: number
+}
+
+/**
+ * The in-memory result store: the embedded default. Single process only; it forgets
+ * everything on restart. Waiters are woken the moment a job changes (no polling).
+ *
+ * @example
+ * await app.register(longRunning, { store: memoryStore() })
+ */
+export function memoryStore (options: MemoryStoreOptions = {}): ResultStore {
+  return new MemoryStore(options.sweepIntervalMs ?? 60_000)
+}
+
+class MemoryStore implements ResultStore {
+  readonly #entries = new Map<string, Entry>()
+  readonly #watchers = new Map<string, Set<(record: JobRecord | undefined) => void>>()
+  readonly #sweep: NodeJS.Timeout
+
+  constructor (sweepIntervalMs: number) {
+    this.#sweep = setInterval(() => this.#sweepExpired(), sweepIntervalMs).unref()
+  }
+
+  async create (job: NewJob): Promise<void> {
+    if (this.#live(job.id) !== undefined) throw new Error(`Job ${job.id} exists`)
+    const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }
+    if (job.binding !== undefined) record.binding = job.binding
+    this.#entries.set(job.id, job.request === undefined ? { record } : { record, request: job.request })
+  }
+
+  async get (id: string): Promise<JobRecord | undefined> {
+    const entry = this.#live(id)
+    return entry === undefined ? undefined : { ...entry.record }
+  }
+
+  async getMany (ids: readonly string[]): Promise<Map<string, JobRecord>> {
+    const found = new Map<string, JobRecord>()
+    for (const id of ids) {
+      const entry = this.#live(id)
+      if (entry !== undefined) found.set(id, { ...entry.record })
+    }
+    return found
+  }
+
+  async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
+    const entry = this.#live(id)
+    if (entry === undefined) return { claimed: false }
+    const { record } = entry
+    const leaseEnded = record.status === JobStatus.running && (record.leaseUntil ?? 0) < claim.now
+    if (record.status !== JobStatus.pending && !leaseEnded) return { claimed: false, record: { ...record } }
+    record.status = JobStatus.running
+    record.attempt += 1
+    record.owner = claim.owner
+    record.leaseUntil = claim.leaseUntil
+    this.#notify(record)
+    return entry.request === undefined
+      ? { claimed: true, attempt: record.attempt }
+      : { claimed: true, attempt: record.attempt, request: entry.request }
+  }
+
+  async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
+    const record = this.#owned(id, owner)
+    if (record === undefined) return false
+    record.leaseUntil = leaseUntil
+    return true
+  }
+
+  async setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean> {
+    const record = this.#owned(id, owner)
+    if (record === undefined) return false
+    record.progress = { ...progress }
+    this.#notify(record)
+    return true
+  }
+
+  async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    const entry = this.#live(id)
+    const record = this.#owned(id, owner)
+    if (entry === undefined || record === undefined) return false
+    record.status = JobStatus.done
+    record.response = response
+    record.expiresAt = expiresAt
+    delete record.owner
+    delete record.leaseUntil
+    delete entry.request
+    this.#notify(record)
+    return true
+  }
+
+  async delete (id: string): Promise<void> {
+    if (this.#entries.delete(id)) this.#notifyGone(id)
+  }
+
+  watch (id: string, listener: (record: JobRecord | undefined) => void): () => void {
+    let listeners = this.#watchers.get(id)
+    if (listeners === undefined) {
+      listeners = new Set()
+      this.#watchers.set(id, listeners)
+    }
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+      if (listeners.size === 0) this.#watchers.delete(id)
+    }
+  }
+
+  async close (): Promise<void> {
+    clearInterval(this.#sweep)
+  }
+
+  #live (id: string): Entry | undefined {
+    const entry = this.#entries.get(id)
+    if (entry === undefined || entry.record.expiresAt > Date.now()) return entry
+    this.#entries.delete(id)
+    return undefined
+  }
+
+  #owned (id: string, owner: string): JobRecord | undefined {
+    const record = this.#live(id)?.record
+    return record?.status === JobStatus.running && record.owner === owner ? record : undefined
+  }
+
+  #notify (record: JobRecord): void {
+    for (const listener of this.#watchers.get(record.id) ?? []) listener({ ...record })
+  }
+
+  #notifyGone (id: string): void {
+    for (const listener of this.#watchers.get(id) ?? []) listener(undefined)
+  }
+
+  #sweepExpired (): void {
+    for (const id of this.#entries.keys()) this.#live(id)
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The result store: where a job's state lives between the HTTP side that waits for it and the
+ * worker that runs it. Written for DynamoDB's semantics first (conditional single-item writes,
+ * items of at most 400 KB, no change notifications, late TTL deletion); the in-memory store
+ * implements exactly the same contract and both pass `test/store-contract.ts`.
+ */
+
+/** Job states. A job only moves forward: pending → running → done (running → running on takeover). */
+export const JobStatus = {
+  pending: 'pending',
+  running: 'running',
+  done: 'done'
+} as const
+export type JobStatus = typeof JobStatus[keyof typeof JobStatus]
+
+/** Header values as Node gives them: several `set-cookie` stay an array. */
+export type Headers = Record<string, string | string[]>
+
+/** The request as the client sent it, minus hop-by-hop headers; `body` holds the exact bytes. */
+export interface RequestSnapshot {
+  method: string
+  url: string
+  headers: Headers
+  body?: Buffer
+}
+
+/** A complete HTTP response: what the route gave, byte for byte. */
+export interface StoredResponse {
+  statusCode: number
+  headers: Headers
+  body: Buffer
+}
+
+/** What a running handler last reported through `request.longRunning.progress()`. */
+export interface JobProgress {
+  fraction: number
+  message?: string
+}
+
+/** A job's state as the waiting side sees it. */
+export interface JobRecord {
+  id: string
+  status: JobStatus
+  /** Claims taken so far; the running attempt's number while `running`. */
+  attempt: number
+  /** Opaque value from `bindTo`; only a request with the same value may read the job. */
+  binding?: string
+  /** Token of the worker holding the claim, and until when (epoch ms) the claim holds. */
+  owner?: string
+  leaseUntil?: number
+  progress?: JobProgress
+  /** Present exactly when `status` is `done`. */
+  response?: StoredResponse
+  /** How long one request waits for this job (the route's `waitSeconds`). */
+  waitSeconds: number
+  /** Epoch ms after which the record counts as gone, whether or not the backend deleted it. */
+  expiresAt: number
+}
+
+/** What the HTTP side writes when it accepts a request. */
+export interface NewJob {
+  id: string
+  binding?: string
+  waitSeconds: number
+  expiresAt: number
+  /** The request, when it is too large to travel inside the queue message (claim-check). */
+  request?: RequestSnapshot
+}
+
+/** The outcome of {@link ResultStore.claim}. */
+export type ClaimResult =
+  | { claimed: true, attempt: number, request?: RequestSnapshot }
+  /** Not claimable now: done, or another worker holds a live lease. `record` is absent when unknown or expired. */
+  | { claimed: false, record?: JobRecord }
+
+/**
+ * The store contract. Every method is one atomic step; every write that can race is
+ * conditional. Implementations translate backend errors at the boundary and rethrow the rest.
+ */
+export interface ResultStore {
+  /** Records a new pending job. Rejects if the id exists. */
+  create (job: NewJob): Promise<void>
+
+  /** The job, or `undefined` when unknown or expired. Strongly consistent. */
+  get (id: string): Promise<JobRecord | undefined>
+
+  /**
+   * Takes the job for one attempt: succeeds when the job is pending, or running with a lease
+   * that ended before `now` (its worker died). Increments `attempt` and sets owner and lease.
+   * A done job, or one whose lease is live, is never claimed: a duplicate delivery cannot run it.
+   */
+  claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult>
+
+  /** Extends the lease; false when `owner` no longer holds the claim. */
+  renew (id: string, owner: string, leaseUntil: number): Promise<boolean>
+
+  /** Records progress; false when `owner` no longer holds the claim. */
+  setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean>
+
+  /**
+   * Stores the final response, only while `owner` holds the claim, so that a stale worker whose
+   * lease was taken over can never overwrite the newer attempt's result.
+   */
+  complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean>
+
+  /** Forgets the job and everything stored with it. */
+  delete (id: string): Promise<void>
+
+  /**
+   * Optional change feed. A store that has one (memory) wakes waiters at once; for a store
+   * without (DynamoDB) the plugin polls with {@link ResultStore.getMany} or `get`.
+   * Returns the function that stops the watch.
+   */
+  watch? (id: string, listener: (record: JobRecord | undefined) => void): () => void
+
+  /** Optional batched read for polling many waiters at once. Missing or expired ids are absent. */
+  getMany? (ids: readonly string[]): Promise<Map<string, JobRecord>>
+
+  /** Releases timers and connections. */
+  close? (): Promise<void>
+}
