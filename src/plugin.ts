@@ -74,7 +74,9 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     }
   })
 
-  app.get(`${options.routePrefix}/async-response/:id`, async (request: FastifyRequest<{ Params: { id: string }, Querystring: { hop?: string } }>, reply) =>
+  // A wildcard rather than `:id`, so that ids of any length or shape reach the same 404
+  // instead of the router's own (its `maxParamLength` would turn long ids into a different answer).
+  app.get(`${options.routePrefix}/async-response/*`, async (request: FastifyRequest<{ Params: { '*': string }, Querystring: { hop?: string } }>, reply) =>
     await responder.resume(request, reply))
 
   let consumer: Consumer | undefined

@@ -55,14 +55,14 @@ export class Responder {
     try {
       await store.create(job)
     } catch (error) {
-      throw new EnqueueFailedError({ cause: error })
+      throw enqueueFailed(error)
     }
     try {
       await queue.send(body)
     } catch (error) {
       // No phantom job: a client holding this id would otherwise wait for a job never queued.
       await store.delete(id).catch((deleteError: unknown) => request.log.error({ err: deleteError, jobId: id }, 'job not removed'))
-      throw new EnqueueFailedError({ cause: error })
+      throw enqueueFailed(error)
     }
     request.log.debug({ jobId: id }, 'job queued')
     const record: JobRecord = { id, status: JobStatus.pending, attempt: 0, waitSeconds: route.waitSeconds, expiresAt: job.expiresAt }
@@ -70,10 +70,10 @@ export class Responder {
   }
 
   /** `GET /async-response/:id`: the result, or a wait and another 303. */
-  async resume (request: FastifyRequest<{ Params: { id: string }, Querystring: { hop?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+  async resume (request: FastifyRequest<{ Params: { '*': string }, Querystring: { hop?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
     reply.header('cache-control', 'no-store')
     const hop = parseHop(request.query.hop)
-    const { id } = request.params
+    const id = request.params['*']
     // Malformed ids never reach the store.
     if (!isJobId(id)) throw new JobNotFoundError()
     const record = await this.#options.store.get(id)
@@ -111,4 +111,9 @@ export class Responder {
     const theirs = Buffer.from(record.binding)
     return mine.length === theirs.length && timingSafeEqual(mine, theirs)
   }
+}
+
+/** 503 with `Retry-After` (Fastify's error handler sends an error's `headers`). */
+function enqueueFailed (cause: unknown): Error {
+  return Object.assign(new EnqueueFailedError({ cause }), { headers: { 'retry-after': '1' } })
 }

@@ -1,0 +1,26 @@
+import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from '../../src/index.js'
+
+/**
+ * A real queue for tests that drive deliveries by hand: `send` keeps the message, and the test
+ * decides when (and how often) to hand it to `app.longRunning.handle`.
+ */
+export class RecordingQueue implements JobQueue {
+  readonly sent: string[] = []
+  maxMessageBytes = 256 * 1024
+  failSends = false
+
+  async send (body: string): Promise<void> {
+    if (this.failSends) throw new Error('queue down')
+    this.sent.push(body)
+  }
+
+  consume (_handler: (delivery: Delivery) => Promise<Disposition>, _options: ConsumeOptions): Consumer {
+    throw new Error('RecordingQueue is driven by the test')
+  }
+}
+
+/** A delivery of `body` as a queue would make it. */
+export function delivery (body: string, receiveCount = 1): Delivery & { extended: number[] } {
+  const extended: number[] = []
+  return { body, receiveCount, extended, extend: async (seconds) => { extended.push(seconds) } }
+}

@@ -1,0 +1,212 @@
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import t from 'tap'
+import { buildTestApp, closeTestApp } from './helpers/app.js'
+
+// Real HTTP on an ephemeral port, real clients: Node's fetch, and curl where installed.
+const run = promisify(execFile)
+const hasCurl = await run('curl', ['--version']).then(() => true, () => false)
+
+t.test('a job finished within the wait answers directly, without a redirect', async t => {
+  const test = await buildTestApp({ waitSeconds: 5 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const response = await fetch(`${url}/job/quick?open=1`, { redirect: 'manual' })
+  t.equal(response.status, 201)
+  t.equal(response.headers.get('x-job-name'), 'quick')
+  t.same(response.headers.getSetCookie(), ['a=1; Path=/', 'b=2; Path=/'])
+  t.same(await response.json(), { name: 'quick', body: null })
+})
+
+t.test('a slow job is handed over through a chain of 303s that fetch follows', async t => {
+  const test = await buildTestApp({ waitSeconds: 0.05 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const response = await fetch(`${url}/hops/2`)
+  t.equal(response.status, 200)
+  t.same(await response.json(), { hops: 2 })
+  t.ok(response.redirected)
+  const hop = Number(new URL(response.url).searchParams.get('hop'))
+  t.ok(hop >= 2, `delivered after ${hop} redirects`)
+  t.equal(test.runs.get('hops'), 1, 'the handler ran once')
+})
+
+t.test('each 303 is relative, no-store, and points at a new URL', async t => {
+  const test = await buildTestApp({ waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const first = await fetch(`${url}/job/slow`, { redirect: 'manual' })
+  t.equal(first.status, 303)
+  const location = first.headers.get('location') ?? ''
+  t.match(location, /^\/async-response\/[0-9a-f-]{36}\?hop=1$/)
+  t.equal(first.headers.get('cache-control'), 'no-store')
+  t.equal(first.headers.get('referrer-policy'), 'no-referrer')
+  const body = await first.json() as { id: string, status: string, location: string }
+  t.equal(body.location, location)
+  t.ok(['pending', 'running'].includes(body.status))
+  const second = await fetch(url + location, { redirect: 'manual' })
+  t.equal(second.status, 303)
+  t.equal(second.headers.get('location'), location.replace('hop=1', 'hop=2'))
+  test.gates.open('slow')
+  const last = await fetch(url + (second.headers.get('location') ?? ''))
+  t.equal(last.status, 201)
+})
+
+t.test('a POST answered through 303 is fetched with GET and keeps status, headers and bytes', async t => {
+  const test = await buildTestApp({ waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const bodies = {
+    json: { type: 'application/json', body: JSON.stringify({ a: [1, 2, { b: 'ü' }] }) },
+    text: { type: 'text/plain; charset=utf-8', body: 'plain text, ünïcødé ✓' },
+    binary: { type: 'application/octet-stream', body: Buffer.from(Array.from({ length: 70_000 }, (_, i) => (i * 7) % 256)) }
+  }
+  for (const [name, { type, body }] of Object.entries(bodies)) {
+    const first = await fetch(`${url}/job/${name}`, { method: 'POST', headers: { 'content-type': type }, body, redirect: 'manual' })
+    t.equal(first.status, 303, `${name}: 303`)
+    test.gates.open(name)
+    const final = await fetch(url + (first.headers.get('location') ?? ''))
+    t.equal(final.status, 201, `${name}: the route's own status`)
+    t.equal(final.headers.get('x-job-name'), name)
+    t.same(final.headers.getSetCookie(), ['a=1; Path=/', 'b=2; Path=/'], `${name}: both cookies`)
+    const bytes = Buffer.from(await final.arrayBuffer())
+    if (name === 'json') t.same(JSON.parse(bytes.toString()), { name: 'json', body: JSON.parse(body as string) })
+    else t.ok(bytes.equals(Buffer.from(body)), `${name}: byte-exact`)
+  }
+  t.same([...test.runs.values()], [1, 1, 1], 'each handler ran once')
+})
+
+t.test('fetch follows a POST through the 303 chain to the final response', async t => {
+  const test = await buildTestApp({ waitSeconds: 0.05 }, (app, gates) => {
+    // Opens the gate only once the client is inside the redirect chain.
+    app.addHook('onResponse', async (request) => { if (request.url.includes('hop=1')) gates.open('post') })
+  })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const response = await fetch(`${url}/job/post`, { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'a,b\n1,2\n' })
+  t.equal(response.status, 201)
+  t.equal(response.headers.get('content-type'), 'text/csv')
+  t.equal(await response.text(), 'a,b\n1,2\n')
+})
+
+t.test('after 18 hops the wait answers 202 with Location, Retry-After and Refresh', async t => {
+  const test = await buildTestApp({ waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const response = await fetch(`${url}/job/never`)
+  t.equal(response.status, 202)
+  t.equal(new URL(response.url).searchParams.get('hop'), '18', 'after 18 redirects')
+  const location = response.headers.get('location') ?? ''
+  t.match(location, /\?hop=19$/)
+  t.equal(response.headers.get('retry-after'), '1')
+  t.equal(response.headers.get('refresh'), `1; url=${location}`)
+  t.equal(response.headers.get('cache-control'), 'no-store')
+  t.equal(response.headers.get('preference-applied'), null)
+  // A browser's Refresh starts a new navigation, which gets another 18 redirects.
+  const again = await fetch(url + location, { redirect: 'manual' })
+  t.equal(again.status, 303)
+  t.match(again.headers.get('location'), /\?hop=20$/)
+})
+
+t.test('Prefer: respond-async answers 202 at once on both requests; the status shows progress', async t => {
+  const test = await buildTestApp({ waitSeconds: 30 }, (app, gates) => {
+    app.get('/progress', { longRunning: true }, async (request) => {
+      request.longRunning?.progress(0.5, 'half way')
+      await gates.get('progress').opened
+      return 'done'
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const prefer = { prefer: 'respond-async, wait=100' }
+  const first = await fetch(`${url}/progress`, { headers: prefer, redirect: 'manual' })
+  t.equal(first.status, 202)
+  t.equal(first.headers.get('preference-applied'), 'respond-async')
+  t.equal(first.headers.get('retry-after'), '1')
+  const location = first.headers.get('location') ?? ''
+  const accepted = await first.json() as { id: string, status: string, location: string }
+  t.match(accepted, { status: /^(pending|running)$/, location })
+  t.equal(location, `/async-response/${accepted.id}?hop=1`)
+
+  let status
+  do { // polls until the handler has reported progress: each answer comes at once
+    const poll = await fetch(url + location, { headers: prefer, redirect: 'manual' })
+    t.equal(poll.status, 202)
+    status = await poll.json() as { status: string, progress?: unknown }
+  } while (status.progress === undefined)
+  t.same(status.progress, { fraction: 0.5, message: 'half way' })
+  t.equal(status.status, 'running')
+
+  test.gates.open('progress')
+  const done = await fetch(url + location)
+  t.equal(done.status, 200)
+  t.equal(await done.text(), 'done')
+  const again = await fetch(url + location, { headers: prefer })
+  t.equal(again.status, 200, 'a finished job answers with its result even to respond-async')
+})
+
+t.test('Prefer: wait=0 shortens the wait to nothing', async t => {
+  const test = await buildTestApp({ waitSeconds: 600 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const response = await fetch(`${url}/job/w`, { headers: { prefer: 'wait=0' }, redirect: 'manual' })
+  t.equal(response.status, 303)
+})
+
+t.test('HEAD on a result answers like GET without a body', async t => {
+  const test = await buildTestApp({ waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const first = await fetch(`${url}/job/head?open=1`, { method: 'POST', body: 'xyz', headers: { 'content-type': 'text/plain' }, redirect: 'manual' })
+  const location = first.status === 303 ? first.headers.get('location') ?? '' : ''
+  if (location === '') return t.equal(first.status, 201)
+  const head = await fetch(url + location, { method: 'HEAD', headers: { prefer: 'wait=30' } })
+  t.equal(head.status, 201)
+  t.equal(head.headers.get('x-job-name'), 'head')
+  t.equal(await head.text(), '')
+})
+
+t.test('shutting down ends every wait with a 303 at once', async t => {
+  const test = await buildTestApp({ waitSeconds: 600 })
+  const url = await test.listen()
+  const pending = fetch(`${url}/job/stuck`, { redirect: 'manual' })
+  while (test.runs.get('stuck') === undefined) await new Promise(resolve => setImmediate(resolve))
+  const closed = test.app.close()
+  const response = await pending
+  t.equal(response.status, 303)
+  test.gates.openAll()
+  await closed
+})
+
+t.test('100 overlapping jobs each receive exactly their own response', async t => {
+  const test = await buildTestApp({ waitSeconds: 0.02, concurrency: 100 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const names = Array.from({ length: 100 }, (_, i) => `n${i}`)
+  const responses = Promise.all(names.map(async name => {
+    const body = Buffer.from(`${name}:`.repeat(50 + Number(name.slice(1))))
+    const response = await fetch(`${url}/job/${name}`, { method: 'POST', body, headers: { 'content-type': 'application/x-test' } })
+    return { name, body, response, bytes: Buffer.from(await response.arrayBuffer()) }
+  }))
+  // Release in reverse order once every job has started, so that completions interleave.
+  while (test.runs.size < names.length) await new Promise(resolve => setImmediate(resolve))
+  for (const name of [...names].reverse()) test.gates.open(name)
+  for (const { name, body, response, bytes } of await responses) {
+    t.equal(response.status, 201)
+    t.equal(response.headers.get('x-job-name'), name)
+    t.ok(bytes.equals(body), `${name} got its own bytes`)
+  }
+  t.ok([...test.runs.values()].every(count => count === 1), 'every handler ran once')
+})
+
+t.test('curl -L follows the chain', { skip: hasCurl ? false : 'curl not installed' }, async t => {
+  const test = await buildTestApp({ waitSeconds: 0.05 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const { stdout } = await run('curl', ['-sSL', '-w', '\n%{http_code} %{num_redirects}', `${url}/hops/3`])
+  const [body, status] = stdout.split('\n')
+  t.same(JSON.parse(body ?? ''), { hops: 3 })
+  const [code, redirects] = (status ?? '').split(' ')
+  t.equal(code, '200')
+  t.ok(Number(redirects) >= 3)
+})
