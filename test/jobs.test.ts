@@ -4,6 +4,7 @@ import { decodeMessage, encodeMessage } from '../src/job/message.js'
 import { RUN_HEADER } from '../src/job/context.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { spyStore } from './helpers/spy-store.js'
+import { Gate } from './helpers/gate.js'
 import { delivery, RecordingQueue } from './helpers/recording-queue.js'
 
 // The job side driven by hand: a RecordingQueue keeps messages and the test delivers them,
@@ -151,7 +152,7 @@ t.test('a handler that throws gives the same error response as synchronously, cu
   t.same(response.json(), { statusCode: 418, error: "I'm a Teapot", message: 'teapot trouble' })
 
   const custom = await buildTestApp({ waitSeconds: 5 }, (app) => {
-    app.setErrorHandler(async (error, _request, reply) => await reply.code(599).header('x-custom', 'yes').send(`custom: ${error.message}`))
+    app.setErrorHandler(async (error, _request, reply) => await reply.code(599).header('x-custom', 'yes').send(`custom: ${(error as Error).message}`))
   })
   t.teardown(() => closeTestApp(custom))
   custom.gates.open('c')
@@ -275,4 +276,76 @@ t.test('request.longRunning is null outside jobs; HEAD of a long-running GET is 
   const result = await test.app.inject({ method: 'HEAD', url: head.headers.location as string })
   t.equal(result.statusCode, 201)
   t.equal(result.body, '')
+})
+
+t.test('while a job runs its lease is renewed and the message kept hidden', async t => {
+  const queue = new RecordingQueue()
+  const test = await buildTestApp({ queue, waitSeconds: 0, leaseSeconds: 3 })
+  t.teardown(() => closeTestApp(test))
+  await location(test.app, '/job/long')
+  const renewed = new Gate()
+  const handled = test.app.longRunning.handle({ body: queue.sent[0] as string, receiveCount: 1, extend: async (seconds) => { t.equal(seconds, 3); renewed.open() } })
+  await renewed.opened
+  test.gates.open('long')
+  t.same(await handled, { ack: true })
+})
+
+t.test('a worker that loses its claim stops and leaves the result to the new owner', async t => {
+  const queue = new RecordingQueue()
+  const memory = memoryStore()
+  const completions: string[] = []
+  const store = spyStore(memory, {
+    renew: async () => false,
+    complete: async (id, owner, response, expiresAt) => { completions.push(owner); return await memory.complete(id, owner, response, expiresAt) }
+  })
+  const test = await buildTestApp({ queue, store, waitSeconds: 0, leaseSeconds: 3 })
+  t.teardown(() => closeTestApp(test))
+  await location(test.app, '/job/lost')
+  const disposition = await test.app.longRunning.handle(delivery(queue.sent[0] as string))
+  t.same(disposition, { ack: false, delaySeconds: 0 }, 'the message comes back')
+  t.same(completions, [], 'nothing stored by the stale worker')
+})
+
+t.test('a worker out of time (Lambda deadline) or shutting down releases the claim at once', async t => {
+  const queue = new RecordingQueue()
+  const store = memoryStore()
+  const test = await buildTestApp({ queue, store, waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  await location(test.app, '/job/deadline')
+  const body = queue.sent[0] as string
+  const { id } = decodeMessage(body)
+  t.same(await test.app.longRunning.handle(delivery(body), { deadline: Date.now() + 500 }), { ack: false, delaySeconds: 0 })
+  t.match(await store.get(id), { status: 'running', attempt: 1 })
+  t.ok(((await store.get(id))?.leaseUntil ?? 1) < Date.now(), 'lease released: the next delivery need not wait')
+
+  const second = test.app.longRunning.handle(delivery(body, 2))
+  while (test.runs.get('deadline') !== 2) await new Promise(resolve => setImmediate(resolve))
+  await test.app.close()
+  t.same(await second, { ack: false, delaySeconds: 0 }, 'shutdown: back to the queue')
+  t.same(await test.app.longRunning.handle(delivery(body, 3)), { ack: false, delaySeconds: 0 }, 'after shutdown nothing runs')
+})
+
+t.test('a job whose request is in neither message nor store ends with a stable error', async t => {
+  const queue = new RecordingQueue()
+  const store = memoryStore()
+  const test = await buildTestApp({ queue, store })
+  t.teardown(() => closeTestApp(test))
+  const id = '33333333-3333-4333-8333-333333333333'
+  await store.create({ id, waitSeconds: 0, expiresAt: Date.now() + 60_000 })
+  const body = encodeMessage({ id, timeoutSeconds: 5, maxAttempts: 1, resultTtlSeconds: 60 })
+  t.same(await test.app.longRunning.handle(delivery(body)), { ack: true })
+  const result = await test.app.inject(`/async-response/${id}`)
+  t.equal(result.statusCode, 500)
+  t.equal(result.json().code, 'FST_LONG_RUNNING_INVALID_MESSAGE')
+})
+
+t.test('a store without a change feed is polled, and waiters still get the result', async t => {
+  const memory = memoryStore()
+  const store = spyStore(memory, { watch: undefined, getMany: undefined })
+  const test = await buildTestApp({ store, waitSeconds: 10, pollIntervalMs: 10 })
+  t.teardown(() => closeTestApp(test))
+  const pending = test.app.inject('/job/polled')
+  while (test.runs.get('polled') === undefined) await new Promise(resolve => setImmediate(resolve))
+  test.gates.open('polled')
+  t.equal((await pending).statusCode, 201)
 })

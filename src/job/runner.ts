@@ -15,7 +15,9 @@ const Stop = {
   timeout: 'timeout',
   shutdown: 'shutdown',
   deadline: 'deadline',
-  leaseLost: 'lease-lost'
+  leaseLost: 'lease-lost',
+  /** The replay itself failed (the app is closing): not the handler's doing, so retried. */
+  replayFailed: 'replay-failed'
 } as const
 type Stop = typeof Stop[keyof typeof Stop]
 
@@ -57,6 +59,7 @@ export class JobRunner {
       return ACK
     }
     const log = this.#app.log.child({ jobId: message.id })
+    if (this.#shutdown.signal.aborted) return { ack: false, delaySeconds: 0 }
     const owner = randomUUID()
     const now = Date.now()
     const claim = await this.#store.claim(message.id, { owner, leaseUntil: now + this.#leaseMs, now })
@@ -130,6 +133,9 @@ export class JobRunner {
         url: request.url,
         headers: { ...request.headers, [RUN_HEADER]: run.token },
         ...(request.body === undefined ? {} : { payload: request.body })
+      }).catch((error: unknown) => {
+        log.error({ err: error }, 'job replay failed')
+        return Stop.replayFailed
       })
       const outcome = await Promise.race([injected, stopped])
       if (outcome === Stop.timeout) {
@@ -137,7 +143,6 @@ export class JobRunner {
         return await this.#finish(message, owner, errorResponse(controller.signal.reason))
       }
       if (typeof outcome === 'string') {
-        injected.catch(() => {})
         log.warn({ reason: outcome }, 'job attempt stopped, message returned to the queue')
         if (outcome !== Stop.leaseLost) await this.#release(id, owner)
         return { ack: false, delaySeconds: 0 }

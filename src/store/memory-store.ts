@@ -126,6 +126,7 @@ class MemoryStore implements ResultStore {
     const entry = this.#entries.get(id)
     if (entry === undefined || entry.record.expiresAt > Date.now()) return entry
     this.#entries.delete(id)
+    this.#notifyGone(id)
     return undefined
   }
 

@@ -1,0 +1,118 @@
+import { randomBytes } from 'node:crypto'
+import type { Test } from 'tap'
+import { newJobId } from '../../src/job/id.js'
+import type { JobRecord, ResultStore, StoredResponse } from '../../src/index.js'
+
+/**
+ * The contract every ResultStore passes: the in-memory store and the DynamoDB store run the
+ * very same assertions (`test/memory-adapters.test.ts`, `test/aws-adapters.test.ts`).
+ */
+export function storeContract (t: Test, make: () => Promise<ResultStore>): void {
+  const soon = (): number => Date.now() + 60_000
+  const lease = (owner: string, ms = 30_000) => ({ owner, leaseUntil: Date.now() + ms, now: Date.now() })
+  const response = (body: Buffer): StoredResponse => ({
+    statusCode: 201,
+    headers: { 'content-type': 'application/octet-stream', 'set-cookie': ['a=1', 'b=2'], 'x-one': 'one' },
+    body
+  })
+
+  t.test('create, then get the pending job; unknown ids are undefined; ids are unique', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 7, expiresAt: soon(), binding: 'digest' })
+    t.match(await store.get(id), { id, status: 'pending', attempt: 0, waitSeconds: 7, binding: 'digest' })
+    t.equal(await store.get(newJobId()), undefined)
+    await t.rejects(store.create({ id, waitSeconds: 7, expiresAt: soon() }))
+  })
+
+  t.test('an expired job is gone, whether or not the backend deleted it', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, expiresAt: Date.now() - 1000 })
+    t.equal(await store.get(id), undefined)
+    t.same(await store.claim(id, lease('w')), { claimed: false })
+  })
+
+  t.test('claims: one live lease at a time; a lapsed lease is taken over with the next attempt', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    t.match(await store.claim(id, lease('w1')), { claimed: true, attempt: 1 })
+    const busy = await store.claim(id, lease('w2'))
+    t.match(busy, { claimed: false, record: { status: 'running', owner: 'w1', attempt: 1 } })
+    t.ok(!busy.claimed && (busy.record?.leaseUntil ?? 0) > Date.now())
+    t.equal(await store.renew(id, 'w1', Date.now() - 1), true, 'owner renews (here: lets the lease lapse)')
+    t.equal(await store.renew(id, 'w2', soon()), false, 'no one else can')
+    t.match(await store.claim(id, lease('w2')), { claimed: true, attempt: 2 })
+    t.equal(await store.renew(id, 'w1', soon()), false, 'the old owner lost it')
+    t.equal(await store.setProgress(id, 'w1', { fraction: 0.9 }), false)
+    t.equal(await store.setProgress(id, 'w2', { fraction: 0.25, message: 'quarter' }), true)
+    t.match(await store.get(id), { status: 'running', attempt: 2, progress: { fraction: 0.25, message: 'quarter' } })
+  })
+
+  t.test('complete only while holding the claim; a done job is never claimed again', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    t.equal(await store.complete(id, 'nobody', response(Buffer.from('x')), soon()), false, 'pending: no owner yet')
+    await store.claim(id, lease('w1', -1))
+    await store.claim(id, lease('w2'))
+    const body = randomBytes(1000)
+    t.equal(await store.complete(id, 'w1', response(Buffer.from('stale')), soon()), false, 'a stale worker cannot overwrite')
+    const expiresAt = Date.now() + 120_000
+    t.equal(await store.complete(id, 'w2', response(body), expiresAt), true)
+    const done = await store.get(id) as JobRecord
+    t.match(done, { status: 'done', attempt: 2, expiresAt })
+    t.same(done.response?.headers, response(body).headers)
+    t.equal(done.response?.statusCode, 201)
+    t.ok(done.response?.body.equals(body), 'byte-exact')
+    t.match(await store.claim(id, lease('w3')), { claimed: false, record: { status: 'done' } })
+    t.equal(await store.complete(id, 'w2', response(Buffer.from('again')), soon()), false, 'completes once')
+  })
+
+  t.test('responses up to 6 MiB and empty ones round-trip byte-exact', async t => {
+    const store = await make()
+    for (const size of [0, 300 * 1024, 6 * 1024 * 1024]) {
+      const id = newJobId()
+      await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+      await store.claim(id, lease('w'))
+      // Half random, half repetitive: both compressible and incompressible content.
+      const body = Buffer.concat([randomBytes(size / 2), Buffer.alloc(size / 2, 'a')])
+      t.equal(await store.complete(id, 'w', response(body), soon()), true)
+      t.ok((await store.get(id))?.response?.body.equals(body), `${size} bytes`)
+    }
+  })
+
+  t.test('a request kept in the store (claim-check) comes back with the claim, byte-exact', async t => {
+    const store = await make()
+    const id = newJobId()
+    const body = randomBytes(2 * 1024 * 1024)
+    const request = { method: 'POST', url: '/echo?x=1', headers: { 'content-type': 'application/x', cookie: 'c=1' }, body }
+    await store.create({ id, waitSeconds: 1, expiresAt: soon(), request })
+    const claim = await store.claim(id, lease('w'))
+    t.ok(claim.claimed && claim.request?.body?.equals(body))
+    t.match(claim, { request: { method: 'POST', url: '/echo?x=1', headers: request.headers } })
+    t.equal((await store.get(id) as JobRecord & { request?: unknown }).request, undefined, 'polling reads stay small')
+  })
+
+  t.test('delete forgets the job', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    await store.delete(id)
+    t.equal(await store.get(id), undefined)
+    await store.delete(newJobId())
+  })
+
+  t.test('getMany reads several jobs at once, leaving out unknown ones', async t => {
+    const store = await make()
+    if (store.getMany === undefined) return t.pass('not offered')
+    const ids = Array.from({ length: 130 }, () => newJobId())
+    for (const id of ids) await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    const unknown = newJobId()
+    const found = await store.getMany([...ids, unknown])
+    t.equal(found.size, ids.length)
+    t.notOk(found.has(unknown))
+    t.match(found.get(ids[0] as string), { status: 'pending' })
+  })
+}

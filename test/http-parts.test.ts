@@ -1,0 +1,50 @@
+import t from 'tap'
+import { basePathOf, nextHop, parseHop, resultLocation } from '../src/http/location.js'
+import { parsePrefer } from '../src/http/prefer.js'
+import { isJobId, newJobId } from '../src/job/id.js'
+import type { FastifyRequest } from 'fastify'
+
+t.test('Prefer (RFC 7240): respond-async and wait, case-insensitive, quoted, several headers', async t => {
+  t.same(parsePrefer(undefined), { respondAsync: false })
+  t.same(parsePrefer('respond-async'), { respondAsync: true })
+  t.same(parsePrefer('Respond-Async ; foo=bar, WAIT=10'), { respondAsync: true, waitSeconds: 10 })
+  t.same(parsePrefer(['wait="3"', 'respond-async']), { respondAsync: true, waitSeconds: 3 })
+  t.same(parsePrefer('wait=5, wait=1'), { respondAsync: false, waitSeconds: 5 }, 'the first wait counts')
+  for (const bad of ['wait=-1', 'wait=1.5', 'wait=', 'wait=abc', 'wait=9999999999', 'respond-asynchronously', ',,,', '=']) {
+    t.same(parsePrefer(bad), { respondAsync: false }, `ignored: ${bad}`)
+  }
+})
+
+t.test('hop values', async t => {
+  t.equal(parseHop(undefined), 0)
+  t.equal(parseHop('0'), 0)
+  t.equal(parseHop('9999'), 9999)
+  for (const bad of ['', '-1', '1e3', '10000', ' 1', ['1', '2']]) {
+    t.throws(() => parseHop(bad), { name: 'FastifyError', message: 'Expected `hop` to be a whole number from 0 to 9999' }, JSON.stringify(bad))
+  }
+  t.equal(nextHop(1), 2)
+  t.equal(nextHop(9999), 1, 'wraps')
+  t.equal(resultLocation('/prod', 'abc', 3), '/prod/async-response/abc?hop=3')
+})
+
+t.test('job ids: random UUID v4, strictly lower-case', async t => {
+  const ids = new Set(Array.from({ length: 1000 }, newJobId))
+  t.equal(ids.size, 1000)
+  for (const id of ids) t.ok(isJobId(id))
+  const id = newJobId()
+  for (const bad of [id.toUpperCase(), id.slice(1), `${id}0`, id.replace(/-/g, ''), `{${id}}`, 42, undefined, id.replace(/^./, 'g')]) {
+    t.notOk(isJobId(bad), String(bad))
+  }
+})
+
+t.test('base path from the API Gateway event, never from headers', async t => {
+  const request = (url: string, event?: unknown): FastifyRequest =>
+    ({ url, headers: { host: 'evil.example', 'x-forwarded-prefix': '/evil' }, awsLambda: { event } }) as unknown as FastifyRequest
+  t.equal(basePathOf(request('/payload?x=1', { path: '/payload', requestContext: { path: '/prod/payload' } })), '/prod')
+  t.equal(basePathOf(request('/payload', { rawPath: '/payload', requestContext: { http: { path: '/v2/payload' } } })), '/v2')
+  t.equal(basePathOf(request('/payload', { requestContext: { path: '/payload' } })), '', 'no stage in the path')
+  t.equal(basePathOf(request('/payload', { requestContext: { path: '/other' } })), '', 'unrelated path')
+  t.equal(basePathOf(request('/payload', { requestContext: { path: '/a b/payload' } })), '', 'not a clean prefix')
+  t.equal(basePathOf(request('/payload', { requestContext: { elb: {} } })), '', 'ALB: none')
+  t.equal(basePathOf(request('/payload')), '', 'not on Lambda')
+})

@@ -1,0 +1,89 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import longRunning, { memoryQueue } from '../src/index.js'
+
+async function register (options: unknown): Promise<unknown> {
+  const app = Fastify()
+  try {
+    await app.register(longRunning, options as object)
+    await app.ready()
+    return undefined
+  } catch (error) {
+    return error
+  } finally {
+    await app.close()
+  }
+}
+
+t.test('every option is checked at registration, naming the option, the expectation and the value', async t => {
+  const cases: Array<[unknown, string]> = [
+    [{ waitSeconds: -1 }, 'Expected `waitSeconds` to be a number from 0 to 900, got -1'],
+    [{ waitSeconds: '25' }, 'Expected `waitSeconds` to be a number from 0 to 900, got "25"'],
+    [{ waitSeconds: Number.NaN }, 'Expected `waitSeconds` to be a number from 0 to 900, got NaN'],
+    [{ timeoutSeconds: 0 }, 'Expected `timeoutSeconds` to be a number from 1 to 43200, got 0'],
+    [{ maxAttempts: 1.5 }, 'Expected `maxAttempts` to be an integer from 1 to 100, got 1.5'],
+    [{ concurrency: 0 }, 'Expected `concurrency` to be an integer from 1 to 10000, got 0'],
+    [{ resultTtlSeconds: null }, 'Expected `resultTtlSeconds` to be an integer from 1 to 31622400, got null'],
+    [{ leaseSeconds: 1 }, 'Expected `leaseSeconds` to be a number from 3 to 43200, got 1'],
+    [{ pollIntervalMs: [] }, 'Expected `pollIntervalMs` to be a number from 10 to 60000, got an array'],
+    [{ consume: 'yes' }, 'Expected `consume` to be a boolean, got "yes"'],
+    [{ routePrefix: '/api/' }, "Expected `routePrefix` to be a path like '/prod' (or '') without a trailing slash, got \"/api/\""],
+    [{ basePath: 'prod' }, "Expected `basePath` to be a path like '/prod' (or '') without a trailing slash, got \"prod\""],
+    [{ basePath: '/a b' }, "Expected `basePath` to be a path like '/prod' (or '') without a trailing slash, got \"/a b\""],
+    [{ bindTo: 'user' }, 'Expected `bindTo` to be a function, got "user"'],
+    [{ queue: {} }, 'Expected `queue` to be an object with send, consume, got an object'],
+    [{ store: () => {} }, 'Expected `store` to be an object with create, get, claim, renew, setProgress, complete, delete, got a function']
+  ]
+  for (const [options, message] of cases) {
+    const error = await register(options) as { code?: string, message?: string } | undefined
+    t.equal(error?.code, 'FST_LONG_RUNNING_INVALID_OPTION', JSON.stringify(options))
+    t.equal(error?.message, message)
+    t.ok(error instanceof TypeError)
+  }
+})
+
+t.test('valid options register', async t => {
+  t.equal(await register({}), undefined)
+  t.equal(await register({
+    waitSeconds: 0,
+    timeoutSeconds: 1,
+    maxAttempts: 1,
+    concurrency: 1,
+    resultTtlSeconds: 1,
+    leaseSeconds: 3,
+    pollIntervalMs: 10,
+    consume: false,
+    routePrefix: '/jobs',
+    basePath: '/prod',
+    bindTo: () => 'x',
+    queue: memoryQueue()
+  }), undefined)
+})
+
+t.test('route options are checked when the route is added, naming the route', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longRunning)
+  t.throws(() => app.get('/a', { longRunning: { waitSeconds: 1000 } }, async () => 'a'),
+    { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: 'Expected `GET /a longRunning.waitSeconds` to be a number from 0 to 900, got 1000' })
+  t.throws(() => app.get('/b', { longRunning: 'yes' as unknown as boolean }, async () => 'b'),
+    { message: 'Expected `GET /b longRunning` to be true or an object, got "yes"' })
+  t.throws(() => app.get('/c', { longRunning: { maxAttempts: 0 } }, async () => 'c'),
+    { message: 'Expected `GET /c longRunning.maxAttempts` to be an integer from 1 to 100, got 0' })
+  app.get('/d', { longRunning: false }, async () => 'd')
+  app.get('/e', { longRunning: { timeoutSeconds: 5 } }, async () => 'e')
+  t.equal((await app.inject('/d')).body, 'd', 'longRunning: false is an ordinary route')
+})
+
+t.test('routePrefix moves the result route; basePath prefixes Location', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longRunning, { routePrefix: '/jobs', basePath: '/prod', waitSeconds: 10 })
+  app.get('/slow', { longRunning: true }, async () => 'ok')
+  const response = await app.inject({ url: '/slow', headers: { prefer: 'wait=0' } })
+  t.equal(response.statusCode, 303)
+  const location = response.headers.location as string
+  t.match(location, /^\/prod\/jobs\/async-response\/[0-9a-f-]{36}\?hop=1$/)
+  const resumed = await app.inject(location.slice('/prod'.length))
+  t.equal(resumed.body, 'ok')
+})
