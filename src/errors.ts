@@ -62,7 +62,7 @@ export const InvalidEventError = createError<'FST_LONG_RUNNING_INVALID_EVENT', [
 )
 
 /** A store or queue backend failed; `cause` holds the SDK error. */
-export const BackendError = createError<'FST_LONG_RUNNING_BACKEND', [string]>(
+export const BackendError = createError<'FST_LONG_RUNNING_BACKEND', [string, { cause: unknown }?]>(
   'FST_LONG_RUNNING_BACKEND',
   'Backend call failed: %s',
   503

@@ -1,4 +1,4 @@
-import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
+import { backoffSeconds, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue } from './queue.js'
 
 interface Message {
   body: string
@@ -13,7 +13,8 @@ export interface MemoryQueueOptions {
    */
   maxMessageBytes?: number
   /**
-   * Seconds before a message whose handler threw is delivered again.
+   * Base of the back-off before a message whose handler threw comes back:
+   * `retryDelaySeconds × 2^(receives − 1)`, at most 15 minutes.
    * @default 1
    */
   retryDelaySeconds?: number
@@ -59,7 +60,7 @@ class MemoryQueue implements JobQueue {
         disposition = await handler({ body: message.body, receiveCount: message.receiveCount, extend: async () => {} })
       } catch (error) {
         options.onError(error)
-        disposition = { ack: false, delaySeconds: this.#retryDelaySeconds }
+        disposition = { ack: false, delaySeconds: backoffSeconds(this.#retryDelaySeconds, message.receiveCount) }
       }
       if (!disposition.ack) this.#pushLater(message, disposition.delaySeconds)
     }

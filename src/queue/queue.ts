@@ -51,3 +51,11 @@ export interface JobQueue {
   /** Releases timers and connections. */
   close? (): Promise<void>
 }
+
+/**
+ * Back-off for a delivery whose handler threw: doubles with every receive, so that an outage
+ * of the store does not burn through the queue's `maxReceiveCount` in seconds.
+ */
+export function backoffSeconds (base: number, receiveCount: number): number {
+  return Math.min(900, base * 2 ** Math.max(0, receiveCount - 1))
+}

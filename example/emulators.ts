@@ -1,0 +1,84 @@
+import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:http'
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
+import dynalite from 'dynalite'
+import { createSqsServer } from 'local-aws-sqs'
+
+/** Local SQS (`local-aws-sqs`) and DynamoDB (`dynalite`), on free loopback ports. */
+export interface Emulators {
+  queueUrl: string
+  dlqUrl: string
+  tableName: string
+  /** The standard AWS SDK variables that point a process at the emulators. */
+  env: Record<string, string>
+  sqs: SQSClient
+  dynamodb: DynamoDBClient
+  close (): Promise<void>
+}
+
+export interface EmulatorOptions {
+  /** The queue's VisibilityTimeout in seconds. @default 30 */
+  visibilityTimeout?: number
+  /** Receives before a message moves to the DLQ. @default 10 */
+  maxReceiveCount?: number
+}
+
+const REGION = 'us-east-1'
+const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' }
+
+/** Starts both emulators and creates the contract's resources: the queue, its DLQ, the table. */
+export async function startEmulators (options: EmulatorOptions = {}): Promise<Emulators> {
+  const sqsServer = await createSqsServer({ port: 0, hostname: '127.0.0.1', emulateQueueCreationLifecycle: false })
+  const dynamoServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server
+  await new Promise<void>(resolve => dynamoServer.listen(0, '127.0.0.1', resolve))
+  const sqsEndpoint = `http://127.0.0.1:${(sqsServer.address() as AddressInfo).port}`
+  const dynamoEndpoint = `http://127.0.0.1:${(dynamoServer.address() as AddressInfo).port}`
+  const sqs = new SQSClient({ region: REGION, endpoint: sqsEndpoint, credentials: CREDENTIALS })
+  const dynamodb = new DynamoDBClient({ region: REGION, endpoint: dynamoEndpoint, credentials: CREDENTIALS })
+
+  const { QueueUrl: dlqUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'jobs-dlq' }))
+  const { Attributes: dlq } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))
+  const { QueueUrl: queueUrl } = await sqs.send(new CreateQueueCommand({
+    QueueName: 'jobs',
+    Attributes: {
+      VisibilityTimeout: String(options.visibilityTimeout ?? 30),
+      MaximumMessageSize: String(256 * 1024),
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq?.QueueArn, maxReceiveCount: options.maxReceiveCount ?? 10 })
+    }
+  }))
+  const tableName = 'jobs'
+  await dynamodb.send(new CreateTableCommand({
+    TableName: tableName,
+    AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    BillingMode: 'PAY_PER_REQUEST'
+  }))
+
+  return {
+    queueUrl: queueUrl as string,
+    dlqUrl: dlqUrl as string,
+    tableName,
+    env: {
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_SQS: sqsEndpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+      JOBS_QUEUE_URL: queueUrl as string,
+      JOBS_TABLE: tableName
+    },
+    sqs,
+    dynamodb,
+    async close () {
+      sqs.destroy()
+      dynamodb.destroy()
+      sqsServer.closeAllConnections()
+      dynamoServer.closeAllConnections()
+      await Promise.all([
+        new Promise(resolve => sqsServer.close(resolve)),
+        new Promise(resolve => dynamoServer.close(resolve))
+      ])
+    }
+  }
+}

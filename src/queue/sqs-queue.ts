@@ -1,0 +1,219 @@
+import type { Message, SQSClient } from '@aws-sdk/client-sqs'
+import { BackendError, InvalidOptionError } from '../errors.js'
+import { describe } from '../options.js'
+import { backoffSeconds, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue } from './queue.js'
+
+type Sdk = typeof import('@aws-sdk/client-sqs')
+
+/** Options of {@link sqsQueue}. */
+export interface SqsQueueOptions {
+  /** The queue's URL (`JOBS_QUEUE_URL`). */
+  queueUrl: string
+  /** A client of your own (region, retries, tracing). @default new SQSClient({}) */
+  client?: SQSClient
+  /**
+   * Largest message in bytes; set it to the queue's `MaximumMessageSize`. Larger requests travel
+   * through the store (claim-check).
+   * @default 262144
+   */
+  maxMessageBytes?: number
+  /**
+   * How long a message received by the container worker stays hidden before the job's lease
+   * renewals extend it. Short, so that a worker that dies is replaced quickly.
+   * @default 30
+   */
+  visibilityTimeoutSeconds?: number
+  /**
+   * Base of the back-off before a message whose handler threw (the store was down, say) comes
+   * back: `retryDelaySeconds × 2^(receives − 1)`, at most 15 minutes.
+   * @default 1
+   */
+  retryDelaySeconds?: number
+  /**
+   * Most messages one `ReceiveMessage` of the container worker asks for (1 to 10).
+   * @default 10
+   */
+  receiveBatchSize?: number
+}
+
+/** The SQS queue adapter's extras, for the Lambda consumer. */
+export interface SqsJobQueue extends JobQueue {
+  readonly queueUrl: string
+  /** Hides a received message for `seconds` more (0: visible again now). */
+  changeVisibility (receiptHandle: string, seconds: number): Promise<void>
+}
+
+const MAX_VISIBILITY = 43_200
+
+/**
+ * The Amazon SQS queue: one `SendMessage` per job. Consumed by the Lambda handler
+ * (`createSqsHandler`) or, in containers, by `consume()`: a long-polling worker that keeps the
+ * messages it works on hidden and hands back the ones it cannot finish.
+ * `@aws-sdk/client-sqs` is loaded on first use.
+ *
+ * @example
+ * await app.register(longRunning, {
+ *   queue: sqsQueue({ queueUrl: process.env.JOBS_QUEUE_URL! }),
+ *   store: dynamoDbStore({ tableName: process.env.JOBS_TABLE! })
+ * })
+ */
+export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('sqsQueue options', 'an object', describe(options))
+  if (typeof options.queueUrl !== 'string' || !/^https?:\/\/\S+\/\S+$/.test(options.queueUrl)) {
+    throw new InvalidOptionError('queueUrl', 'an SQS queue URL', describe(options.queueUrl))
+  }
+  const max = options.maxMessageBytes ?? 256 * 1024
+  if (!Number.isInteger(max) || max < 1024 || max > 1024 * 1024) {
+    throw new InvalidOptionError('maxMessageBytes', 'an integer from 1024 to 1048576', describe(options.maxMessageBytes))
+  }
+  const visibility = options.visibilityTimeoutSeconds ?? 30
+  if (!Number.isInteger(visibility) || visibility < 1 || visibility > MAX_VISIBILITY) {
+    throw new InvalidOptionError('visibilityTimeoutSeconds', 'an integer from 1 to 43200', describe(options.visibilityTimeoutSeconds))
+  }
+  const retryDelay = options.retryDelaySeconds ?? 1
+  if (typeof retryDelay !== 'number' || !(retryDelay >= 0 && retryDelay <= 900)) {
+    throw new InvalidOptionError('retryDelaySeconds', 'a number from 0 to 900', describe(options.retryDelaySeconds))
+  }
+  const batch = options.receiveBatchSize ?? 10
+  if (!Number.isInteger(batch) || batch < 1 || batch > 10) {
+    throw new InvalidOptionError('receiveBatchSize', 'an integer from 1 to 10', describe(options.receiveBatchSize))
+  }
+  return new SqsQueue(options.queueUrl, options.client, { maxMessageBytes: max, visibility, retryDelay, batch })
+}
+
+class SqsQueue implements SqsJobQueue {
+  readonly queueUrl: string
+  readonly maxMessageBytes: number
+  readonly #visibility: number
+  readonly #retryDelay: number
+  readonly #batch: number
+  readonly #ownsClient: boolean
+  #client: SQSClient | undefined
+  #sdk: Sdk | undefined
+
+  constructor (
+    queueUrl: string,
+    client: SQSClient | undefined,
+    settings: { maxMessageBytes: number, visibility: number, retryDelay: number, batch: number }
+  ) {
+    this.queueUrl = queueUrl
+    this.#client = client
+    this.#ownsClient = client === undefined
+    this.maxMessageBytes = settings.maxMessageBytes
+    this.#visibility = settings.visibility
+    this.#retryDelay = settings.retryDelay
+    this.#batch = settings.batch
+  }
+
+  async send (body: string): Promise<void> {
+    const size = Buffer.byteLength(body)
+    if (size > this.maxMessageBytes) throw new RangeError(`Message of ${size} bytes exceeds the queue's ${this.maxMessageBytes}`)
+    const { SendMessageCommand } = await this.#load()
+    await this.#send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }))
+  }
+
+  async changeVisibility (receiptHandle: string, seconds: number): Promise<void> {
+    const { ChangeMessageVisibilityCommand } = await this.#load()
+    await this.#send(new ChangeMessageVisibilityCommand({
+      QueueUrl: this.queueUrl,
+      ReceiptHandle: receiptHandle,
+      VisibilityTimeout: Math.min(MAX_VISIBILITY, Math.max(0, Math.ceil(seconds)))
+    }))
+  }
+
+  consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer {
+    const stopping = new AbortController()
+    const inFlight = new Set<Promise<void>>()
+    let slotFreed: (() => void) | undefined
+
+    const work = async (message: Message): Promise<void> => {
+      const receipt = message.ReceiptHandle as string
+      const receiveCount = Number(message.Attributes?.ApproximateReceiveCount ?? 1)
+      let disposition: Disposition
+      try {
+        disposition = await handler({
+          body: message.Body ?? '',
+          receiveCount,
+          extend: async seconds => await this.changeVisibility(receipt, seconds)
+        })
+      } catch (error) {
+        options.onError(error)
+        disposition = { ack: false, delaySeconds: backoffSeconds(this.#retryDelay, receiveCount) }
+      }
+      try {
+        if (disposition.ack) await this.#delete(receipt)
+        else await this.changeVisibility(receipt, disposition.delaySeconds)
+      } catch (error) {
+        options.onError(error)
+      }
+    }
+
+    const poll = async (): Promise<void> => {
+      const { ReceiveMessageCommand } = await this.#load()
+      while (!stopping.signal.aborted) {
+        if (inFlight.size >= options.concurrency) {
+          await new Promise<void>(resolve => { slotFreed = resolve })
+          continue
+        }
+        let messages: Message[] = []
+        try {
+          const result = await (this.#client as SQSClient).send(new ReceiveMessageCommand({
+            QueueUrl: this.queueUrl,
+            MaxNumberOfMessages: Math.min(this.#batch, options.concurrency - inFlight.size),
+            WaitTimeSeconds: 20,
+            VisibilityTimeout: this.#visibility,
+            // Both spellings: the newer name, and the older one that emulators still read.
+            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+            AttributeNames: ['All']
+          }), { abortSignal: stopping.signal })
+          messages = result.Messages ?? []
+        } catch (error) {
+          if (stopping.signal.aborted) break
+          options.onError(new BackendError(`SQS ReceiveMessage: ${(error as Error).name}`, { cause: error }))
+          await new Promise(resolve => setTimeout(resolve, 1000))
+        }
+        for (const message of messages) {
+          const running = work(message).finally(() => {
+            inFlight.delete(running)
+            slotFreed?.()
+            slotFreed = undefined
+          })
+          inFlight.add(running)
+        }
+      }
+    }
+    const polling = poll()
+    return {
+      stop: async () => {
+        stopping.abort()
+        slotFreed?.()
+        await polling
+        await Promise.all(inFlight)
+      }
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#ownsClient) this.#client?.destroy()
+  }
+
+  async #delete (receiptHandle: string): Promise<void> {
+    const { DeleteMessageCommand } = await this.#load()
+    await this.#send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receiptHandle }))
+  }
+
+  async #load (): Promise<Sdk> {
+    this.#sdk ??= await import('@aws-sdk/client-sqs')
+    this.#client ??= new this.#sdk.SQSClient({})
+    return this.#sdk
+  }
+
+  /** The one place SDK errors become this plugin's errors; the SDK's own stays as `cause`. */
+  async #send (command: object): Promise<unknown> {
+    try {
+      return await (this.#client as unknown as { send: (command: object) => Promise<unknown> }).send(command)
+    } catch (error) {
+      throw new BackendError(`SQS ${command.constructor.name}: ${(error as Error).name}`, { cause: error })
+    }
+  }
+}

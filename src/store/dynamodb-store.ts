@@ -1,0 +1,320 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { BackendError, InvalidOptionError } from '../errors.js'
+import { describe } from '../options.js'
+import {
+  A, b, bytes, chunkKey, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestMeta, requestOf, s, str, ttlOf,
+  unpackBody, type Item, type PackedBody
+} from './dynamodb-items.js'
+import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore, StoredResponse } from './store.js'
+import { JobStatus } from './store.js'
+
+type Sdk = typeof import('@aws-sdk/client-dynamodb')
+
+/** Options of {@link dynamoDbStore}. */
+export interface DynamoDbStoreOptions {
+  /** The table: partition key `id` (String), no sort key, TTL on `ttl`. */
+  tableName: string
+  /** A client of your own (region, retries, tracing). @default new DynamoDBClient({}) */
+  client?: DynamoDBClient
+}
+
+/**
+ * The DynamoDB result store. One table holds everything, large results too (compressed, then
+ * chunked beyond 300 KB, up to 6 MiB). Every write that can race is conditional; reads that
+ * decide anything are strongly consistent. `@aws-sdk/client-dynamodb` is loaded on first use.
+ *
+ * @example
+ * await app.register(longRunning, {
+ *   queue: sqsQueue({ queueUrl: process.env.JOBS_QUEUE_URL! }),
+ *   store: dynamoDbStore({ tableName: process.env.JOBS_TABLE! })
+ * })
+ */
+export function dynamoDbStore (options: DynamoDbStoreOptions): ResultStore {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('dynamoDbStore options', 'an object', describe(options))
+  if (typeof options.tableName !== 'string' || !/^[A-Za-z0-9_.-]{3,255}$/.test(options.tableName)) {
+    throw new InvalidOptionError('tableName', 'a DynamoDB table name', describe(options.tableName))
+  }
+  return new DynamoDbStore(options.tableName, options.client)
+}
+
+// Each condition below names who may write, at which point of a job's timeline:
+//   create ──► pending ──claim──► running(owner, lease) ──complete(owner)──► done
+//                                   │  ▲
+//                     lease lapsed  └──┘ claim by the next attempt (attempt + 1)
+// Attribute names go through `#name` placeholders: several (`ttl`...) are reserved words.
+const LIVE = '#exp > :now'
+const CLAIMABLE = `attribute_exists(#id) AND ${LIVE} AND (#st = :pending OR (#st = :running AND #lease < :now))`
+const OWNED = '#st = :running AND #own = :owner'
+
+class DynamoDbStore implements ResultStore {
+  readonly #table: string
+  #client: DynamoDBClient | undefined
+  readonly #ownsClient: boolean
+  #sdk: Sdk | undefined
+
+  constructor (table: string, client: DynamoDBClient | undefined) {
+    this.#table = table
+    this.#client = client
+    this.#ownsClient = client === undefined
+  }
+
+  async create (job: NewJob): Promise<void> {
+    const item: Item = {
+      [A.id]: s(job.id),
+      [A.status]: s(JobStatus.pending),
+      [A.attempt]: n(0),
+      [A.waitSeconds]: n(job.waitSeconds),
+      [A.expiresAt]: n(job.expiresAt),
+      [A.ttl]: n(ttlOf(job.expiresAt))
+    }
+    if (job.binding !== undefined) item[A.binding] = s(job.binding)
+    if (job.request !== undefined) {
+      item[A.request] = s(requestMeta(job.request))
+      if (job.request.body !== undefined) {
+        const packed = packBody(job.request.body)
+        await this.#putChunks(job.id, 'q', packed, job.expiresAt)
+        Object.assign(item, this.#bodyAttributes(packed, A.requestBody, A.requestChunks, A.requestEncoding))
+      }
+    }
+    const { PutItemCommand } = await this.#load()
+    await this.#send(new PutItemCommand({
+      TableName: this.#table,
+      Item: item,
+      ConditionExpression: 'attribute_not_exists(#id)',
+      ExpressionAttributeNames: { '#id': A.id }
+    }))
+  }
+
+  async get (id: string): Promise<JobRecord | undefined> {
+    const { GetItemCommand } = await this.#load()
+    const { Item: item } = await this.#send(new GetItemCommand({
+      TableName: this.#table,
+      Key: { [A.id]: s(id) },
+      ConsistentRead: true,
+      ...projection(RECORD_ATTRIBUTES)
+    }))
+    return item === undefined ? undefined : await this.#record(item)
+  }
+
+  async getMany (ids: readonly string[]): Promise<Map<string, JobRecord>> {
+    const items = await this.#batchGet(ids, RECORD_ATTRIBUTES)
+    const found = new Map<string, JobRecord>()
+    for (const item of items) {
+      const record = await this.#record(item)
+      if (record !== undefined) found.set(record.id, record)
+    }
+    return found
+  }
+
+  async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
+    const { UpdateItemCommand } = await this.#load()
+    const result = await this.#conditional(new UpdateItemCommand({
+      TableName: this.#table,
+      Key: { [A.id]: s(id) },
+      UpdateExpression: 'SET #st = :running, #att = #att + :one, #own = :owner, #lease = :lease',
+      ConditionExpression: CLAIMABLE,
+      ExpressionAttributeNames: names('id', 'status', 'attempt', 'owner', 'leaseUntil', 'expiresAt'),
+      ExpressionAttributeValues: {
+        ':running': s(JobStatus.running),
+        ':pending': s(JobStatus.pending),
+        ':one': n(1),
+        ':owner': s(claim.owner),
+        ':lease': n(claim.leaseUntil),
+        ':now': n(claim.now)
+      },
+      ReturnValues: 'ALL_NEW'
+    }))
+    if (result === undefined) {
+      const record = await this.get(id)
+      return record === undefined ? { claimed: false } : { claimed: false, record }
+    }
+    const item = result.Attributes as Item
+    const meta = str(item, A.request)
+    if (meta === undefined) return { claimed: true, attempt: num(item, A.attempt) as number }
+    const body = await this.#body(item, id, 'q', A.requestBody, A.requestChunks, A.requestEncoding)
+    return { claimed: true, attempt: num(item, A.attempt) as number, request: requestOf(meta, body) }
+  }
+
+  async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
+    return await this.#updateOwned(id, owner, 'SET #lease = :lease', { ':lease': n(leaseUntil) }, [A.leaseUntil])
+  }
+
+  async setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean> {
+    return await this.#updateOwned(id, owner, 'SET #prog = :prog', { ':prog': s(JSON.stringify(progress)) }, [A.progress])
+  }
+
+  async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    const packed = packBody(response.body)
+    const tag = `r.${owner}`
+    // Chunks first, the state last: a reader that sees `done` finds every chunk in place.
+    await this.#putChunks(id, tag, packed, expiresAt)
+    const set: Item = {
+      [A.status]: s(JobStatus.done),
+      [A.responseStatus]: n(response.statusCode),
+      [A.responseHeaders]: s(JSON.stringify(response.headers)),
+      [A.expiresAt]: n(expiresAt),
+      [A.ttl]: n(ttlOf(expiresAt)),
+      [A.responseTag]: s(tag),
+      ...this.#bodyAttributes(packed, A.responseBody, A.responseChunks, A.responseEncoding)
+    }
+    const removed = [A.owner, A.leaseUntil, A.request, A.requestBody, A.requestChunks, A.requestEncoding]
+    return await this.#updateOwned(
+      id,
+      owner,
+      `SET ${Object.keys(set).map(name => `#${name} = :${name}`).join(', ')} REMOVE ${removed.map(name => `#${name}`).join(', ')}`,
+      Object.fromEntries(Object.entries(set).map(([name, value]) => [`:${name}`, value])),
+      [...Object.keys(set), ...removed]
+    )
+  }
+
+  async delete (id: string): Promise<void> {
+    const { GetItemCommand, DeleteItemCommand } = await this.#load()
+    const { Item: item } = await this.#send(new GetItemCommand({
+      TableName: this.#table,
+      Key: { [A.id]: s(id) },
+      ConsistentRead: true,
+      ...projection([A.requestChunks, A.responseChunks, A.responseTag])
+    }))
+    if (item === undefined) return
+    const keys = [
+      ...chunkKeys(id, 'q', num(item, A.requestChunks)),
+      ...chunkKeys(id, str(item, A.responseTag) ?? '', num(item, A.responseChunks))
+    ]
+    await this.#batchWrite(keys.map(key => ({ DeleteRequest: { Key: { [A.id]: s(key) } } })))
+    await this.#send(new DeleteItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) } }))
+  }
+
+  async close (): Promise<void> {
+    if (this.#ownsClient) this.#client?.destroy()
+  }
+
+  /** The record of an item, its response assembled; undefined once expired. */
+  async #record (item: Item): Promise<JobRecord | undefined> {
+    const record = recordOf(item)
+    if (record.expiresAt <= Date.now()) return undefined
+    const statusCode = num(item, A.responseStatus)
+    if (record.status === JobStatus.done && statusCode !== undefined) {
+      const body = await this.#body(item, record.id, str(item, A.responseTag) ?? '', A.responseBody, A.responseChunks, A.responseEncoding)
+      record.response = { statusCode, headers: JSON.parse(str(item, A.responseHeaders) ?? '{}'), body: body ?? Buffer.alloc(0) }
+    }
+    return record
+  }
+
+  #bodyAttributes (packed: PackedBody, inline: string, chunks: string, encoding: string): Item {
+    return packed.inline !== undefined
+      ? { [inline]: b(packed.inline), [encoding]: s(packed.encoding) }
+      : { [chunks]: n(packed.chunks?.length ?? 0), [encoding]: s(packed.encoding) }
+  }
+
+  async #body (item: Item, id: string, tag: string, inline: string, chunks: string, encoding: string): Promise<Buffer | undefined> {
+    const count = num(item, chunks)
+    let data = bytes(item, inline)
+    if (count !== undefined) {
+      const keys = chunkKeys(id, tag, count)
+      const parts = new Map((await this.#batchGet(keys, [A.id, 'data'])).map(part => [str(part, A.id), bytes(part, 'data')]))
+      data = Buffer.concat(keys.map(key => {
+        const part = parts.get(key)
+        if (part === undefined) throw new BackendError(`chunk ${key} missing`)
+        return part
+      }))
+    }
+    return data === undefined ? undefined : unpackBody(data, str(item, encoding))
+  }
+
+  async #putChunks (id: string, tag: string, packed: PackedBody, expiresAt: number): Promise<void> {
+    await this.#batchWrite((packed.chunks ?? []).map((data, index) => ({
+      PutRequest: { Item: { [A.id]: s(chunkKey(id, tag, index)), data: b(data), [A.ttl]: n(ttlOf(expiresAt)) } }
+    })))
+  }
+
+  /** A write only the claim's owner may make. `attributes` are the ones `update` names as `#name`. */
+  async #updateOwned (id: string, owner: string, update: string, values: Item, attributes: string[]): Promise<boolean> {
+    const { UpdateItemCommand } = await this.#load()
+    const result = await this.#conditional(new UpdateItemCommand({
+      TableName: this.#table,
+      Key: { [A.id]: s(id) },
+      UpdateExpression: update,
+      ConditionExpression: `${OWNED} AND ${LIVE}`,
+      ExpressionAttributeNames: Object.fromEntries([A.status, A.owner, A.expiresAt, ...attributes].map(name => [`#${name}`, name])),
+      ExpressionAttributeValues: { ...values, ':running': s(JobStatus.running), ':owner': s(owner), ':now': n(Date.now()) }
+    }))
+    return result !== undefined
+  }
+
+  /** Sends a conditional write; `undefined` when its condition did not hold. */
+  async #conditional (command: object): Promise<{ Attributes?: Item } | undefined> {
+    try {
+      return await this.#send(command)
+    } catch (error) {
+      if (error instanceof BackendError && (error.cause as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException') return undefined
+      throw error
+    }
+  }
+
+  async #batchGet (keys: readonly string[], attributes: readonly string[]): Promise<Item[]> {
+    const { BatchGetItemCommand } = await this.#load()
+    const items: Item[] = []
+    // BatchGetItem takes 100 keys and may leave some unprocessed under load: ask again for those.
+    for (let start = 0; start < keys.length; start += 100) {
+      let request: Record<string, { Keys: Item[], ConsistentRead: boolean } & ReturnType<typeof projection>> | undefined = {
+        [this.#table]: { Keys: keys.slice(start, start + 100).map(key => ({ [A.id]: s(key) })), ConsistentRead: true, ...projection(attributes) }
+      }
+      for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
+        if (round > 0) await backoff(round)
+        const result = await this.#send(new BatchGetItemCommand({ RequestItems: request }))
+        items.push(...(result.Responses?.[this.#table] ?? []))
+        request = result.UnprocessedKeys as typeof request
+      }
+    }
+    return items
+  }
+
+  async #batchWrite (requests: Array<{ PutRequest?: { Item: Item }, DeleteRequest?: { Key: Item } }>): Promise<void> {
+    if (requests.length === 0) return
+    const { BatchWriteItemCommand } = await this.#load()
+    // 25 requests per call, and at most 16 MB: 12 chunks of 380 KB stay well under.
+    for (let start = 0; start < requests.length; start += 12) {
+      let pending: Record<string, typeof requests> | undefined = { [this.#table]: requests.slice(start, start + 12) }
+      for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
+        if (round > 0) await backoff(round)
+        const result = await this.#send(new BatchWriteItemCommand({ RequestItems: pending }))
+        pending = result.UnprocessedItems as typeof pending
+      }
+    }
+  }
+
+  async #load (): Promise<Sdk> {
+    this.#sdk ??= await import('@aws-sdk/client-dynamodb')
+    this.#client ??= new this.#sdk.DynamoDBClient({})
+    return this.#sdk
+  }
+
+  /** The one place SDK errors become this plugin's errors; the SDK's own stays as `cause`. */
+  // Commands are built from the lazily loaded SDK, so they are typed loosely here, once.
+  async #send (command: object): Promise<any> {
+    try {
+      return await (this.#client as unknown as { send: (command: object) => Promise<unknown> }).send(command)
+    } catch (error) {
+      throw new BackendError(`DynamoDB ${(command as object).constructor.name}: ${(error as Error).name}`, { cause: error })
+    }
+  }
+}
+
+function names (...keys: Array<keyof typeof A>): Record<string, string> {
+  return Object.fromEntries(keys.map(key => [`#${A[key]}`, A[key]]))
+}
+
+function projection (attributes: readonly string[]): { ProjectionExpression: string, ExpressionAttributeNames: Record<string, string> } {
+  return {
+    ProjectionExpression: attributes.map((_, i) => `#p${i}`).join(', '),
+    ExpressionAttributeNames: Object.fromEntries(attributes.map((name, i) => [`#p${i}`, name]))
+  }
+}
+
+function chunkKeys (id: string, tag: string, count: number | undefined): string[] {
+  return Array.from({ length: count ?? 0 }, (_, index) => chunkKey(id, tag, index))
+}
+
+async function backoff (round: number): Promise<void> {
+  await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** round) * Math.random()))
+}
