@@ -1,4 +1,4 @@
-import type { LongRunningOptions } from '../src/index.js'
+import { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
 
 /** Reads a numeric environment variable, failing loudly on anything else. */
 export function numberFromEnv (name: string, fallback: number): number {
@@ -11,11 +11,21 @@ export function numberFromEnv (name: string, fallback: number): number {
 
 /**
  * The backends named by the environment: `JOBS_QUEUE_URL` and `JOBS_TABLE` both set → SQS and
- * DynamoDB; neither → the embedded default.
+ * DynamoDB; neither → the embedded default. Endpoints and credentials come from the AWS SDK's
+ * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
 export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store'> {
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
   if (queueUrl === undefined && tableName === undefined) return {}
-  throw new Error('Set both JOBS_QUEUE_URL and JOBS_TABLE, or neither')
+  if (queueUrl === undefined || tableName === undefined) throw new Error('Set both JOBS_QUEUE_URL and JOBS_TABLE, or neither')
+  return {
+    queue: sqsQueue({
+      queueUrl,
+      // local-aws-sqs holds a long poll open until it has the whole batch (AWS answers as soon
+      // as it has one message): against it, ask for one at a time so that jobs start at once.
+      ...(process.env.AWS_ENDPOINT_URL_SQS === undefined ? {} : { receiveBatchSize: 1 })
+    }),
+    store: dynamoDbStore({ tableName })
+  }
 }

@@ -16,3 +16,7 @@ export { JobStatus } from './store/store.js'
 export type {
   ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, RequestSnapshot, StoredResponse, Headers
 } from './store/store.js'
+
+export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'
+export { dynamoDbStore, type DynamoDbStoreOptions } from './store/dynamodb-store.js'
+export { createSqsHandler, type SqsEvent, type SqsRecord, type LambdaContext, type SqsBatchResponse } from './lambda/sqs-handler.js'

@@ -62,7 +62,9 @@ export class JobRunner {
     if (this.#shutdown.signal.aborted) return { ack: false, delaySeconds: 0 }
     const owner = randomUUID()
     const now = Date.now()
-    const claim = await this.#store.claim(message.id, { owner, leaseUntil: now + this.#leaseMs, now })
+    // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
+    const leaseUntil = limits.deadline ?? now + this.#leaseMs
+    const claim = await this.#store.claim(message.id, { owner, leaseUntil, now })
     if (!claim.claimed) {
       const record = claim.record
       if (record?.status === JobStatus.running) {
@@ -117,6 +119,7 @@ export class JobRunner {
       }
       onShutdown = () => stop(Stop.shutdown, new Error('Worker shutting down'))
       this.#shutdown.signal.addEventListener('abort', onShutdown)
+      if (limits.deadline !== undefined) return
       heartbeat = setInterval(() => {
         this.#renew(id, owner, delivery).then(held => {
           if (!held) stop(Stop.leaseLost, new Error('Claim taken over by another worker'))

@@ -1,0 +1,37 @@
+import { buildApp } from './app.js'
+import { backendsFromEnv, numberFromEnv } from './backends.js'
+import { startEmulators } from './emulators.js'
+import { startEventSourceMapping } from './event-source-mapping.js'
+
+// `npm run dev:aws`: the production code path, offline. Starts the SQS and DynamoDB emulators,
+// creates the queue, its DLQ and the table, serves the example with the SQS/DynamoDB backends
+// on $HOST:$PORT, and feeds the queue to the `worker` Lambda export like the event source mapping.
+const emulators = await startEmulators({ visibilityTimeout: 60 })
+Object.assign(process.env, emulators.env)
+
+// Imported only now: the Lambda module reads the environment when it loads, as on Lambda.
+const { worker } = await import('./lambda.js')
+const app = await buildApp(
+  { ...backendsFromEnv(), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },
+  { logger: { level: process.env.LOG_LEVEL ?? 'info' } }
+)
+await app.listen({ port: numberFromEnv('PORT', 3000), host: process.env.HOST ?? '127.0.0.1' })
+const mapping = startEventSourceMapping({
+  sqs: emulators.sqs,
+  queueUrl: emulators.queueUrl,
+  handler: worker,
+  functionTimeoutSeconds: 900,
+  onError: error => app.log.error({ err: error }, 'worker invocation failed')
+})
+app.log.info({ env: emulators.env }, 'emulators ready; the same variables point `npm start` and `npm run worker` at them')
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void (async () => {
+      await mapping.stop()
+      await app.close()
+      await emulators.close()
+      process.exit(0)
+    })()
+  })
+}

@@ -1,0 +1,93 @@
+import type { FastifyInstance } from 'fastify'
+import { InvalidEventError } from '../errors.js'
+import { describe } from '../options.js'
+import { backoffSeconds, type Disposition } from '../queue/queue.js'
+
+/** The part of an SQS event record the consumer reads. */
+export interface SqsRecord {
+  messageId: string
+  receiptHandle: string
+  body: string
+  eventSource: string
+  attributes?: { ApproximateReceiveCount?: string }
+}
+
+/** An SQS event as Lambda's event source mapping delivers it. */
+export interface SqsEvent {
+  Records: SqsRecord[]
+}
+
+/** The part of the Lambda context the consumer reads. */
+export interface LambdaContext {
+  getRemainingTimeInMillis (): number
+}
+
+/** The partial batch response (`ReportBatchItemFailures`): the records that must come back. */
+export interface SqsBatchResponse {
+  batchItemFailures: Array<{ itemIdentifier: string }>
+}
+
+interface VisibilityQueue {
+  changeVisibility?: (receiptHandle: string, seconds: number) => Promise<void>
+}
+
+/**
+ * A Lambda handler for the jobs queue's SQS events. It runs the batch's records concurrently
+ * and answers `{ batchItemFailures }` with exactly the records that must come back; enable
+ * `ReportBatchItemFailures` on the event source mapping.
+ *
+ * Each attempt may run until the function's deadline (`getRemainingTimeInMillis()`); one that
+ * cannot finish in time is stopped a second before, its claim released and its record returned.
+ * Records that can never run (not a job message, wrong version) are logged and dropped, never
+ * failing their batch-mates and never retried until the DLQ.
+ *
+ * @example
+ * // lambda.ts
+ * const app = await buildApp() // registers fastify-long-running with sqsQueue and dynamoDbStore
+ * export const worker = createSqsHandler(app)
+ */
+export function createSqsHandler (app: FastifyInstance): (event: SqsEvent, context: LambdaContext) => Promise<SqsBatchResponse> {
+  return async (event, context) => {
+    const records = checkEvent(event)
+    if (typeof context?.getRemainingTimeInMillis !== 'function') {
+      throw new InvalidEventError('a Lambda context without getRemainingTimeInMillis()')
+    }
+    await app.ready()
+    const deadline = Date.now() + context.getRemainingTimeInMillis()
+    const queue = app.longRunning.queue as VisibilityQueue
+    const failures = await Promise.all(records.map(async (record): Promise<string | undefined> => {
+      const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? 1)
+      let disposition: Disposition
+      try {
+        disposition = await app.longRunning.handle({
+          body: record.body,
+          receiveCount,
+          // The claim lasts until the deadline: nothing to extend while the function lives.
+          extend: async () => {}
+        }, { deadline })
+      } catch (error) {
+        app.log.error({ err: error, messageId: record.messageId }, 'job delivery failed')
+        disposition = { ack: false, delaySeconds: backoffSeconds(1, receiveCount) }
+      }
+      if (disposition.ack) return undefined
+      // The event source mapping leaves a failed record hidden for the queue's whole
+      // visibility timeout (6× the function's); bring it back when it can actually run.
+      await queue.changeVisibility?.(record.receiptHandle, disposition.delaySeconds)
+        .catch((error: unknown) => app.log.warn({ err: error, messageId: record.messageId }, 'visibility not changed'))
+      return record.messageId
+    }))
+    return { batchItemFailures: failures.flatMap(id => id === undefined ? [] : [{ itemIdentifier: id }]) }
+  }
+}
+
+/** Refuses anything that is not an SQS batch, rather than guessing what it might be. */
+function checkEvent (event: unknown): SqsRecord[] {
+  const records = (event as { Records?: unknown } | null)?.Records
+  if (!Array.isArray(records)) throw new InvalidEventError(describe(event))
+  for (const record of records) {
+    const ok = typeof record === 'object' && record !== null && record.eventSource === 'aws:sqs' &&
+      typeof record.messageId === 'string' && typeof record.receiptHandle === 'string' && typeof record.body === 'string'
+    if (!ok) throw new InvalidEventError(`a record that is not from SQS: ${describe(record)}`)
+  }
+  return records as SqsRecord[]
+}
