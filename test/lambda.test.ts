@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto'
+import { ScanCommand } from '@aws-sdk/client-dynamodb'
+import { DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs'
+import t from 'tap'
+import { startEmulators } from '../example/emulators.js'
+import { decodeMessage } from '../src/job/message.js'
+import { albEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
+
+// example/lambda.ts driven as Lambda drives it: API Gateway and ALB events into `handler`,
+// SQS events of messages really received from the queue into `worker`, on the emulators.
+const emulators = await startEmulators({ visibilityTimeout: 120 })
+t.teardown(() => emulators.close())
+Object.assign(process.env, emulators.env, { WAIT_SECONDS: '0', LOG_LEVEL: 'silent' })
+const { handler, worker } = await import('../example/lambda.js')
+
+interface HttpResult { statusCode: number, headers: Record<string, string>, body: string, isBase64Encoded: boolean }
+const http = async (event: unknown): Promise<HttpResult> => await (handler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(30_000))
+const bodyOf = (result: HttpResult): Buffer => Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8')
+const executions = async (): Promise<number> => JSON.parse((await http(restEvent({ method: 'GET', path: '/stats' }))).body).executions
+
+/** Receives what the HTTP side queued, as the event source mapping would. */
+async function receive (count: number): Promise<Message[]> {
+  const messages: Message[] = []
+  while (messages.length < count) {
+    const result = await emulators.sqs.send(new ReceiveMessageCommand({ QueueUrl: emulators.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 5, AttributeNames: ['All'] }))
+    messages.push(...(result.Messages ?? []))
+  }
+  return messages
+}
+
+/** Runs one batch through `worker`, deleting what succeeded like the event source mapping. */
+async function runBatch (messages: Message[], context = lambdaContext()): Promise<string[]> {
+  const event = sqsEvent(messages)
+  const { batchItemFailures } = await worker(event, context)
+  const failed = batchItemFailures.map(failure => failure.itemIdentifier)
+  for (const message of messages) {
+    if (!failed.includes(message.MessageId as string)) {
+      await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }))
+    }
+  }
+  return failed
+}
+
+const locationPath = (result: HttpResult): string => result.headers.location ?? ''
+const query = (location: string): Record<string, string> => Object.fromEntries(new URL(location, 'http://x').searchParams)
+const pathOf = (location: string): string => location.split('?')[0] as string
+
+t.test('REST API: the stage stays in Location; the worker stores the result; a duplicate never runs again', async t => {
+  const accepted = await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '0' } }))
+  t.equal(accepted.statusCode, 303)
+  const location = locationPath(accepted)
+  t.match(location, /^\/prod\/async-response\/[0-9a-f-]{36}\?hop=1$/, 'the stage the client used')
+  t.equal(accepted.headers['cache-control'], 'no-store')
+
+  const before = await executions()
+  const [message] = await receive(1)
+  t.same(await runBatch([message as Message]), [])
+  t.equal(await executions(), before + 1)
+  t.same(await runBatch([message as Message]), [], 'the duplicate is acknowledged')
+  t.equal(await executions(), before + 1, '...and did not run the handler again')
+
+  // API Gateway strips the stage before the function sees the path.
+  const result = await http(restEvent({ method: 'GET', path: pathOf(location).slice('/prod'.length), query: query(location) }))
+  t.equal(result.statusCode, 200)
+  t.equal(result.body, '{"MESSAGE":"It took 0 seconds to generate this."}')
+
+  const { Items: items = [] } = await emulators.dynamodb.send(new ScanCommand({ TableName: emulators.tableName }))
+  t.ok(items.length > 0)
+  for (const item of items) {
+    t.ok(typeof item.id?.S === 'string', 'every item has its id')
+    t.ok(Number(item.ttl?.N) > Date.now() / 1000, 'and a future ttl')
+  }
+})
+
+t.test('binary bodies of 300 KB (HTTP API) and 2 MiB (ALB) round-trip byte-exact through queue, store and base64', async t => {
+  for (const [size, event] of [[300 * 1024, httpApiEvent], [2 * 1024 * 1024, albEvent]] as const) {
+    const body = randomBytes(size)
+    const accepted = await http(event({ method: 'POST', path: '/echo', query: { delay: '0' }, headers: { 'content-type': 'application/octet-stream' }, body }))
+    t.equal(accepted.statusCode, 303)
+    const location = locationPath(accepted)
+    t.match(location, /^\/async-response\//, 'no stage on this path')
+    const [message] = await receive(1)
+    t.ok(decodeMessage(message?.Body ?? '').request === undefined, `${size} bytes: claim-checked through the store`)
+    t.same(await runBatch([message as Message]), [])
+    const result = await http(event({ method: 'GET', path: pathOf(location), query: query(location) }))
+    t.equal(result.statusCode, 201)
+    t.equal(result.isBase64Encoded, true)
+    t.equal(result.headers['content-type'], 'application/octet-stream')
+    t.ok(bodyOf(result).equals(body), `${size} bytes byte-exact`)
+  }
+})
+
+t.test('a batch of good, poison and duplicate records: only the live duplicate comes back', async t => {
+  await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '0.2' } }))
+  const [good] = await receive(1) as [Message]
+  const poison = ['', 'not json', '{"v":99}', randomBytes(64).toString('latin1'), JSON.stringify({ v: 1, id: 'x'.repeat(100000) })]
+  const duplicate = { ...good, MessageId: 'duplicate-of-good' }
+  const before = await executions()
+  const event = sqsEvent([...poison, good, duplicate])
+  const { batchItemFailures } = await worker(event, lambdaContext())
+  t.same(batchItemFailures, [{ itemIdentifier: 'duplicate-of-good' }], 'poison dropped, good done, its concurrent twin returned')
+  t.equal(await executions(), before + 1, 'the handler ran once')
+  await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: good.ReceiptHandle }))
+})
+
+t.test('a worker near its deadline stops the attempt, releases it and returns the record', async t => {
+  const accepted = await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '30' } }))
+  const [message] = await receive(1) as [Message]
+  const failed = await runBatch([message], lambdaContext(1500))
+  t.same(failed, [message.MessageId])
+  const status = await http(restEvent({ method: 'GET', path: pathOf(locationPath(accepted)).slice(5), headers: { Prefer: 'respond-async' } }))
+  t.equal(status.statusCode, 202)
+  t.match(JSON.parse(status.body), { status: 'running' })
+  // Made visible again at once (not after the queue's 120 s): the next poll gets it.
+  const [again] = await receive(1) as [Message]
+  t.equal(again.MessageId, message.MessageId)
+  await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: again.ReceiptHandle }))
+})
+
+t.test('anything but an SQS event is refused with a clear error, never run as a request', async t => {
+  for (const event of [{}, null, { Records: 'x' }, restEvent({ method: 'GET', path: '/' }), { Records: [{ eventSource: 'aws:s3', s3: {} }] }]) {
+    await t.rejects(worker(event as never, lambdaContext()), { code: 'FST_LONG_RUNNING_INVALID_EVENT' })
+  }
+  await t.rejects(worker(sqsEvent([]), {} as never), { code: 'FST_LONG_RUNNING_INVALID_EVENT' })
+  t.same(await worker(sqsEvent([]), lambdaContext()), { batchItemFailures: [] }, 'an empty batch is fine')
+})

@@ -1,0 +1,83 @@
+import { existsSync, readFileSync } from 'node:fs'
+import t from 'tap'
+import { parse, type ScalarTag } from 'yaml'
+
+// The SAM template, parsed with CloudFormation's short-form tags, checked for the invariants
+// the plugin relies on.
+const tag = (name: string, kind: 'scalar' | 'seq' = 'scalar'): ScalarTag => ({
+  tag: `!${name}`,
+  ...(kind === 'seq' ? { collection: 'seq' } : {}),
+  resolve: (value: unknown) => ({ [name === 'Ref' ? 'Ref' : `Fn::${name}`]: value })
+}) as ScalarTag
+const customTags = [tag('Ref'), tag('GetAtt'), tag('Sub'), tag('Join', 'seq'), tag('Select', 'seq'), tag('If', 'seq')]
+
+type Node = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+const template = parse(readFileSync('example/template.yaml', 'utf8'), { customTags }) as Node
+const resources = template.Resources as Node
+const byType = (type: string): Array<[string, Node]> => Object.entries(resources).filter(([, r]) => r.Type === type)
+const functions = Object.fromEntries(byType('AWS::Serverless::Function')) as Node
+const policyActions = (fn: Node): string[] => fn.Properties.Policies.flatMap((p: Node) => p.Statement.flatMap((s: Node) => s.Action))
+
+t.test('both functions: nodejs22.x, esbuild of example/lambda.ts, handlers it exports', async t => {
+  t.equal(template.Globals.Function.Runtime, 'nodejs22.x')
+  const source = readFileSync('example/lambda.ts', 'utf8')
+  for (const [name, fn] of Object.entries(functions) as Array<[string, Node]>) {
+    t.equal(fn.Metadata.BuildMethod, 'esbuild', name)
+    for (const entry of fn.Metadata.BuildProperties.EntryPoints) t.ok(existsSync(entry), `${entry} exists`)
+    const exported = (fn.Properties.Handler as string).split('.')[1]
+    t.match(source, new RegExp(`export const ${exported} =`), `${name}: lambda.${exported} is exported`)
+  }
+})
+
+t.test('HTTP function: its timeout is above WaitSeconds and under API Gateway\'s 29 s', async t => {
+  const fn = functions.HttpFunction
+  const wait = template.Parameters.WaitSeconds
+  t.ok(fn.Properties.Timeout < 29)
+  t.ok(fn.Properties.Timeout > wait.Default && fn.Properties.Timeout > wait.MaxValue)
+  t.same(template.Globals.Function.Environment.Variables.WAIT_SECONDS, { Ref: 'WaitSeconds' })
+  t.same(resources.Api.Properties.BinaryMediaTypes, ['*~1*'], 'binary bodies pass through')
+})
+
+t.test('worker: SQS events with partial batch responses, at most 900 s', async t => {
+  const fn = functions.WorkerFunction
+  t.ok(fn.Properties.Timeout <= 900)
+  const events = Object.values(fn.Properties.Events) as Node[]
+  t.equal(events.length, 1)
+  t.equal(events[0]?.Type, 'SQS')
+  t.same(events[0]?.Properties.Queue, { 'Fn::GetAtt': 'JobsQueue.Arn' })
+  t.ok(events[0]?.Properties.FunctionResponseTypes.includes('ReportBatchItemFailures'))
+})
+
+t.test('queue: visibility ≥ 6× the worker timeout, a message size, redrive to a DLQ', async t => {
+  const queue = resources.JobsQueue.Properties
+  t.ok(queue.VisibilityTimeout >= 6 * functions.WorkerFunction.Properties.Timeout)
+  t.equal(queue.MaximumMessageSize, 262144, 'the size sqsQueue() assumes by default')
+  t.same(queue.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': 'JobsDeadLetterQueue.Arn' })
+  t.ok(queue.RedrivePolicy.maxReceiveCount > 3, 'above the default maxAttempts')
+  t.equal(resources.JobsDeadLetterQueue.Type, 'AWS::SQS::Queue')
+})
+
+t.test('table: key id (String) only, on-demand, TTL on ttl', async t => {
+  const table = resources.JobsTable.Properties
+  t.same(table.KeySchema, [{ AttributeName: 'id', KeyType: 'HASH' }])
+  t.same(table.AttributeDefinitions, [{ AttributeName: 'id', AttributeType: 'S' }])
+  t.equal(table.BillingMode, 'PAY_PER_REQUEST')
+  t.same(table.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true })
+})
+
+t.test('least privilege: named actions on the two resources, nothing else', async t => {
+  for (const [name, fn] of Object.entries(functions) as Array<[string, Node]>) {
+    for (const policy of fn.Properties.Policies as Node[]) {
+      for (const statement of policy.Statement as Node[]) {
+        t.equal(statement.Effect, 'Allow')
+        for (const action of statement.Action) t.notMatch(action, /\*/, `${name}: ${action} is not a wildcard`)
+        t.ok(['JobsQueue.Arn', 'JobsTable.Arn'].includes(statement.Resource['Fn::GetAtt']), `${name}: scoped to the queue or the table`)
+      }
+    }
+  }
+  t.same(policyActions(functions.HttpFunction).sort(),
+    ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'sqs:SendMessage'])
+  t.same(policyActions(functions.WorkerFunction).sort(),
+    ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
+      'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'])
+})
