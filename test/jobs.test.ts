@@ -349,3 +349,24 @@ t.test('a store without a change feed is polled, and waiters still get the resul
   test.gates.open('polled')
   t.equal((await pending).statusCode, 201)
 })
+
+t.test('a bad progress report throws at the call, in the handler', async t => {
+  const test = await buildTestApp({ waitSeconds: 10 }, (app) => {
+    app.get<{ Querystring: { fraction: string, message?: string } }>('/report', { longRunning: true }, async (request) => {
+      const fraction = Number(request.query.fraction)
+      request.longRunning?.progress(Number.isNaN(fraction) ? request.query.fraction as unknown as number : fraction, request.query.message)
+      return 'reported'
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  t.equal((await test.app.inject('/report?fraction=1&message=ok')).body, 'reported')
+  for (const [query, message] of [
+    ['fraction=2', 'Expected `fraction` to be a number from 0 to 1, got 2'],
+    ['fraction=x', 'Expected `fraction` to be a number from 0 to 1, got x'],
+    [`fraction=0.5&message=${'m'.repeat(1001)}`, 'Expected `message` to be a string of at most 1000 characters']
+  ]) {
+    const response = await test.app.inject(`/report?${query}`)
+    t.equal(response.statusCode, 500)
+    t.equal(response.json().message, message)
+  }
+})

@@ -11,7 +11,7 @@ const tag = (name: string, kind: 'scalar' | 'seq' = 'scalar'): ScalarTag => ({
 }) as ScalarTag
 const customTags = [tag('Ref'), tag('GetAtt'), tag('Sub'), tag('Join', 'seq'), tag('Select', 'seq'), tag('If', 'seq')]
 
-type Node = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Node = Record<string, any>
 const template = parse(readFileSync('example/template.yaml', 'utf8'), { customTags }) as Node
 const resources = template.Resources as Node
 const byType = (type: string): Array<[string, Node]> => Object.entries(resources).filter(([, r]) => r.Type === type)

@@ -1,0 +1,104 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs'
+import t, { type Test } from 'tap'
+import { startEmulators } from '../example/emulators.js'
+import { dynamoDbStore, sqsQueue } from '../src/index.js'
+import { buildTestApp, closeTestApp } from './helpers/app.js'
+import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
+
+// Backends failing the way AWS fails, injected by a middleware on real SDK clients talking to
+// the emulators: nothing is lost, nothing runs twice.
+const emulators = await startEmulators()
+t.teardown(() => emulators.close())
+
+/** Fresh clients on the emulators (middleware stays per test), with faults. */
+function clients (t: Test, sqsFaults: Fault[] = [], dynamoFaults: Fault[] = []) {
+  const config = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 }
+  const sqs = new SQSClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_SQS })
+  const dynamodb = new DynamoDBClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_DYNAMODB })
+  t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  return { sqs, dynamodb, sqsFaults: injectFaults(sqs, sqsFaults), dynamoFaults: injectFaults(dynamodb, dynamoFaults) }
+}
+
+let queues = 0
+
+/** An app on its own queue (no other test's consumer can take its jobs), closed with its test. */
+async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consume?: boolean } = {}) {
+  const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `faults-${queues++}` }))
+  const test = await buildTestApp({
+    queue: sqsQueue({ queueUrl: queueUrl as string, client: c.sqs, receiveBatchSize: 1, retryDelaySeconds: 0 }),
+    store: dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb }),
+    consume: options.consume ?? true,
+    waitSeconds: 30,
+    pollIntervalMs: 20
+  })
+  t.teardown(() => closeTestApp(test))
+  return test
+}
+
+t.test('adapter options are checked, naming the option', async t => {
+  const cases: Array<[() => unknown, string]> = [
+    [() => sqsQueue(undefined as never), 'Expected `sqsQueue options` to be an object, got undefined'],
+    [() => sqsQueue({ queueUrl: 'jobs' }), 'Expected `queueUrl` to be an SQS queue URL, got "jobs"'],
+    [() => sqsQueue({ queueUrl: emulators.queueUrl, maxMessageBytes: 2 * 1024 * 1024 }), 'Expected `maxMessageBytes` to be an integer from 1024 to 1048576, got 2097152'],
+    [() => sqsQueue({ queueUrl: emulators.queueUrl, visibilityTimeoutSeconds: 0 }), 'Expected `visibilityTimeoutSeconds` to be an integer from 1 to 43200, got 0'],
+    [() => sqsQueue({ queueUrl: emulators.queueUrl, retryDelaySeconds: -1 }), 'Expected `retryDelaySeconds` to be a number from 0 to 900, got -1'],
+    [() => sqsQueue({ queueUrl: emulators.queueUrl, receiveBatchSize: 11 }), 'Expected `receiveBatchSize` to be an integer from 1 to 10, got 11'],
+    [() => dynamoDbStore(null as never), 'Expected `dynamoDbStore options` to be an object, got null'],
+    [() => dynamoDbStore({ tableName: 'a' }), 'Expected `tableName` to be a DynamoDB table name, got "a"']
+  ]
+  for (const [make, message] of cases) t.throws(make, { code: 'FST_LONG_RUNNING_INVALID_OPTION', message })
+})
+
+t.test('throttled claims and a lost receive: the job still runs once and completes', async t => {
+  const c = clients(t,
+    [{ command: 'ReceiveMessageCommand', name: 'ServiceUnavailable' }],
+    [{ command: 'UpdateItemCommand', times: 2, name: 'ProvisionedThroughputExceededException' }]
+  )
+  const test = await awsApp(t, c)
+  test.gates.open('throttled')
+  const response = await test.app.inject('/job/throttled')
+  t.equal(response.statusCode, 201)
+  t.equal(test.runs.get('throttled'), 1, 'ran once')
+  t.equal(c.dynamoFaults.injected.get('UpdateItemCommand'), 2)
+  t.equal(c.sqsFaults.injected.get('ReceiveMessageCommand'), 1)
+})
+
+t.test('a completion that was written but reported as failed: kept, and the handler does not run again', async t => {
+  const c = clients(t)
+  const test = await awsApp(t, c)
+  // The second UpdateItem of the job is its completion (the first is the claim).
+  let updates = 0
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    const result = await next(args)
+    if (context.commandName === 'UpdateItemCommand' && ++updates === 2) throw Object.assign(new Error('timeout'), { name: 'TimeoutError' })
+    return result
+  })
+  test.gates.open('ghost')
+  const response = await test.app.inject('/job/ghost')
+  t.equal(response.statusCode, 201)
+  t.equal(test.runs.get('ghost'), 1)
+})
+
+t.test('SQS send fails: 503 with Retry-After, and the job record is gone', async t => {
+  const c = clients(t, [{ command: 'SendMessageCommand', name: 'ServiceUnavailable' }])
+  const test = await awsApp(t, c, { consume: false })
+  let created: string | undefined
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    if (context.commandName === 'PutItemCommand') created = args.input.Item.id.S
+    return await next(args)
+  })
+  const response = await test.app.inject('/job/unsent')
+  t.equal(response.statusCode, 503)
+  t.equal(response.headers['retry-after'], '1')
+  t.ok(created)
+  t.equal(await test.app.longRunning.store.get(created as string), undefined, 'no phantom job')
+})
+
+t.test('the store failing on the HTTP side answers 503, never a hang', async t => {
+  const c = clients(t, [], [{ command: 'GetItemCommand', times: 1, name: 'InternalServerError' }])
+  const test = await awsApp(t, c, { consume: false })
+  const response = await test.app.inject('/async-response/44444444-4444-4444-8444-444444444444')
+  t.equal(response.statusCode, 503)
+  t.equal(response.json().code, 'FST_LONG_RUNNING_BACKEND')
+})
