@@ -67,6 +67,13 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   bindTo?: (request: FastifyRequest) => string | undefined
   /**
+   * Request headers never written to the queue or the store (lower-case names), on top of the
+   * hop-by-hop ones. For apps that authenticate before enqueue: drop `authorization` and `cookie`,
+   * and let the authentication hook skip job runs (`if (request.longRunning) return`).
+   * @default []
+   */
+  dropHeaders?: readonly string[]
+  /**
    * How long a worker's claim on a job lasts without renewal, in seconds. A crashed worker's
    * job can be retried this long after its last renewal; renewals happen every third of it.
    * @default 30
@@ -90,6 +97,7 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   routePrefix: string
   basePath: string | undefined
   bindTo: ((request: FastifyRequest) => string | undefined) | undefined
+  dropHeaders: ReadonlySet<string>
   leaseSeconds: number
   pollIntervalMs: number
 }
@@ -106,6 +114,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     routePrefix: path(options.routePrefix, 'routePrefix') ?? '',
     basePath: path(options.basePath, 'basePath'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
+    dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
@@ -159,6 +168,16 @@ function path (value: unknown, name: string): string | undefined {
     throw new InvalidOptionError(name, "a path like '/prod' (or '') without a trailing slash", describe(value))
   }
   return value
+}
+
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
+
+function headerNames (value: unknown, name: string): ReadonlySet<string> {
+  if (value === undefined) return new Set()
+  if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && HEADER_NAME.test(item))) {
+    throw new InvalidOptionError(name, 'an array of lower-case header names', describe(value))
+  }
+  return new Set(value)
 }
 
 /** Renders a received value for an error message. */

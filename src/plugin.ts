@@ -4,7 +4,7 @@ import { Poller } from './http/poller.js'
 import { Responder } from './http/responder.js'
 import { captureBody } from './http/snapshot.js'
 import { Waiter } from './http/waiter.js'
-import { RunRegistry, type LongRunningJob } from './job/context.js'
+import { RUN_HEADER, RunRegistry, type LongRunningJob } from './job/context.js'
 import { JobRunner, type DeliveryLimits } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
@@ -52,10 +52,11 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits)
   } satisfies LongRunningDecorator)
 
-  // Marks a replayed request as a job run before anything else of the route sees it.
-  const takeRun = async (request: FastifyRequest): Promise<void> => {
-    request.longRunning = runs.take(request)
-  }
+  // Marks a replayed request as a job run before any hook registered after the plugin sees it,
+  // so that an authentication hook can tell a job run (authenticated at enqueue) from a client.
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    if (request.headers[RUN_HEADER] !== undefined) request.longRunning = runs.take(request)
+  })
 
   app.addHook('onRoute', (route: RouteOptions) => {
     const value = route.longRunning
@@ -64,7 +65,6 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const timing = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
-    route.onRequest = [takeRun, ...asArray(route.onRequest)]
     route.preParsing = [...asArray(route.preParsing), captureBody]
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.

@@ -370,3 +370,44 @@ t.test('a bad progress report throws at the call, in the handler', async t => {
     t.equal(response.json().message, message)
   }
 })
+
+t.test('dropHeaders keeps credentials out of the queue; the auth hook skips job runs', async t => {
+  const queue = new RecordingQueue()
+  const seen: Array<string | undefined> = []
+  const test = await buildTestApp({ queue, waitSeconds: 0, dropHeaders: ['authorization', 'cookie'] }, (app) => {
+    app.register(async (secured) => {
+      secured.addHook('onRequest', async (request, reply) => {
+        if (request.longRunning !== null) return // authenticated when the job was accepted
+        if (request.headers.authorization !== 'Bearer ok') await reply.code(401).send()
+      })
+      secured.get('/private', { longRunning: true }, async (request) => {
+        seen.push(request.headers.authorization, request.headers.cookie)
+        return { job: request.longRunning?.id }
+      })
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  const accepted = await test.app.inject({ url: '/private', headers: { authorization: 'Bearer ok', cookie: 'session=secret', 'x-kept': 'yes' } })
+  t.equal(accepted.statusCode, 303)
+  const body = queue.sent[0] as string
+  t.notMatch(body, /Bearer|secret/, 'no credentials in the message')
+  t.equal(decodeMessage(body).request?.headers['x-kept'], 'yes')
+  t.same(await test.app.longRunning.handle(delivery(body)), { ack: true })
+  t.same(seen, [undefined, undefined])
+  const result = await test.app.inject({ url: accepted.headers.location as string, headers: { authorization: 'Bearer ok' } })
+  t.equal(result.statusCode, 200)
+})
+
+t.test('a response over 6 MiB ends as a 502 with a stable code, nothing half-stored', async t => {
+  const test = await buildTestApp({ waitSeconds: 10 }, (app) => {
+    app.get('/huge', { longRunning: true }, async (_request, reply) => await reply.type('application/octet-stream').send(Buffer.alloc(6 * 1024 * 1024 + 1)))
+    app.get('/limit', { longRunning: true }, async (_request, reply) => await reply.type('application/octet-stream').send(Buffer.alloc(6 * 1024 * 1024, 1)))
+  })
+  t.teardown(() => closeTestApp(test))
+  const huge = await test.app.inject('/huge')
+  t.equal(huge.statusCode, 502)
+  t.match(huge.json(), { code: 'FST_LONG_RUNNING_RESPONSE_TOO_LARGE', message: 'The response has 6291457 bytes, more than the 6291456 bytes a job result may have' })
+  const limit = await test.app.inject('/limit')
+  t.equal(limit.statusCode, 200)
+  t.equal(limit.rawPayload.length, 6 * 1024 * 1024, 'exactly 6 MiB is fine')
+})

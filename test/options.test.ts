@@ -31,6 +31,8 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ basePath: 'prod' }, "Expected `basePath` to be a path like '/prod' (or '') without a trailing slash, got \"prod\""],
     [{ basePath: '/a b' }, "Expected `basePath` to be a path like '/prod' (or '') without a trailing slash, got \"/a b\""],
     [{ bindTo: 'user' }, 'Expected `bindTo` to be a function, got "user"'],
+    [{ dropHeaders: 'cookie' }, 'Expected `dropHeaders` to be an array of lower-case header names, got "cookie"'],
+    [{ dropHeaders: ['Cookie'] }, 'Expected `dropHeaders` to be an array of lower-case header names, got an array'],
     [{ queue: {} }, 'Expected `queue` to be an object with send, consume, got an object'],
     [{ store: () => {} }, 'Expected `store` to be an object with create, get, claim, renew, setProgress, complete, delete, got a function']
   ]

@@ -32,7 +32,7 @@ export class Responder {
   async accept (request: FastifyRequest, reply: FastifyReply, route: Required<LongRunningRouteOptions>): Promise<FastifyReply> {
     const { store, queue, resultTtlSeconds, leaseSeconds } = this.#options
     const id = newJobId()
-    const snapshot = snapshotOf(request)
+    const snapshot = snapshotOf(request, this.#options.dropHeaders)
     // Kept until every attempt could have run; completion then sets the result's own expiry.
     const lifetime = resultTtlSeconds + route.maxAttempts * (route.timeoutSeconds + leaseSeconds)
     const job: NewJob = { id, waitSeconds: route.waitSeconds, expiresAt: Date.now() + lifetime * 1000 }

@@ -35,12 +35,15 @@ export async function captureBody (request: FastifyRequest, _reply: FastifyReply
   return tee
 }
 
-/** The request as it must be replayed: method, URL, forwardable headers, exact body bytes. */
-export function snapshotOf (request: FastifyRequest): RequestSnapshot {
+/**
+ * The request as it must be replayed: method, URL, forwardable headers (minus `drop`), exact
+ * body bytes.
+ */
+export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>): RequestSnapshot {
   const headers: Headers = {}
   const named = connectionHeaders(request.headers.connection)
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name)) headers[name] = value
+    if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name) && !drop.has(name)) headers[name] = value
   }
   const snapshot: RequestSnapshot = { method: request.method, url: request.url, headers }
   const chunks = (request as unknown as Record<symbol, Buffer[] | undefined>)[kBody]
