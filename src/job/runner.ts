@@ -84,6 +84,7 @@ export class JobRunner {
       log.error('job request missing from both message and store')
       return this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')))
     }
+    log.info({ attempt: claim.attempt }, 'job attempt started')
     return this.#attempt(message, request, owner, claim.attempt, delivery, limits, log)
   }
 
