@@ -80,8 +80,17 @@ t.test('a completion that was written but reported as failed: kept, and the hand
   t.equal(test.runs.get('ghost'), 1)
 })
 
-t.test('SQS send fails: 503 with Retry-After, and the job record is gone', async t => {
-  const c = clients(t, [{ command: 'SendMessageCommand', name: 'ServiceUnavailable' }])
+t.test('a send that fails once is sent again, and the job runs once', async t => {
+  const c = clients(t, [{ command: 'SendMessageCommand', name: 'ServiceUnavailable', when: 'after' }])
+  const test = await awsApp(t, c)
+  test.gates.open('resent')
+  const response = await test.app.inject('/job/resent')
+  t.equal(response.statusCode, 201)
+  t.equal(test.runs.get('resent'), 1, 'the duplicate message did not run it again')
+})
+
+t.test('SQS send keeps failing: 503 with Retry-After, and the job record is gone', async t => {
+  const c = clients(t, [{ command: 'SendMessageCommand', name: 'ServiceUnavailable', times: 3 }])
   const test = await awsApp(t, c, { consume: false })
   let created: string | undefined
   addMiddleware(c.dynamodb, (next, context) => async (args) => {

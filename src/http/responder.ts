@@ -6,6 +6,7 @@ import { encodeMessage, type JobMessage } from '../job/message.js'
 import type { LongRunningRouteOptions, ResolvedOptions } from '../options.js'
 import type { JobRecord, NewJob } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
+import { withRetries } from '../retry.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
@@ -54,14 +55,16 @@ export class Responder {
     }
     try {
       await store.create(job)
+      // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
+      // while giving up on an answer that was merely lost would turn a queued job into a 503.
+      await withRetries(async () => await queue.send(body), 3, (error, attempt) =>
+        request.log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again'))
     } catch (error) {
-      throw enqueueFailed(error)
-    }
-    try {
-      await queue.send(body)
-    } catch (error) {
-      // No phantom job: a client holding this id would otherwise wait for a job never queued.
-      await store.delete(id).catch((deleteError: unknown) => request.log.error({ err: deleteError, jobId: id }, 'job not removed'))
+      // No phantom job, even when a write went through but its answer was lost: the client gets
+      // a 503 and no id, so nobody would ever wait for it.
+      await withRetries(async () => await store.delete(id), 4, (deleteError, attempt) =>
+        request.log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again'))
+        .catch((deleteError: unknown) => request.log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
       throw enqueueFailed(error)
     }
     request.log.debug({ jobId: id }, 'job queued')

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { AttemptsExhaustedError, InvalidMessageError, JobTimeoutError, ResponseTooLargeError } from '../errors.js'
 import type { Delivery, Disposition } from '../queue/queue.js'
+import { withRetries } from '../retry.js'
 import type { JobProgress, RequestSnapshot, ResultStore, StoredResponse } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
 import { checkProgress, RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
@@ -164,11 +165,16 @@ export class JobRunner {
     }
   }
 
-  /** Stores the final response. If the claim was lost meanwhile, the newer attempt decides. */
+  /**
+   * Stores the final response. If the claim was lost meanwhile, the newer attempt decides.
+   * A failing write is tried again here, a few times, before the message goes back: the
+   * response may have taken minutes to compute, and only this process holds it.
+   */
   async #finish (message: JobMessage, owner: string, response: StoredResponse): Promise<Disposition> {
     const expiresAt = Date.now() + message.resultTtlSeconds * 1000
-    if (await this.#store.complete(message.id, owner, response, expiresAt)) return ACK
-    return { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
+    const stored = await withRetries(async () => await this.#store.complete(message.id, owner, response, expiresAt), 4,
+      (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again'))
+    return stored ? ACK : { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
   }
 
   async #renew (id: string, owner: string, delivery: Delivery): Promise<boolean> {
