@@ -40,9 +40,8 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const { queue, store } = options
   const runs = new RunRegistry()
   const runner = new JobRunner(app, store, runs, options.leaseSeconds)
-  const closing = new AbortController()
   const poller = new Poller(store, options.pollIntervalMs, app.log)
-  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), closing.signal)
+  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)))
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts }
 
   app.decorateRequest('longRunning', null)
@@ -88,7 +87,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     })
   })
   app.addHook('preClose', async () => {
-    closing.abort()
+    responder.stopWaiting()
   })
   app.addHook('onClose', async () => {
     runner.shutdown()

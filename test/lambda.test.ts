@@ -124,3 +124,16 @@ t.test('anything but an SQS event is refused with a clear error, never run as a 
   await t.rejects(worker(sqsEvent([]), {} as never), { code: 'FST_LONG_RUNNING_INVALID_EVENT' })
   t.same(await worker(sqsEvent([]), lambdaContext()), { batchItemFailures: [] }, 'an empty batch is fine')
 })
+
+t.test('the same record in two concurrent invocations (a visibility timeout that ran out mid-job) runs once', async t => {
+  await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '0.3' } }))
+  const [message] = await receive(1) as [Message]
+  const before = await executions()
+  const [first, second] = await Promise.all([worker(sqsEvent([message]), lambdaContext()), worker(sqsEvent([message]), lambdaContext())])
+  const failures = [...first.batchItemFailures, ...second.batchItemFailures]
+  t.same(failures, [{ itemIdentifier: message.MessageId }], 'one invocation ran it, the other handed it back')
+  t.equal(await executions(), before + 1)
+  // Once handed back and delivered again, the finished job is acknowledged without running.
+  t.same(await runBatch([message]), [])
+  t.equal(await executions(), before + 1)
+})

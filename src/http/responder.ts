@@ -20,13 +20,16 @@ import type { Waiter } from './waiter.js'
 export class Responder {
   readonly #options: ResolvedOptions
   readonly #waiter: Waiter
-  readonly #closing: AbortSignal
+  readonly #waits = new Set<AbortController>()
 
-  /** `closing` aborts every wait at shutdown: the clients get their 303 and retry elsewhere. */
-  constructor (options: ResolvedOptions, waiter: Waiter, closing: AbortSignal) {
+  constructor (options: ResolvedOptions, waiter: Waiter) {
     this.#options = options
     this.#waiter = waiter
-    this.#closing = closing
+  }
+
+  /** Ends every wait at once (at shutdown): the clients get their 303 and retry elsewhere. */
+  stopWaiting (): void {
+    for (const wait of this.#waits) wait.abort()
   }
 
   /** Turns the request into a job (the route's handler already passed hooks and validation). */
@@ -91,9 +94,17 @@ export class Responder {
     let record: JobRecord | undefined = current
     if (!prefer.respondAsync) {
       const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity)
-      const gone = new AbortController()
-      reply.raw.once('close', () => gone.abort())
-      record = await this.#waiter.until(current, seconds * 1000, AbortSignal.any([this.#closing, gone.signal]))
+      // Ends early when the client goes away or the server shuts down.
+      const wait = new AbortController()
+      const abort = (): void => wait.abort()
+      reply.raw.once('close', abort)
+      this.#waits.add(wait)
+      try {
+        record = await this.#waiter.until(current, seconds * 1000, wait.signal)
+      } finally {
+        this.#waits.delete(wait)
+        reply.raw.off('close', abort)
+      }
     }
     if (record === undefined) throw new JobNotFoundError()
     if (record.response !== undefined) return await sendStored(reply, record.response)

@@ -40,7 +40,9 @@ export class JobRunner {
   readonly #store: ResultStore
   readonly #runs: RunRegistry
   readonly #leaseMs: number
-  readonly #shutdown = new AbortController()
+  /** Set once shutting down; then each running attempt's stop function is called. */
+  #shuttingDown = false
+  readonly #running = new Set<() => void>()
 
   constructor (app: FastifyInstance, store: ResultStore, runs: RunRegistry, leaseSeconds: number) {
     this.#app = app
@@ -60,7 +62,7 @@ export class JobRunner {
       return ACK
     }
     const log = this.#app.log.child({ jobId: message.id })
-    if (this.#shutdown.signal.aborted) return { ack: false, delaySeconds: 0 }
+    if (this.#shuttingDown) return { ack: false, delaySeconds: 0 }
     const owner = randomUUID()
     const now = Date.now()
     // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
@@ -91,7 +93,8 @@ export class JobRunner {
 
   /** Aborts every attempt in this process; their messages come back for another worker. */
   shutdown (): void {
-    this.#shutdown.abort()
+    this.#shuttingDown = true
+    for (const stop of this.#running) stop()
   }
 
   async #attempt (
@@ -120,7 +123,7 @@ export class JobRunner {
         timers.push(setTimeout(() => stop(Stop.deadline, new Error('Worker out of time')), Math.max(0, left)))
       }
       onShutdown = () => stop(Stop.shutdown, new Error('Worker shutting down'))
-      this.#shutdown.signal.addEventListener('abort', onShutdown)
+      this.#running.add(onShutdown)
       if (limits.deadline !== undefined) return
       heartbeat = setInterval(() => {
         this.#renew(id, owner, delivery).then(held => {
@@ -128,7 +131,7 @@ export class JobRunner {
         }, (error: unknown) => log.warn({ err: error }, 'lease renewal failed'))
       }, this.#leaseMs / 3)
     })
-    if (this.#shutdown.signal.aborted) onShutdown()
+    if (this.#shuttingDown) onShutdown()
 
     const job: LongRunningJob = { id, attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
     const run = this.#runs.add(job)
@@ -161,7 +164,7 @@ export class JobRunner {
       run.remove()
       for (const timer of timers) clearTimeout(timer)
       clearInterval(heartbeat)
-      this.#shutdown.signal.removeEventListener('abort', onShutdown)
+      this.#running.delete(onShutdown)
     }
   }
 

@@ -124,7 +124,13 @@ class SqsQueue implements SqsJobQueue {
   consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer {
     const stopping = new AbortController()
     const inFlight = new Set<Promise<void>>()
-    let slotFreed: (() => void) | undefined
+    // Pollers waiting for a free slot; woken together whenever a job ends.
+    let waiting: Array<() => void> = []
+    const wake = (): void => {
+      const woken = waiting
+      waiting = []
+      for (const resolve of woken) resolve()
+    }
 
     const work = async (message: Message): Promise<void> => {
       const receipt = message.ReceiptHandle as string
@@ -152,7 +158,7 @@ class SqsQueue implements SqsJobQueue {
       const { ReceiveMessageCommand } = await this.#load()
       while (!stopping.signal.aborted) {
         if (inFlight.size >= options.concurrency) {
-          await new Promise<void>(resolve => { slotFreed = resolve })
+          await new Promise<void>(resolve => waiting.push(resolve))
           continue
         }
         let messages: Message[] = []
@@ -175,18 +181,19 @@ class SqsQueue implements SqsJobQueue {
         for (const message of messages) {
           const running = work(message).finally(() => {
             inFlight.delete(running)
-            slotFreed?.()
-            slotFreed = undefined
+            wake()
           })
           inFlight.add(running)
         }
       }
     }
-    const polling = poll()
+    // Several long polls at once when one batch cannot fill the slots: a single poll loop would
+    // cap throughput at one round trip per batch.
+    const polling = Promise.all(Array.from({ length: Math.min(10, Math.ceil(options.concurrency / this.#batch)) }, poll))
     return {
       stop: async () => {
         stopping.abort()
-        slotFreed?.()
+        wake()
         await polling
         await Promise.all(inFlight)
       }

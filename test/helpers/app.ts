@@ -14,7 +14,8 @@ export interface TestApp {
 
 /**
  * Routes:
- * - `GET|POST|PUT /job/:name` long-running: waits for gate `name` (unless `?open=1`), then answers
+ * - `GET|POST|PUT /job/:name` long-running: waits for gate `name` (unless `?open=1`, or `?hops=n`:
+ *   until a client asks for its result with `?hop=n`), then answers
  *   201 with the request body's bytes, its content type, two cookies and `x-job-name`.
  * - `GET /boom/:name` long-running: waits for its gate, then throws a 418 error.
  * - `GET /hops/:n` long-running: waits until a client asks for its result with `?hop=n`.
@@ -28,13 +29,15 @@ export async function buildTestApp (options: LongRunningOptions = {}, routes?: (
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
 
   const count = (name: string): void => { runs.set(name, (runs.get(name) ?? 0) + 1) }
-  app.route<{ Params: { name: string }, Querystring: { open?: string } }>({
+  app.route<{ Params: { name: string }, Querystring: { open?: string, hops?: string } }>({
     method: ['GET', 'POST', 'PUT'],
     url: '/job/:name',
     longRunning: true,
     handler: async (request, reply) => {
       count(request.params.name)
-      if (request.query.open === undefined) await gates.get(request.params.name).opened
+      // `?hops=n`: finish once a client asks for the result with `?hop=n` (see the hook below).
+      if (request.query.hops !== undefined) await gates.get(`${request.longRunning?.id}@${request.query.hops}`).opened
+      else if (request.query.open === undefined) await gates.get(request.params.name).opened
       const body = request.body
       reply.code(201)
         .header('x-job-name', request.params.name)
