@@ -411,3 +411,14 @@ t.test('a response over 6 MiB ends as a 502 with a stable code, nothing half-sto
   t.equal(limit.statusCode, 200)
   t.equal(limit.rawPayload.length, 6 * 1024 * 1024, 'exactly 6 MiB is fine')
 })
+
+t.test('Fastify\'s bodyLimit answers 413 on the HTTP side, before anything is queued', async t => {
+  const queue = new RecordingQueue()
+  const test = await buildTestApp({ queue }, (app) => {
+    app.post('/small', { longRunning: true, bodyLimit: 1024 }, async () => 'ok')
+  })
+  t.teardown(() => closeTestApp(test))
+  const response = await test.app.inject({ method: 'POST', url: '/small', payload: 'x'.repeat(1025), headers: { 'content-type': 'text/plain' } })
+  t.equal(response.statusCode, 413)
+  t.equal(queue.sent.length, 0)
+})
