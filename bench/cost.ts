@@ -1,0 +1,48 @@
+import type { Emulators } from '../example/emulators.js'
+import { benchApp, countCalls } from './lib.js'
+
+const WRITES = ['PutItemCommand', 'UpdateItemCommand', 'BatchWriteItemCommand', 'DeleteItemCommand']
+const READS = ['GetItemCommand', 'BatchGetItemCommand']
+
+export interface CostReport {
+  perJob: Record<string, number>
+  sqsSendsPerJob: number
+  dynamoWritesPerJob: number
+  dynamoReadsPerJob: number
+  pollReadsPerWaitingSecondOneWaiter: number
+  pollReadsPerSecondManyWaiters: { waiters: number, readsPerSecond: number }
+}
+
+const sum = (counts: Map<string, number>, names: string[]): number => names.reduce((total, name) => total + (counts.get(name) ?? 0), 0)
+
+/**
+ * AWS requests per job, counted by a middleware on the real SDK clients (on the emulators):
+ * zero-delay jobs one after the other, then polling reads while requests wait for 4 s jobs.
+ */
+export async function cost (emulators: Emulators, jobs: number, waiters: number): Promise<CostReport> {
+  const sqs = countCalls(emulators.sqs)
+  const dynamodb = countCalls(emulators.dynamodb)
+  const { app, url } = await benchApp('emulators', emulators, { waitSeconds: 20, pollIntervalMs: 100 })
+  const snapshot = (): Map<string, number> => new Map([...sqs, ...dynamodb])
+  for (let i = 0; i < jobs; i++) await (await fetch(`${url}/sleep?ms=0`)).arrayBuffer()
+  const counts = snapshot()
+  const perJob = Object.fromEntries([...counts].map(([name, count]) => [name.replace('Command', ''), count / jobs]))
+
+  const pollReads = async (clients: number, ms: number): Promise<number> => {
+    const before = sum(snapshot(), READS)
+    const start = performance.now()
+    await Promise.all(Array.from({ length: clients }, async () => await (await fetch(`${url}/sleep?ms=${ms}`)).arrayBuffer()))
+    return (sum(snapshot(), READS) - before) / ((performance.now() - start) / 1000)
+  }
+  const one = await pollReads(1, 4000)
+  const many = await pollReads(waiters, 4000)
+  await app.close()
+  return {
+    perJob,
+    sqsSendsPerJob: (counts.get('SendMessageCommand') ?? 0) / jobs,
+    dynamoWritesPerJob: sum(counts, WRITES) / jobs,
+    dynamoReadsPerJob: sum(counts, READS) / jobs,
+    pollReadsPerWaitingSecondOneWaiter: one,
+    pollReadsPerSecondManyWaiters: { waiters, readsPerSecond: many }
+  }
+}

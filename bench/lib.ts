@@ -1,0 +1,85 @@
+import { execFile } from 'node:child_process'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Emulators } from '../example/emulators.js'
+import longRunning, { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
+
+/** Percentile (nearest rank) of already collected samples. */
+export function percentile (samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN
+}
+
+/** Counts AWS SDK calls by command, through a middleware on the real client. */
+export function countCalls (client: { middlewareStack: { add: (m: any, o: any) => void } }): Map<string, number> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const counts = new Map<string, number>()
+  client.middlewareStack.add((next: (args: unknown) => Promise<unknown>, context: { commandName: string }) => async (args: unknown) => {
+    counts.set(context.commandName, (counts.get(context.commandName) ?? 0) + 1)
+    return await next(args)
+  }, { step: 'initialize', name: `count-${Math.random()}` })
+  return counts
+}
+
+export type Backend = 'embedded' | 'emulators'
+
+/**
+ * The bench app: `GET /sleep?ms=N` is long-running and sleeps N ms; `GET /plain` is ordinary.
+ * On `emulators` this process is also the container worker (SQS long polling, DynamoDB polling).
+ */
+export async function benchApp (backend: Backend, emulators: Emulators | undefined, options: LongRunningOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
+  const app = Fastify()
+  await app.register(longRunning, {
+    ...(backend === 'emulators' && emulators !== undefined
+      ? {
+          queue: sqsQueue({ queueUrl: emulators.queueUrl, client: emulators.sqs, receiveBatchSize: 1 }),
+          store: dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb }),
+          consume: true
+        }
+      : {}),
+    concurrency: 1000,
+    ...options
+  })
+  app.get<{ Querystring: { ms: string } }>('/sleep', { longRunning: true }, async (request) => {
+    const ms = Number(request.query.ms)
+    if (ms > 0) await sleep(ms)
+    return { slept: ms }
+  })
+  app.get('/plain', async () => ({ plain: true }))
+  return { app, url: await listen(app) }
+}
+
+export async function listen (app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+}
+
+/** GET with fetch, following 303s and the 202s that come after 18 hops; ms until the final answer. */
+export async function timedFetch (url: string): Promise<{ ms: number, status: number, hops: number }> {
+  const start = performance.now()
+  let response = await fetch(url)
+  let hops = Number(new URL(response.url).searchParams.get('hop') ?? 0)
+  while (response.status === 202) {
+    await response.arrayBuffer()
+    response = await fetch(new URL(response.headers.get('location') ?? '', url))
+    hops = Number(new URL(response.url).searchParams.get('hop') ?? hops)
+  }
+  await response.arrayBuffer()
+  return { ms: performance.now() - start, status: response.status, hops }
+}
+
+const run = promisify(execFile)
+
+/** The same with `curl -L` (a new process per request chain, as a shell user would). */
+export async function timedCurl (url: string): Promise<{ ms: number, status: number, hops: number }> {
+  const start = performance.now()
+  let target = url
+  let hops = 0
+  for (;;) {
+    const { stdout } = await run('curl', ['-sL', '-o', '/dev/null', '-w', '%{http_code} %{num_redirects} %header{location}', target])
+    const [code = '0', redirects = '0', location = ''] = stdout.split(' ')
+    hops += Number(redirects)
+    if (code !== '202') return { ms: performance.now() - start, status: Number(code), hops }
+    target = new URL(location, url).toString()
+  }
+}

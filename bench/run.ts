@@ -1,0 +1,72 @@
+import { writeFileSync } from 'node:fs'
+import { startEmulators } from '../example/emulators.js'
+import { deliveryChart } from './chart.js'
+import { cost } from './cost.js'
+import { delivery } from './delivery.js'
+import { memory } from './memory.js'
+import { ordinary } from './ordinary.js'
+import { throughput, type ThroughputRow } from './throughput.js'
+
+// `npm run bench` (`-- --long` adds the seed's 40 s job): every figure next to its target,
+// bench/results.json and bench/delivery.svg. See bench/README.md.
+const long = process.argv.includes('--long')
+const emulators = await startEmulators({ visibilityTimeout: 60 })
+const durations = [0.05, 0.5, 2, 5, 12, ...(long ? [40] : [])]
+const check = (ok: boolean): string => ok ? 'met' : 'MISSED'
+const ms = (value: number): string => `${value.toFixed(0)} ms`
+
+console.log('delivery delay...')
+const rows = await delivery(emulators, durations, 8)
+console.log('ordinary routes...')
+const plain = await ordinary(3, 3)
+console.log('throughput...')
+const throughputs: ThroughputRow[] = []
+for (const concurrency of [1, 16, 128]) {
+  throughputs.push(await throughput(emulators, 'embedded', concurrency, concurrency === 1 ? 500 : 3000))
+  throughputs.push(await throughput(emulators, 'emulators', concurrency, concurrency === 1 ? 100 : 600))
+}
+console.log('AWS cost...')
+const aws = await cost(emulators, 50, 200)
+console.log('memory...')
+const mem = await memory(1000)
+await emulators.close()
+
+const seedOverhead = (seconds: number): number => rows.find(row => row.scheme === 'seed scheme, fetch' && row.seconds === seconds)?.p50 ?? Number.NaN
+console.log('\n## Delivery delay (client time − job time), waitSeconds 1')
+console.log('| scheme | job | p50 | p95 | max | hops | target p95 | ratio to seed (p50) |')
+console.log('|---|---|---|---|---|---|---|---|')
+for (const row of rows) {
+  const target = 100 + row.seconds * 10
+  const ours = row.scheme.startsWith('ours')
+  console.log(`| ${row.scheme} | ${row.seconds} s | ${ms(row.p50)} | ${ms(row.p95)} | ${ms(row.max)} | ${row.hops} | ${ours ? `≤ ${ms(target)}: ${check(row.p95 <= target)}` : ''} | ${ours ? (Math.max(0, row.p50) / seedOverhead(row.seconds)).toFixed(3) : ''} |`)
+}
+const totalOurs = rows.filter(row => row.scheme === 'ours, embedded, fetch').reduce((total, row) => total + Math.max(0, row.p50), 0)
+const totalSeed = rows.filter(row => row.scheme === 'seed scheme, fetch').reduce((total, row) => total + row.p50, 0)
+console.log(`\nOverhead over all job lengths, ours (embedded, fetch) / seed: ${(totalOurs / totalSeed).toFixed(3)} (target ≤ 0.05: ${check(totalOurs / totalSeed <= 0.05)})`)
+const totalAws = rows.filter(row => row.scheme === 'ours, emulators, fetch').reduce((total, row) => total + Math.max(0, row.p50), 0)
+console.log(`Overhead over all job lengths, ours (emulators, fetch) / seed: ${(totalAws / totalSeed).toFixed(3)} (target ≤ 0.05: ${check(totalAws / totalSeed <= 0.05)})`)
+
+console.log('\n## Ordinary route, requests/s (autocannon, 50 connections, interleaved)')
+console.log(`bare Fastify ${plain.bare.toFixed(0)}, with the plugin ${plain.plugin.toFixed(0)}: ${(plain.ratio * 100).toFixed(1)} % (target ≥ 97 %: ${check(plain.ratio >= 0.97)})`)
+
+console.log('\n## Throughput, zero-delay jobs end to end')
+console.log('| backend | clients | jobs/s | CPU ms per job (client included) | target |')
+console.log('|---|---|---|---|---|')
+for (const row of throughputs) {
+  const target = row.backend === 'embedded' ? 2000 : 300
+  console.log(`| ${row.backend} | ${row.concurrency} | ${row.jobsPerSecond.toFixed(0)} | ${row.cpuMsPerJob.toFixed(2)} | ${row.concurrency === 128 ? `≥ ${target}: ${check(row.jobsPerSecond >= target)}` : ''} |`)
+}
+
+console.log('\n## AWS requests per job (emulators, counted by an SDK middleware)')
+console.log(JSON.stringify(aws.perJob))
+console.log(`SQS sends per job ${aws.sqsSendsPerJob.toFixed(2)} (target ≤ 1: ${check(aws.sqsSendsPerJob <= 1)}); DynamoDB writes per job ${aws.dynamoWritesPerJob.toFixed(2)} (target ≤ 3: ${check(aws.dynamoWritesPerJob <= 3)}); reads per job ${aws.dynamoReadsPerJob.toFixed(2)}`)
+console.log(`Polling reads per waiting second, one request: ${aws.pollReadsPerWaitingSecondOneWaiter.toFixed(1)} (target ≤ 10: ${check(aws.pollReadsPerWaitingSecondOneWaiter <= 10)})`)
+console.log(`Polling reads per second with ${aws.pollReadsPerSecondManyWaiters.waiters} requests waiting: ${aws.pollReadsPerSecondManyWaiters.readsPerSecond.toFixed(1)} (${(aws.pollReadsPerSecondManyWaiters.readsPerSecond / aws.pollReadsPerSecondManyWaiters.waiters).toFixed(2)} per request)`)
+
+console.log('\n## Memory')
+console.log(`example server with ${mem.clients} requests waiting: peak RSS ${mem.peakMiB.toFixed(0)} MiB (idle ${mem.idleMiB.toFixed(0)} MiB; target < 150 MB: ${check(mem.peakMiB * 1.048576 < 150)})`)
+
+const results = { date: new Date().toISOString(), node: process.version, delivery: rows, ordinary: plain, throughput: throughputs, cost: aws, memory: mem }
+writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n')
+writeFileSync('bench/delivery.svg', deliveryChart(rows, ['ours, embedded, fetch', 'ours, emulators, fetch', 'seed scheme, fetch']))
+console.log('\nwrote bench/results.json and bench/delivery.svg')
