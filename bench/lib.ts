@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Emulators } from '../example/emulators.js'
 import longRunning, { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
@@ -12,7 +13,7 @@ export function percentile (samples: number[], p: number): number {
 }
 
 /** Counts AWS SDK calls by command, through a middleware on the real client. */
-export function countCalls (client: { middlewareStack: { add: (m: any, o: any) => void } }): Map<string, number> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export function countCalls (client: { middlewareStack: { add: (m: any, o: any) => void } }): Map<string, number> {
   const counts = new Map<string, number>()
   client.middlewareStack.add((next: (args: unknown) => Promise<unknown>, context: { commandName: string }) => async (args: unknown) => {
     counts.set(context.commandName, (counts.get(context.commandName) ?? 0) + 1)
@@ -22,6 +23,7 @@ export function countCalls (client: { middlewareStack: { add: (m: any, o: any) =
 }
 
 export type Backend = 'embedded' | 'emulators'
+let queues = 0
 
 /**
  * The bench app: `GET /sleep?ms=N` is long-running and sleeps N ms; `GET /plain` is ordinary.
@@ -29,10 +31,16 @@ export type Backend = 'embedded' | 'emulators'
  */
 export async function benchApp (backend: Backend, emulators: Emulators | undefined, options: LongRunningOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify()
+  // A queue per app: local-aws-sqs keeps serving the long polls of a closed app's worker, and
+  // the messages they take stay hidden for the visibility timeout (on AWS too, a poll cut short
+  // may hide messages that long).
+  const queueUrl = backend === 'emulators' && emulators !== undefined
+    ? (await emulators.sqs.send(new CreateQueueCommand({ QueueName: `bench-${++queues}` }))).QueueUrl as string
+    : ''
   await app.register(longRunning, {
     ...(backend === 'emulators' && emulators !== undefined
       ? {
-          queue: sqsQueue({ queueUrl: emulators.queueUrl, client: emulators.sqs, receiveBatchSize: 1 }),
+          queue: sqsQueue({ queueUrl, client: emulators.sqs, receiveBatchSize: 1 }),
           store: dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb }),
           consume: true
         }

@@ -23,7 +23,7 @@ console.log('throughput...')
 const throughputs: ThroughputRow[] = []
 for (const concurrency of [1, 16, 128]) {
   throughputs.push(await throughput(emulators, 'embedded', concurrency, concurrency === 1 ? 500 : 3000))
-  throughputs.push(await throughput(emulators, 'emulators', concurrency, concurrency === 1 ? 100 : 600))
+  throughputs.push(await throughput(emulators, 'emulators', concurrency, concurrency === 1 ? 100 : 400))
 }
 console.log('AWS cost...')
 const aws = await cost(emulators, 50, 200)

@@ -1,9 +1,11 @@
 import type { Message, SQSClient } from '@aws-sdk/client-sqs'
-import { BackendError, InvalidOptionError } from '../errors.js'
+import { LazyAwsClient } from '../aws-client.js'
+import { InvalidOptionError } from '../errors.js'
 import { describe } from '../options.js'
 import { backoffSeconds, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue } from './queue.js'
 
-type Sdk = typeof import('@aws-sdk/client-sqs')
+const loadSdk = async () => await import('@aws-sdk/client-sqs')
+type Sdk = Awaited<ReturnType<typeof loadSdk>>
 
 /** Options of {@link sqsQueue}. */
 export interface SqsQueueOptions {
@@ -87,9 +89,7 @@ class SqsQueue implements SqsJobQueue {
   readonly #visibility: number
   readonly #retryDelay: number
   readonly #batch: number
-  readonly #ownsClient: boolean
-  #client: SQSClient | undefined
-  #sdk: Sdk | undefined
+  readonly #aws: LazyAwsClient<Sdk, SQSClient>
 
   constructor (
     queueUrl: string,
@@ -97,8 +97,7 @@ class SqsQueue implements SqsJobQueue {
     settings: { maxMessageBytes: number, visibility: number, retryDelay: number, batch: number }
   ) {
     this.queueUrl = queueUrl
-    this.#client = client
-    this.#ownsClient = client === undefined
+    this.#aws = new LazyAwsClient('SQS', loadSdk, sdk => new sdk.SQSClient({}), client)
     this.maxMessageBytes = settings.maxMessageBytes
     this.#visibility = settings.visibility
     this.#retryDelay = settings.retryDelay
@@ -108,13 +107,13 @@ class SqsQueue implements SqsJobQueue {
   async send (body: string): Promise<void> {
     const size = Buffer.byteLength(body)
     if (size > this.maxMessageBytes) throw new RangeError(`Message of ${size} bytes exceeds the queue's ${this.maxMessageBytes}`)
-    const { SendMessageCommand } = await this.#load()
-    await this.#send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }))
+    const { SendMessageCommand } = await this.#aws.sdk()
+    await this.#aws.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }))
   }
 
   async changeVisibility (receiptHandle: string, seconds: number): Promise<void> {
-    const { ChangeMessageVisibilityCommand } = await this.#load()
-    await this.#send(new ChangeMessageVisibilityCommand({
+    const { ChangeMessageVisibilityCommand } = await this.#aws.sdk()
+    await this.#aws.send(new ChangeMessageVisibilityCommand({
       QueueUrl: this.queueUrl,
       ReceiptHandle: receiptHandle,
       VisibilityTimeout: Math.min(MAX_VISIBILITY, Math.max(0, Math.ceil(seconds)))
@@ -155,7 +154,7 @@ class SqsQueue implements SqsJobQueue {
     }
 
     const poll = async (): Promise<void> => {
-      const { ReceiveMessageCommand } = await this.#load()
+      const { ReceiveMessageCommand } = await this.#aws.sdk()
       while (!stopping.signal.aborted) {
         if (inFlight.size >= options.concurrency) {
           await new Promise<void>(resolve => waiting.push(resolve))
@@ -163,7 +162,7 @@ class SqsQueue implements SqsJobQueue {
         }
         let messages: Message[] = []
         try {
-          const result = await (this.#client as SQSClient).send(new ReceiveMessageCommand({
+          const result = await this.#aws.send(new ReceiveMessageCommand({
             QueueUrl: this.queueUrl,
             MaxNumberOfMessages: Math.min(this.#batch, options.concurrency - inFlight.size),
             WaitTimeSeconds: 20,
@@ -175,7 +174,7 @@ class SqsQueue implements SqsJobQueue {
           messages = result.Messages ?? []
         } catch (error) {
           if (stopping.signal.aborted) break
-          options.onError(new BackendError(`SQS ReceiveMessage: ${(error as Error).name}`, { cause: error }))
+          options.onError(error)
           await new Promise(resolve => setTimeout(resolve, 1000))
         }
         for (const message of messages) {
@@ -201,26 +200,11 @@ class SqsQueue implements SqsJobQueue {
   }
 
   async close (): Promise<void> {
-    if (this.#ownsClient) this.#client?.destroy()
+    this.#aws.close()
   }
 
   async #delete (receiptHandle: string): Promise<void> {
-    const { DeleteMessageCommand } = await this.#load()
-    await this.#send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receiptHandle }))
-  }
-
-  async #load (): Promise<Sdk> {
-    this.#sdk ??= await import('@aws-sdk/client-sqs')
-    this.#client ??= new this.#sdk.SQSClient({})
-    return this.#sdk
-  }
-
-  /** The one place SDK errors become this plugin's errors; the SDK's own stays as `cause`. */
-  async #send (command: object): Promise<unknown> {
-    try {
-      return await (this.#client as unknown as { send: (command: object) => Promise<unknown> }).send(command)
-    } catch (error) {
-      throw new BackendError(`SQS ${command.constructor.name}: ${(error as Error).name}`, { cause: error })
-    }
+    const { DeleteMessageCommand } = await this.#aws.sdk()
+    await this.#aws.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receiptHandle }))
   }
 }

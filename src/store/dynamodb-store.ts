@@ -1,4 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { LazyAwsClient } from '../aws-client.js'
 import { BackendError, InvalidOptionError } from '../errors.js'
 import { describe } from '../options.js'
 import {
@@ -8,7 +9,8 @@ import {
 import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore, StoredResponse } from './store.js'
 import { JobStatus } from './store.js'
 
-type Sdk = typeof import('@aws-sdk/client-dynamodb')
+const loadSdk = async () => await import('@aws-sdk/client-dynamodb')
+type Sdk = Awaited<ReturnType<typeof loadSdk>>
 
 /** Options of {@link dynamoDbStore}. */
 export interface DynamoDbStoreOptions {
@@ -48,14 +50,11 @@ const OWNED = '#st = :running AND #own = :owner'
 
 class DynamoDbStore implements ResultStore {
   readonly #table: string
-  #client: DynamoDBClient | undefined
-  readonly #ownsClient: boolean
-  #sdk: Sdk | undefined
+  readonly #aws: LazyAwsClient<Sdk, DynamoDBClient>
 
   constructor (table: string, client: DynamoDBClient | undefined) {
     this.#table = table
-    this.#client = client
-    this.#ownsClient = client === undefined
+    this.#aws = new LazyAwsClient('DynamoDB', loadSdk, sdk => new sdk.DynamoDBClient({}), client)
   }
 
   async create (job: NewJob): Promise<void> {
@@ -76,8 +75,8 @@ class DynamoDbStore implements ResultStore {
         Object.assign(item, this.#bodyAttributes(packed, A.requestBody, A.requestChunks, A.requestEncoding))
       }
     }
-    const { PutItemCommand } = await this.#load()
-    await this.#send(new PutItemCommand({
+    const { PutItemCommand } = await this.#aws.sdk()
+    await this.#aws.send(new PutItemCommand({
       TableName: this.#table,
       Item: item,
       ConditionExpression: 'attribute_not_exists(#id)',
@@ -86,8 +85,8 @@ class DynamoDbStore implements ResultStore {
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
-    const { GetItemCommand } = await this.#load()
-    const { Item: item } = await this.#send(new GetItemCommand({
+    const { GetItemCommand } = await this.#aws.sdk()
+    const { Item: item } = await this.#aws.send(new GetItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
       ConsistentRead: true,
@@ -107,7 +106,7 @@ class DynamoDbStore implements ResultStore {
   }
 
   async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
-    const { UpdateItemCommand } = await this.#load()
+    const { UpdateItemCommand } = await this.#aws.sdk()
     const result = await this.#conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
@@ -168,8 +167,8 @@ class DynamoDbStore implements ResultStore {
   }
 
   async delete (id: string): Promise<void> {
-    const { GetItemCommand, DeleteItemCommand } = await this.#load()
-    const { Item: item } = await this.#send(new GetItemCommand({
+    const { GetItemCommand, DeleteItemCommand } = await this.#aws.sdk()
+    const { Item: item } = await this.#aws.send(new GetItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
       ConsistentRead: true,
@@ -181,11 +180,11 @@ class DynamoDbStore implements ResultStore {
       ...chunkKeys(id, str(item, A.responseTag) ?? '', num(item, A.responseChunks))
     ]
     await this.#batchWrite(keys.map(key => ({ DeleteRequest: { Key: { [A.id]: s(key) } } })))
-    await this.#send(new DeleteItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) } }))
+    await this.#aws.send(new DeleteItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) } }))
   }
 
   async close (): Promise<void> {
-    if (this.#ownsClient) this.#client?.destroy()
+    this.#aws.close()
   }
 
   /** The record of an item, its response assembled; undefined once expired. */
@@ -229,7 +228,7 @@ class DynamoDbStore implements ResultStore {
 
   /** A write only the claim's owner may make. `attributes` are the ones `update` names as `#name`. */
   async #updateOwned (id: string, owner: string, update: string, values: Item, attributes: string[]): Promise<boolean> {
-    const { UpdateItemCommand } = await this.#load()
+    const { UpdateItemCommand } = await this.#aws.sdk()
     const result = await this.#conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
@@ -244,7 +243,7 @@ class DynamoDbStore implements ResultStore {
   /** Sends a conditional write; `undefined` when its condition did not hold. */
   async #conditional (command: object): Promise<{ Attributes?: Item } | undefined> {
     try {
-      return await this.#send(command)
+      return await this.#aws.send(command)
     } catch (error) {
       if (error instanceof BackendError && (error.cause as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException') return undefined
       throw error
@@ -252,7 +251,7 @@ class DynamoDbStore implements ResultStore {
   }
 
   async #batchGet (keys: readonly string[], attributes: readonly string[]): Promise<Item[]> {
-    const { BatchGetItemCommand } = await this.#load()
+    const { BatchGetItemCommand } = await this.#aws.sdk()
     const items: Item[] = []
     // BatchGetItem takes 100 keys and may leave some unprocessed under load: ask again for those.
     for (let start = 0; start < keys.length; start += 100) {
@@ -261,7 +260,7 @@ class DynamoDbStore implements ResultStore {
       }
       for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
         if (round > 0) await backoff(round)
-        const result = await this.#send(new BatchGetItemCommand({ RequestItems: request }))
+        const result = await this.#aws.send(new BatchGetItemCommand({ RequestItems: request }))
         items.push(...(result.Responses?.[this.#table] ?? []))
         request = result.UnprocessedKeys as typeof request
       }
@@ -271,31 +270,15 @@ class DynamoDbStore implements ResultStore {
 
   async #batchWrite (requests: Array<{ PutRequest?: { Item: Item }, DeleteRequest?: { Key: Item } }>): Promise<void> {
     if (requests.length === 0) return
-    const { BatchWriteItemCommand } = await this.#load()
+    const { BatchWriteItemCommand } = await this.#aws.sdk()
     // 25 requests per call, and at most 16 MB: 12 chunks of 380 KB stay well under.
     for (let start = 0; start < requests.length; start += 12) {
       let pending: Record<string, typeof requests> | undefined = { [this.#table]: requests.slice(start, start + 12) }
       for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
         if (round > 0) await backoff(round)
-        const result = await this.#send(new BatchWriteItemCommand({ RequestItems: pending }))
+        const result = await this.#aws.send(new BatchWriteItemCommand({ RequestItems: pending }))
         pending = result.UnprocessedItems as typeof pending
       }
-    }
-  }
-
-  async #load (): Promise<Sdk> {
-    this.#sdk ??= await import('@aws-sdk/client-dynamodb')
-    this.#client ??= new this.#sdk.DynamoDBClient({})
-    return this.#sdk
-  }
-
-  /** The one place SDK errors become this plugin's errors; the SDK's own stays as `cause`. */
-  // Commands are built from the lazily loaded SDK, so they are typed loosely here, once.
-  async #send (command: object): Promise<any> {
-    try {
-      return await (this.#client as unknown as { send: (command: object) => Promise<unknown> }).send(command)
-    } catch (error) {
-      throw new BackendError(`DynamoDB ${(command as object).constructor.name}: ${(error as Error).name}`, { cause: error })
     }
   }
 }
