@@ -27,8 +27,15 @@ export async function memory (clients: number): Promise<{ clients: number, idleM
     })
     await (await fetch(`${url}/health`)).arrayBuffer()
     const idle = peakRssMiB(child.pid as number)
-    await Promise.all(Array.from({ length: clients }, async () => await (await fetch(`${url}/payload?delay=3`)).arrayBuffer()))
-    return { clients, idleMiB: idle, peakMiB: peakRssMiB(child.pid as number) }
+    // The jobs outlast the measurement (the example runs 10 at a time): every request is
+    // accepted and waiting while the peak is read.
+    const stop = new AbortController()
+    const waiting = Array.from({ length: clients }, async () => await fetch(`${url}/payload?delay=60`, { signal: stop.signal }).catch(() => undefined))
+    await new Promise(resolve => setTimeout(resolve, 5000))
+    const peak = peakRssMiB(child.pid as number)
+    stop.abort()
+    await Promise.all(waiting)
+    return { clients, idleMiB: idle, peakMiB: peak }
   } finally {
     child.kill()
   }
