@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs'
-import { startEmulators } from '../example/emulators.js'
 import { deliveryChart } from './chart.js'
+import { startEmulatorsProcess } from './emulators-process.js'
 import { cost } from './cost.js'
 import { delivery } from './delivery.js'
 import { memory } from './memory.js'
@@ -10,7 +10,7 @@ import { throughput, throughputSeparate, type ThroughputRow } from './throughput
 // `npm run bench` (`-- --long` adds the seed's 40 s job): every figure next to its target,
 // bench/results.json and bench/delivery.svg. See bench/README.md.
 const long = process.argv.includes('--long')
-const emulators = await startEmulators({ visibilityTimeout: 60 })
+const emulators = await startEmulatorsProcess()
 const durations = [0.05, 0.5, 2, 5, 12, ...(long ? [40] : [])]
 const check = (ok: boolean): string => ok ? 'met' : 'MISSED'
 const ms = (value: number): string => `${value.toFixed(0)} ms`
