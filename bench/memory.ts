@@ -19,6 +19,6 @@ export async function memory (clients: number): Promise<{ clients: number, idleM
     await Promise.all(waiting)
     return { clients, idleMiB: idle, peakMiB: peak }
   } finally {
-    server.child.kill()
+    server.child.kill('SIGKILL')
   }
 }

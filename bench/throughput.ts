@@ -30,7 +30,7 @@ export async function throughputSeparate (concurrency: number, jobs: number): Pr
   try {
     return { backend: 'embedded, own process', concurrency, ...await drive(server.url, concurrency, jobs, '/payload?delay=0') }
   } finally {
-    server.child.kill()
+    server.child.kill('SIGKILL')
   }
 }
 

@@ -5,7 +5,7 @@ export { longRunning }
 export type { LongRunningDecorator } from './plugin.js'
 export type { LongRunningOptions, LongRunningRouteOptions } from './options.js'
 export type { LongRunningJob } from './job/context.js'
-export type { DeliveryLimits } from './job/runner.js'
+export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/runner.js'
 export type { JobStatusBody } from './http/replies.js'
 export * as errors from './errors.js'
 

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { PATH_PREFIX } from './http/location.js'
+import type { JobEndEvent } from './job/runner.js'
 import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
@@ -67,6 +68,12 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   bindTo?: (request: FastifyRequest) => string | undefined
   /**
+   * Called once a job's final response is stored, in the process that ran it, with its timing
+   * (queued, started, ended), attempt and outcome: feed your metrics from here. It must not
+   * throw (errors are logged and ignored) and should not block.
+   */
+  onJobEnd?: (event: JobEndEvent) => void
+  /**
    * Request headers never written to the queue or the store (lower-case names), on top of the
    * hop-by-hop ones. For apps that authenticate before enqueue: drop `authorization` and `cookie`,
    * and let the authentication hook skip job runs (`if (request.longRunning) return`).
@@ -98,6 +105,7 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   basePath: string | undefined
   bindTo: ((request: FastifyRequest) => string | undefined) | undefined
   dropHeaders: ReadonlySet<string>
+  onJobEnd: ((event: JobEndEvent) => void) | undefined
   leaseSeconds: number
   pollIntervalMs: number
 }
@@ -115,6 +123,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     basePath: path(options.basePath, 'basePath'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
+    onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     // Last, so that no default adapter (and its timers) is made when another option is invalid.

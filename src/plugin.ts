@@ -39,7 +39,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const options = resolveOptions(rawOptions)
   const { queue, store } = options
   const runs = new RunRegistry()
-  const runner = new JobRunner(app, store, runs, options.leaseSeconds)
+  const runner = new JobRunner(app, store, runs, options.leaseSeconds, options.onJobEnd)
   const poller = new Poller(store, options.pollIntervalMs, app.log)
   const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)))
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts }
@@ -53,8 +53,15 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
 
   // Marks a replayed request as a job run before any hook registered after the plugin sees it,
   // so that an authentication hook can tell a job run (authenticated at enqueue) from a client.
+  // Its log lines carry the job id, and the original request id (`x-request-id`: API Gateway's,
+  // through @fastify/aws-lambda) so that a job's logs join the request that queued it.
   app.addHook('onRequest', async (request: FastifyRequest) => {
-    if (request.headers[RUN_HEADER] !== undefined) request.longRunning = runs.take(request)
+    if (request.headers[RUN_HEADER] === undefined) return
+    request.longRunning = runs.take(request)
+    if (request.longRunning !== null) {
+      const requestId = request.headers['x-request-id']
+      request.log = request.log.child({ jobId: request.longRunning.id, attempt: request.longRunning.attempt, ...(requestId === undefined ? {} : { requestId }) })
+    }
   })
 
   app.addHook('onRoute', (route: RouteOptions) => {

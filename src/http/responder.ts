@@ -47,6 +47,7 @@ export class Responder {
       timeoutSeconds: route.timeoutSeconds,
       maxAttempts: route.maxAttempts,
       resultTtlSeconds,
+      enqueuedAt: Date.now(),
       request: snapshot
     }
     let body = encodeMessage(message)

@@ -11,6 +11,8 @@ export interface JobMessage {
   timeoutSeconds: number
   maxAttempts: number
   resultTtlSeconds: number
+  /** When the HTTP side accepted the job (epoch ms), for the job's timing. */
+  enqueuedAt?: number
   /** The request; absent when it was too large for the queue and waits in the store instead. */
   request?: RequestSnapshot
 }
@@ -48,6 +50,7 @@ export function decodeMessage (body: string): JobMessage {
     maxAttempts: positive(raw.maxAttempts, 'maxAttempts'),
     resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds')
   }
+  if (raw.enqueuedAt !== undefined) message.enqueuedAt = positive(raw.enqueuedAt, 'enqueuedAt')
   if (raw.request !== undefined) message.request = decodeRequest(raw.request)
   return message
 }

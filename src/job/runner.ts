@@ -22,6 +22,31 @@ const Stop = {
 } as const
 type Stop = typeof Stop[keyof typeof Stop]
 
+/** How a job ended, for `onJobEnd`. */
+export const JobOutcome = {
+  completed: 'completed',
+  timedOut: 'timed-out',
+  attemptsExhausted: 'attempts-exhausted',
+  tooLarge: 'too-large',
+  invalid: 'invalid'
+} as const
+export type JobOutcome = typeof JobOutcome[keyof typeof JobOutcome]
+
+/** What `onJobEnd` hears once a job's final response is stored (by the process that ran it). */
+export interface JobEndEvent {
+  id: string
+  outcome: JobOutcome
+  /** The final response's status code. */
+  statusCode: number
+  /** The attempt that ended the job. */
+  attempt: number
+  /** When the HTTP side accepted the job (epoch ms). */
+  queuedAt?: number
+  /** When this attempt started, and when the job ended (epoch ms). */
+  startedAt: number
+  endedAt: number
+}
+
 /** Limits of one delivery, from the environment that runs it. */
 export interface DeliveryLimits {
   /** Epoch ms by which this process must be done with the message (a Lambda's deadline). */
@@ -44,11 +69,14 @@ export class JobRunner {
   #shuttingDown = false
   readonly #running = new Set<() => void>()
 
-  constructor (app: FastifyInstance, store: ResultStore, runs: RunRegistry, leaseSeconds: number) {
+  readonly #onJobEnd: ((event: JobEndEvent) => void) | undefined
+
+  constructor (app: FastifyInstance, store: ResultStore, runs: RunRegistry, leaseSeconds: number, onJobEnd?: (event: JobEndEvent) => void) {
     this.#app = app
     this.#store = store
     this.#runs = runs
     this.#leaseMs = leaseSeconds * 1000
+    this.#onJobEnd = onJobEnd
   }
 
   /** Handles one delivery of a queue message and says whether to delete it. */
@@ -80,15 +108,15 @@ export class JobRunner {
     }
     if (claim.attempt > message.maxAttempts) {
       log.error({ attempts: claim.attempt - 1 }, 'job failed: attempts exhausted')
-      return this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)))
+      return this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)), { outcome: JobOutcome.attemptsExhausted, attempt: claim.attempt, startedAt: now })
     }
     const request = message.request ?? claim.request
     if (request === undefined) {
       log.error('job request missing from both message and store')
-      return this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')))
+      return this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')), { outcome: JobOutcome.invalid, attempt: claim.attempt, startedAt: now })
     }
     log.info({ attempt: claim.attempt }, 'job attempt started')
-    return this.#attempt(message, request, owner, claim.attempt, delivery, limits, log)
+    return this.#attempt(message, request, owner, { attempt: claim.attempt, startedAt: now }, delivery, limits, log)
   }
 
   /** Aborts every attempt in this process; their messages come back for another worker. */
@@ -101,7 +129,7 @@ export class JobRunner {
     message: JobMessage,
     request: RequestSnapshot,
     owner: string,
-    attempt: number,
+    run: { attempt: number, startedAt: number },
     delivery: Delivery,
     limits: DeliveryLimits,
     log: FastifyBaseLogger
@@ -133,13 +161,13 @@ export class JobRunner {
     })
     if (this.#shuttingDown) onShutdown()
 
-    const job: LongRunningJob = { id, attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
-    const run = this.#runs.add(job)
+    const job: LongRunningJob = { id, attempt: run.attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
+    const registration = this.#runs.add(job)
     try {
       const injected = this.#app.inject({
         method: request.method as 'GET',
         url: request.url,
-        headers: { ...request.headers, [RUN_HEADER]: run.token },
+        headers: { ...request.headers, [RUN_HEADER]: registration.token },
         ...(request.body === undefined ? {} : { payload: request.body })
       }).catch((error: unknown) => {
         log.error({ err: error }, 'job replay failed')
@@ -148,7 +176,7 @@ export class JobRunner {
       const outcome = await Promise.race([injected, stopped])
       if (outcome === Stop.timeout) {
         log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
-        return await this.#finish(message, owner, errorResponse(controller.signal.reason))
+        return await this.#finish(message, owner, errorResponse(controller.signal.reason), { ...run, outcome: JobOutcome.timedOut })
       }
       if (typeof outcome === 'string') {
         log.warn({ reason: outcome }, 'job attempt stopped, message returned to the queue')
@@ -156,12 +184,13 @@ export class JobRunner {
         return { ack: false, delaySeconds: 0 }
       }
       const body = outcome.rawPayload
-      const response: StoredResponse = body.length > MAX_RESPONSE_BYTES
-        ? errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES))
-        : { statusCode: outcome.statusCode, headers: keepHeaders(outcome.headers), body }
-      return await this.#finish(message, owner, response)
+      if (body.length > MAX_RESPONSE_BYTES) {
+        return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
+      }
+      const response: StoredResponse = { statusCode: outcome.statusCode, headers: keepHeaders(outcome.headers), body }
+      return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
     } finally {
-      run.remove()
+      registration.remove()
       for (const timer of timers) clearTimeout(timer)
       clearInterval(heartbeat)
       this.#running.delete(onShutdown)
@@ -173,11 +202,26 @@ export class JobRunner {
    * A failing write is tried again here, a few times, before the message goes back: the
    * response may have taken minutes to compute, and only this process holds it.
    */
-  async #finish (message: JobMessage, owner: string, response: StoredResponse): Promise<Disposition> {
+  async #finish (
+    message: JobMessage,
+    owner: string,
+    response: StoredResponse,
+    end: { outcome: JobOutcome, attempt: number, startedAt: number }
+  ): Promise<Disposition> {
     const expiresAt = Date.now() + message.resultTtlSeconds * 1000
     const stored = await withRetries(async () => await this.#store.complete(message.id, owner, response, expiresAt), 4,
       (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again'))
-    return stored ? ACK : { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
+    if (!stored) return { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
+    const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, ...end, endedAt: Date.now() }
+    if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
+    this.#app.log.info({ jobId: event.id, job: event }, 'job ended')
+    try {
+      this.#onJobEnd?.(event)
+    } catch (error) {
+      // A metrics hook must never decide a job's fate.
+      this.#app.log.error({ err: error, jobId: event.id }, 'onJobEnd threw')
+    }
+    return ACK
   }
 
   async #renew (id: string, owner: string, delivery: Delivery): Promise<boolean> {

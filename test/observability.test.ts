@@ -1,0 +1,60 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import t from 'tap'
+import longRunning, { type JobEndEvent } from '../src/index.js'
+
+/** An app whose log lines are kept (parsed), and whose ended jobs are recorded. */
+async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, timeoutSeconds?: number } = {}) {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  await app.register(longRunning, { waitSeconds: 10, ...options })
+  app.get('/work', { longRunning: true }, async (request) => {
+    request.log.info('working')
+    return 'done'
+  })
+  app.get('/forever', { longRunning: { timeoutSeconds: 1 } }, async (request) => {
+    await new Promise(resolve => request.longRunning?.signal.addEventListener('abort', resolve))
+    return 'late'
+  })
+  t.teardown(() => app.close())
+  return { app, lines }
+}
+
+t.test('a job\'s log lines carry its id, its attempt and the original x-request-id', async t => {
+  const { app, lines } = await observed()
+  const response = await app.inject({ url: '/work', headers: { 'x-request-id': 'apigw-123' } })
+  t.equal(response.body, 'done')
+  const working = lines.find(line => line.msg === 'working')
+  t.match(working, { jobId: /^[0-9a-f-]{36}$/, attempt: 1, requestId: 'apigw-123' })
+  const ended = lines.find(line => line.msg === 'job ended')
+  t.equal(ended?.jobId, working?.jobId)
+  t.ok(lines.some(line => line.msg === 'job attempt started' && line.jobId === working?.jobId))
+})
+
+t.test('onJobEnd hears every job\'s outcome and timing', async t => {
+  const events: JobEndEvent[] = []
+  const { app } = await observed({ onJobEnd: event => events.push(event) })
+  const before = Date.now()
+  await app.inject('/work')
+  await app.inject('/forever')
+  t.equal(events.length, 2)
+  const [done, late] = events as [JobEndEvent, JobEndEvent]
+  t.match(done, { outcome: 'completed', statusCode: 200, attempt: 1 })
+  t.match(late, { outcome: 'timed-out', statusCode: 504, attempt: 1 })
+  for (const event of events) {
+    t.ok((event.queuedAt ?? 0) >= before && event.startedAt >= (event.queuedAt ?? 0) && event.endedAt >= event.startedAt, 'queued ≤ started ≤ ended')
+  }
+})
+
+t.test('an onJobEnd that throws is logged and changes nothing', async t => {
+  const { app, lines } = await observed({ onJobEnd: () => { throw new Error('metrics down') } })
+  const response = await app.inject('/work')
+  t.equal(response.body, 'done')
+  t.ok(lines.some(line => line.msg === 'onJobEnd threw'))
+})
+
+t.test('onJobEnd must be a function', async t => {
+  const app = Fastify()
+  await t.rejects(async () => await app.register(longRunning, { onJobEnd: 'yes' as never }), { message: 'Expected `onJobEnd` to be a function, got "yes"' })
+})
