@@ -49,6 +49,12 @@ export const ResponseTooLargeError = createError<'FST_LONG_RUNNING_RESPONSE_TOO_
   502
 )
 
+/** The job was cancelled (`DELETE /async-response/:id`) before it produced a response. Stored as its final response. */
+export const JobCancelledError = createError('FST_LONG_RUNNING_JOB_CANCELLED', 'The job was cancelled', 409)
+
+/** A cancellation came after the job had already ended. */
+export const JobFinishedError = createError('FST_LONG_RUNNING_JOB_FINISHED', 'The job has already finished', 409)
+
 /** A queue message that can never be run (not JSON, wrong version, bad fields). */
 export const InvalidMessageError = createError<'FST_LONG_RUNNING_INVALID_MESSAGE', [string]>(
   'FST_LONG_RUNNING_INVALID_MESSAGE',

@@ -128,7 +128,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
-    store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'delete']) ?? memoryStore()
+    store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore()
   }
 }
 

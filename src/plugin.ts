@@ -84,6 +84,10 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   // instead of the router's own (its `maxParamLength` would turn long ids into a different answer).
   app.get(`${options.routePrefix}/async-response/*`, async (request: FastifyRequest<{ Params: { '*': string }, Querystring: { hop?: string } }>, reply) =>
     await responder.resume(request, reply))
+  app.delete(`${options.routePrefix}/async-response/*`, async (request: FastifyRequest<{ Params: { '*': string } }>, reply) => {
+    runner.cancel(await responder.cancel(request, reply))
+    return reply
+  })
 
   let consumer: Consumer | undefined
   app.addHook('onReady', async () => {

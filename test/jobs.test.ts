@@ -1,9 +1,10 @@
 import t from 'tap'
-import { memoryStore, type JobRecord, type ResultStore } from '../src/index.js'
+import { createSqsHandler, memoryStore, type JobRecord, type ResultStore } from '../src/index.js'
 import { decodeMessage, encodeMessage } from '../src/job/message.js'
 import { RUN_HEADER } from '../src/job/context.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { spyStore } from './helpers/spy-store.js'
+import { lambdaContext, sqsEvent } from './helpers/events.js'
 import { Gate } from './helpers/gate.js'
 import { delivery, RecordingQueue } from './helpers/recording-queue.js'
 
@@ -421,4 +422,17 @@ t.test('Fastify\'s bodyLimit answers 413 on the HTTP side, before anything is qu
   const response = await test.app.inject({ method: 'POST', url: '/small', payload: 'x'.repeat(1025), headers: { 'content-type': 'text/plain' } })
   t.equal(response.statusCode, 413)
   t.equal(queue.sent.length, 0)
+})
+
+t.test('the Lambda consumer hands back a record whose delivery failed (the store was down)', async t => {
+  const memory = memoryStore()
+  const store = spyStore(memory, { claim: async () => { throw new Error('store down') } })
+  const queue = new RecordingQueue()
+  const test = await buildTestApp({ queue, store, waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  await location(test.app, '/job/later?open=1')
+  const worker = createSqsHandler(test.app)
+  const event = sqsEvent([queue.sent[0] as string])
+  t.same(await worker(event, lambdaContext()), { batchItemFailures: [{ itemIdentifier: event.Records[0]?.messageId }] })
+  t.equal(test.runs.get('later'), undefined)
 })

@@ -137,3 +137,17 @@ t.test('the same record in two concurrent invocations (a visibility timeout that
   t.same(await runBatch([message]), [])
   t.equal(await executions(), before + 1)
 })
+
+t.test('a record handed back keeps its place in batchItemFailures even if its visibility cannot be changed', async t => {
+  const accepted = await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '0.3' } }))
+  const [message] = await receive(1) as [Message]
+  const first = worker(sqsEvent([message]), lambdaContext())
+  // Once the first invocation holds the job, a copy with a receipt SQS no longer knows arrives.
+  const status = restEvent({ method: 'GET', path: pathOf(locationPath(accepted)).slice(5), headers: { Prefer: 'respond-async' } })
+  while (JSON.parse((await http(status)).body).status !== 'running');
+  const stale = { ...message, MessageId: 'stale-receipt', ReceiptHandle: 'not-a-receipt-handle' }
+  const second = await worker(sqsEvent([stale]), lambdaContext())
+  t.same(second.batchItemFailures, [{ itemIdentifier: 'stale-receipt' }])
+  t.same((await first).batchItemFailures, [])
+  await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }))
+})

@@ -34,7 +34,7 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ dropHeaders: 'cookie' }, 'Expected `dropHeaders` to be an array of lower-case header names, got "cookie"'],
     [{ dropHeaders: ['Cookie'] }, 'Expected `dropHeaders` to be an array of lower-case header names, got an array'],
     [{ queue: {} }, 'Expected `queue` to be an object with send, consume, got an object'],
-    [{ store: () => {} }, 'Expected `store` to be an object with create, get, claim, renew, setProgress, complete, delete, got a function']
+    [{ store: () => {} }, 'Expected `store` to be an object with create, get, claim, renew, setProgress, complete, cancel, delete, got a function']
   ]
   for (const [options, message] of cases) {
     const error = await register(options) as { code?: string, message?: string } | undefined

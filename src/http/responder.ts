@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { EnqueueFailedError, JobNotFoundError } from '../errors.js'
+import { EnqueueFailedError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import { errorResponse } from '../job/response.js'
 import { isJobId, newJobId } from '../job/id.js'
 import { encodeMessage, type JobMessage } from '../job/message.js'
 import type { LongRunningRouteOptions, ResolvedOptions } from '../options.js'
@@ -86,6 +87,25 @@ export class Responder {
     const record = await this.#options.store.get(id)
     if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
     return await this.#answer(request, reply, record, hop)
+  }
+
+  /**
+   * `DELETE /async-response/:id`: ends a pending or running job with the final error
+   * `FST_LONG_RUNNING_JOB_CANCELLED`; a pending job never starts, a running one's `signal`
+   * aborts. Returns the id it cancelled, for the runner of this process.
+   */
+  async cancel (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply): Promise<string> {
+    reply.header('cache-control', 'no-store')
+    const id = request.params['*']
+    if (!isJobId(id)) throw new JobNotFoundError()
+    const { store, resultTtlSeconds } = this.#options
+    const record = await store.get(id)
+    if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
+    const cancelled = await store.cancel(id, errorResponse(new JobCancelledError()), Date.now() + resultTtlSeconds * 1000)
+    if (!cancelled) throw new JobFinishedError()
+    request.log.info({ jobId: id }, 'job cancelled')
+    await reply.code(204).send()
+    return id
   }
 
   async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { AttemptsExhaustedError, InvalidMessageError, JobTimeoutError, ResponseTooLargeError } from '../errors.js'
+import { AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, ResponseTooLargeError } from '../errors.js'
 import type { Delivery, Disposition } from '../queue/queue.js'
 import { withRetries } from '../retry.js'
 import type { JobProgress, RequestSnapshot, ResultStore, StoredResponse } from '../store/store.js'
@@ -17,6 +17,7 @@ const Stop = {
   shutdown: 'shutdown',
   deadline: 'deadline',
   leaseLost: 'lease-lost',
+  cancelled: 'cancelled',
   /** The replay itself failed (the app is closing): not the handler's doing, so retried. */
   replayFailed: 'replay-failed'
 } as const
@@ -67,7 +68,7 @@ export class JobRunner {
   readonly #leaseMs: number
   /** Set once shutting down; then each running attempt's stop function is called. */
   #shuttingDown = false
-  readonly #running = new Set<() => void>()
+  readonly #running = new Set<{ id: string, stop: (why: Stop, reason: Error) => void }>()
 
   readonly #onJobEnd: ((event: JobEndEvent) => void) | undefined
 
@@ -122,7 +123,15 @@ export class JobRunner {
   /** Aborts every attempt in this process; their messages come back for another worker. */
   shutdown (): void {
     this.#shuttingDown = true
-    for (const stop of this.#running) stop()
+    for (const run of this.#running) run.stop(Stop.shutdown, new Error('Worker shutting down'))
+  }
+
+  /**
+   * Stops this process's attempt at job `id`, if it runs one, right after the job was cancelled
+   * in the store. Workers elsewhere notice at their next lease renewal.
+   */
+  cancel (id: string): void {
+    for (const run of this.#running) if (run.id === id) run.stop(Stop.cancelled, new JobCancelledError())
   }
 
   async #attempt (
@@ -138,7 +147,7 @@ export class JobRunner {
     const controller = new AbortController()
     const timers: NodeJS.Timeout[] = []
     let heartbeat: NodeJS.Timeout | undefined
-    let onShutdown = (): void => {}
+    let running: { id: string, stop: (why: Stop, reason: Error) => void } | undefined
     const stopped = new Promise<Stop>(resolve => {
       const stop = (why: Stop, reason: Error): void => {
         resolve(why)
@@ -150,16 +159,16 @@ export class JobRunner {
         const left = limits.deadline - Date.now() - 1000
         timers.push(setTimeout(() => stop(Stop.deadline, new Error('Worker out of time')), Math.max(0, left)))
       }
-      onShutdown = () => stop(Stop.shutdown, new Error('Worker shutting down'))
-      this.#running.add(onShutdown)
+      running = { id, stop }
+      this.#running.add(running)
       if (limits.deadline !== undefined) return
       heartbeat = setInterval(() => {
         this.#renew(id, owner, delivery).then(held => {
-          if (!held) stop(Stop.leaseLost, new Error('Claim taken over by another worker'))
+          if (!held) stop(Stop.leaseLost, new Error('Claim lost: the job was cancelled or taken over'))
         }, (error: unknown) => log.warn({ err: error }, 'lease renewal failed'))
       }, this.#leaseMs / 3)
     })
-    if (this.#shuttingDown) onShutdown()
+    if (this.#shuttingDown) running?.stop(Stop.shutdown, new Error('Worker shutting down'))
 
     const job: LongRunningJob = { id, attempt: run.attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
     const registration = this.#runs.add(job)
@@ -178,6 +187,10 @@ export class JobRunner {
         log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
         return await this.#finish(message, owner, errorResponse(controller.signal.reason), { ...run, outcome: JobOutcome.timedOut })
       }
+      if (outcome === Stop.cancelled) {
+        log.info('job cancelled while running')
+        return ACK
+      }
       if (typeof outcome === 'string') {
         log.warn({ reason: outcome }, 'job attempt stopped, message returned to the queue')
         if (outcome !== Stop.leaseLost) await this.#release(id, owner)
@@ -193,7 +206,7 @@ export class JobRunner {
       registration.remove()
       for (const timer of timers) clearTimeout(timer)
       clearInterval(heartbeat)
-      this.#running.delete(onShutdown)
+      if (running !== undefined) this.#running.delete(running)
     }
   }
 

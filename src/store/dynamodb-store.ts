@@ -41,12 +41,14 @@ export function dynamoDbStore (options: DynamoDbStoreOptions): ResultStore {
 
 // Each condition below names who may write, at which point of a job's timeline:
 //   create ──► pending ──claim──► running(owner, lease) ──complete(owner)──► done
-//                                   │  ▲
-//                     lease lapsed  └──┘ claim by the next attempt (attempt + 1)
+//                 │                 │  ▲                                      ▲
+//                 │   lease lapsed  └──┘ claim by the next attempt (attempt + 1)
+//                 └───────────── cancel (anyone, while not done) ─────────────┘
 // Attribute names go through `#name` placeholders: several (`ttl`...) are reserved words.
 const LIVE = '#exp > :now'
 const CLAIMABLE = `attribute_exists(#id) AND ${LIVE} AND (#st = :pending OR (#st = :running AND #lease < :now))`
 const OWNED = '#st = :running AND #own = :owner'
+const UNFINISHED = 'attribute_exists(#id) AND #st <> :done'
 
 class DynamoDbStore implements ResultStore {
   readonly #table: string
@@ -135,16 +137,25 @@ class DynamoDbStore implements ResultStore {
   }
 
   async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
-    return await this.#updateOwned(id, owner, 'SET #lease = :lease', { ':lease': n(leaseUntil) }, [A.leaseUntil])
+    return await this.#updateIf(id, { owner }, 'SET #lease = :lease', { ':lease': n(leaseUntil) }, [A.leaseUntil])
   }
 
   async setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean> {
-    return await this.#updateOwned(id, owner, 'SET #prog = :prog', { ':prog': s(JSON.stringify(progress)) }, [A.progress])
+    return await this.#updateIf(id, { owner }, 'SET #prog = :prog', { ':prog': s(JSON.stringify(progress)) }, [A.progress])
   }
 
   async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    return await this.#end(id, response, expiresAt, { owner })
+  }
+
+  async cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    return await this.#end(id, response, expiresAt, {})
+  }
+
+  /** Stores a final response: by the claim's owner (completion), or by anyone while unfinished (cancellation). */
+  async #end (id: string, response: StoredResponse, expiresAt: number, by: { owner?: string }): Promise<boolean> {
     const packed = packBody(response.body)
-    const tag = `r.${owner}`
+    const tag = `r.${by.owner ?? 'cancel'}`
     // Chunks first, the state last: a reader that sees `done` finds every chunk in place.
     await this.#putChunks(id, tag, packed, expiresAt)
     const set: Item = {
@@ -157,9 +168,9 @@ class DynamoDbStore implements ResultStore {
       ...this.#bodyAttributes(packed, A.responseBody, A.responseChunks, A.responseEncoding)
     }
     const removed = [A.owner, A.leaseUntil, A.request, A.requestBody, A.requestChunks, A.requestEncoding]
-    return await this.#updateOwned(
+    return await this.#updateIf(
       id,
-      owner,
+      by,
       `SET ${Object.keys(set).map(name => `#${name} = :${name}`).join(', ')} REMOVE ${removed.map(name => `#${name}`).join(', ')}`,
       Object.fromEntries(Object.entries(set).map(([name, value]) => [`:${name}`, value])),
       [...Object.keys(set), ...removed]
@@ -226,16 +237,24 @@ class DynamoDbStore implements ResultStore {
     })))
   }
 
-  /** A write only the claim's owner may make. `attributes` are the ones `update` names as `#name`. */
-  async #updateOwned (id: string, owner: string, update: string, values: Item, attributes: string[]): Promise<boolean> {
+  /**
+   * A write that only the claim's owner may make (`by.owner`), or, without an owner, anyone while
+   * the job is unfinished. `attributes` are the ones `update` names as `#name`.
+   */
+  async #updateIf (id: string, by: { owner?: string }, update: string, values: Item, attributes: string[]): Promise<boolean> {
     const { UpdateItemCommand } = await this.#aws.sdk()
+    const owned = by.owner !== undefined
     const result = await this.#conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
       UpdateExpression: update,
-      ConditionExpression: `${OWNED} AND ${LIVE}`,
-      ExpressionAttributeNames: Object.fromEntries([A.status, A.owner, A.expiresAt, ...attributes].map(name => [`#${name}`, name])),
-      ExpressionAttributeValues: { ...values, ':running': s(JobStatus.running), ':owner': s(owner), ':now': n(Date.now()) }
+      ConditionExpression: `${owned ? OWNED : UNFINISHED} AND ${LIVE}`,
+      ExpressionAttributeNames: Object.fromEntries([A.status, A.expiresAt, owned ? A.owner : A.id, ...attributes].map(name => [`#${name}`, name])),
+      ExpressionAttributeValues: {
+        ...values,
+        ':now': n(Date.now()),
+        ...(owned ? { ':running': s(JobStatus.running), ':owner': s(by.owner as string) } : { ':done': s(JobStatus.done) })
+      }
     }))
     return result !== undefined
   }

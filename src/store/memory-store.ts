@@ -88,9 +88,17 @@ class MemoryStore implements ResultStore {
   }
 
   async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    return this.#owned(id, owner) !== undefined && this.#end(id, response, expiresAt)
+  }
+
+  async cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
+    return this.#live(id)?.record.status !== JobStatus.done && this.#end(id, response, expiresAt)
+  }
+
+  #end (id: string, response: StoredResponse, expiresAt: number): boolean {
     const entry = this.#live(id)
-    const record = this.#owned(id, owner)
-    if (entry === undefined || record === undefined) return false
+    if (entry === undefined) return false
+    const { record } = entry
     record.status = JobStatus.done
     record.response = response
     record.expiresAt = expiresAt

@@ -103,6 +103,13 @@ export interface ResultStore {
    */
   complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean>
 
+  /**
+   * Ends a pending or running job with `response` (a cancellation), whoever holds the claim:
+   * false when the job is done already, unknown or expired. A worker still running it then
+   * loses its claim: its renewals and its completion fail.
+   */
+  cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean>
+
   /** Forgets the job and everything stored with it. */
   delete (id: string): Promise<void>
 

@@ -95,6 +95,33 @@ export function storeContract (t: Test, make: () => Promise<ResultStore>): void 
     t.equal((await store.get(id) as JobRecord & { request?: unknown }).request, undefined, 'polling reads stay small')
   })
 
+  t.test('cancel ends a pending or running job for good; a finished one stays as it is', async t => {
+    const store = await make()
+    const cancelled = response(Buffer.from('{"code":"cancelled"}'))
+    const pending = newJobId()
+    await store.create({ id: pending, waitSeconds: 1, expiresAt: soon() })
+    t.equal(await store.cancel(pending, cancelled, soon()), true)
+    t.match(await store.get(pending), { status: 'done', response: { statusCode: 201 } })
+    t.match(await store.claim(pending, lease('w')), { claimed: false, record: { status: 'done' } }, 'never starts')
+    t.equal(await store.cancel(pending, cancelled, soon()), false, 'once')
+
+    const running = newJobId()
+    await store.create({ id: running, waitSeconds: 1, expiresAt: soon() })
+    await store.claim(running, lease('w'))
+    t.equal(await store.cancel(running, cancelled, soon()), true)
+    t.equal(await store.renew(running, 'w', soon()), false, 'the worker loses its claim')
+    t.equal(await store.complete(running, 'w', response(Buffer.from('late')), soon()), false, '...and cannot overwrite')
+    t.ok((await store.get(running))?.response?.body.equals(cancelled.body))
+
+    const done = newJobId()
+    await store.create({ id: done, waitSeconds: 1, expiresAt: soon() })
+    await store.claim(done, lease('w'))
+    await store.complete(done, 'w', response(Buffer.from('result')), soon())
+    t.equal(await store.cancel(done, cancelled, soon()), false)
+    t.equal((await store.get(done))?.response?.body.toString(), 'result')
+    t.equal(await store.cancel(newJobId(), cancelled, soon()), false, 'unknown')
+  })
+
   t.test('delete forgets the job', async t => {
     const store = await make()
     const id = newJobId()
