@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import { Poller } from './http/poller.js'
-import { Responder } from './http/responder.js'
+import { Responder, type JobParams } from './http/responder.js'
+import { cancelSchema, resultSchema, withInterimSchema } from './http/schemas.js'
 import { captureBody } from './http/snapshot.js'
 import { Waiter } from './http/waiter.js'
 import { RUN_HEADER, RunRegistry, type LongRunningJob } from './job/context.js'
@@ -72,6 +73,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     const timing = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
     route.preParsing = [...asArray(route.preParsing), captureBody]
+    route.schema = withInterimSchema(route.schema)
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.
     route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
@@ -80,14 +82,18 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     }
   })
 
-  // A wildcard rather than `:id`, so that ids of any length or shape reach the same 404
-  // instead of the router's own (its `maxParamLength` would turn long ids into a different answer).
-  app.get(`${options.routePrefix}/async-response/*`, async (request: FastifyRequest<{ Params: { '*': string }, Querystring: { hop?: string } }>, reply) =>
-    await responder.resume(request, reply))
-  app.delete(`${options.routePrefix}/async-response/*`, async (request: FastifyRequest<{ Params: { '*': string } }>, reply) => {
-    runner.cancel(await responder.cancel(request, reply))
-    return reply
-  })
+  // `:id` is the documented route; its wildcard twin (hidden from OpenAPI) catches ids longer
+  // than the router's `maxParamLength`, so that every bad id gets the same 404.
+  for (const path of [':id', '*']) {
+    const hide = path === '*' ? { hide: true } : {}
+    app.get(`${options.routePrefix}/async-response/${path}`, { schema: { ...resultSchema, ...hide } },
+      async (request: FastifyRequest<{ Params: JobParams, Querystring: { hop?: string } }>, reply) => await responder.resume(request, reply))
+    app.delete(`${options.routePrefix}/async-response/${path}`, { schema: { ...cancelSchema, ...hide } },
+      async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
+        runner.cancel(await responder.cancel(request, reply))
+        return reply
+      })
+  }
 
   let consumer: Consumer | undefined
   app.addHook('onReady', async () => {

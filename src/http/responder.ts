@@ -78,10 +78,10 @@ export class Responder {
   }
 
   /** `GET /async-response/:id`: the result, or a wait and another 303. */
-  async resume (request: FastifyRequest<{ Params: { '*': string }, Querystring: { hop?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+  async resume (request: FastifyRequest<{ Params: JobParams, Querystring: { hop?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
     reply.header('cache-control', 'no-store')
     const hop = parseHop(request.query.hop)
-    const id = request.params['*']
+    const id = idOf(request.params)
     // Malformed ids never reach the store.
     if (!isJobId(id)) throw new JobNotFoundError()
     const record = await this.#options.store.get(id)
@@ -94,9 +94,9 @@ export class Responder {
    * `FST_LONG_RUNNING_JOB_CANCELLED`; a pending job never starts, a running one's `signal`
    * aborts. Returns the id it cancelled, for the runner of this process.
    */
-  async cancel (request: FastifyRequest<{ Params: { '*': string } }>, reply: FastifyReply): Promise<string> {
+  async cancel (request: FastifyRequest<{ Params: JobParams }>, reply: FastifyReply): Promise<string> {
     reply.header('cache-control', 'no-store')
-    const id = request.params['*']
+    const id = idOf(request.params)
     if (!isJobId(id)) throw new JobNotFoundError()
     const { store, resultTtlSeconds } = this.#options
     const record = await store.get(id)
@@ -146,6 +146,13 @@ export class Responder {
     const theirs = Buffer.from(record.binding)
     return mine.length === theirs.length && timingSafeEqual(mine, theirs)
   }
+}
+
+/** The id of `/async-response/:id`, or of its wildcard twin that catches ids too long for `:id`. */
+export interface JobParams { id?: string, '*'?: string }
+
+function idOf (params: JobParams): string {
+  return params.id ?? params['*'] ?? ''
 }
 
 /** 503 with `Retry-After` (Fastify's error handler sends an error's `headers`). */

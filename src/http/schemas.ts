@@ -1,0 +1,81 @@
+import type { FastifySchema } from 'fastify'
+
+// JSON schemas of what the plugin answers, so that @fastify/swagger documents the async
+// endpoints and every long-running route's 202 and 303 without the user writing any of it.
+// They serialize the plugin's own JSON bodies too; a stored response is sent as bytes, untouched.
+
+/** A route schema with the fields @fastify/swagger reads (its own types add them when installed). */
+type DocumentedSchema = FastifySchema & { summary?: string, description?: string, hide?: boolean }
+
+const statusBody = {
+  type: 'object',
+  description: 'The job, still pending or running',
+  required: ['id', 'status', 'location'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    status: { type: 'string', enum: ['pending', 'running'] },
+    location: { type: 'string', description: 'Where to ask again (relative URL)' },
+    progress: {
+      type: 'object',
+      required: ['fraction'],
+      properties: { fraction: { type: 'number', minimum: 0, maximum: 1 }, message: { type: 'string' } }
+    }
+  }
+} as const
+
+const error = {
+  type: 'object',
+  required: ['statusCode', 'code', 'error', 'message'],
+  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
+} as const
+
+const prefer = {
+  type: 'string',
+  description: 'RFC 7240: `respond-async` answers 202 at once; `wait=N` waits at most N seconds'
+} as const
+
+/** The answers a long-running route gains besides its own. */
+export const interimResponses = {
+  202: { ...statusBody, description: 'Accepted: the job runs on (Prefer: respond-async, or after 18 redirects); see Location and Retry-After' },
+  303: { ...statusBody, description: 'See Other: the job runs on; follow Location to wait for its result' }
+} as const
+
+/** `GET /async-response/{id}`. */
+export const resultSchema: DocumentedSchema = {
+  summary: 'The result of a long-running request',
+  description: 'Waits for the job, then answers with the response the route gave (any status, headers and body), or redirects to wait again.',
+  // Descriptions only, no formats or patterns: a malformed id must get the plugin's own 404,
+  // not a validation 400.
+  params: { type: 'object', properties: { id: { type: 'string', description: 'The job id (a UUID)' } } },
+  querystring: { type: 'object', properties: { hop: { type: 'string', description: 'Redirects so far' } } },
+  headers: { type: 'object', properties: { prefer } },
+  response: {
+    200: { description: "The route's own response (any status code, content type and body)" },
+    ...interimResponses,
+    404: { ...error, description: 'Unknown, expired, malformed, or another caller\'s job' }
+  }
+}
+
+/** `DELETE /async-response/{id}`. */
+export const cancelSchema: DocumentedSchema = {
+  summary: 'Cancel a long-running request',
+  params: { type: 'object', properties: { id: { type: 'string', description: 'The job id (a UUID)' } } },
+  response: {
+    204: { description: 'Cancelled: the job answers 409 FST_LONG_RUNNING_JOB_CANCELLED from now on', type: 'null' },
+    404: { ...error, description: 'Unknown, expired, malformed, or another caller\'s job' },
+    409: { ...error, description: 'The job has already finished' }
+  }
+}
+
+/**
+ * Adds the interim answers and the `Prefer` header to a long-running route's schema, keeping
+ * whatever the route declares itself.
+ */
+export function withInterimSchema (schema: FastifySchema | undefined): FastifySchema {
+  const headers = (schema?.headers ?? { type: 'object' }) as { type?: string, properties?: Record<string, unknown> }
+  return {
+    ...schema,
+    ...(headers.type === 'object' ? { headers: { ...headers, properties: { prefer, ...headers.properties } } } : {}),
+    response: { ...interimResponses, ...(schema?.response as object | undefined) }
+  }
+}
