@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import cors from '@fastify/cors'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longRunning, { type LongRunningOptions } from '../src/index.js'
 
@@ -14,13 +15,17 @@ const ECHO_BODY_LIMIT = 6 * 1024 * 1024
 
 /**
  * The example app: three long-running routes and two ordinary ones. Backends come from
- * `options` (see `example/backends.ts`); with none, jobs run in this process.
+ * `options` (see `example/backends.ts`); with none, jobs run in this process. `corsOrigins`:
+ * the origins whose pages may call it.
  */
 export async function buildApp (
   options: LongRunningOptions = {},
-  server: FastifyServerOptions = {}
+  server: FastifyServerOptions = {},
+  corsOrigins: string[] = []
 ): Promise<FastifyInstance> {
   const app = Fastify(server)
+  // CORS first, so that the plugin's 303, 202 and 404 carry its headers too.
+  if (corsOrigins.length > 0) await app.register(cors, { origin: corsOrigins, exposedHeaders: ['location', 'retry-after'] })
   await app.register(longRunning, options)
   let executions = 0
 

@@ -23,7 +23,14 @@ const Stop = {
 } as const
 type Stop = typeof Stop[keyof typeof Stop]
 
-/** How a job ended, for `onJobEnd`. */
+/**
+ * How a job ended, for `onJobEnd`.
+ *
+ * @example
+ * await app.register(longRunning, {
+ *   onJobEnd: (job) => metrics.count(`jobs.${job.outcome}`, { ms: job.endedAt - job.startedAt })
+ * })
+ */
 export const JobOutcome = {
   completed: 'completed',
   timedOut: 'timed-out',

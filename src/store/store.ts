@@ -5,7 +5,13 @@
  * implements exactly the same contract and both pass `test/store-contract.ts`.
  */
 
-/** Job states. A job only moves forward: pending → running → done (running → running on takeover). */
+/**
+ * Job states. A job only moves forward: pending → running → done (running → running on takeover).
+ *
+ * @example
+ * const record = await app.longRunning.store.get(id)
+ * if (record?.status === JobStatus.done) console.log(record.response?.statusCode)
+ */
 export const JobStatus = {
   pending: 'pending',
   running: 'running',

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longRunning, {
-  memoryQueue, memoryStore, type Disposition, type JobQueue, type LongRunningJob, type LongRunningOptions, type ResultStore
+  memoryQueue, memoryStore, type Disposition, type JobEndEvent, type JobQueue, type LongRunningJob, type LongRunningOptions, type ResultStore
 } from '../../src/index.js'
 
 describe('route option', () => {
@@ -56,6 +56,23 @@ describe('adapter contracts', () => {
     }
     expect(queue).type.toBeAssignableTo<LongRunningOptions['queue']>()
     expect({ send: async () => {} }).type.not.toBeAssignableTo<JobQueue>()
+  })
+  test('a store written against the types alone fits the option', () => {
+    const store: ResultStore = {
+      create: async () => {},
+      get: async () => undefined,
+      claim: async () => ({ claimed: false }),
+      renew: async () => false,
+      setProgress: async () => false,
+      complete: async () => false,
+      cancel: async () => false,
+      delete: async () => {}
+    }
+    expect(store).type.toBeAssignableTo<LongRunningOptions['store']>()
+    expect({ get: async () => undefined }).type.not.toBeAssignableTo<ResultStore>()
+  })
+  test('onJobEnd hears a typed event', () => {
+    expect<LongRunningOptions['onJobEnd']>().type.toBe<((event: JobEndEvent) => void) | undefined>()
   })
   test('the built-in adapters satisfy their contracts', () => {
     expect(memoryStore()).type.toBe<ResultStore>()

@@ -1,0 +1,65 @@
+/// <reference lib="dom" />
+import Fastify from 'fastify'
+import { chromium, type Browser } from 'playwright-core'
+import t from 'tap'
+import { buildApp } from '../example/app.js'
+
+// `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see the README),
+// as a browser, not imagined: a tab following the 303s, a page of another origin fetching with
+// CORS, and a tab kept waiting past the browser's redirect limit by 202 + Refresh.
+t.setTimeout(120_000)
+
+const browser: Browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+})
+t.teardown(() => browser.close())
+
+async function example (waitSeconds: number, corsOrigins: string[] = []): Promise<string> {
+  const app = await buildApp({ waitSeconds }, {}, corsOrigins)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+}
+
+t.test('a tab opened on /payload?delay=3 follows the 303s and shows the JSON', async t => {
+  const url = await example(1)
+  const page = await browser.newPage()
+  const statuses: number[] = []
+  page.on('response', response => statuses.push(response.status()))
+  await page.goto(`${url}/payload?delay=3`, { timeout: 30_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 3 seconds to generate this."}')
+  t.ok(statuses.filter(status => status === 303).length >= 2, `redirects: ${statuses.join(' ')}`)
+  await page.close()
+})
+
+t.test('a page of another origin POSTs to /echo with fetch and CORS, and gets the body', async t => {
+  const other = Fastify()
+  other.get('/', async (_request, reply) => await reply.type('text/html').send('<!doctype html><title>other origin</title><pre id="out">waiting</pre>'))
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => other.close())
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
+  const url = await example(0.5, [otherUrl])
+  const page = await browser.newPage()
+  await page.goto(otherUrl)
+  const result = await page.evaluate(async (target) => {
+    const response = await fetch(`${target}/echo?delay=1.5`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello from another origin' })
+    const text = await response.text()
+    document.getElementById('out')!.textContent = text
+    return { status: response.status, redirected: response.redirected, text }
+  }, url)
+  t.same(result, { status: 201, redirected: true, text: 'hello from another origin' })
+  await page.close()
+})
+
+t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the result shows', async t => {
+  const url = await example(0.1)
+  const page = await browser.newPage()
+  const statuses: number[] = []
+  page.on('response', response => statuses.push(response.status()))
+  await page.goto(`${url}/payload?delay=4`, { timeout: 30_000 })
+  await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
+  t.ok(statuses.includes(202), 'the tab got a 202 with Refresh on its way')
+  await page.close()
+})
