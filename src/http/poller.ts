@@ -1,7 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { JobRecord, ResultStore } from '../store/store.js'
-
-type Listener = (record: JobRecord | undefined) => void
+import { Watchers, type Listener } from '../store/watchers.js'
 
 /**
  * Change feed for stores that cannot notify (DynamoDB): one timer per process reads every
@@ -12,7 +11,7 @@ export class Poller {
   readonly #store: ResultStore
   readonly #intervalMs: number
   readonly #log: FastifyBaseLogger
-  readonly #listeners = new Map<string, Set<Listener>>()
+  readonly #watchers = new Watchers()
   #timer: NodeJS.Timeout | undefined
 
   constructor (store: ResultStore, intervalMs: number, log: FastifyBaseLogger) {
@@ -23,31 +22,20 @@ export class Poller {
 
   /** Same shape as {@link ResultStore.watch}. */
   watch (id: string, listener: Listener): () => void {
-    let listeners = this.#listeners.get(id)
-    if (listeners === undefined) {
-      listeners = new Set()
-      this.#listeners.set(id, listeners)
-    }
-    listeners.add(listener)
+    const stop = this.#watchers.add(id, listener)
     this.#timer ??= setTimeout(() => { void this.#poll() }, this.#intervalMs)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0) this.#listeners.delete(id)
-    }
+    return stop
   }
 
   async #poll (): Promise<void> {
-    const ids = [...this.#listeners.keys()]
+    const ids = this.#watchers.ids()
     try {
       const records = await this.#read(ids)
-      for (const id of ids) {
-        const record = records.get(id)
-        for (const listener of this.#listeners.get(id) ?? []) listener(record)
-      }
+      for (const id of ids) this.#watchers.notify(id, records.get(id))
     } catch (error) {
       this.#log.warn({ err: error }, 'polling the result store failed')
     }
-    this.#timer = this.#listeners.size === 0 ? undefined : setTimeout(() => { void this.#poll() }, this.#intervalMs)
+    this.#timer = this.#watchers.ids().length === 0 ? undefined : setTimeout(() => { void this.#poll() }, this.#intervalMs)
   }
 
   async #read (ids: string[]): Promise<Map<string, JobRecord>> {

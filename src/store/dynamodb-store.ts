@@ -114,7 +114,7 @@ class DynamoDbStore implements ResultStore {
       Key: { [A.id]: s(id) },
       UpdateExpression: 'SET #st = :running, #att = #att + :one, #own = :owner, #lease = :lease',
       ConditionExpression: CLAIMABLE,
-      ExpressionAttributeNames: names('id', 'status', 'attempt', 'owner', 'leaseUntil', 'expiresAt'),
+      ExpressionAttributeNames: names(A.id, A.status, A.attempt, A.owner, A.leaseUntil, A.expiresAt),
       ExpressionAttributeValues: {
         ':running': s(JobStatus.running),
         ':pending': s(JobStatus.pending),
@@ -249,7 +249,7 @@ class DynamoDbStore implements ResultStore {
       Key: { [A.id]: s(id) },
       UpdateExpression: update,
       ConditionExpression: `${owned ? OWNED : UNFINISHED} AND ${LIVE}`,
-      ExpressionAttributeNames: Object.fromEntries([A.status, A.expiresAt, owned ? A.owner : A.id, ...attributes].map(name => [`#${name}`, name])),
+      ExpressionAttributeNames: names(A.status, A.expiresAt, owned ? A.owner : A.id, ...attributes),
       ExpressionAttributeValues: {
         ...values,
         ':now': n(Date.now()),
@@ -302,8 +302,9 @@ class DynamoDbStore implements ResultStore {
   }
 }
 
-function names (...keys: Array<keyof typeof A>): Record<string, string> {
-  return Object.fromEntries(keys.map(key => [`#${A[key]}`, A[key]]))
+/** `#name` placeholders for attribute names (several, like `ttl`, are reserved words). */
+function names (...attributes: string[]): Record<string, string> {
+  return Object.fromEntries(attributes.map(name => [`#${name}`, name]))
 }
 
 function projection (attributes: readonly string[]): { ProjectionExpression: string, ExpressionAttributeNames: Record<string, string> } {

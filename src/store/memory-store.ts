@@ -1,5 +1,6 @@
 import type { ClaimResult, JobProgress, JobRecord, NewJob, RequestSnapshot, ResultStore, StoredResponse } from './store.js'
 import { JobStatus } from './store.js'
+import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
   record: JobRecord
@@ -28,7 +29,7 @@ export function memoryStore (options: MemoryStoreOptions = {}): ResultStore {
 
 class MemoryStore implements ResultStore {
   readonly #entries = new Map<string, Entry>()
-  readonly #watchers = new Map<string, Set<(record: JobRecord | undefined) => void>>()
+  readonly #watchers = new Watchers()
   readonly #sweep: NodeJS.Timeout
 
   constructor (sweepIntervalMs: number) {
@@ -66,7 +67,7 @@ class MemoryStore implements ResultStore {
     record.attempt += 1
     record.owner = claim.owner
     record.leaseUntil = claim.leaseUntil
-    this.#notify(record)
+    this.#watchers.notify(record.id, record)
     return entry.request === undefined
       ? { claimed: true, attempt: record.attempt }
       : { claimed: true, attempt: record.attempt, request: entry.request }
@@ -83,7 +84,7 @@ class MemoryStore implements ResultStore {
     const record = this.#owned(id, owner)
     if (record === undefined) return false
     record.progress = { ...progress }
-    this.#notify(record)
+    this.#watchers.notify(record.id, record)
     return true
   }
 
@@ -105,25 +106,16 @@ class MemoryStore implements ResultStore {
     delete record.owner
     delete record.leaseUntil
     delete entry.request
-    this.#notify(record)
+    this.#watchers.notify(record.id, record)
     return true
   }
 
   async delete (id: string): Promise<void> {
-    if (this.#entries.delete(id)) this.#notifyGone(id)
+    if (this.#entries.delete(id)) this.#watchers.notify(id, undefined)
   }
 
-  watch (id: string, listener: (record: JobRecord | undefined) => void): () => void {
-    let listeners = this.#watchers.get(id)
-    if (listeners === undefined) {
-      listeners = new Set()
-      this.#watchers.set(id, listeners)
-    }
-    listeners.add(listener)
-    return () => {
-      listeners.delete(listener)
-      if (listeners.size === 0) this.#watchers.delete(id)
-    }
+  watch (id: string, listener: Listener): () => void {
+    return this.#watchers.add(id, listener)
   }
 
   async close (): Promise<void> {
@@ -134,21 +126,13 @@ class MemoryStore implements ResultStore {
     const entry = this.#entries.get(id)
     if (entry === undefined || entry.record.expiresAt > Date.now()) return entry
     this.#entries.delete(id)
-    this.#notifyGone(id)
+    this.#watchers.notify(id, undefined)
     return undefined
   }
 
   #owned (id: string, owner: string): JobRecord | undefined {
     const record = this.#live(id)?.record
     return record?.status === JobStatus.running && record.owner === owner ? record : undefined
-  }
-
-  #notify (record: JobRecord): void {
-    for (const listener of this.#watchers.get(record.id) ?? []) listener({ ...record })
-  }
-
-  #notifyGone (id: string): void {
-    for (const listener of this.#watchers.get(id) ?? []) listener(undefined)
   }
 
   #sweepExpired (): void {
