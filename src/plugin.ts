@@ -56,13 +56,16 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   // so that an authentication hook can tell a job run (authenticated at enqueue) from a client.
   // Its log lines carry the job id, and the original request id (`x-request-id`: API Gateway's,
   // through @fastify/aws-lambda) so that a job's logs join the request that queued it.
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    if (request.headers[RUN_HEADER] === undefined) return
-    request.longRunning = runs.take(request)
-    if (request.longRunning !== null) {
-      const requestId = request.headers['x-request-id']
-      request.log = request.log.child({ jobId: request.longRunning.id, attempt: request.longRunning.attempt, ...(requestId === undefined ? {} : { requestId }) })
+  // Callback style: this runs on every request of the app, and ordinary ones must pay nothing.
+  app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    if (request.headers[RUN_HEADER] !== undefined) {
+      request.longRunning = runs.take(request)
+      if (request.longRunning !== null) {
+        const requestId = request.headers['x-request-id']
+        request.log = request.log.child({ jobId: request.longRunning.id, attempt: request.longRunning.attempt, ...(requestId === undefined ? {} : { requestId }) })
+      }
     }
+    done()
   })
 
   app.addHook('onRoute', (route: RouteOptions) => {
