@@ -1,6 +1,6 @@
 /// <reference lib="dom" />
 import Fastify from 'fastify'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import { buildApp } from '../example/app.js'
 
@@ -22,11 +22,17 @@ async function example (waitSeconds: number, corsOrigins: string[] = []): Promis
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 }
 
-t.test('a tab opened on /payload?delay=3 follows the 303s and shows the JSON', async t => {
-  const url = await example(1)
+/** A new tab that notes the status of every response it receives. */
+async function tab (): Promise<{ page: Page, statuses: number[] }> {
   const page = await browser.newPage()
   const statuses: number[] = []
   page.on('response', response => statuses.push(response.status()))
+  return { page, statuses }
+}
+
+t.test('a tab opened on /payload?delay=3 follows the 303s and shows the JSON', async t => {
+  const url = await example(1)
+  const { page, statuses } = await tab()
   await page.goto(`${url}/payload?delay=3`, { timeout: 30_000 })
   t.match(await page.textContent('body'), '{"MESSAGE":"It took 3 seconds to generate this."}')
   t.ok(statuses.filter(status => status === 303).length >= 2, `redirects: ${statuses.join(' ')}`)
@@ -54,9 +60,7 @@ t.test('a page of another origin POSTs to /echo with fetch and CORS, and gets th
 
 t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the result shows', async t => {
   const url = await example(0.1)
-  const page = await browser.newPage()
-  const statuses: number[] = []
-  page.on('response', response => statuses.push(response.status()))
+  const { page, statuses } = await tab()
   await page.goto(`${url}/payload?delay=4`, { timeout: 30_000 })
   await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
   t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
