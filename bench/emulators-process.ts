@@ -1,8 +1,6 @@
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { SQSClient } from '@aws-sdk/client-sqs'
-import type { Emulators } from '../example/emulators.js'
+import { emulatorClients, type Emulators } from '../example/emulators.js'
 
 /**
  * The emulators in a process of their own (as AWS is not inside the app's process): the bench
@@ -21,9 +19,7 @@ export async function startEmulatorsProcess (): Promise<Emulators> {
     child.once('exit', code => reject(new Error(`emulators exited (${code})`)))
   })
   const started = JSON.parse(line) as Pick<Emulators, 'env' | 'queueUrl' | 'dlqUrl' | 'tableName'>
-  const config = { region: started.env.AWS_REGION, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-  const sqs = new SQSClient({ ...config, endpoint: started.env.AWS_ENDPOINT_URL_SQS })
-  const dynamodb = new DynamoDBClient({ ...config, endpoint: started.env.AWS_ENDPOINT_URL_DYNAMODB })
+  const { sqs, dynamodb } = emulatorClients(started.env)
   return {
     ...started,
     sqs,

@@ -27,6 +27,18 @@ export interface EmulatorOptions {
 const REGION = 'us-east-1'
 const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' }
 
+/**
+ * New SDK clients on the emulators named by `env` (as `Emulators.env` gives it); `maxAttempts: 1`
+ * turns the SDK's own retries off, for tests that want to see every failure.
+ */
+export function emulatorClients (env: Record<string, string>, options: { maxAttempts?: number } = {}): { sqs: SQSClient, dynamodb: DynamoDBClient } {
+  const config = { region: env.AWS_REGION ?? REGION, credentials: CREDENTIALS, ...options }
+  return {
+    sqs: new SQSClient({ ...config, endpoint: env.AWS_ENDPOINT_URL_SQS }),
+    dynamodb: new DynamoDBClient({ ...config, endpoint: env.AWS_ENDPOINT_URL_DYNAMODB })
+  }
+}
+
 /** Starts both emulators and creates the contract's resources: the queue, its DLQ, the table. */
 export async function startEmulators (options: EmulatorOptions = {}): Promise<Emulators> {
   const sqsServer = await createSqsServer({ port: 0, hostname: '127.0.0.1', emulateQueueCreationLifecycle: false })
@@ -34,8 +46,7 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
   await new Promise<void>(resolve => dynamoServer.listen(0, '127.0.0.1', resolve))
   const sqsEndpoint = `http://127.0.0.1:${(sqsServer.address() as AddressInfo).port}`
   const dynamoEndpoint = `http://127.0.0.1:${(dynamoServer.address() as AddressInfo).port}`
-  const sqs = new SQSClient({ region: REGION, endpoint: sqsEndpoint, credentials: CREDENTIALS })
-  const dynamodb = new DynamoDBClient({ region: REGION, endpoint: dynamoEndpoint, credentials: CREDENTIALS })
+  const { sqs, dynamodb } = emulatorClients({ AWS_ENDPOINT_URL_SQS: sqsEndpoint, AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint })
 
   const { QueueUrl: dlqUrl } = await sqs.send(new CreateQueueCommand({ QueueName: 'jobs-dlq' }))
   const { Attributes: dlq } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }))

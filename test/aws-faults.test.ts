@@ -1,7 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
-import { startEmulators } from '../example/emulators.js'
+import { emulatorClients, startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
@@ -13,9 +12,7 @@ t.teardown(() => emulators.close())
 
 /** Fresh clients on the emulators (middleware stays per test), with faults. */
 function clients (t: Test, sqsFaults: Fault[] = [], dynamoFaults: Fault[] = []) {
-  const config = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 }
-  const sqs = new SQSClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_SQS })
-  const dynamodb = new DynamoDBClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_DYNAMODB })
+  const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 1 })
   t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
   return { sqs, dynamodb, sqsFaults: injectFaults(sqs, sqsFaults), dynamoFaults: injectFaults(dynamodb, dynamoFaults) }
 }

@@ -1,7 +1,6 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb'
-import { CreateQueueCommand, SQSClient } from '@aws-sdk/client-sqs'
+import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t from 'tap'
-import { startEmulators } from '../example/emulators.js'
+import { emulatorClients, startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { chaos, FAULT_KINDS } from './helpers/chaos.js'
@@ -23,9 +22,7 @@ const emulators = await startEmulators()
 t.teardown(() => emulators.close())
 
 t.test('under injected faults every accepted job ends with its exact response, each run at most maxAttempts times', async t => {
-  const config = { region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 1 }
-  const sqs = new SQSClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_SQS })
-  const dynamodb = new DynamoDBClient({ ...config, endpoint: emulators.env.AWS_ENDPOINT_URL_DYNAMODB })
+  const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 1 })
   t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
   const sqsFaults = chaos(sqs, FAULT_KINDS.sqs, rate, next)
   const dynamoFaults = chaos(dynamodb, FAULT_KINDS.dynamodb, rate, next)
