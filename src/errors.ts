@@ -73,3 +73,32 @@ export const BackendError = createError<'FST_LONG_RUNNING_BACKEND', [string, { c
   'Backend call failed: %s',
   503
 )
+
+/** A message larger than the queue takes (`maxMessageBytes`); the HTTP side claim-checks before this. */
+export const MessageTooLargeError = createError<'FST_LONG_RUNNING_MESSAGE_TOO_LARGE', [number, number]>(
+  'FST_LONG_RUNNING_MESSAGE_TOO_LARGE',
+  'Message of %d bytes exceeds the queue\'s %d'
+)
+
+/** `store.create` with an id that exists already. */
+export const JobExistsError = createError<'FST_LONG_RUNNING_JOB_EXISTS', [string]>(
+  'FST_LONG_RUNNING_JOB_EXISTS',
+  'Job %s exists'
+)
+
+/** A bad `request.longRunning.progress()` call: the handler's bug, thrown at the call. */
+export const InvalidProgressError = createError<'FST_LONG_RUNNING_INVALID_PROGRESS', [string]>(
+  'FST_LONG_RUNNING_INVALID_PROGRESS',
+  'Expected %s',
+  500,
+  TypeError
+)
+
+/**
+ * Why a running attempt's `signal` aborted besides a timeout or a cancellation: the process is
+ * shutting down, the platform's deadline is near, or another worker took the claim. The job
+ * goes back to the queue; none of these is the job's final answer.
+ */
+export const WorkerStoppingError = createError('FST_LONG_RUNNING_WORKER_STOPPING', 'Worker shutting down')
+export const WorkerDeadlineError = createError('FST_LONG_RUNNING_WORKER_DEADLINE', 'Worker out of time')
+export const LeaseLostError = createError('FST_LONG_RUNNING_LEASE_LOST', 'Claim lost: the job was cancelled or taken over')

@@ -5,7 +5,10 @@ export { longRunning }
 export type { LongRunningDecorator } from './plugin.js'
 export type { LongRunningOptions, LongRunningRouteOptions } from './options.js'
 export type { LongRunningJob } from './job/context.js'
-export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/runner.js'
+export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/outcome.js'
+export type { Headers, RequestSnapshot, StoredResponse } from './job/wire.js'
+export type { Clock } from './clock.js'
+export { Backoff } from './retry.js'
 export type { JobStatusBody } from './http/replies.js'
 export * as errors from './errors.js'
 
@@ -13,9 +16,7 @@ export { memoryQueue, type MemoryQueueOptions } from './queue/memory-queue.js'
 export type { JobQueue, Delivery, Disposition, Consumer, ConsumeOptions } from './queue/queue.js'
 export { memoryStore, type MemoryStoreOptions } from './store/memory-store.js'
 export { JobStatus } from './store/store.js'
-export type {
-  ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, RequestSnapshot, StoredResponse, Headers
-} from './store/store.js'
+export type { ResultStore, JobRecord, NewJob, ClaimResult, JobProgress } from './store/store.js'
 
 export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'
 export { dynamoDbStore, type DynamoDbStoreOptions } from './store/dynamodb-store.js'

@@ -1,11 +1,12 @@
 import type { FastifyRequest } from 'fastify'
+import { systemClock, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
-import { PATH_PREFIX } from './http/location.js'
-import type { JobEndEvent } from './job/runner.js'
+import type { JobEndEvent } from './job/outcome.js'
 import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultStore } from './store/store.js'
+import { checkAdapter, describe, headerNames, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
 
 /** Timing options that a route may override with `longRunning: { ... }`. */
 export interface LongRunningRouteOptions {
@@ -92,6 +93,12 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    * @default 100
    */
   pollIntervalMs?: number
+  /**
+   * The source of time for attempt timeouts, deadlines, lease renewals and retry delays. For
+   * tests: a fake clock makes a test about a timeout take no time.
+   * @default the system clock
+   */
+  clock?: Clock
 }
 
 /** Options after defaults and validation. */
@@ -108,6 +115,7 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   onJobEnd: ((event: JobEndEvent) => void) | undefined
   leaseSeconds: number
   pollIntervalMs: number
+  clock: Clock
 }
 
 /** Checks every option, naming the option, what it expects and what it got. */
@@ -119,13 +127,14 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     consume: optionalBoolean(options.consume, 'consume') ?? options.queue === undefined,
     concurrency: number(options.concurrency, 'concurrency', 10, 1, 10_000, true),
     resultTtlSeconds: number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true),
-    routePrefix: path(options.routePrefix, 'routePrefix') ?? '',
-    basePath: path(options.basePath, 'basePath'),
+    routePrefix: pathPrefix(options.routePrefix, 'routePrefix') ?? '',
+    basePath: pathPrefix(options.basePath, 'basePath'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
     onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
+    clock: checkAdapter(options.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
     store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore()
@@ -152,58 +161,4 @@ export function resolveRouteOptions (
     timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, 43_200),
     maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, 100, true)
   }
-}
-
-function number (value: unknown, name: string, fallback: number, min: number, max: number, integer = false): number {
-  if (value === undefined) return fallback
-  const ok = typeof value === 'number' && value >= min && value <= max && (!integer || Number.isInteger(value))
-  if (!ok) throw new InvalidOptionError(name, `${integer ? 'an integer' : 'a number'} from ${min} to ${max}`, describe(value))
-  return value
-}
-
-function optionalBoolean (value: unknown, name: string): boolean | undefined {
-  if (value === undefined || typeof value === 'boolean') return value
-  throw new InvalidOptionError(name, 'a boolean', describe(value))
-}
-
-function optionalFunction<T> (value: T | undefined, name: string): T | undefined {
-  if (value === undefined || typeof value === 'function') return value
-  throw new InvalidOptionError(name, 'a function', describe(value))
-}
-
-function path (value: unknown, name: string): string | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'string' || !PATH_PREFIX.test(value)) {
-    throw new InvalidOptionError(name, "a path like '/prod' (or '') without a trailing slash", describe(value))
-  }
-  return value
-}
-
-const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
-
-function headerNames (value: unknown, name: string): ReadonlySet<string> {
-  if (value === undefined) return new Set()
-  if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && HEADER_NAME.test(item))) {
-    throw new InvalidOptionError(name, 'an array of lower-case header names', describe(value))
-  }
-  return new Set(value)
-}
-
-/** Renders a received value for an error message. */
-export function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  if (value === null) return 'null'
-  if (typeof value === 'object') return 'an object'
-  return String(value)
-}
-
-/** Checks that `value` looks like an implementation of a contract (the methods it must have). */
-export function checkAdapter<T> (value: T | undefined, name: string, methods: readonly string[]): T | undefined {
-  if (value === undefined) return undefined
-  const ok = typeof value === 'object' && value !== null &&
-    methods.every(method => typeof (value as Record<string, unknown>)[method] === 'function')
-  if (!ok) throw new InvalidOptionError(name, `an object with ${methods.join(', ')}`, describe(value))
-  return value
 }

@@ -1,14 +1,17 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { ASYNC_RESPONSE_PATH } from './http/location.js'
 import { Poller } from './http/poller.js'
 import { Responder, type JobParams } from './http/responder.js'
 import { cancelSchema, resultSchema, withInterimSchema } from './http/schemas.js'
 import { captureBody } from './http/snapshot.js'
 import { Waiter } from './http/waiter.js'
-import { RUN_HEADER, RunRegistry, type LongRunningJob } from './job/context.js'
-import { JobRunner, type DeliveryLimits } from './job/runner.js'
+import { isJobRun, RUN_HEADER, RunRegistry, type LongRunningJob } from './job/context.js'
+import type { DeliveryLimits } from './job/outcome.js'
+import { JobRunner } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
+import { redeliveryBackoff } from './retry.js'
 import type { ResultStore } from './store/store.js'
 
 /** What the plugin adds to the Fastify instance as `app.longRunning`. */
@@ -17,7 +20,8 @@ export interface LongRunningDecorator {
   readonly store: ResultStore
   /**
    * Runs one delivery of a job message and says whether the message may be deleted. For
-   * consumers that receive messages themselves (the Lambda handler, a custom worker).
+   * consumers that receive messages themselves (the Lambda handler, a custom worker). Never
+   * rejects: a failed delivery comes back after the queue's redelivery back-off.
    */
   handle (delivery: Delivery, limits?: DeliveryLimits): Promise<Disposition>
 }
@@ -40,7 +44,14 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const options = resolveOptions(rawOptions)
   const { queue, store } = options
   const runs = new RunRegistry()
-  const runner = new JobRunner(app, store, runs, options.leaseSeconds, options.onJobEnd)
+  const runner = new JobRunner(app, {
+    store,
+    runs,
+    leaseSeconds: options.leaseSeconds,
+    redelivery: queue.redelivery ?? redeliveryBackoff(1),
+    clock: options.clock,
+    onJobEnd: options.onJobEnd
+  })
   const poller = new Poller(store, options.pollIntervalMs, app.log)
   const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)))
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts }
@@ -80,7 +91,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.
     route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-      if (request.longRunning !== null) return handler.call(this, request, reply)
+      if (isJobRun(request)) return handler.call(this, request, reply)
       return responder.accept(request, reply, timing)
     }
   })
@@ -89,9 +100,9 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   // than the router's `maxParamLength`, so that every bad id gets the same 404.
   for (const path of [':id', '*']) {
     const hide = path === '*' ? { hide: true } : {}
-    app.get(`${options.routePrefix}/async-response/${path}`, { schema: { ...resultSchema, ...hide } },
+    app.get(`${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`, { schema: { ...resultSchema, ...hide } },
       async (request: FastifyRequest<{ Params: JobParams, Querystring: { hop?: string } }>, reply) => await responder.resume(request, reply))
-    app.delete(`${options.routePrefix}/async-response/${path}`, { schema: { ...cancelSchema, ...hide } },
+    app.delete(`${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`, { schema: { ...cancelSchema, ...hide } },
       async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
         runner.cancel(await responder.cancel(request, reply))
         return reply

@@ -219,7 +219,7 @@ t.test('a failed enqueue answers 503 with Retry-After and leaves no job behind',
     create: async (job) => {
       if (storeDown) throw new Error('store down')
       created = job.id
-      await memory.create(job)
+      return await memory.create(job)
     }
   })
   const test = await buildTestApp({ queue, store })

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidHopError } from '../errors.js'
+import { PATH_PREFIX } from '../validate.js'
 
 /**
  * Redirect-following clients give up after about 20 hops (browsers, `fetch`). After this many
@@ -7,8 +8,8 @@ import { InvalidHopError } from '../errors.js'
  */
 export const HOPS_BEFORE_ACCEPTED = 18
 
-/** A path prefix: empty, or segments of URL path characters, no trailing slash. */
-export const PATH_PREFIX = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)*$/
+/** Where results are fetched, below the route prefix: the one place that spells it. */
+export const ASYNC_RESPONSE_PATH = '/async-response'
 
 interface LambdaEvent {
   path?: unknown
@@ -36,7 +37,7 @@ export function basePathOf (request: FastifyRequest): string {
  * Location different from the last, so that no client or cache sees the same URL twice.
  */
 export function resultLocation (prefix: string, id: string, hop: number): string {
-  return `${prefix}/async-response/${id}?hop=${hop}`
+  return `${prefix}${ASYNC_RESPONSE_PATH}/${id}?hop=${hop}`
 }
 
 const MAX_HOP = 9999

@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify'
-import type { JobRecord, StoredResponse } from '../store/store.js'
+import type { StoredResponse } from '../job/wire.js'
+import type { JobRecord } from '../store/store.js'
 
 /** The JSON body of 303 and 202 answers. */
 export interface JobStatusBody {

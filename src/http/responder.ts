@@ -1,13 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { EnqueueFailedError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import { JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import { enqueueJob } from '../job/enqueue.js'
+import { isJobId } from '../job/id.js'
+import { resultExpiry, type JobTiming } from '../job/lifetime.js'
 import { errorResponse } from '../job/response.js'
-import { isJobId, newJobId } from '../job/id.js'
-import { encodeMessage, type JobMessage } from '../job/message.js'
-import type { LongRunningRouteOptions, ResolvedOptions } from '../options.js'
-import type { JobRecord, NewJob } from '../store/store.js'
-import { JobStatus } from '../store/store.js'
-import { withRetries } from '../retry.js'
+import type { ResolvedOptions } from '../options.js'
+import type { JobRecord } from '../store/store.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
@@ -34,46 +33,9 @@ export class Responder {
   }
 
   /** Turns the request into a job (the route's handler already passed hooks and validation). */
-  async accept (request: FastifyRequest, reply: FastifyReply, route: Required<LongRunningRouteOptions>): Promise<FastifyReply> {
-    const { store, queue, resultTtlSeconds, leaseSeconds } = this.#options
-    const id = newJobId()
+  async accept (request: FastifyRequest, reply: FastifyReply, timing: JobTiming): Promise<FastifyReply> {
     const snapshot = snapshotOf(request, this.#options.dropHeaders)
-    // Kept until every attempt could have run; completion then sets the result's own expiry.
-    const lifetime = resultTtlSeconds + route.maxAttempts * (route.timeoutSeconds + leaseSeconds)
-    const job: NewJob = { id, waitSeconds: route.waitSeconds, expiresAt: Date.now() + lifetime * 1000 }
-    const binding = this.#bindingOf(request)
-    if (binding !== undefined) job.binding = binding
-    const message: JobMessage = {
-      id,
-      timeoutSeconds: route.timeoutSeconds,
-      maxAttempts: route.maxAttempts,
-      resultTtlSeconds,
-      enqueuedAt: Date.now(),
-      request: snapshot
-    }
-    let body = encodeMessage(message)
-    if (Buffer.byteLength(body) > queue.maxMessageBytes) {
-      // Claim-check: the request waits in the store and the message only points at it.
-      job.request = snapshot
-      delete message.request
-      body = encodeMessage(message)
-    }
-    try {
-      await store.create(job)
-      // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
-      // while giving up on an answer that was merely lost would turn a queued job into a 503.
-      await withRetries(async () => await queue.send(body), 3, (error, attempt) =>
-        request.log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again'))
-    } catch (error) {
-      // No phantom job, even when a write went through but its answer was lost: the client gets
-      // a 503 and no id, so nobody would ever wait for it.
-      await withRetries(async () => await store.delete(id), 4, (deleteError, attempt) =>
-        request.log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again'))
-        .catch((deleteError: unknown) => request.log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
-      throw enqueueFailed(error)
-    }
-    request.log.debug({ jobId: id }, 'job queued')
-    const record: JobRecord = { id, status: JobStatus.pending, attempt: 0, waitSeconds: route.waitSeconds, expiresAt: job.expiresAt }
+    const record = await enqueueJob(this.#options, snapshot, timing, this.#bindingOf(request), request.log)
     return await this.#answer(request, reply, record, 0)
   }
 
@@ -101,7 +63,7 @@ export class Responder {
     const { store, resultTtlSeconds } = this.#options
     const record = await store.get(id)
     if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
-    const cancelled = await store.cancel(id, errorResponse(new JobCancelledError()), Date.now() + resultTtlSeconds * 1000)
+    const cancelled = await store.cancel(id, errorResponse(new JobCancelledError()), resultExpiry(this.#options.clock.now(), resultTtlSeconds))
     if (!cancelled) throw new JobFinishedError()
     request.log.info({ jobId: id }, 'job cancelled')
     await reply.code(204).send()
@@ -153,9 +115,4 @@ export interface JobParams { id?: string, '*'?: string }
 
 function idOf (params: JobParams): string {
   return params.id ?? params['*'] ?? ''
-}
-
-/** 503 with `Retry-After` (Fastify's error handler sends an error's `headers`). */
-function enqueueFailed (cause: unknown): Error {
-  return Object.assign(new EnqueueFailedError({ cause }), { headers: { 'retry-after': '1' } })
 }

@@ -1,6 +1,7 @@
 import { pipeline, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Headers, RequestSnapshot } from '../store/store.js'
+import { isJobRun } from '../job/context.js'
+import type { Headers, RequestSnapshot } from '../job/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
 
@@ -20,7 +21,7 @@ const NOT_FORWARDED = new Set([
  */
 export async function captureBody (request: FastifyRequest, _reply: FastifyReply, payload: Payload): Promise<Payload> {
   const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined
-  if (!hasBody || request.longRunning !== null) return payload
+  if (!hasBody || isJobRun(request)) return payload
   const chunks: Buffer[] = []
   const tee: Payload = new Transform({
     transform (chunk: Buffer, _encoding, callback) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
+import { InvalidProgressError } from '../errors.js'
 import type { JobProgress } from '../store/store.js'
 
 /**
@@ -20,7 +21,15 @@ export interface LongRunningJob {
   readonly id: string
   /** 1 on the first attempt; higher when an earlier worker crashed. */
   readonly attempt: number
-  /** Aborted when the job runs past `timeoutSeconds` or the worker shuts down. */
+  /**
+   * Aborted when the attempt must stop; `signal.reason` says why, with a stable `code`:
+   * `FST_LONG_RUNNING_JOB_TIMEOUT` (past `timeoutSeconds`: the job ends with 504),
+   * `FST_LONG_RUNNING_JOB_CANCELLED` (`DELETE /async-response/:id`),
+   * `FST_LONG_RUNNING_WORKER_STOPPING` (this process is closing),
+   * `FST_LONG_RUNNING_WORKER_DEADLINE` (the Lambda function is about to time out) or
+   * `FST_LONG_RUNNING_LEASE_LOST` (another worker took the job over). In the last three cases the
+   * job goes back to the queue for another attempt.
+   */
   readonly signal: AbortSignal
   /**
    * Reports progress, shown in the `202` status body. `fraction` from 0 to 1. Writes are
@@ -59,14 +68,22 @@ export class RunRegistry {
   }
 }
 
+/**
+ * Whether `request` is a job run (a replay on the worker side) rather than a client's request:
+ * the one place that answers it, from the run marker the plugin resolved.
+ */
+export function isJobRun (request: FastifyRequest): boolean {
+  return (request as { longRunning?: LongRunningJob | null }).longRunning != null
+}
+
 /** Checks a progress report; a bad one is the handler's bug, so it throws at the call. */
 export function checkProgress (fraction: unknown, message: unknown): JobProgress {
   if (typeof fraction !== 'number' || !(fraction >= 0 && fraction <= 1)) {
-    throw new TypeError(`Expected \`fraction\` to be a number from 0 to 1, got ${String(fraction)}`)
+    throw new InvalidProgressError(`\`fraction\` to be a number from 0 to 1, got ${String(fraction)}`)
   }
   if (message === undefined) return { fraction }
   if (typeof message !== 'string' || message.length > 1000) {
-    throw new TypeError('Expected `message` to be a string of at most 1000 characters')
+    throw new InvalidProgressError('`message` to be a string of at most 1000 characters')
   }
   return { fraction, message }
 }

@@ -1,6 +1,6 @@
 import { InvalidMessageError } from '../errors.js'
-import type { Headers, RequestSnapshot } from '../store/store.js'
 import { isJobId } from './id.js'
+import { isObject, snapshotFromJson, snapshotToJson, type RequestSnapshot } from './wire.js'
 
 /** Wire format version; a worker refuses messages of any other version instead of guessing. */
 export const MESSAGE_VERSION = 1
@@ -20,15 +20,8 @@ export interface JobMessage {
 /** Serialises a message; the body travels as base64 so that any bytes survive JSON. */
 export function encodeMessage (message: JobMessage): string {
   const { request, ...rest } = message
-  return JSON.stringify({
-    v: MESSAGE_VERSION,
-    ...rest,
-    ...(request === undefined ? {} : { request: { ...request, body: request.body?.toString('base64') } })
-  })
+  return JSON.stringify({ v: MESSAGE_VERSION, ...rest, ...(request === undefined ? {} : { request: snapshotToJson(request) }) })
 }
-
-const METHOD = /^[A-Z]{1,16}$/
-const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
 
 /**
  * Parses and checks a message from the queue. Throws `InvalidMessageError` for anything that
@@ -51,22 +44,8 @@ export function decodeMessage (body: string): JobMessage {
     resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds')
   }
   if (raw.enqueuedAt !== undefined) message.enqueuedAt = positive(raw.enqueuedAt, 'enqueuedAt')
-  if (raw.request !== undefined) message.request = decodeRequest(raw.request)
+  if (raw.request !== undefined) message.request = snapshotFromJson(raw.request)
   return message
-}
-
-function decodeRequest (raw: unknown): RequestSnapshot {
-  if (!isObject(raw)) throw new InvalidMessageError('bad request')
-  const { method, url, headers, body } = raw
-  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidMessageError('bad method')
-  if (typeof url !== 'string' || !url.startsWith('/')) throw new InvalidMessageError('bad url')
-  if (!isHeaders(headers)) throw new InvalidMessageError('bad headers')
-  const request: RequestSnapshot = { method, url, headers }
-  if (body !== undefined) {
-    if (typeof body !== 'string' || !BASE64.test(body)) throw new InvalidMessageError('bad body')
-    request.body = Buffer.from(body, 'base64')
-  }
-  return request
 }
 
 function positive (value: unknown, name: string): number {
@@ -74,13 +53,4 @@ function positive (value: unknown, name: string): number {
     throw new InvalidMessageError(`bad ${name}`)
   }
   return value
-}
-
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
-function isHeaders (value: unknown): value is Headers {
-  return isObject(value) && Object.values(value).every(v =>
-    typeof v === 'string' || (Array.isArray(v) && v.every(item => typeof item === 'string')))
 }

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { Headers, StoredResponse } from '../store/store.js'
+import type { Headers, StoredResponse } from './wire.js'
 
 /** The largest response a job may store: API Gateway's and Lambda's 6 MiB payload limit. */
 export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024

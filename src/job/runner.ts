@@ -1,64 +1,33 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import { AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, ResponseTooLargeError } from '../errors.js'
+import type { Clock } from '../clock.js'
+import { AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerStoppingError } from '../errors.js'
 import type { Delivery, Disposition } from '../queue/queue.js'
-import { withRetries } from '../retry.js'
-import type { JobProgress, RequestSnapshot, ResultStore, StoredResponse } from '../store/store.js'
+import { withRetries, type Backoff } from '../retry.js'
+import type { ResultStore } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
-import { checkProgress, RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
+import { Attempt } from './attempt.js'
+import type { RunRegistry } from './context.js'
+import { resultExpiry } from './lifetime.js'
 import { decodeMessage, type JobMessage } from './message.js'
+import { JobOutcome, type DeliveryLimits, type JobEndEvent } from './outcome.js'
+import { progressReporter } from './progress.js'
 import { errorResponse, keepHeaders, MAX_RESPONSE_BYTES } from './response.js'
+import type { StoredResponse } from './wire.js'
 
 const ACK: Disposition = { ack: true }
+/** Back to the queue at once: this attempt stopped for reasons of its own process. */
+const AGAIN: Disposition = { ack: false, delaySeconds: 0 }
 
-/** Why an attempt stopped before its handler answered. */
-const Stop = {
-  timeout: 'timeout',
-  shutdown: 'shutdown',
-  deadline: 'deadline',
-  leaseLost: 'lease-lost',
-  cancelled: 'cancelled',
-  /** The replay itself failed (the app is closing): not the handler's doing, so retried. */
-  replayFailed: 'replay-failed'
-} as const
-type Stop = typeof Stop[keyof typeof Stop]
-
-/**
- * How a job ended, for `onJobEnd`.
- *
- * @example
- * await app.register(longRunning, {
- *   onJobEnd: (job) => metrics.count(`jobs.${job.outcome}`, { ms: job.endedAt - job.startedAt })
- * })
- */
-export const JobOutcome = {
-  completed: 'completed',
-  timedOut: 'timed-out',
-  attemptsExhausted: 'attempts-exhausted',
-  tooLarge: 'too-large',
-  invalid: 'invalid'
-} as const
-export type JobOutcome = typeof JobOutcome[keyof typeof JobOutcome]
-
-/** What `onJobEnd` hears once a job's final response is stored (by the process that ran it). */
-export interface JobEndEvent {
-  id: string
-  outcome: JobOutcome
-  /** The final response's status code. */
-  statusCode: number
-  /** The attempt that ended the job. */
-  attempt: number
-  /** When the HTTP side accepted the job (epoch ms). */
-  queuedAt?: number
-  /** When this attempt started, and when the job ended (epoch ms). */
-  startedAt: number
-  endedAt: number
-}
-
-/** Limits of one delivery, from the environment that runs it. */
-export interface DeliveryLimits {
-  /** Epoch ms by which this process must be done with the message (a Lambda's deadline). */
-  deadline?: number
+/** What the runner needs, resolved once at registration. */
+export interface RunnerSettings {
+  store: ResultStore
+  runs: RunRegistry
+  leaseSeconds: number
+  /** Redelivery of a message whose handling failed, by receive count. */
+  redelivery: Backoff
+  clock: Clock
+  onJobEnd?: ((event: JobEndEvent) => void) | undefined
 }
 
 /**
@@ -70,24 +39,21 @@ export interface DeliveryLimits {
  */
 export class JobRunner {
   readonly #app: FastifyInstance
-  readonly #store: ResultStore
-  readonly #runs: RunRegistry
+  readonly #settings: RunnerSettings
   readonly #leaseMs: number
-  /** Set once shutting down; then each running attempt's stop function is called. */
   #shuttingDown = false
-  readonly #running = new Set<{ id: string, stop: (why: Stop, reason: Error) => void }>()
+  readonly #running = new Set<Attempt>()
 
-  readonly #onJobEnd: ((event: JobEndEvent) => void) | undefined
-
-  constructor (app: FastifyInstance, store: ResultStore, runs: RunRegistry, leaseSeconds: number, onJobEnd?: (event: JobEndEvent) => void) {
+  constructor (app: FastifyInstance, settings: RunnerSettings) {
     this.#app = app
-    this.#store = store
-    this.#runs = runs
-    this.#leaseMs = leaseSeconds * 1000
-    this.#onJobEnd = onJobEnd
+    this.#settings = settings
+    this.#leaseMs = settings.leaseSeconds * 1000
   }
 
-  /** Handles one delivery of a queue message and says whether to delete it. */
+  /**
+   * Handles one delivery of a queue message and says whether to delete it. Never rejects: a
+   * backend failure hands the message back after the redelivery back-off.
+   */
   async handle (delivery: Delivery, limits: DeliveryLimits = {}): Promise<Disposition> {
     let message: JobMessage
     try {
@@ -98,12 +64,34 @@ export class JobRunner {
       return ACK
     }
     const log = this.#app.log.child({ jobId: message.id })
-    if (this.#shuttingDown) return { ack: false, delaySeconds: 0 }
+    try {
+      return await this.#deliver(message, delivery, limits, log)
+    } catch (error) {
+      log.error({ err: error, receiveCount: delivery.receiveCount }, 'job delivery failed')
+      return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
+    }
+  }
+
+  /** Aborts every attempt in this process; their messages come back for another worker. */
+  shutdown (): void {
+    this.#shuttingDown = true
+    for (const attempt of this.#running) attempt.stop(new WorkerStoppingError())
+  }
+
+  /**
+   * Stops this process's attempt at job `id`, if it runs one, right after the job was cancelled
+   * in the store. Workers elsewhere notice at their next lease renewal.
+   */
+  cancel (id: string): void {
+    for (const attempt of this.#running) if (attempt.id === id) attempt.stop(new JobCancelledError())
+  }
+
+  async #deliver (message: JobMessage, delivery: Delivery, limits: DeliveryLimits, log: FastifyBaseLogger): Promise<Disposition> {
+    if (this.#shuttingDown) return AGAIN
+    const { store, clock } = this.#settings
     const owner = randomUUID()
-    const now = Date.now()
-    // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
-    const leaseUntil = limits.deadline ?? now + this.#leaseMs
-    const claim = await this.#store.claim(message.id, { owner, leaseUntil, now })
+    const now = clock.now()
+    const claim = await store.claim(message.id, { owner, leaseUntil: limits.deadline ?? now + this.#leaseMs, now })
     if (!claim.claimed) {
       const record = claim.record
       if (record?.status === JobStatus.running) {
@@ -114,106 +102,61 @@ export class JobRunner {
       log.debug({ status: record?.status ?? 'unknown' }, 'job not runnable, message dropped')
       return ACK
     }
+    const run = { attempt: claim.attempt, startedAt: now }
     if (claim.attempt > message.maxAttempts) {
       log.error({ attempts: claim.attempt - 1 }, 'job failed: attempts exhausted')
-      return this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)), { outcome: JobOutcome.attemptsExhausted, attempt: claim.attempt, startedAt: now })
+      return await this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)), { ...run, outcome: JobOutcome.attemptsExhausted })
     }
     const request = message.request ?? claim.request
     if (request === undefined) {
       log.error('job request missing from both message and store')
-      return this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')), { outcome: JobOutcome.invalid, attempt: claim.attempt, startedAt: now })
+      return await this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')), { ...run, outcome: JobOutcome.invalid })
     }
     log.info({ attempt: claim.attempt }, 'job attempt started')
-    return this.#attempt(message, request, owner, { attempt: claim.attempt, startedAt: now }, delivery, limits, log)
-  }
-
-  /** Aborts every attempt in this process; their messages come back for another worker. */
-  shutdown (): void {
-    this.#shuttingDown = true
-    for (const run of this.#running) run.stop(Stop.shutdown, new Error('Worker shutting down'))
-  }
-
-  /**
-   * Stops this process's attempt at job `id`, if it runs one, right after the job was cancelled
-   * in the store. Workers elsewhere notice at their next lease renewal.
-   */
-  cancel (id: string): void {
-    for (const run of this.#running) if (run.id === id) run.stop(Stop.cancelled, new JobCancelledError())
-  }
-
-  async #attempt (
-    message: JobMessage,
-    request: RequestSnapshot,
-    owner: string,
-    run: { attempt: number, startedAt: number },
-    delivery: Delivery,
-    limits: DeliveryLimits,
-    log: FastifyBaseLogger
-  ): Promise<Disposition> {
-    const { id } = message
-    const controller = new AbortController()
-    const timers: NodeJS.Timeout[] = []
-    let heartbeat: NodeJS.Timeout | undefined
-    let running: { id: string, stop: (why: Stop, reason: Error) => void } | undefined
-    const stopped = new Promise<Stop>(resolve => {
-      const stop = (why: Stop, reason: Error): void => {
-        resolve(why)
-        controller.abort(reason)
-      }
-      timers.push(setTimeout(() => stop(Stop.timeout, new JobTimeoutError(message.timeoutSeconds)), message.timeoutSeconds * 1000))
-      if (limits.deadline !== undefined) {
-        // Leave a second to release the claim before the platform kills the process.
-        const left = limits.deadline - Date.now() - 1000
-        timers.push(setTimeout(() => stop(Stop.deadline, new Error('Worker out of time')), Math.max(0, left)))
-      }
-      running = { id, stop }
-      this.#running.add(running)
-      if (limits.deadline !== undefined) return
-      heartbeat = setInterval(() => {
-        this.#renew(id, owner, delivery).then(held => {
-          if (!held) stop(Stop.leaseLost, new Error('Claim lost: the job was cancelled or taken over'))
-        }, (error: unknown) => log.warn({ err: error }, 'lease renewal failed'))
-      }, this.#leaseMs / 3)
+    const attempt = new Attempt(this.#app, this.#settings.runs, clock, {
+      id: message.id,
+      attempt: claim.attempt,
+      request,
+      timeoutSeconds: message.timeoutSeconds,
+      ...(limits.deadline === undefined ? {} : { deadline: limits.deadline }),
+      renewEveryMs: this.#leaseMs / 3,
+      renew: async () => await this.#renew(message.id, owner, delivery),
+      progress: progressReporter(async progress => await store.setProgress(message.id, owner, progress), log),
+      log
     })
-    if (this.#shuttingDown) running?.stop(Stop.shutdown, new Error('Worker shutting down'))
-
-    const job: LongRunningJob = { id, attempt: run.attempt, signal: controller.signal, progress: this.#progress(id, owner, log) }
-    const registration = this.#runs.add(job)
+    this.#running.add(attempt)
+    if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())
     try {
-      const injected = this.#app.inject({
-        method: request.method as 'GET',
-        url: request.url,
-        headers: { ...request.headers, [RUN_HEADER]: registration.token },
-        ...(request.body === undefined ? {} : { payload: request.body })
-      }).catch((error: unknown) => {
-        log.error({ err: error }, 'job replay failed')
-        return Stop.replayFailed
-      })
-      const outcome = await Promise.race([injected, stopped])
-      if (outcome === Stop.timeout) {
-        log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
-        return await this.#finish(message, owner, errorResponse(controller.signal.reason), { ...run, outcome: JobOutcome.timedOut })
+      const end = await attempt.run()
+      if (end.kind === 'response') {
+        const body = end.response.rawPayload
+        if (body.length > MAX_RESPONSE_BYTES) {
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
+        }
+        const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
+        return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
       }
-      if (outcome === Stop.cancelled) {
+      if (end.kind === 'failed') {
+        // The replay itself failed (the app is closing): not the handler's doing, so retried.
+        log.error({ err: end.error }, 'job replay failed')
+        await this.#release(message.id, owner)
+        return AGAIN
+      }
+      const { reason } = end
+      if (reason instanceof JobTimeoutError) {
+        log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
+        return await this.#finish(message, owner, errorResponse(reason), { ...run, outcome: JobOutcome.timedOut })
+      }
+      if (reason instanceof JobCancelledError) {
         log.info('job cancelled while running')
         return ACK
       }
-      if (typeof outcome === 'string') {
-        log.warn({ reason: outcome }, 'job attempt stopped, message returned to the queue')
-        if (outcome !== Stop.leaseLost) await this.#release(id, owner)
-        return { ack: false, delaySeconds: 0 }
-      }
-      const body = outcome.rawPayload
-      if (body.length > MAX_RESPONSE_BYTES) {
-        return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
-      }
-      const response: StoredResponse = { statusCode: outcome.statusCode, headers: keepHeaders(outcome.headers), body }
-      return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
+      log.warn({ reason: reason.code }, 'job attempt stopped, message returned to the queue')
+      // A lost claim is someone else's now: nothing to release.
+      if (!(reason instanceof LeaseLostError)) await this.#release(message.id, owner)
+      return AGAIN
     } finally {
-      registration.remove()
-      for (const timer of timers) clearTimeout(timer)
-      clearInterval(heartbeat)
-      if (running !== undefined) this.#running.delete(running)
+      this.#running.delete(attempt)
     }
   }
 
@@ -228,15 +171,19 @@ export class JobRunner {
     response: StoredResponse,
     end: { outcome: JobOutcome, attempt: number, startedAt: number }
   ): Promise<Disposition> {
-    const expiresAt = Date.now() + message.resultTtlSeconds * 1000
-    const stored = await withRetries(async () => await this.#store.complete(message.id, owner, response, expiresAt), 4,
-      (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again'))
+    const { store, clock, onJobEnd } = this.#settings
+    const expiresAt = resultExpiry(clock.now(), message.resultTtlSeconds)
+    const stored = await withRetries(async () => await store.complete(message.id, owner, response, expiresAt), {
+      attempts: 4,
+      clock,
+      onRetry: (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again')
+    })
     if (!stored) return { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
-    const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, ...end, endedAt: Date.now() }
+    const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, ...end, endedAt: clock.now() }
     if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
     this.#app.log.info({ jobId: event.id, job: event }, 'job ended')
     try {
-      this.#onJobEnd?.(event)
+      onJobEnd?.(event)
     } catch (error) {
       // A metrics hook must never decide a job's fate.
       this.#app.log.error({ err: error, jobId: event.id }, 'onJobEnd threw')
@@ -245,32 +192,13 @@ export class JobRunner {
   }
 
   async #renew (id: string, owner: string, delivery: Delivery): Promise<boolean> {
-    const held = await this.#store.renew(id, owner, Date.now() + this.#leaseMs)
+    const held = await this.#settings.store.renew(id, owner, this.#settings.clock.now() + this.#leaseMs)
     if (held) await delivery.extend(Math.ceil(this.#leaseMs / 1000))
     return held
   }
 
   /** Ends the lease now, so that the next delivery can take over without waiting for it. */
   async #release (id: string, owner: string): Promise<void> {
-    await this.#store.renew(id, owner, 0).catch(() => {})
-  }
-
-  /** The job's `progress()`: validates at once, writes in the background, one write at a time. */
-  #progress (id: string, owner: string, log: FastifyBaseLogger): (fraction: number, message?: string) => void {
-    let next: JobProgress | undefined
-    let writing = false
-    const flush = async (): Promise<void> => {
-      writing = true
-      while (next !== undefined) {
-        const progress = next
-        next = undefined
-        await this.#store.setProgress(id, owner, progress).catch((error: unknown) => log.warn({ err: error }, 'progress not stored'))
-      }
-      writing = false
-    }
-    return (fraction, message) => {
-      next = checkProgress(fraction, message)
-      if (!writing) void flush()
-    }
+    await this.#settings.store.renew(id, owner, 0).catch(() => {})
   }
 }

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { InvalidEventError } from '../errors.js'
-import { describe } from '../options.js'
-import { backoffSeconds, type Disposition } from '../queue/queue.js'
+import { describe } from '../validate.js'
 
 /** The part of an SQS event record the consumer reads. */
 export interface SqsRecord {
@@ -56,19 +55,13 @@ export function createSqsHandler (app: FastifyInstance): (event: SqsEvent, conte
     const deadline = Date.now() + context.getRemainingTimeInMillis()
     const queue = app.longRunning.queue as VisibilityQueue
     const failures = await Promise.all(records.map(async (record): Promise<string | undefined> => {
-      const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? 1)
-      let disposition: Disposition
-      try {
-        disposition = await app.longRunning.handle({
-          body: record.body,
-          receiveCount,
-          // The claim lasts until the deadline: nothing to extend while the function lives.
-          extend: async () => {}
-        }, { deadline })
-      } catch (error) {
-        app.log.error({ err: error, messageId: record.messageId }, 'job delivery failed')
-        disposition = { ack: false, delaySeconds: backoffSeconds(1, receiveCount) }
-      }
+      // Never rejects: a delivery that failed comes back with the queue's redelivery back-off.
+      const disposition = await app.longRunning.handle({
+        body: record.body,
+        receiveCount: Number(record.attributes?.ApproximateReceiveCount ?? 1),
+        // The claim lasts until the deadline: nothing to extend while the function lives.
+        extend: async () => {}
+      }, { deadline })
       if (disposition.ack) return undefined
       // The event source mapping leaves a failed record hidden for the queue's whole
       // visibility timeout (6× the function's); bring it back when it can actually run.

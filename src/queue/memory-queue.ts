@@ -1,4 +1,7 @@
-import { backoffSeconds, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue } from './queue.js'
+import { MessageTooLargeError } from '../errors.js'
+import { redeliveryBackoff, type Backoff } from '../retry.js'
+import { number, optionsObject } from '../validate.js'
+import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
 
 interface Message {
   body: string
@@ -27,27 +30,29 @@ export interface MemoryQueueOptions {
  * @example
  * await app.register(longRunning, { queue: memoryQueue({ maxMessageBytes: 65536 }) })
  */
-export function memoryQueue (options: MemoryQueueOptions = {}): JobQueue {
-  return new MemoryQueue(options.maxMessageBytes ?? 256 * 1024, options.retryDelaySeconds ?? 1)
+export function memoryQueue (options?: MemoryQueueOptions): JobQueue {
+  const checked = optionsObject(options, 'memoryQueue options')
+  return new MemoryQueue(
+    number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024 * 1024, true),
+    redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900))
+  )
 }
 
 class MemoryQueue implements JobQueue {
   readonly maxMessageBytes: number
-  readonly #retryDelaySeconds: number
+  readonly redelivery: Backoff
   readonly #ready: Message[] = []
   readonly #delayed = new Set<NodeJS.Timeout>()
   readonly #pumps = new Set<() => void>()
 
-  constructor (maxMessageBytes: number, retryDelaySeconds: number) {
+  constructor (maxMessageBytes: number, redelivery: Backoff) {
     this.maxMessageBytes = maxMessageBytes
-    this.#retryDelaySeconds = retryDelaySeconds
+    this.redelivery = redelivery
   }
 
   async send (body: string): Promise<void> {
     const size = Buffer.byteLength(body)
-    if (size > this.maxMessageBytes) {
-      throw new RangeError(`Message of ${size} bytes exceeds the queue's ${this.maxMessageBytes}`)
-    }
+    if (size > this.maxMessageBytes) throw new MessageTooLargeError(size, this.maxMessageBytes)
     this.#push({ body, receiveCount: 0 })
   }
 
@@ -60,7 +65,7 @@ class MemoryQueue implements JobQueue {
         disposition = await handler({ body: message.body, receiveCount: message.receiveCount, extend: async () => {} })
       } catch (error) {
         options.onError(error)
-        disposition = { ack: false, delaySeconds: backoffSeconds(this.#retryDelaySeconds, message.receiveCount) }
+        disposition = { ack: false, delaySeconds: this.redelivery.delaySeconds(message.receiveCount) }
       }
       if (!disposition.ack) this.#pushLater(message, disposition.delaySeconds)
     }

@@ -1,7 +1,9 @@
+import type { Backoff } from '../retry.js'
+
 /**
  * The job queue: carries job messages from the HTTP side to whatever runs them. Written for
  * SQS's semantics (at-least-once delivery, a bounded message size, redelivery after a visibility
- * timeout); the in-memory queue behaves the same way and both pass `test/queue-contract.ts`.
+ * timeout); the in-memory queue behaves the same way and both pass `test/contracts/queue-contract.ts`.
  */
 
 /** One delivery of a message to a consumer. */
@@ -38,7 +40,14 @@ export interface JobQueue {
   /** Largest message body `send` accepts, in bytes; larger requests travel through the store. */
   readonly maxMessageBytes: number
 
-  /** Sends one message. Resolves once the queue has durably accepted it. */
+  /**
+   * How long a message whose handling failed (the store was down, say) stays away, by receive
+   * count. Whoever hands a failed delivery back (`consume()`, the Lambda consumer) uses it.
+   * @default exponential from 1 s, at most 15 minutes
+   */
+  readonly redelivery?: Backoff
+
+  /** Sends one message; rejects with `MessageTooLargeError` over `maxMessageBytes`. Resolves once the queue has durably accepted it. */
   send (body: string): Promise<void>
 
   /**
@@ -50,12 +59,4 @@ export interface JobQueue {
 
   /** Releases timers and connections. */
   close? (): Promise<void>
-}
-
-/**
- * Back-off for a delivery whose handler threw: doubles with every receive, so that an outage
- * of the store does not burn through the queue's `maxReceiveCount` in seconds.
- */
-export function backoffSeconds (base: number, receiveCount: number): number {
-  return Math.min(900, base * 2 ** Math.max(0, receiveCount - 1))
 }

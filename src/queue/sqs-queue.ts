@@ -1,8 +1,10 @@
 import type { Message, SQSClient } from '@aws-sdk/client-sqs'
 import { LazyAwsClient } from '../aws-client.js'
-import { InvalidOptionError } from '../errors.js'
-import { describe } from '../options.js'
-import { backoffSeconds, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue } from './queue.js'
+import { sleep, systemClock } from '../clock.js'
+import { MessageTooLargeError } from '../errors.js'
+import { backoffs, redeliveryBackoff, type Backoff } from '../retry.js'
+import { matching, number, optionsObject } from '../validate.js'
+import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
 
 const loadSdk = async () => await import('@aws-sdk/client-sqs')
 type Sdk = Awaited<ReturnType<typeof loadSdk>>
@@ -60,53 +62,39 @@ const MAX_VISIBILITY = 43_200
  * })
  */
 export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('sqsQueue options', 'an object', describe(options))
-  if (typeof options.queueUrl !== 'string' || !/^https?:\/\/\S+\/\S+$/.test(options.queueUrl)) {
-    throw new InvalidOptionError('queueUrl', 'an SQS queue URL', describe(options.queueUrl))
-  }
-  const max = options.maxMessageBytes ?? 256 * 1024
-  if (!Number.isInteger(max) || max < 1024 || max > 1024 * 1024) {
-    throw new InvalidOptionError('maxMessageBytes', 'an integer from 1024 to 1048576', describe(options.maxMessageBytes))
-  }
-  const visibility = options.visibilityTimeoutSeconds ?? 30
-  if (!Number.isInteger(visibility) || visibility < 1 || visibility > MAX_VISIBILITY) {
-    throw new InvalidOptionError('visibilityTimeoutSeconds', 'an integer from 1 to 43200', describe(options.visibilityTimeoutSeconds))
-  }
-  const retryDelay = options.retryDelaySeconds ?? 1
-  if (typeof retryDelay !== 'number' || !(retryDelay >= 0 && retryDelay <= 900)) {
-    throw new InvalidOptionError('retryDelaySeconds', 'a number from 0 to 900', describe(options.retryDelaySeconds))
-  }
-  const batch = options.receiveBatchSize ?? 10
-  if (!Number.isInteger(batch) || batch < 1 || batch > 10) {
-    throw new InvalidOptionError('receiveBatchSize', 'an integer from 1 to 10', describe(options.receiveBatchSize))
-  }
-  return new SqsQueue(options.queueUrl, options.client, { maxMessageBytes: max, visibility, retryDelay, batch })
+  const checked = optionsObject(options, 'sqsQueue options', true)
+  return new SqsQueue(matching(checked.queueUrl, 'queueUrl', /^https?:\/\/\S+\/\S+$/, 'an SQS queue URL'), checked.client, {
+    maxMessageBytes: number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024, true),
+    visibility: number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, MAX_VISIBILITY, true),
+    redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
+    batch: number(checked.receiveBatchSize, 'receiveBatchSize', 10, 1, 10, true)
+  })
 }
 
 class SqsQueue implements SqsJobQueue {
   readonly queueUrl: string
   readonly maxMessageBytes: number
+  readonly redelivery: Backoff
   readonly #visibility: number
-  readonly #retryDelay: number
   readonly #batch: number
   readonly #aws: LazyAwsClient<Sdk, SQSClient>
 
   constructor (
     queueUrl: string,
     client: SQSClient | undefined,
-    settings: { maxMessageBytes: number, visibility: number, retryDelay: number, batch: number }
+    settings: { maxMessageBytes: number, visibility: number, redelivery: Backoff, batch: number }
   ) {
     this.queueUrl = queueUrl
     this.#aws = new LazyAwsClient('SQS', loadSdk, sdk => new sdk.SQSClient({}), client)
     this.maxMessageBytes = settings.maxMessageBytes
     this.#visibility = settings.visibility
-    this.#retryDelay = settings.retryDelay
+    this.redelivery = settings.redelivery
     this.#batch = settings.batch
   }
 
   async send (body: string): Promise<void> {
     const size = Buffer.byteLength(body)
-    if (size > this.maxMessageBytes) throw new RangeError(`Message of ${size} bytes exceeds the queue's ${this.maxMessageBytes}`)
+    if (size > this.maxMessageBytes) throw new MessageTooLargeError(size, this.maxMessageBytes)
     const { SendMessageCommand } = await this.#aws.sdk()
     await this.#aws.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }))
   }
@@ -143,7 +131,7 @@ class SqsQueue implements SqsJobQueue {
         })
       } catch (error) {
         options.onError(error)
-        disposition = { ack: false, delaySeconds: backoffSeconds(this.#retryDelay, receiveCount) }
+        disposition = { ack: false, delaySeconds: this.redelivery.delaySeconds(receiveCount) }
       }
       try {
         if (disposition.ack) await this.#delete(receipt)
@@ -155,7 +143,7 @@ class SqsQueue implements SqsJobQueue {
 
     const poll = async (): Promise<void> => {
       const { ReceiveMessageCommand } = await this.#aws.sdk()
-      while (!stopping.signal.aborted) {
+      for (let failures = 0; !stopping.signal.aborted;) {
         if (inFlight.size >= options.concurrency) {
           await new Promise<void>(resolve => waiting.push(resolve))
           continue
@@ -172,10 +160,11 @@ class SqsQueue implements SqsJobQueue {
             AttributeNames: ['All']
           }), { abortSignal: stopping.signal })
           messages = result.Messages ?? []
+          failures = 0
         } catch (error) {
           if (stopping.signal.aborted) break
           options.onError(error)
-          await new Promise(resolve => setTimeout(resolve, 1000))
+          await sleep(systemClock, backoffs.receive.delayMs(++failures))
         }
         for (const message of messages) {
           const running = work(message).finally(() => {

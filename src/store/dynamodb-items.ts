@@ -1,6 +1,8 @@
 import { gunzipSync, gzipSync } from 'node:zlib'
 import type { AttributeValue } from '@aws-sdk/client-dynamodb'
-import type { Headers, JobRecord, JobStatus, RequestSnapshot } from './store.js'
+import { checkHeaders, snapshotFromJson, snapshotToJson, type RequestSnapshot, type StoredResponse } from '../job/wire.js'
+import type { Item } from './dynamodb-table.js'
+import type { JobRecord, JobStatus } from './store.js'
 
 /**
  * How jobs map onto items of the one table (partition key `id`, TTL attribute `ttl`).
@@ -11,8 +13,7 @@ import type { Headers, JobRecord, JobStatus, RequestSnapshot } from './store.js'
  * tag, so two attempts racing to complete never overwrite each other's chunks: only the
  * chunks named by the winning conditional write are ever read.
  */
-export type Item = Record<string, AttributeValue>
-
+export type { Item }
 /** DynamoDB's 400 KB item limit, minus room for the job's other attributes. */
 export const INLINE_BYTES = 300 * 1024
 /** Bytes per chunk item: under 400 KB with its key and attributes. */
@@ -125,14 +126,22 @@ export function recordOf (item: Item): JobRecord {
   return record
 }
 
-/** The request's method, URL and headers, as stored beside its body. */
+/** The request's method, URL and headers, as stored beside its body (the one snapshot codec, body out of line). */
 export function requestMeta (request: RequestSnapshot): string {
-  return JSON.stringify({ method: request.method, url: request.url, headers: request.headers, hasBody: request.body !== undefined })
+  return JSON.stringify(snapshotToJson(request, false))
 }
 
+/** The request back from its stored JSON and body (present exactly when the request had one). */
 export function requestOf (meta: string, body: Buffer | undefined): RequestSnapshot {
-  const parsed = JSON.parse(meta) as { method: string, url: string, headers: Headers, hasBody: boolean }
-  const request: RequestSnapshot = { method: parsed.method, url: parsed.url, headers: parsed.headers }
-  if (parsed.hasBody) request.body = body ?? Buffer.alloc(0)
-  return request
+  return snapshotFromJson(JSON.parse(meta), body)
+}
+
+/** The response back from its stored status, headers and body. */
+export function responseOf (statusCode: number, headers: string | undefined, body: Buffer | undefined): StoredResponse {
+  return { statusCode, headers: checkHeaders(JSON.parse(headers ?? '{}')), body: body ?? Buffer.alloc(0) }
+}
+
+/** Keys of a body's chunk items. */
+export function chunkKeys (id: string, tag: string, count: number | undefined): string[] {
+  return Array.from({ length: count ?? 0 }, (_, index) => chunkKey(id, tag, index))
 }

@@ -1,16 +1,15 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { LazyAwsClient } from '../aws-client.js'
-import { BackendError, InvalidOptionError } from '../errors.js'
-import { describe } from '../options.js'
+import { BackendError, JobExistsError } from '../errors.js'
+import type { StoredResponse } from '../job/wire.js'
+import { matching, optionsObject } from '../validate.js'
 import {
-  A, b, bytes, chunkKey, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestMeta, requestOf, s, str, ttlOf,
+  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestMeta, requestOf, responseOf, s, str, ttlOf,
   unpackBody, type Item, type PackedBody
 } from './dynamodb-items.js'
-import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore, StoredResponse } from './store.js'
-import { JobStatus } from './store.js'
-
-const loadSdk = async () => await import('@aws-sdk/client-dynamodb')
-type Sdk = Awaited<ReturnType<typeof loadSdk>>
+import { DynamoDbTable, loadSdk, names, projection } from './dynamodb-table.js'
+import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
+import { isExpired, JobStatus } from './store.js'
 
 /** Options of {@link dynamoDbStore}. */
 export interface DynamoDbStoreOptions {
@@ -32,11 +31,9 @@ export interface DynamoDbStoreOptions {
  * })
  */
 export function dynamoDbStore (options: DynamoDbStoreOptions): ResultStore {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('dynamoDbStore options', 'an object', describe(options))
-  if (typeof options.tableName !== 'string' || !/^[A-Za-z0-9_.-]{3,255}$/.test(options.tableName)) {
-    throw new InvalidOptionError('tableName', 'a DynamoDB table name', describe(options.tableName))
-  }
-  return new DynamoDbStore(options.tableName, options.client)
+  const checked = optionsObject(options, 'dynamoDbStore options', true)
+  const tableName = matching(checked.tableName, 'tableName', /^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name')
+  return new DynamoDbStore(tableName, checked.client)
 }
 
 // Each condition below names who may write, at which point of a job's timeline:
@@ -52,14 +49,16 @@ const UNFINISHED = 'attribute_exists(#id) AND #st <> :done'
 
 class DynamoDbStore implements ResultStore {
   readonly #table: string
-  readonly #aws: LazyAwsClient<Sdk, DynamoDBClient>
+  readonly #aws: LazyAwsClient<Awaited<ReturnType<typeof loadSdk>>, DynamoDBClient>
+  readonly #db: DynamoDbTable
 
   constructor (table: string, client: DynamoDBClient | undefined) {
     this.#table = table
     this.#aws = new LazyAwsClient('DynamoDB', loadSdk, sdk => new sdk.DynamoDBClient({}), client)
+    this.#db = new DynamoDbTable(table, this.#aws)
   }
 
-  async create (job: NewJob): Promise<void> {
+  async create (job: NewJob): Promise<JobRecord> {
     const item: Item = {
       [A.id]: s(job.id),
       [A.status]: s(JobStatus.pending),
@@ -78,12 +77,14 @@ class DynamoDbStore implements ResultStore {
       }
     }
     const { PutItemCommand } = await this.#aws.sdk()
-    await this.#aws.send(new PutItemCommand({
+    const written = await this.#db.conditional(new PutItemCommand({
       TableName: this.#table,
       Item: item,
       ConditionExpression: 'attribute_not_exists(#id)',
       ExpressionAttributeNames: { '#id': A.id }
     }))
+    if (written === undefined) throw new JobExistsError(job.id)
+    return recordOf(item)
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
@@ -98,7 +99,7 @@ class DynamoDbStore implements ResultStore {
   }
 
   async getMany (ids: readonly string[]): Promise<Map<string, JobRecord>> {
-    const items = await this.#batchGet(ids, RECORD_ATTRIBUTES)
+    const items = await this.#db.batchGet(ids, RECORD_ATTRIBUTES)
     const found = new Map<string, JobRecord>()
     for (const item of items) {
       const record = await this.#record(item)
@@ -109,7 +110,7 @@ class DynamoDbStore implements ResultStore {
 
   async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
     const { UpdateItemCommand } = await this.#aws.sdk()
-    const result = await this.#conditional(new UpdateItemCommand({
+    const result = await this.#db.conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
       UpdateExpression: 'SET #st = :running, #att = #att + :one, #own = :owner, #lease = :lease',
@@ -167,7 +168,8 @@ class DynamoDbStore implements ResultStore {
       [A.responseTag]: s(tag),
       ...this.#bodyAttributes(packed, A.responseBody, A.responseChunks, A.responseEncoding)
     }
-    const removed = [A.owner, A.leaseUntil, A.request, A.requestBody, A.requestChunks, A.requestEncoding]
+    // The request goes, but its chunk count stays: `delete()` needs it to find the chunk items.
+    const removed = [A.owner, A.leaseUntil, A.request, A.requestBody, A.requestEncoding]
     return await this.#updateIf(
       id,
       by,
@@ -190,7 +192,7 @@ class DynamoDbStore implements ResultStore {
       ...chunkKeys(id, 'q', num(item, A.requestChunks)),
       ...chunkKeys(id, str(item, A.responseTag) ?? '', num(item, A.responseChunks))
     ]
-    await this.#batchWrite(keys.map(key => ({ DeleteRequest: { Key: { [A.id]: s(key) } } })))
+    await this.#db.batchWrite(keys.map(key => ({ DeleteRequest: { Key: { [A.id]: s(key) } } })))
     await this.#aws.send(new DeleteItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) } }))
   }
 
@@ -201,11 +203,11 @@ class DynamoDbStore implements ResultStore {
   /** The record of an item, its response assembled; undefined once expired. */
   async #record (item: Item): Promise<JobRecord | undefined> {
     const record = recordOf(item)
-    if (record.expiresAt <= Date.now()) return undefined
+    if (isExpired(record)) return undefined
     const statusCode = num(item, A.responseStatus)
     if (record.status === JobStatus.done && statusCode !== undefined) {
       const body = await this.#body(item, record.id, str(item, A.responseTag) ?? '', A.responseBody, A.responseChunks, A.responseEncoding)
-      record.response = { statusCode, headers: JSON.parse(str(item, A.responseHeaders) ?? '{}'), body: body ?? Buffer.alloc(0) }
+      record.response = responseOf(statusCode, str(item, A.responseHeaders), body)
     }
     return record
   }
@@ -221,7 +223,7 @@ class DynamoDbStore implements ResultStore {
     let data = bytes(item, inline)
     if (count !== undefined) {
       const keys = chunkKeys(id, tag, count)
-      const parts = new Map((await this.#batchGet(keys, [A.id, 'data'])).map(part => [str(part, A.id), bytes(part, 'data')]))
+      const parts = new Map((await this.#db.batchGet(keys, [A.id, 'data'])).map(part => [str(part, A.id), bytes(part, 'data')]))
       data = Buffer.concat(keys.map(key => {
         const part = parts.get(key)
         if (part === undefined) throw new BackendError(`chunk ${key} missing`)
@@ -232,7 +234,7 @@ class DynamoDbStore implements ResultStore {
   }
 
   async #putChunks (id: string, tag: string, packed: PackedBody, expiresAt: number): Promise<void> {
-    await this.#batchWrite((packed.chunks ?? []).map((data, index) => ({
+    await this.#db.batchWrite((packed.chunks ?? []).map((data, index) => ({
       PutRequest: { Item: { [A.id]: s(chunkKey(id, tag, index)), data: b(data), [A.ttl]: n(ttlOf(expiresAt)) } }
     })))
   }
@@ -244,7 +246,7 @@ class DynamoDbStore implements ResultStore {
   async #updateIf (id: string, by: { owner?: string }, update: string, values: Item, attributes: string[]): Promise<boolean> {
     const { UpdateItemCommand } = await this.#aws.sdk()
     const owned = by.owner !== undefined
-    const result = await this.#conditional(new UpdateItemCommand({
+    const result = await this.#db.conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [A.id]: s(id) },
       UpdateExpression: update,
@@ -258,66 +260,4 @@ class DynamoDbStore implements ResultStore {
     }))
     return result !== undefined
   }
-
-  /** Sends a conditional write; `undefined` when its condition did not hold. */
-  async #conditional (command: object): Promise<{ Attributes?: Item } | undefined> {
-    try {
-      return await this.#aws.send(command)
-    } catch (error) {
-      if (error instanceof BackendError && (error.cause as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException') return undefined
-      throw error
-    }
-  }
-
-  async #batchGet (keys: readonly string[], attributes: readonly string[]): Promise<Item[]> {
-    const { BatchGetItemCommand } = await this.#aws.sdk()
-    const items: Item[] = []
-    // BatchGetItem takes 100 keys and may leave some unprocessed under load: ask again for those.
-    for (let start = 0; start < keys.length; start += 100) {
-      let request: Record<string, { Keys: Item[], ConsistentRead: boolean } & ReturnType<typeof projection>> | undefined = {
-        [this.#table]: { Keys: keys.slice(start, start + 100).map(key => ({ [A.id]: s(key) })), ConsistentRead: true, ...projection(attributes) }
-      }
-      for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
-        if (round > 0) await backoff(round)
-        const result = await this.#aws.send(new BatchGetItemCommand({ RequestItems: request }))
-        items.push(...(result.Responses?.[this.#table] ?? []))
-        request = result.UnprocessedKeys as typeof request
-      }
-    }
-    return items
-  }
-
-  async #batchWrite (requests: Array<{ PutRequest?: { Item: Item }, DeleteRequest?: { Key: Item } }>): Promise<void> {
-    if (requests.length === 0) return
-    const { BatchWriteItemCommand } = await this.#aws.sdk()
-    // 25 requests per call, and at most 16 MB: 12 chunks of 380 KB stay well under.
-    for (let start = 0; start < requests.length; start += 12) {
-      let pending: Record<string, typeof requests> | undefined = { [this.#table]: requests.slice(start, start + 12) }
-      for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
-        if (round > 0) await backoff(round)
-        const result = await this.#aws.send(new BatchWriteItemCommand({ RequestItems: pending }))
-        pending = result.UnprocessedItems as typeof pending
-      }
-    }
-  }
-}
-
-/** `#name` placeholders for attribute names (several, like `ttl`, are reserved words). */
-function names (...attributes: string[]): Record<string, string> {
-  return Object.fromEntries(attributes.map(name => [`#${name}`, name]))
-}
-
-function projection (attributes: readonly string[]): { ProjectionExpression: string, ExpressionAttributeNames: Record<string, string> } {
-  return {
-    ProjectionExpression: attributes.map((_, i) => `#p${i}`).join(', '),
-    ExpressionAttributeNames: Object.fromEntries(attributes.map((name, i) => [`#p${i}`, name]))
-  }
-}
-
-function chunkKeys (id: string, tag: string, count: number | undefined): string[] {
-  return Array.from({ length: count ?? 0 }, (_, index) => chunkKey(id, tag, index))
-}
-
-async function backoff (round: number): Promise<void> {
-  await new Promise(resolve => setTimeout(resolve, Math.min(1000, 25 * 2 ** round) * Math.random()))
 }

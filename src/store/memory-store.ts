@@ -1,5 +1,8 @@
-import type { ClaimResult, JobProgress, JobRecord, NewJob, RequestSnapshot, ResultStore, StoredResponse } from './store.js'
-import { JobStatus } from './store.js'
+import { JobExistsError } from '../errors.js'
+import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
+import { number, optionsObject } from '../validate.js'
+import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
+import { isExpired, JobStatus } from './store.js'
 import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
@@ -23,8 +26,9 @@ export interface MemoryStoreOptions {
  * @example
  * await app.register(longRunning, { store: memoryStore() })
  */
-export function memoryStore (options: MemoryStoreOptions = {}): ResultStore {
-  return new MemoryStore(options.sweepIntervalMs ?? 60_000)
+export function memoryStore (options?: MemoryStoreOptions): ResultStore {
+  const checked = optionsObject(options, 'memoryStore options')
+  return new MemoryStore(number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true))
 }
 
 class MemoryStore implements ResultStore {
@@ -36,11 +40,12 @@ class MemoryStore implements ResultStore {
     this.#sweep = setInterval(() => this.#sweepExpired(), sweepIntervalMs).unref()
   }
 
-  async create (job: NewJob): Promise<void> {
-    if (this.#live(job.id) !== undefined) throw new Error(`Job ${job.id} exists`)
+  async create (job: NewJob): Promise<JobRecord> {
+    if (this.#live(job.id) !== undefined) throw new JobExistsError(job.id)
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
     this.#entries.set(job.id, job.request === undefined ? { record } : { record, request: job.request })
+    return { ...record }
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
@@ -124,7 +129,7 @@ class MemoryStore implements ResultStore {
 
   #live (id: string): Entry | undefined {
     const entry = this.#entries.get(id)
-    if (entry === undefined || entry.record.expiresAt > Date.now()) return entry
+    if (entry === undefined || !isExpired(entry.record)) return entry
     this.#entries.delete(id)
     this.#watchers.notify(id, undefined)
     return undefined

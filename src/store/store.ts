@@ -1,8 +1,10 @@
+import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
+
 /**
  * The result store: where a job's state lives between the HTTP side that waits for it and the
  * worker that runs it. Written for DynamoDB's semantics first (conditional single-item writes,
  * items of at most 400 KB, no change notifications, late TTL deletion); the in-memory store
- * implements exactly the same contract and both pass `test/store-contract.ts`.
+ * implements exactly the same contract and both pass `test/contracts/store-contract.ts`.
  */
 
 /**
@@ -18,24 +20,6 @@ export const JobStatus = {
   done: 'done'
 } as const
 export type JobStatus = typeof JobStatus[keyof typeof JobStatus]
-
-/** Header values as Node gives them: several `set-cookie` stay an array. */
-export type Headers = Record<string, string | string[]>
-
-/** The request as the client sent it, minus hop-by-hop headers; `body` holds the exact bytes. */
-export interface RequestSnapshot {
-  method: string
-  url: string
-  headers: Headers
-  body?: Buffer
-}
-
-/** A complete HTTP response: what the route gave, byte for byte. */
-export interface StoredResponse {
-  statusCode: number
-  headers: Headers
-  body: Buffer
-}
 
 /** What a running handler last reported through `request.longRunning.progress()`. */
 export interface JobProgress {
@@ -63,6 +47,14 @@ export interface JobRecord {
   expiresAt: number
 }
 
+/**
+ * The one expiry rule: a record counts as gone from `expiresAt` on, whether or not the backend
+ * has deleted it yet (DynamoDB's TTL deletes up to days late; the memory store sweeps).
+ */
+export function isExpired (record: { expiresAt: number }, now = Date.now()): boolean {
+  return record.expiresAt <= now
+}
+
 /** What the HTTP side writes when it accepts a request. */
 export interface NewJob {
   id: string
@@ -84,8 +76,8 @@ export type ClaimResult =
  * conditional. Implementations translate backend errors at the boundary and rethrow the rest.
  */
 export interface ResultStore {
-  /** Records a new pending job. Rejects if the id exists. */
-  create (job: NewJob): Promise<void>
+  /** Records a new pending job and returns its record. Rejects with `JobExistsError` if the id exists. */
+  create (job: NewJob): Promise<JobRecord>
 
   /** The job, or `undefined` when unknown or expired. Strongly consistent. */
   get (id: string): Promise<JobRecord | undefined>

@@ -1,0 +1,24 @@
+/**
+ * The source of time for everything the plugin schedules itself: attempt timeouts, worker
+ * deadlines, lease renewals and retry delays. The system clock in production; tests pass a fake
+ * one (option `clock`) so that a test about a 15-minute timeout takes no time at all.
+ */
+export interface Clock {
+  /** Epoch milliseconds. */
+  now (): number
+  /** Calls `callback` once after `ms`; the handle goes to {@link Clock.clearTimeout}. */
+  setTimeout (callback: () => void, ms: number): unknown
+  clearTimeout (handle: unknown): void
+}
+
+/** `Date.now` and the global timers. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clearTimeout: handle => clearTimeout(handle as NodeJS.Timeout)
+}
+
+/** Resolves after `ms` on `clock`. */
+export async function sleep (clock: Clock, ms: number): Promise<void> {
+  await new Promise<void>(resolve => clock.setTimeout(resolve, ms))
+}

@@ -1,0 +1,105 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { Clock } from '../clock.js'
+import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
+import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
+import type { RequestSnapshot } from './wire.js'
+
+type Replayed = Awaited<ReturnType<FastifyInstance['inject']>>
+
+/** How one attempt ended: the route's response, its signal aborted (`reason`), or the replay itself failed. */
+export type AttemptEnd =
+  | { kind: 'response', response: Replayed }
+  | { kind: 'stopped', reason: Error & { code?: string } }
+  | { kind: 'failed', error: unknown }
+
+/** What one attempt needs to know and to do besides replaying the request. */
+export interface AttemptPlan {
+  id: string
+  attempt: number
+  request: RequestSnapshot
+  timeoutSeconds: number
+  /** Epoch ms by which the process must be done (a Lambda's deadline): no lease renewals then. */
+  deadline?: number
+  /** Renewal period of the claim; `renew` resolves false once the claim is lost. */
+  renewEveryMs: number
+  renew: () => Promise<boolean>
+  progress: (fraction: number, message?: string) => void
+  log: FastifyBaseLogger
+}
+
+/**
+ * One attempt at a job: the original request replayed through the app, with a signal that aborts
+ * for the first of its timeout, the worker's deadline, a lost claim, or {@link Attempt.stop}
+ * (cancellation, shutdown). The signal's reason is the cause, an error with a stable code.
+ */
+export class Attempt {
+  readonly id: string
+  readonly #plan: AttemptPlan
+  readonly #app: FastifyInstance
+  readonly #runs: RunRegistry
+  readonly #clock: Clock
+  readonly #stop = new AbortController()
+
+  constructor (app: FastifyInstance, runs: RunRegistry, clock: Clock, plan: AttemptPlan) {
+    this.id = plan.id
+    this.#app = app
+    this.#runs = runs
+    this.#clock = clock
+    this.#plan = plan
+  }
+
+  /** Aborts the attempt with `reason` (a cancellation or a shutdown). */
+  stop (reason: Error): void {
+    this.#stop.abort(reason)
+  }
+
+  async run (): Promise<AttemptEnd> {
+    const plan = this.#plan
+    const clock = this.#clock
+    const timeout = new AbortController()
+    const deadline = new AbortController()
+    const lease = new AbortController()
+    const timers = [clock.setTimeout(() => timeout.abort(new JobTimeoutError(plan.timeoutSeconds)), plan.timeoutSeconds * 1000)]
+    if (plan.deadline !== undefined) {
+      // Leave a second to release the claim before the platform kills the process.
+      timers.push(clock.setTimeout(() => deadline.abort(new WorkerDeadlineError()), Math.max(0, plan.deadline - clock.now() - 1000)))
+    } else {
+      // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
+      const beat = (): void => {
+        timers[1] = clock.setTimeout(() => {
+          plan.renew().then(held => {
+            if (!held) lease.abort(new LeaseLostError())
+          }, (error: unknown) => plan.log.warn({ err: error }, 'lease renewal failed'))
+          beat()
+        }, plan.renewEveryMs)
+      }
+      beat()
+    }
+    const signal = AbortSignal.any([timeout.signal, deadline.signal, lease.signal, this.#stop.signal])
+    const job: LongRunningJob = { id: plan.id, attempt: plan.attempt, signal, progress: plan.progress }
+    const registration = this.#runs.add(job)
+    let onAbort: (() => void) | undefined
+    try {
+      const stopped = new Promise<AttemptEnd>(resolve => {
+        onAbort = () => resolve({ kind: 'stopped', reason: signal.reason })
+        if (signal.aborted) onAbort()
+        else signal.addEventListener('abort', onAbort, { once: true })
+      })
+      const { request } = plan
+      const injected = this.#app.inject({
+        method: request.method as 'GET',
+        url: request.url,
+        headers: { ...request.headers, [RUN_HEADER]: registration.token },
+        ...(request.body === undefined ? {} : { payload: request.body })
+      }).then(
+        (response): AttemptEnd => ({ kind: 'response', response }),
+        (error: unknown): AttemptEnd => ({ kind: 'failed', error })
+      )
+      return await Promise.race([injected, stopped])
+    } finally {
+      registration.remove()
+      for (const timer of timers) clock.clearTimeout(timer)
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    }
+  }
+}

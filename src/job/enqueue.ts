@@ -1,0 +1,69 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Clock } from '../clock.js'
+import { EnqueueFailedError } from '../errors.js'
+import type { JobQueue } from '../queue/queue.js'
+import { withRetries } from '../retry.js'
+import type { JobRecord, NewJob, ResultStore } from '../store/store.js'
+import { newJobId } from './id.js'
+import { pendingExpiry, type JobTiming } from './lifetime.js'
+import { encodeMessage, type JobMessage } from './message.js'
+import type { RequestSnapshot } from './wire.js'
+
+/** What accepting a job needs, resolved once at registration. */
+export interface Acceptance {
+  store: ResultStore
+  queue: JobQueue
+  resultTtlSeconds: number
+  leaseSeconds: number
+  clock: Clock
+}
+
+/**
+ * Accepts a request as a job: records it in the store, then queues its message, and returns
+ * the record the store wrote. Either both happen or the client gets
+ * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
+ */
+export async function enqueueJob (
+  acceptance: Acceptance,
+  request: RequestSnapshot,
+  timing: JobTiming,
+  binding: string | undefined,
+  log: FastifyBaseLogger
+): Promise<JobRecord> {
+  const { store, queue, resultTtlSeconds, leaseSeconds, clock } = acceptance
+  const id = newJobId()
+  const now = clock.now()
+  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: pendingExpiry(now, timing, leaseSeconds, resultTtlSeconds) }
+  if (binding !== undefined) job.binding = binding
+  const message: JobMessage = { id, timeoutSeconds: timing.timeoutSeconds, maxAttempts: timing.maxAttempts, resultTtlSeconds, enqueuedAt: now, request }
+  let body = encodeMessage(message)
+  if (Buffer.byteLength(body) > queue.maxMessageBytes) {
+    // Claim-check: the request waits in the store and the message only points at it.
+    job.request = request
+    delete message.request
+    body = encodeMessage(message)
+  }
+  let record: JobRecord
+  try {
+    record = await store.create(job)
+    // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
+    // while giving up on an answer that was merely lost would turn a queued job into a 503.
+    await withRetries(async () => await queue.send(body), {
+      attempts: 3,
+      clock,
+      onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
+    })
+  } catch (error) {
+    // No phantom job, even when a write went through but its answer was lost: the client gets
+    // a 503 and no id, so nobody would ever wait for it.
+    await withRetries(async () => await store.delete(id), {
+      attempts: 4,
+      clock,
+      onRetry: (deleteError, attempt) => log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again')
+    }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
+    // 503 with `Retry-After` (Fastify's error handler sends an error's `headers`).
+    throw Object.assign(new EnqueueFailedError({ cause: error }), { headers: { 'retry-after': '1' } })
+  }
+  log.debug({ jobId: id }, 'job queued')
+  return record
+}

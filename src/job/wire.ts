@@ -1,0 +1,74 @@
+import { InvalidMessageError } from '../errors.js'
+
+// The job's wire format: what a request and a response look like once they leave the process
+// that saw them, and the one codec that the queue message and the store both use for them.
+
+/** Header values as Node gives them: several `set-cookie` stay an array. */
+export type Headers = Record<string, string | string[]>
+
+/** The request as the client sent it, minus hop-by-hop headers; `body` holds the exact bytes. */
+export interface RequestSnapshot {
+  method: string
+  url: string
+  headers: Headers
+  body?: Buffer
+}
+
+/** A complete HTTP response: what the route gave, byte for byte. */
+export interface StoredResponse {
+  statusCode: number
+  headers: Headers
+  body: Buffer
+}
+
+/** A {@link RequestSnapshot} as JSON: the body, when it travels inline, as base64. */
+export interface SnapshotJson {
+  method: string
+  url: string
+  headers: Headers
+  body?: string
+}
+
+/**
+ * The JSON form of a snapshot. `inlineBody: false` leaves the body out, for a store that keeps
+ * the bytes beside the JSON (and gives them back to {@link snapshotFromJson}).
+ */
+export function snapshotToJson (snapshot: RequestSnapshot, inlineBody = true): SnapshotJson {
+  const json: SnapshotJson = { method: snapshot.method, url: snapshot.url, headers: snapshot.headers }
+  if (inlineBody && snapshot.body !== undefined) json.body = snapshot.body.toString('base64')
+  return json
+}
+
+const METHOD = /^[A-Z]{1,16}$/
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+/**
+ * Parses and checks a snapshot's JSON form; `body` is the out-of-line body, when the JSON has
+ * none inline. Throws `InvalidMessageError` for anything that could never be replayed.
+ */
+export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot {
+  if (!isObject(raw)) throw new InvalidMessageError('bad request')
+  const { method, url, headers } = raw
+  if (typeof method !== 'string' || !METHOD.test(method)) throw new InvalidMessageError('bad method')
+  if (typeof url !== 'string' || !url.startsWith('/')) throw new InvalidMessageError('bad url')
+  const snapshot: RequestSnapshot = { method, url, headers: checkHeaders(headers) }
+  if (raw.body !== undefined) {
+    if (typeof raw.body !== 'string' || !BASE64.test(raw.body)) throw new InvalidMessageError('bad body')
+    snapshot.body = Buffer.from(raw.body, 'base64')
+  } else if (body !== undefined) {
+    snapshot.body = body
+  }
+  return snapshot
+}
+
+/** Checks a headers object read back from JSON. */
+export function checkHeaders (value: unknown): Headers {
+  const ok = isObject(value) && Object.values(value).every(v =>
+    typeof v === 'string' || (Array.isArray(v) && v.every(item => typeof item === 'string')))
+  if (!ok) throw new InvalidMessageError('bad headers')
+  return value as Headers
+}
+
+export function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}

@@ -1,0 +1,84 @@
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import type { LazyAwsClient } from '../aws-client.js'
+import { sleep, systemClock } from '../clock.js'
+import { BackendError } from '../errors.js'
+import { backoffs } from '../retry.js'
+
+const loadSdk = async () => await import('@aws-sdk/client-dynamodb')
+export { loadSdk }
+export type Sdk = Awaited<ReturnType<typeof loadSdk>>
+
+export type Item = Record<string, AttributeValue>
+
+/**
+ * The table's plumbing, below the store's job semantics: conditional writes that report a
+ * failed condition as `undefined`, and the batch calls with their unprocessed-item loops.
+ */
+export class DynamoDbTable {
+  readonly name: string
+  readonly aws: LazyAwsClient<Sdk, DynamoDBClient>
+
+  constructor (name: string, aws: LazyAwsClient<Sdk, DynamoDBClient>) {
+    this.name = name
+    this.aws = aws
+  }
+
+  /** Sends a conditional write; `undefined` when its condition did not hold. */
+  async conditional (command: object): Promise<{ Attributes?: Item } | undefined> {
+    try {
+      return await this.aws.send(command)
+    } catch (error) {
+      if (isConditionFailure(error)) return undefined
+      throw error
+    }
+  }
+
+  async batchGet (keys: readonly string[], attributes: readonly string[]): Promise<Item[]> {
+    const { BatchGetItemCommand } = await this.aws.sdk()
+    const items: Item[] = []
+    // BatchGetItem takes 100 keys and may leave some unprocessed under load: ask again for those.
+    for (let start = 0; start < keys.length; start += 100) {
+      let request: Record<string, { Keys: Item[], ConsistentRead: boolean } & ReturnType<typeof projection>> | undefined = {
+        [this.name]: { Keys: keys.slice(start, start + 100).map(key => ({ id: { S: key } })), ConsistentRead: true, ...projection(attributes) }
+      }
+      for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
+        if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
+        const result = await this.aws.send(new BatchGetItemCommand({ RequestItems: request }))
+        items.push(...(result.Responses?.[this.name] ?? []))
+        request = result.UnprocessedKeys as typeof request
+      }
+    }
+    return items
+  }
+
+  async batchWrite (requests: Array<{ PutRequest?: { Item: Item }, DeleteRequest?: { Key: Item } }>): Promise<void> {
+    if (requests.length === 0) return
+    const { BatchWriteItemCommand } = await this.aws.sdk()
+    // 25 requests per call, and at most 16 MB: 12 chunks of 380 KB stay well under.
+    for (let start = 0; start < requests.length; start += 12) {
+      let pending: Record<string, typeof requests> | undefined = { [this.name]: requests.slice(start, start + 12) }
+      for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
+        if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
+        const result = await this.aws.send(new BatchWriteItemCommand({ RequestItems: pending }))
+        pending = result.UnprocessedItems as typeof pending
+      }
+    }
+  }
+}
+
+/** Whether a (translated) SDK error is a failed `ConditionExpression`. */
+function isConditionFailure (error: unknown): boolean {
+  return error instanceof BackendError && (error.cause as { name?: string } | undefined)?.name === 'ConditionalCheckFailedException'
+}
+
+/** `#name` placeholders for attribute names (several, like `ttl`, are reserved words). */
+export function names (...attributes: string[]): Record<string, string> {
+  return Object.fromEntries(attributes.map(name => [`#${name}`, name]))
+}
+
+export function projection (attributes: readonly string[]): { ProjectionExpression: string, ExpressionAttributeNames: Record<string, string> } {
+  return {
+    ProjectionExpression: attributes.map((_, i) => `#p${i}`).join(', '),
+    ExpressionAttributeNames: Object.fromEntries(attributes.map((name, i) => [`#p${i}`, name]))
+  }
+}
