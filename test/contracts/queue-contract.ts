@@ -75,7 +75,7 @@ export function queueContract (t: Test, make: () => Promise<JobQueue>): void {
 
   t.test('a message larger than maxMessageBytes is refused', async t => {
     const queue = await make()
-    await t.rejects(queue.send('x'.repeat(queue.maxMessageBytes + 1)))
+    await t.rejects(queue.send('x'.repeat(queue.maxMessageBytes + 1)), { code: 'FST_LONG_RUNNING_MESSAGE_TOO_LARGE' })
     await queue.send('y'.repeat(queue.maxMessageBytes - 10))
   })
 }
