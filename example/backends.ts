@@ -14,14 +14,19 @@ export function numberFromEnv (name: string, fallback: number): number {
  * DynamoDB; neither → the embedded default. Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
-export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store'> {
+export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds'> {
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
   if (queueUrl === undefined && tableName === undefined) return {}
   if (queueUrl === undefined || tableName === undefined) throw new Error('Set both JOBS_QUEUE_URL and JOBS_TABLE, or neither')
+  // JOBS_LEASE_SECONDS (default 30): how long a container worker's claim and its hidden message
+  // outlive the worker, i.e. how soon another worker takes over the jobs of one that died.
+  const leaseSeconds = numberFromEnv('JOBS_LEASE_SECONDS', 30)
   return {
+    leaseSeconds,
     queue: sqsQueue({
       queueUrl,
+      visibilityTimeoutSeconds: leaseSeconds,
       // local-aws-sqs holds a long poll open until it has the whole batch (AWS answers as soon
       // as it has one message): against it, ask for one at a time so that jobs start at once.
       ...(process.env.AWS_ENDPOINT_URL_SQS === undefined ? {} : { receiveBatchSize: 1 })

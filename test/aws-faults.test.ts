@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
+import { FakeClock } from './helpers/clock.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
 
 // Backends failing the way AWS fails, injected by a middleware on real SDK clients talking to
@@ -27,7 +28,10 @@ async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consum
     store: dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb }),
     consume: options.consume ?? true,
     waitSeconds: 30,
-    pollIntervalMs: 20
+    pollIntervalMs: 20,
+    // Retry back-offs pass at once (what is retried is the test, not how long it waits);
+    // timeouts and lease renewals never come due.
+    clock: new FakeClock({ autoAdvanceUpToMs: 5_000 })
   })
   t.teardown(() => closeTestApp(test))
   return test

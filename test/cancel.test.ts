@@ -2,7 +2,9 @@ import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
-import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
+import { buildTestApp, closeTestApp, untilAborted, type TestApp } from './helpers/app.js'
+import { FakeClock } from './helpers/clock.js'
+import { pollUntil } from './helpers/poll.js'
 import { Gate } from './helpers/gate.js'
 import { delivery, RecordingQueue } from './helpers/recording-queue.js'
 
@@ -15,9 +17,8 @@ t.teardown(() => emulators.close())
 async function app (t: Test, options: LongRunningOptions, aborted: Gate, reasons: string[]): Promise<TestApp> {
   const test = await buildTestApp({ waitSeconds: 0, bindTo: request => request.headers['x-user'] as string | undefined, ...options }, (app) => {
     app.get('/abortable', { longRunning: true }, async (request) => {
-      const signal = request.longRunning?.signal as AbortSignal
-      await new Promise(resolve => signal.addEventListener('abort', resolve))
-      reasons.push((signal.reason as { code?: string, message: string }).code ?? signal.reason.message)
+      const reason = await untilAborted(request.longRunning?.signal) as { code: string }
+      reasons.push(reason.code)
       aborted.open()
       return 'stopped'
     })
@@ -66,14 +67,16 @@ t.test('SQS and DynamoDB: a worker in another process notices at its next lease 
   const aborted = new Gate()
   const reasons: string[] = []
   const http = await app(t, { ...backends(), consume: false }, new Gate(), [])
-  const worker = await app(t, { ...backends(), consume: true, leaseSeconds: 3 }, aborted, reasons)
+  const clock = new FakeClock()
+  const worker = await app(t, { ...backends(), consume: true, leaseSeconds: 3, clock }, aborted, reasons)
   await worker.app.ready()
   const accepted = await http.app.inject({ url: '/abortable', headers: { prefer: 'respond-async' } })
   const location = accepted.headers.location as string
-  for (let status = 'pending'; status !== 'running';) {
-    status = (await http.app.inject({ url: location, headers: { prefer: 'respond-async' } })).json().status
-  }
+  await pollUntil(async () => (await http.app.inject({ url: location, headers: { prefer: 'respond-async' } })).json().status, status => status === 'running')
   t.equal((await http.app.inject({ method: 'DELETE', url: location.split('?')[0] as string })).statusCode, 204)
+  t.notOk(aborted.isOpen, 'the worker elsewhere learns nothing until it renews')
+  await clock.armed(2) // the attempt's timeout and its first renewal
+  await clock.advance(1000)
   await aborted.opened
   t.same(reasons, ['FST_LONG_RUNNING_LEASE_LOST'], 'the worker learns it lost the claim, by its stable code')
   const result = await http.app.inject(location)

@@ -5,7 +5,7 @@ import t from 'tap'
 import { buildApp } from '../example/app.js'
 import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
-import { follow, startChild, type Child } from './helpers/child.js'
+import { childProcesses, follow, stopChild, type Child } from './helpers/child.js'
 import { Ledger } from './helpers/ledger.js'
 
 // The container worker SIGKILLed at each point of a job's life, on the emulators. A fresh
@@ -13,8 +13,7 @@ import { Ledger } from './helpers/ledger.js'
 // maxAttempts crashes, with the contract's 502 — learnt by the client within one wait.
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
-const children: Child[] = []
-t.teardown(() => { for (const child of children) child.process.kill('SIGKILL') })
+const start = childProcesses(t, emulators.env)
 
 async function scenario (name: string, crashes: string[]): Promise<{ response: Response, body: Buffer, runs: number, id: string }> {
   const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `crash-${name}`, Attributes: { VisibilityTimeout: '3' } }))
@@ -33,9 +32,7 @@ async function scenario (name: string, crashes: string[]): Promise<{ response: R
   const address = http.server.address() as { port: number }
   const body = randomBytes(2048)
   const worker = (crashAt: string): Child => {
-    const child = startChild('test/fixtures/crash-worker.ts', { ...emulators.env, JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: crashAt })
-    children.push(child)
-    return child
+    return start('test/fixtures/crash-worker.ts', { JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: crashAt })
   }
   const pending = follow(`http://127.0.0.1:${address.port}/echo?delay=1`, {
     method: 'POST', body, headers: { 'content-type': 'application/octet-stream' }
@@ -49,8 +46,7 @@ async function scenario (name: string, crashes: string[]): Promise<{ response: R
   const survivor = worker('none')
   const response = await pending
   const result = { response, body, runs: runs + survivor.lines.filter(line => line.msg === 'job attempt started').length, id }
-  survivor.process.kill('SIGTERM')
-  await once(survivor.process, 'exit')
+  await stopChild(survivor)
   await http.close()
   return result
 }

@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
+import { follow } from './helpers/child.js'
+import { pollUntil } from './helpers/poll.js'
 
 // Real HTTP on an ephemeral port, real clients: Node's fetch, and curl where installed.
 const run = promisify(execFile)
@@ -128,12 +130,14 @@ t.test('Prefer: respond-async answers 202 at once on both requests; the status s
   t.match(accepted, { status: /^(pending|running)$/, location })
   t.equal(location, `/async-response/${accepted.id}?hop=1`)
 
-  let status
-  do { // polls until the handler has reported progress: each answer comes at once
+  // The progress write is the job's own business: poll until it shows (each answer comes at once).
+  const statuses: number[] = []
+  const status = await pollUntil(async () => {
     const poll = await fetch(url + location, { headers: prefer, redirect: 'manual' })
-    t.equal(poll.status, 202)
-    status = await poll.json() as { status: string, progress?: unknown }
-  } while (status.progress === undefined)
+    statuses.push(poll.status)
+    return await poll.json() as { status: string, progress?: unknown }
+  }, status => status.progress !== undefined)
+  t.ok(statuses.every(code => code === 202), 'every poll answered 202 at once')
   t.same(status.progress, { fraction: 0.5, message: 'half way' })
   t.equal(status.status, 'running')
 
@@ -157,9 +161,10 @@ t.test('HEAD on a result answers like GET without a body', async t => {
   const test = await buildTestApp({ waitSeconds: 0 })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
-  const first = await fetch(`${url}/job/head?open=1`, { method: 'POST', body: 'xyz', headers: { 'content-type': 'text/plain' }, redirect: 'manual' })
-  const location = first.status === 303 ? first.headers.get('location') ?? '' : ''
-  if (location === '') return t.equal(first.status, 201)
+  const first = await fetch(`${url}/job/head`, { method: 'POST', body: 'xyz', headers: { 'content-type': 'text/plain' }, redirect: 'manual' })
+  t.equal(first.status, 303)
+  const location = first.headers.get('location') ?? ''
+  test.gates.open('head')
   const head = await fetch(url + location, { method: 'HEAD', headers: { prefer: 'wait=30' } })
   t.equal(head.status, 201)
   t.equal(head.headers.get('x-job-name'), 'head')
@@ -170,7 +175,7 @@ t.test('shutting down ends every wait with a 303 at once', async t => {
   const test = await buildTestApp({ waitSeconds: 600 })
   const url = await test.listen()
   const pending = fetch(`${url}/job/stuck`, { redirect: 'manual' })
-  while (test.runs.get('stuck') === undefined) await new Promise(resolve => setImmediate(resolve))
+  await test.ran('stuck')
   const closed = test.app.close()
   const response = await pending
   t.equal(response.status, 303)
@@ -185,11 +190,12 @@ t.test('100 overlapping jobs each receive exactly their own response', async t =
   const names = Array.from({ length: 100 }, (_, i) => `n${i}`)
   const responses = Promise.all(names.map(async name => {
     const body = Buffer.from(`${name}:`.repeat(50 + Number(name.slice(1))))
-    const response = await fetch(`${url}/job/${name}`, { method: 'POST', body, headers: { 'content-type': 'application/x-test' } })
+    // Past 18 hops a busy machine gets a 202, which fetch does not follow: `follow` does.
+    const response = await follow(`${url}/job/${name}`, { method: 'POST', body, headers: { 'content-type': 'application/x-test' } })
     return { name, body, response, bytes: Buffer.from(await response.arrayBuffer()) }
   }))
   // Release in reverse order once every job has started, so that completions interleave.
-  while (test.runs.size < names.length) await new Promise(resolve => setImmediate(resolve))
+  await Promise.all(names.map(async name => await test.ran(name)))
   for (const name of [...names].reverse()) test.gates.open(name)
   for (const { name, body, response, bytes } of await responses) {
     t.equal(response.status, 201)

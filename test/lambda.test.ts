@@ -5,6 +5,7 @@ import t from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { decodeMessage } from '../src/job/message.js'
 import { albEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
+import { pollUntil } from './helpers/poll.js'
 
 // example/lambda.ts driven as Lambda drives it: API Gateway and ALB events into `handler`,
 // SQS events of messages really received from the queue into `worker`, on the emulators.
@@ -144,7 +145,7 @@ t.test('a record handed back keeps its place in batchItemFailures even if its vi
   const first = worker(sqsEvent([message]), lambdaContext())
   // Once the first invocation holds the job, a copy with a receipt SQS no longer knows arrives.
   const status = restEvent({ method: 'GET', path: pathOf(locationPath(accepted)).slice(5), headers: { Prefer: 'respond-async' } })
-  while (JSON.parse((await http(status)).body).status !== 'running');
+  await pollUntil(async () => JSON.parse((await http(status)).body).status, state => state === 'running')
   const stale = { ...message, MessageId: 'stale-receipt', ReceiptHandle: 'not-a-receipt-handle' }
   const second = await worker(sqsEvent([stale]), lambdaContext())
   t.same(second.batchItemFailures, [{ itemIdentifier: 'stale-receipt' }])

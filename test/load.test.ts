@@ -5,7 +5,9 @@ import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { follow } from './helpers/child.js'
 
 // 500 clients at once, each following 303s (fetch, real HTTP) to its own job, which ends only
-// once its client has come back twice. No errors, no cross-talk, memory reported.
+// once its client has come back twice. No errors, no cross-talk. Memory is reported here and
+// measured in bench/ (`npm run bench`), never asserted: a bound loose enough never to fail on
+// a busy machine would prove nothing.
 const CLIENTS = 500
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
@@ -28,7 +30,6 @@ async function load (t: Test, options: LongRunningOptions): Promise<void> {
   t.equal(errors, 0, `every client got its own response ${JSON.stringify(results.filter(result => !result.ok).slice(0, 3))}`)
   t.ok(results.every(result => result.redirected), 'every client followed 303s')
   t.ok([...test.runs.values()].every(count => count === 1), 'every handler ran once')
-  t.ok(rssPeak < 1024 * 1024 * 1024, 'memory stays bounded')
   t.comment(`load: ${CLIENTS} clients, ${errors} errors, RSS ${Math.round(rssBefore / 2 ** 20)} MiB before, ${Math.round(rssPeak / 2 ** 20)} MiB peak`)
 }
 

@@ -2,23 +2,26 @@ import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import t from 'tap'
 import longRunning, { type JobEndEvent } from '../src/index.js'
+import { untilAborted } from './helpers/app.js'
+import { FakeClock } from './helpers/clock.js'
 
 /** An app whose log lines are kept (parsed), and whose ended jobs are recorded. */
 async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, timeoutSeconds?: number } = {}) {
   const lines: Array<Record<string, unknown>> = []
   const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
   const app = Fastify({ logger: { level: 'info', stream } })
-  await app.register(longRunning, { waitSeconds: 10, ...options })
+  const clock = new FakeClock()
+  await app.register(longRunning, { waitSeconds: 10, clock, ...options })
   app.get('/work', { longRunning: true }, async (request) => {
     request.log.info('working')
     return 'done'
   })
   app.get('/forever', { longRunning: { timeoutSeconds: 1 } }, async (request) => {
-    await new Promise(resolve => request.longRunning?.signal.addEventListener('abort', resolve))
+    await untilAborted(request.longRunning?.signal)
     return 'late'
   })
   t.teardown(() => app.close())
-  return { app, lines }
+  return { app, lines, clock }
 }
 
 t.test('a job\'s log lines carry its id, its attempt and the original x-request-id', async t => {
@@ -34,10 +37,13 @@ t.test('a job\'s log lines carry its id, its attempt and the original x-request-
 
 t.test('onJobEnd hears every job\'s outcome and timing', async t => {
   const events: JobEndEvent[] = []
-  const { app } = await observed({ onJobEnd: event => events.push(event) })
-  const before = Date.now()
+  const { app, clock } = await observed({ onJobEnd: event => events.push(event) })
+  const before = clock.now()
   await app.inject('/work')
-  await app.inject('/forever')
+  const forever = app.inject('/forever')
+  await clock.armed()
+  await clock.advance(1000)
+  await forever
   t.equal(events.length, 2)
   const [done, late] = events as [JobEndEvent, JobEndEvent]
   t.match(done, { outcome: 'completed', statusCode: 200, attempt: 1 })
@@ -45,6 +51,7 @@ t.test('onJobEnd hears every job\'s outcome and timing', async t => {
   for (const event of events) {
     t.ok((event.queuedAt ?? 0) >= before && event.startedAt >= (event.queuedAt ?? 0) && event.endedAt >= event.startedAt, 'queued ≤ started ≤ ended')
   }
+  t.equal(late.endedAt - late.startedAt, 1000, 'the timed-out attempt lasted its timeout')
 })
 
 t.test('an onJobEnd that throws is logged and changes nothing', async t => {

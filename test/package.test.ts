@@ -7,9 +7,11 @@ const run = promisify(execFile)
 const env = { PATH: process.env.PATH }
 
 t.test('import and require() both load the package by its name', async t => {
-  const script = "const m = %LOAD%; if (typeof m.default !== 'function' || typeof m.memoryQueue !== 'function') process.exit(1)"
-  await run(process.execPath, ['--input-type=module', '-e', script.replace('%LOAD%', "await import('fastify-long-running')")], { env })
-  const { stderr } = await run(process.execPath, ['-e', script.replace('%LOAD%', "require('fastify-long-running')")], { env })
-  t.notMatch(stderr, /Error/)
-  t.pass('loaded')
+  const script = 'const m = %LOAD%; console.log(typeof m.default, typeof m.memoryQueue, typeof m.errors.JobNotFoundError)'
+  const imported = await run(process.execPath, ['--input-type=module', '-e', script.replace('%LOAD%', "await import('fastify-long-running')")], { env })
+  const required = await run(process.execPath, ['-e', script.replace('%LOAD%', "require('fastify-long-running')")], { env })
+  for (const [how, { stdout, stderr }] of [['import', imported], ['require', required]] as const) {
+    t.equal(stdout, 'function function function\n', `${how}: the plugin, the adapters and the errors`)
+    t.notMatch(stderr, /Error/, `${how}: no error printed`)
+  }
 })

@@ -2,19 +2,14 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import t from 'tap'
 import { startEmulators } from '../example/emulators.js'
-import { follow, startChild, type Child } from './helpers/child.js'
+import { childProcesses, follow, listeningUrl, stopChild, type Child } from './helpers/child.js'
 
 // `npm start` and `npm run worker` against the emulators, each in its own process; a worker
 // killed with SIGKILL mid-job is replaced, and every accepted job still gets its exact response.
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
-const children: Child[] = []
-t.teardown(() => { for (const child of children) child.process.kill('SIGKILL') })
-const start = (script: string, env: Record<string, string> = {}): Child => {
-  const child = startChild(script, { ...emulators.env, ...env })
-  children.push(child)
-  return child
-}
+// Short leases: a dead worker's jobs are taken over in seconds, not the default half minute.
+const start = childProcesses(t, { ...emulators.env, JOBS_LEASE_SECONDS: '3' })
 
 /** Job runs a worker has started: the replayed requests it logged. */
 const jobRuns = (child: Child): number =>
@@ -22,8 +17,7 @@ const jobRuns = (child: Child): number =>
 
 t.test('a worker killed mid-job is replaced and every job still completes with its exact response', async t => {
   const server = start('example/server.ts', { PORT: '0', HOST: '127.0.0.1', WAIT_SECONDS: '5' })
-  const listening = await server.waitFor(line => typeof line.msg === 'string' && line.msg.startsWith('Server listening'))
-  const url = /http:\/\/127\.0\.0\.1:\d+/.exec(String(listening.msg))?.[0] as string
+  const url = await listeningUrl(server)
   const first = start('example/worker.ts')
   await first.waitFor(line => line.msg === 'worker started')
 
@@ -45,7 +39,5 @@ t.test('a worker killed mid-job is replaced and every job still completes with i
   }
   t.equal(jobRuns(second), bodies.length, 'the replacement ran every job again')
 
-  second.process.kill('SIGTERM')
-  const [code] = await once(second.process, 'exit')
-  t.equal(code, 0, 'a worker stops cleanly on SIGTERM')
+  t.equal(await stopChild(second), 0, 'a worker stops cleanly on SIGTERM')
 })

@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import Fastify, { type FastifyInstance } from 'fastify'
 import longRunning, { type LongRunningOptions } from '../../src/index.js'
 import { Gates } from './gate.js'
@@ -7,6 +8,8 @@ export interface TestApp {
   app: FastifyInstance
   gates: Gates
   runs: Map<string, number>
+  /** Resolves once handler `name` has started `count` times (its runs are counted as they start). */
+  ran (name: string, count?: number): Promise<void>
   /** Base URL once listening (`listen()`). */
   url: string
   listen (): Promise<string>
@@ -21,14 +24,26 @@ export interface TestApp {
  * - `GET /hops/:n` long-running: waits until a client asks for its result with `?hop=n`.
  * - `GET /plain` ordinary.
  */
-export async function buildTestApp (options: LongRunningOptions = {}, routes?: (app: FastifyInstance, gates: Gates) => void): Promise<TestApp> {
+export async function buildTestApp (
+  options: LongRunningOptions = {},
+  routes?: (app: FastifyInstance, gates: Gates, count: (name: string) => void) => void
+): Promise<TestApp> {
   const app = Fastify({ logger: false })
   const gates = new Gates()
   const runs = new Map<string, number>()
+  const waiting = new Set<{ name: string, count: number, resolve: () => void }>()
   await app.register(longRunning, options)
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
 
-  const count = (name: string): void => { runs.set(name, (runs.get(name) ?? 0) + 1) }
+  const count = (name: string): void => {
+    runs.set(name, (runs.get(name) ?? 0) + 1)
+    for (const waiter of waiting) {
+      if (waiter.name === name && (runs.get(name) ?? 0) >= waiter.count) {
+        waiting.delete(waiter)
+        waiter.resolve()
+      }
+    }
+  }
   app.route<{ Params: { name: string }, Querystring: { open?: string, hops?: string } }>({
     method: ['GET', 'POST', 'PUT'],
     url: '/job/:name',
@@ -63,12 +78,16 @@ export async function buildTestApp (options: LongRunningOptions = {}, routes?: (
     if (match !== null) gates.open(`${match[1]}@${match[2]}`)
   })
   app.get('/plain', async () => ({ plain: true }))
-  routes?.(app, gates)
+  routes?.(app, gates, count)
 
   const test: TestApp = {
     app,
     gates,
     runs,
+    async ran (name, count = 1) {
+      if ((runs.get(name) ?? 0) >= count) return
+      await new Promise<void>(resolve => waiting.add({ name, count, resolve }))
+    },
     url: '',
     async listen () {
       await app.listen({ port: 0, host: '127.0.0.1' })
@@ -85,4 +104,11 @@ export async function buildTestApp (options: LongRunningOptions = {}, routes?: (
 export async function closeTestApp (test: TestApp): Promise<void> {
   test.gates.openAll()
   await test.app.close()
+}
+
+/** For a handler that must outlast its signal: resolves with the signal's reason once it aborts. */
+export async function untilAborted (signal: AbortSignal | undefined): Promise<unknown> {
+  if (signal === undefined) throw new Error('not a job run')
+  if (!signal.aborted) await once(signal, 'abort')
+  return signal.reason
 }

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { createInterface } from 'node:readline'
+import type { Test } from 'tap'
 
 /** An example entry point in a child process (as `npm start` / `npm run worker` run it). */
 export interface Child {
@@ -41,6 +43,36 @@ export function startChild (script: string, env: Record<string, string>): Child 
       })
     }
   }
+}
+
+/**
+ * A starter for the children of one test: each gets `env` on top of its own, and every one
+ * still running when the test ends is SIGKILLed.
+ */
+export function childProcesses (t: Test, env: Record<string, string> = {}): (script: string, extra?: Record<string, string>) => Child {
+  const children: Child[] = []
+  t.teardown(() => { for (const child of children) child.process.kill('SIGKILL') })
+  return (script, extra = {}) => {
+    const child = startChild(script, { ...env, ...extra })
+    children.push(child)
+    return child
+  }
+}
+
+/** Stops a child with SIGTERM and resolves with its exit code (0: it shut down cleanly). */
+export async function stopChild (child: Child): Promise<number | null> {
+  if (child.process.exitCode !== null) return child.process.exitCode
+  child.process.kill('SIGTERM')
+  const [code] = await once(child.process, 'exit') as [number | null]
+  return code
+}
+
+/** The URL a server child listens on, from Fastify's "Server listening at" line. */
+export async function listeningUrl (child: Child): Promise<string> {
+  const line = await child.waitFor(line => typeof line.msg === 'string' && line.msg.startsWith('Server listening'))
+  const url = /http:\/\/127\.0\.0\.1:\d+/.exec(String(line.msg))?.[0]
+  if (url === undefined) throw new Error(`no URL in ${String(line.msg)}`)
+  return url
 }
 
 /** Follows 303s (fetch does) and 202s (fetch does not) until the final response. */

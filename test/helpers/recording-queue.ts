@@ -8,8 +8,11 @@ export class RecordingQueue implements JobQueue {
   readonly sent: string[] = []
   maxMessageBytes = 256 * 1024
   failSends = false
+  /** Calls of `send`, failed ones included. */
+  attempts = 0
 
   async send (body: string): Promise<void> {
+    this.attempts += 1
     if (this.failSends) throw new Error('queue down')
     this.sent.push(body)
   }
