@@ -15,7 +15,7 @@ export * as errors from './errors.js'
 export { memoryQueue, type MemoryQueueOptions } from './queue/memory-queue.js'
 export type { JobQueue, Delivery, Disposition, Consumer, ConsumeOptions } from './queue/queue.js'
 export { memoryStore, type MemoryStoreOptions } from './store/memory-store.js'
-export { JobStatus } from './store/store.js'
+export { JobStatus, isExpired } from './store/store.js'
 export type { ResultStore, JobRecord, NewJob, ClaimResult, JobProgress } from './store/store.js'
 
 export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'

@@ -1,7 +1,8 @@
 import Fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longRunning, {
-  memoryQueue, memoryStore, type Disposition, type JobEndEvent, type JobQueue, type LongRunningJob, type LongRunningOptions, type ResultStore
+  JobStatus, memoryQueue, memoryStore, type Disposition, type JobEndEvent, type JobQueue, type JobRecord, type LongRunningJob, type LongRunningOptions,
+  type NewJob, type ResultStore
 } from '../../src/index.js'
 
 describe('route option', () => {
@@ -59,7 +60,7 @@ describe('adapter contracts', () => {
   })
   test('a store written against the types alone fits the option', () => {
     const store: ResultStore = {
-      create: async () => {},
+      create: async (job) => ({ id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }),
       get: async () => undefined,
       claim: async () => ({ claimed: false }),
       renew: async () => false,
@@ -70,6 +71,7 @@ describe('adapter contracts', () => {
     }
     expect(store).type.toBeAssignableTo<LongRunningOptions['store']>()
     expect({ get: async () => undefined }).type.not.toBeAssignableTo<ResultStore>()
+    expect<ResultStore['create']>().type.toBe<(job: NewJob) => Promise<JobRecord>>()
   })
   test('onJobEnd hears a typed event', () => {
     expect<LongRunningOptions['onJobEnd']>().type.toBe<((event: JobEndEvent) => void) | undefined>()
