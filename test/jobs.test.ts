@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify'
 import t from 'tap'
 import { createSqsHandler, memoryStore, type LongRunningOptions } from '../src/index.js'
 import { decodeMessage, encodeMessage } from '../src/job/message.js'
@@ -10,9 +11,10 @@ import { delivery, RecordingQueue } from './helpers/recording-queue.js'
 // The job side driven by hand: a RecordingQueue keeps messages and the test delivers them,
 // as often and as concurrently as SQS might.
 
-async function manual (options: LongRunningOptions = {}) {
+async function manual (options: LongRunningOptions = {}, more?: (app: FastifyInstance) => void) {
   const queue = new RecordingQueue()
   const test = await buildTestApp({ queue, waitSeconds: 0, ...options }, (app, gates, count) => {
+    more?.(app)
     // Runs until its signal aborts, at the plugin's default timeout (15 minutes).
     app.get('/signal', { longRunning: true }, async (request) => {
       count('signal')
@@ -117,6 +119,7 @@ t.test('invalid messages are dropped, never retried', async t => {
   const good = JSON.parse(encodeMessage({ id: '00000000-0000-4000-8000-000000000000', timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: 1 }))
   const bodies = ['', 'not json', '[]', '{"v":2}', JSON.stringify({ ...good, v: 2 }), JSON.stringify({ ...good, id: 'x' }),
     JSON.stringify({ ...good, maxAttempts: 0 }), JSON.stringify({ ...good, request: { method: 'get', url: '/', headers: {} } }),
+    JSON.stringify({ ...good, request: { method: 'FOO', url: '/', headers: {} } }),
     JSON.stringify({ ...good, request: { method: 'GET', url: 'http://x/', headers: {} } }),
     JSON.stringify({ ...good, request: { method: 'GET', url: '/', headers: { a: 1 } } }),
     JSON.stringify({ ...good, request: { method: 'GET', url: '/', headers: {}, body: '!!' } }),
@@ -328,4 +331,21 @@ t.test('the Lambda consumer hands back a record whose delivery failed (the store
   const event = sqsEvent([queue.sent[0] as string])
   t.same(await worker(event, lambdaContext()), { batchItemFailures: [{ itemIdentifier: event.Records[0]?.messageId }] })
   t.equal(test.runs.get('later'), undefined)
+})
+
+t.test('a delivery that arrives while the app is closing goes back to the queue, its claim released', async t => {
+  const store = memoryStore()
+  let closing = async (): Promise<void> => {}
+  // onClose hooks run last-registered first: this one runs before the plugin's own shutdown,
+  // while Fastify already refuses to inject.
+  const { queue, app } = await manual({ store }, app => app.addHook('onClose', async () => { await closing() }))
+  await location(app, '/job/closing?open=1')
+  const body = queue.sent[0] as string
+  const { id } = decodeMessage(body)
+  let disposition
+  closing = async () => { disposition = await app.longRunning.handle(delivery(body)) }
+  await app.close()
+  t.same(disposition, { ack: false, delaySeconds: 0 })
+  t.match(await store.get(id), { status: 'running', attempt: 1 })
+  t.ok(((await store.get(id))?.leaseUntil ?? Infinity) < Date.now(), 'claim released: the next delivery need not wait')
 })

@@ -42,6 +42,7 @@ export function dynamoDbStore (options: DynamoDbStoreOptions): ResultStore {
 //                 │   lease lapsed  └──┘ claim by the next attempt (attempt + 1)
 //                 └───────────── cancel (anyone, while not done) ─────────────┘
 // Attribute names go through `#name` placeholders: several (`ttl`...) are reserved words.
+// `isExpired` (store.ts) spelt as a condition, so that a write never revives an expired job.
 const LIVE = '#exp > :now'
 const CLAIMABLE = `attribute_exists(#id) AND ${LIVE} AND (#st = :pending OR (#st = :running AND #lease < :now))`
 const OWNED = '#st = :running AND #own = :owner'

@@ -91,6 +91,15 @@ export function storeContract (
       t.equal(await store.complete(id, 'w', response(body), soon()), true)
       t.ok((await store.get(id))?.response?.body.equals(body), `${size} bytes`)
     }
+    // Text that compresses well, inline and beyond a DynamoDB item once compressed.
+    for (const size of [64 * 1024, 6 * 1024 * 1024]) {
+      const id = newJobId()
+      await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+      await store.claim(id, lease('w'))
+      const body = Buffer.from(Array.from({ length: size / 8 }, (_, i) => `${String(i % 1e6).padStart(6, '0')},\n`).join(''))
+      t.equal(await store.complete(id, 'w', response(body), soon()), true)
+      t.ok((await store.get(id))?.response?.body.equals(body), `${size} bytes of text`)
+    }
   })
 
   t.test('a request kept in the store (claim-check) comes back with the claim, byte-exact', async t => {
