@@ -102,3 +102,17 @@ export const InvalidProgressError = createError<'FST_LONG_RUNNING_INVALID_PROGRE
 export const WorkerStoppingError = createError('FST_LONG_RUNNING_WORKER_STOPPING', 'Worker shutting down')
 export const WorkerDeadlineError = createError('FST_LONG_RUNNING_WORKER_DEADLINE', 'Worker out of time')
 export const LeaseLostError = createError('FST_LONG_RUNNING_LEASE_LOST', 'Claim lost: the job was cancelled or taken over')
+
+/** A request body left unread by the route's parser (multipart, say) is longer than the route's `bodyLimit`. */
+export const BodyTooLargeError = createError<'FST_LONG_RUNNING_BODY_TOO_LARGE', [number]>(
+  'FST_LONG_RUNNING_BODY_TOO_LARGE',
+  'Request body is larger than the route\'s %d bytes',
+  413
+)
+
+/** `carry` returned something that is not an object of JSON values: the app's bug. */
+export const InvalidCarryError = createError<'FST_LONG_RUNNING_INVALID_CARRY', [string]>(
+  'FST_LONG_RUNNING_INVALID_CARRY',
+  'Expected `carry` to return an object of JSON values, got %s',
+  500
+)

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import { systemClock, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import type { JobEndEvent } from './job/outcome.js'
+import type { JsonValue } from './job/wire.js'
 import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
@@ -67,7 +68,25 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    * equal the value for every request that reads it, or the reader gets the same 404 as for an
    * unknown id. Typically the user id set by an authentication hook.
    */
-  bindTo?: (request: FastifyRequest) => string | undefined
+  bindTo?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>
+  /**
+   * Brings what the HTTP side established into the job: called after all of the route's hooks,
+   * just before the job is queued; in the job run each returned key is set on the request before
+   * any hook that asks for `request.longRunning` and before the route's `preHandler` hooks and
+   * handler. Values must be JSON; they travel in the queue message and the store.
+   *
+   * @example
+   * carry: (request) => ({ user: request.user })
+   */
+  carry?: (request: FastifyRequest) => Record<string, JsonValue>
+  /**
+   * At `app.close()`, how long jobs running in this process on an in-process queue (the
+   * embedded default) may take to finish, in seconds; requests waiting on them get their result
+   * meanwhile. Jobs still running then are stopped (their `signal` aborts). On a queue shared
+   * with other processes (SQS) running jobs are handed back at once instead.
+   * @default 10
+   */
+  closeGraceSeconds?: number
   /**
    * Called once a job's final response is stored, in the process that ran it, with its timing
    * (queued, started, ended), attempt and outcome: feed your metrics from here. It must not
@@ -110,7 +129,9 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   resultTtlSeconds: number
   routePrefix: string
   basePath: string | undefined
-  bindTo: ((request: FastifyRequest) => string | undefined) | undefined
+  bindTo: ((request: FastifyRequest) => string | undefined | Promise<string | undefined>) | undefined
+  carry: ((request: FastifyRequest) => Record<string, JsonValue>) | undefined
+  closeGraceSeconds: number
   dropHeaders: ReadonlySet<string>
   onJobEnd: ((event: JobEndEvent) => void) | undefined
   leaseSeconds: number
@@ -130,6 +151,8 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     routePrefix: pathPrefix(options.routePrefix, 'routePrefix') ?? '',
     basePath: pathPrefix(options.basePath, 'basePath'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
+    carry: optionalFunction(options.carry, 'carry'),
+    closeGraceSeconds: number(options.closeGraceSeconds, 'closeGraceSeconds', 10, 0, 3600),
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
     onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),

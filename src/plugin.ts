@@ -3,10 +3,10 @@ import fp from 'fastify-plugin'
 import { ASYNC_RESPONSE_PATH } from './http/location.js'
 import { Poller } from './http/poller.js'
 import { Responder, type JobParams } from './http/responder.js'
-import { cancelSchema, resultSchema, withInterimSchema } from './http/schemas.js'
+import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './http/schemas.js'
 import { captureBody } from './http/snapshot.js'
 import { Waiter } from './http/waiter.js'
-import { isJobRun, RUN_HEADER, RunRegistry, type LongRunningJob } from './job/context.js'
+import { isJobRun, RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
 import { JobRunner } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions } from './options.js'
@@ -53,33 +53,32 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     onJobEnd: options.onJobEnd
   })
   const poller = new Poller(store, options.pollIntervalMs, app.log)
-  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)))
+  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts }
 
-  app.decorateRequest('longRunning', null)
+  // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
+  // job run from a client's request (as @fastify/aws-lambda resolves its event).
+  app.decorateRequest('longRunning', { getter (this: FastifyRequest) { return runs.resolve(this) } })
   app.decorate('longRunning', {
     queue,
     store,
     handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits)
   } satisfies LongRunningDecorator)
 
-  // Marks a replayed request as a job run before any hook registered after the plugin sees it,
-  // so that an authentication hook can tell a job run (authenticated at enqueue) from a client.
-  // Its log lines carry the job id, and the original request id (`x-request-id`: API Gateway's,
-  // through @fastify/aws-lambda) so that a job's logs join the request that queued it.
-  // Callback style: this runs on every request of the app, and ordinary ones must pay nothing.
+  // Resolves the run marker of every request (so that its header never reaches a later hook),
+  // and gives a job run's log lines the job id and the original request id (`x-request-id`:
+  // API Gateway's, through @fastify/aws-lambda), so that a job's logs join the request that
+  // queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
-    if (request.headers[RUN_HEADER] !== undefined) {
-      request.longRunning = runs.take(request)
-      if (request.longRunning !== null) {
-        const requestId = request.headers['x-request-id']
-        request.log = request.log.child({ jobId: request.longRunning.id, attempt: request.longRunning.attempt, ...(requestId === undefined ? {} : { requestId }) })
-      }
+    const job = request.longRunning
+    if (job !== null) {
+      const requestId = request.headers['x-request-id']
+      request.log = request.log.child({ jobId: job.id, attempt: job.attempt, ...(requestId === undefined ? {} : { requestId }) })
     }
     done()
   })
 
-  app.addHook('onRoute', (route: RouteOptions) => {
+  app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
     const value = route.longRunning
     if (value === undefined || value === false) return
     // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
@@ -87,7 +86,9 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     const timing = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
     route.preParsing = [...asArray(route.preParsing), captureBody]
-    route.schema = withInterimSchema(route.schema)
+    // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
+    // route's compilers read (zod's, say, would refuse it and the app would not start).
+    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema)
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.
     route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
@@ -98,11 +99,20 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
 
   // `:id` is the documented route; its wildcard twin (hidden from OpenAPI) catches ids longer
   // than the router's `maxParamLength`, so that every bad id gets the same 404.
+  // `POST` answers like `GET`: `curl -X POST -L` keeps the method on a 303, and with it the
+  // request's `content-type` but not its body: an empty body is then no body at all.
   for (const path of [':id', '*']) {
     const hide = path === '*' ? { hide: true } : {}
-    app.get(`${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`, { schema: { ...resultSchema, ...hide } },
-      async (request: FastifyRequest<{ Params: JobParams, Querystring: { hop?: string } }>, reply) => await responder.resume(request, reply))
-    app.delete(`${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`, { schema: { ...cancelSchema, ...hide } },
+    const url = `${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`
+    app.route<{ Params: JobParams, Querystring: { hop?: string } }>({
+      method: ['GET', 'POST'],
+      url,
+      schema: { ...resultSchema, ...hide },
+      ...ownCompilers,
+      onRequest: ignoreEmptyBody,
+      handler: async (request, reply) => await responder.resume(request, reply)
+    })
+    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody },
       async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
         runner.cancel(await responder.cancel(request, reply))
         return reply
@@ -117,7 +127,13 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
       onError: error => app.log.error({ err: error }, 'job delivery failed')
     })
   })
+  // Jobs of an in-process queue die with the process: at close they may finish first, and the
+  // requests waiting on them get their results. This happens in preClose, after Fastify began
+  // answering new requests 503 and before it waits for the open ones to end. Jobs of a shared
+  // queue go back to it at once, and their waiting clients get a 303 at once.
+  const settles = queue.inProcess === true && options.consume
   app.addHook('preClose', async () => {
+    if (settles) await runner.settle(options.closeGraceSeconds * 1000)
     responder.stopWaiting()
   })
   app.addHook('onClose', async () => {
@@ -126,6 +142,12 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     await queue.close?.()
     await store.close?.()
   })
+}
+
+function ignoreEmptyBody (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const { headers } = request
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') delete headers['content-type']
+  done()
 }
 
 function asArray<T> (value: T | T[] | undefined): T[] {

@@ -3,6 +3,8 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { follow } from './helpers/child.js'
+import { FakeClock } from './helpers/clock.js'
+import { RecordingQueue } from './helpers/recording-queue.js'
 import { pollUntil } from './helpers/poll.js'
 
 // Real HTTP on an ephemeral port, real clients: Node's fetch, and curl where installed.
@@ -171,15 +173,34 @@ t.test('HEAD on a result answers like GET without a body', async t => {
   t.equal(await head.text(), '')
 })
 
-t.test('shutting down ends every wait with a 303 at once', async t => {
-  const test = await buildTestApp({ waitSeconds: 600 })
+t.test('closing on the embedded default: running jobs finish and their clients get the result; past the grace, a 303', async t => {
+  const clock = new FakeClock()
+  const test = await buildTestApp({ waitSeconds: 600, clock, closeGraceSeconds: 10 })
+  const url = await test.listen()
+  const finishing = fetch(`${url}/job/finishing`, { redirect: 'manual' })
+  const stuck = fetch(`${url}/job/stuck`, { redirect: 'manual' })
+  await Promise.all([test.ran('finishing'), test.ran('stuck')])
+  const closed = test.app.close()
+  test.gates.open('finishing')
+  const done = await finishing
+  t.equal(done.status, 201, 'a job that ends within the grace answers its client')
+  t.equal(await done.text(), '{"name":"finishing","body":null}')
+  await clock.armed(3) // the stuck attempt's timeout and renewal, and the grace
+  await clock.advance(10_000)
+  const response = await stuck
+  t.equal(response.status, 303, 'past the grace, the waiting client is told where to ask again')
+  test.gates.openAll()
+  await closed
+})
+
+t.test('closing with a shared queue ends every wait with a 303 at once', async t => {
+  const queue = new RecordingQueue()
+  const test = await buildTestApp({ waitSeconds: 600, queue })
   const url = await test.listen()
   const pending = fetch(`${url}/job/stuck`, { redirect: 'manual' })
-  await test.ran('stuck')
+  await queue.sentCount(1)
   const closed = test.app.close()
-  const response = await pending
-  t.equal(response.status, 303)
-  test.gates.openAll()
+  t.equal((await pending).status, 303)
   await closed
 })
 

@@ -144,7 +144,7 @@ t.test('a request too large for the queue travels through the store (claim-check
   t.equal(result.body, payload)
 })
 
-t.test('request.longRunning is null outside jobs; HEAD of a long-running GET is a job too', async t => {
+t.test('request.longRunning is null outside jobs; HEAD of a long-running GET is a job run as GET, answered with its length', async t => {
   const queue = new RecordingQueue()
   const test = await buildTestApp({ queue, waitSeconds: 0 }, (app) => {
     app.get('/ordinary', async (request) => ({ job: request.longRunning }))
@@ -153,11 +153,14 @@ t.test('request.longRunning is null outside jobs; HEAD of a long-running GET is 
   t.same((await test.app.inject('/ordinary')).json(), { job: null })
   const head = await test.app.inject({ method: 'HEAD', url: '/job/h?open=1' })
   t.equal(head.statusCode, 303)
-  t.equal(decodeMessage(queue.sent[0] as string).request?.method, 'HEAD')
+  t.equal(decodeMessage(queue.sent[0] as string).request?.method, 'GET')
   await test.app.longRunning.handle(delivery(queue.sent[0] as string))
   const result = await test.app.inject({ method: 'HEAD', url: head.headers.location as string })
+  const get = await test.app.inject({ method: 'GET', url: head.headers.location as string })
   t.equal(result.statusCode, 201)
   t.equal(result.body, '')
+  t.equal(result.headers['content-length'], String(get.rawPayload.length), 'the GET\'s length')
+  t.ok(get.rawPayload.length > 0)
 })
 
 t.test('while a job runs its lease is renewed every third of it and the message kept hidden', async t => {

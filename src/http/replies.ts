@@ -46,10 +46,21 @@ export async function sendAccepted (
   return await reply.send(statusBody(record, location))
 }
 
-/** The route's own response, as stored: status, every header, exact bytes. */
+/**
+ * The route's own response, as stored: status, every header, exact bytes. The fetching
+ * request's own hooks still run on it (compression, CORS), so `Vary` keeps what they set.
+ */
 export async function sendStored (reply: FastifyReply, response: StoredResponse): Promise<FastifyReply> {
   reply.code(response.statusCode)
-  for (const [name, value] of Object.entries(response.headers)) reply.header(name, value)
+  for (const [name, value] of Object.entries(response.headers)) {
+    reply.header(name, name === 'vary' ? mergeVary(reply.getHeader('vary'), value) : value)
+  }
   // An empty body is sent as none, so that Fastify adds no content-type the route never set.
   return await (response.body.length === 0 ? reply.send() : reply.send(response.body))
+}
+
+function mergeVary (live: unknown, stored: string | string[]): string {
+  const names = [live, stored].flat().filter((value): value is string => typeof value === 'string')
+    .flatMap(value => value.split(',')).map(name => name.trim()).filter(name => name !== '')
+  return [...new Map(names.map(name => [name.toLowerCase(), name])).values()].join(', ')
 }

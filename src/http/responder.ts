@@ -1,16 +1,19 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import { InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
 import { enqueueJob } from '../job/enqueue.js'
 import { isJobId } from '../job/id.js'
 import { resultExpiry, type JobTiming } from '../job/lifetime.js'
 import { errorResponse } from '../job/response.js'
+import type { JsonValue } from '../job/wire.js'
 import type { ResolvedOptions } from '../options.js'
+import { describe } from '../validate.js'
 import type { JobRecord } from '../store/store.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
-import { snapshotOf } from './snapshot.js'
+import { drainBody, snapshotOf } from './snapshot.js'
 import type { Waiter } from './waiter.js'
 
 /**
@@ -20,11 +23,14 @@ import type { Waiter } from './waiter.js'
 export class Responder {
   readonly #options: ResolvedOptions
   readonly #waiter: Waiter
+  /** The prefix of the context the plugin was registered in (`app.register(…, { prefix })`). */
+  readonly #prefix: string
   readonly #waits = new Set<AbortController>()
 
-  constructor (options: ResolvedOptions, waiter: Waiter) {
+  constructor (options: ResolvedOptions, waiter: Waiter, prefix: string) {
     this.#options = options
     this.#waiter = waiter
+    this.#prefix = prefix
   }
 
   /** Ends every wait at once (at shutdown): the clients get their 303 and retry elsewhere. */
@@ -34,8 +40,9 @@ export class Responder {
 
   /** Turns the request into a job (the route's handler already passed hooks and validation). */
   async accept (request: FastifyRequest, reply: FastifyReply, timing: JobTiming): Promise<FastifyReply> {
-    const snapshot = snapshotOf(request, this.#options.dropHeaders)
-    const record = await enqueueJob(this.#options, snapshot, timing, this.#bindingOf(request), request.log)
+    await drainBody(request, request.routeOptions.bodyLimit)
+    const snapshot = snapshotOf(request, this.#options.dropHeaders, this.#carried(request))
+    const record = await enqueueJob(this.#options, snapshot, timing, await this.#bindingOf(request), request.log)
     return await this.#answer(request, reply, record, 0)
   }
 
@@ -47,7 +54,7 @@ export class Responder {
     // Malformed ids never reach the store.
     if (!isJobId(id)) throw new JobNotFoundError()
     const record = await this.#options.store.get(id)
-    if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
+    if (record === undefined || !(await this.#mayRead(request, record))) throw new JobNotFoundError()
     return await this.#answer(request, reply, record, hop)
   }
 
@@ -62,7 +69,7 @@ export class Responder {
     if (!isJobId(id)) throw new JobNotFoundError()
     const { store, resultTtlSeconds } = this.#options
     const record = await store.get(id)
-    if (record === undefined || !this.#mayRead(request, record)) throw new JobNotFoundError()
+    if (record === undefined || !(await this.#mayRead(request, record))) throw new JobNotFoundError()
     const cancelled = await store.cancel(id, errorResponse(new JobCancelledError()), resultExpiry(this.#options.clock.now(), resultTtlSeconds))
     if (!cancelled) throw new JobFinishedError()
     request.log.info({ jobId: id }, 'job cancelled')
@@ -72,7 +79,7 @@ export class Responder {
 
   async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {
     const prefer = parsePrefer(request.headers.prefer)
-    const prefix = (this.#options.basePath ?? basePathOf(request)) + this.#options.routePrefix
+    const prefix = (this.#options.basePath ?? basePathOf(request)) + this.#prefix + this.#options.routePrefix
     const location = resultLocation(prefix, current.id, nextHop(hop))
     let record: JobRecord | undefined = current
     if (!prefer.respondAsync) {
@@ -96,17 +103,30 @@ export class Responder {
     return await sendRedirect(reply, record, location)
   }
 
-  #bindingOf (request: FastifyRequest): string | undefined {
-    const value = this.#options.bindTo?.(request)
+  async #bindingOf (request: FastifyRequest): Promise<string | undefined> {
+    const value = await this.#options.bindTo?.(request)
     // Only a digest is stored: the store never holds the user id itself.
     return value === undefined ? undefined : createHash('sha256').update(value).digest('base64url')
   }
 
-  #mayRead (request: FastifyRequest, record: JobRecord): boolean {
+  async #mayRead (request: FastifyRequest, record: JobRecord): Promise<boolean> {
     if (record.binding === undefined) return true
-    const mine = Buffer.from(this.#bindingOf(request) ?? '')
+    const mine = Buffer.from(await this.#bindingOf(request) ?? '')
     const theirs = Buffer.from(record.binding)
     return mine.length === theirs.length && timingSafeEqual(mine, theirs)
+  }
+
+  #carried (request: FastifyRequest): Record<string, JsonValue> | undefined {
+    if (this.#options.carry === undefined) return undefined
+    const value: unknown = this.#options.carry(request)
+    let json: string | undefined
+    try {
+      json = JSON.stringify(value)
+    } catch {}
+    // Only what survives JSON unchanged can travel: no functions, classes, cycles or undefined.
+    const ok = typeof value === 'object' && value !== null && !Array.isArray(value) && json !== undefined && isDeepStrictEqual(JSON.parse(json), value)
+    if (!ok) throw new InvalidCarryError(describe(value))
+    return value as Record<string, JsonValue>
   }
 }
 

@@ -68,6 +68,41 @@ export const cancelSchema: DocumentedSchema = {
 }
 
 /**
+ * Compilers for the plugin's own routes, whatever the app's (zod's, TypeBox's, ajv options):
+ * their schemas document the routes for OpenAPI; the handlers check their input themselves
+ * and send small JSON bodies.
+ */
+export const ownCompilers = {
+  validatorCompiler: () => () => true,
+  // The properties a schema names, as fast-json-stringify would: Fastify hands an error over
+  // as an object whose fields are not its own.
+  serializerCompiler: ({ schema }: { schema: unknown }) => {
+    const names = Object.keys((schema as { properties?: object }).properties ?? {})
+    return (data: Record<string, unknown>) => JSON.stringify(names.length === 0
+      ? data
+      : Object.fromEntries(names.flatMap(name => data[name] === undefined ? [] : [[name, data[name]]])))
+  }
+}
+
+interface SchemaController { isCustomValidatorCompiler?: boolean, isCustomSerializerCompiler?: boolean }
+
+/**
+ * Whether a route will be compiled by Fastify's own JSON Schema compilers, so that the plugin
+ * may add JSON Schemas to it. Fastify keeps that in its schema controller, which it does not
+ * export: found by its symbol's description; when it cannot be found, the answer is no, and
+ * the route is left as it is (only its documentation is poorer).
+ */
+export function usesDefaultCompilers (instance: object, route: { validatorCompiler?: unknown, serializerCompiler?: unknown }): boolean {
+  if (route.validatorCompiler !== undefined || route.serializerCompiler !== undefined) return false
+  let controller: SchemaController | undefined
+  for (let object: object | null = instance; object !== null && controller === undefined; object = Object.getPrototypeOf(object)) {
+    const symbol = Object.getOwnPropertySymbols(object).find(symbol => symbol.description === 'fastify.schemaController')
+    if (symbol !== undefined) controller = (instance as Record<symbol, SchemaController>)[symbol]
+  }
+  return controller !== undefined && controller.isCustomValidatorCompiler === false && controller.isCustomSerializerCompiler === false
+}
+
+/**
  * Adds the interim answers and the `Prefer` header to a long-running route's schema, keeping
  * whatever the route declares itself.
  */

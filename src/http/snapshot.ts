@@ -1,17 +1,23 @@
 import { pipeline, Transform } from 'node:stream'
+import { finished } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { BodyTooLargeError } from '../errors.js'
 import { isJobRun } from '../job/context.js'
-import type { Headers, RequestSnapshot } from '../job/wire.js'
+import type { Headers, JsonValue, RequestSnapshot } from '../job/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
+const kDecoded = Symbol('fastify-long-running.decoded')
+const kTee = Symbol('fastify-long-running.tee')
 
 type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection; content-length is recomputed
-// for the replay; the last three are @fastify/aws-lambda's own protocol, never the client's.
+// for the replay; `accept-encoding` belongs to whichever request fetches the result (the job
+// stores the identity response; the fetching request's own hooks, @fastify/compress say, encode
+// it); the last three are @fastify/aws-lambda's own protocol, never the client's.
 const NOT_FORWARDED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'expect', 'content-length',
+  'transfer-encoding', 'upgrade', 'expect', 'content-length', 'accept-encoding',
   'x-aws-lambda-fastify-request', 'x-apigateway-event', 'x-apigateway-context'
 ])
 
@@ -32,24 +38,55 @@ export async function captureBody (request: FastifyRequest, _reply: FastifyReply
   // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
   Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
   ;(request as unknown as Record<symbol, Buffer[]>)[kBody] = chunks
+  ;(request as unknown as Record<symbol, Transform>)[kTee] = tee as Transform
+  // An app-wide preParsing hook (request decompression) ran before this route-level one: the
+  // bytes kept are the decoded ones, so the replay must not claim the client's encoding.
+  if (payload !== request.raw) (request as unknown as Record<symbol, boolean>)[kDecoded] = true
   pipeline(payload, tee as Transform, () => {})
   return tee
 }
 
 /**
  * The request as it must be replayed: method, URL, forwardable headers (minus `drop`), exact
- * body bytes.
+ * body bytes, the origin as this side saw it, and what `carry` returned.
  */
-export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>): RequestSnapshot {
+export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>, carried?: Record<string, JsonValue>): RequestSnapshot {
   const headers: Headers = {}
   const named = connectionHeaders(request.headers.connection)
+  const decoded = (request as unknown as Record<symbol, boolean | undefined>)[kDecoded] === true
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name) && !drop.has(name)) headers[name] = value
+    if (value === undefined || NOT_FORWARDED.has(name) || named.has(name) || drop.has(name)) continue
+    if (decoded && name === 'content-encoding') continue
+    headers[name] = value
   }
-  const snapshot: RequestSnapshot = { method: request.method, url: request.url, headers }
+  // HEAD runs the route as GET: the stored answer then has the GET's headers (content-length
+  // included), and Fastify leaves out the body for whoever fetches it with HEAD.
+  const method = request.method === 'HEAD' ? 'GET' : request.method
+  const snapshot: RequestSnapshot = {
+    method,
+    url: request.url,
+    headers,
+    origin: { ip: request.ip, protocol: request.protocol === 'https' ? 'https' : 'http', host: request.host }
+  }
   const chunks = (request as unknown as Record<symbol, Buffer[] | undefined>)[kBody]
   if (chunks !== undefined) snapshot.body = Buffer.concat(chunks)
+  if (carried !== undefined) snapshot.carried = carried
   return snapshot
+}
+
+/**
+ * Reads whatever of the body the route's parser left unread (a multipart parser leaves the
+ * stream to the handler, which on this side never runs), so that the job gets the whole body
+ * and the client's upload is not held up by back-pressure. At most `limit` bytes in all.
+ */
+export async function drainBody (request: FastifyRequest, limit: number): Promise<void> {
+  const tee = (request as unknown as Record<symbol, Transform | undefined>)[kTee]
+  if (tee === undefined || tee.readableEnded) return
+  const chunks = (request as unknown as Record<symbol, Buffer[]>)[kBody] as Buffer[]
+  const size = (): number => chunks.reduce((sum, chunk) => sum + chunk.length, 0)
+  tee.on('data', () => { if (size() > limit) tee.destroy(new BodyTooLargeError(limit)) })
+  tee.resume()
+  await finished(tee)
 }
 
 /** Headers that `Connection` declares hop-by-hop for this request. */

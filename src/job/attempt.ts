@@ -77,7 +77,7 @@ export class Attempt {
     }
     const signal = AbortSignal.any([timeout.signal, deadline.signal, lease.signal, this.#stop.signal])
     const job: LongRunningJob = { id: plan.id, attempt: plan.attempt, signal, progress: plan.progress }
-    const registration = this.#runs.add(job)
+    const registration = this.#runs.add({ job, request: plan.request })
     let onAbort: (() => void) | undefined
     try {
       const stopped = new Promise<AttemptEnd>(resolve => {
@@ -90,6 +90,8 @@ export class Attempt {
         method: request.method as 'GET',
         url: request.url,
         headers: { ...request.headers, [RUN_HEADER]: registration.token },
+        // From the client's address, so that per-client hooks (rate limits, logs) see the client.
+        ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
         ...(request.body === undefined ? {} : { payload: request.body })
       }).then(
         (response): AttemptEnd => ({ kind: 'response', response }),

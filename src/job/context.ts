@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { InvalidProgressError } from '../errors.js'
 import type { JobProgress } from '../store/store.js'
+import type { RequestSnapshot } from './wire.js'
 
 /**
  * What a handler sees as `request.longRunning` while it runs as a job (`null` otherwise).
@@ -45,27 +46,54 @@ export interface LongRunningJob {
  */
 export const RUN_HEADER = 'x-fastify-long-running-run'
 
+const kRun = Symbol('fastify-long-running.run')
+
+/** One run in progress: the job, and the request as the HTTP side saw it. */
+export interface Run {
+  job: LongRunningJob
+  request: RequestSnapshot
+}
+
 /** Runs in progress in this process, by token. */
 export class RunRegistry {
-  readonly #runs = new Map<string, LongRunningJob>()
+  readonly #runs = new Map<string, Run>()
 
   /** Registers a run; returns its token and the function that unregisters it. */
-  add (job: LongRunningJob): { token: string, remove: () => void } {
+  add (run: Run): { token: string, remove: () => void } {
     const token = randomBytes(24).toString('base64url')
-    this.#runs.set(token, job)
+    this.#runs.set(token, run)
     return { token, remove: () => this.#runs.delete(token) }
   }
 
   /**
-   * The run this request belongs to, or `null`. Removes the header either way, so that neither
-   * user code nor a request snapshot ever sees it.
+   * The run this request belongs to, or `null`: `request.longRunning`, resolved on first use
+   * whichever hook asks first, then kept. Resolving removes the run header (neither user code
+   * after it nor a request snapshot sees it) and gives a job run the HTTP side's view of the
+   * request: its `ip`, `protocol`, `host` and `hostname`, and the values `carry` returned.
    */
-  take (request: FastifyRequest): LongRunningJob | null {
+  resolve (request: FastifyRequest): LongRunningJob | null {
+    const cached = (request as unknown as Record<symbol, LongRunningJob | null | undefined>)[kRun]
+    if (cached !== undefined) return cached
     const token = request.headers[RUN_HEADER]
-    if (token === undefined) return null
-    delete request.headers[RUN_HEADER]
-    return (typeof token === 'string' && this.#runs.get(token)) || null
+    const run = typeof token === 'string' ? this.#runs.get(token) : undefined
+    if (token !== undefined) delete request.headers[RUN_HEADER]
+    ;(request as unknown as Record<symbol, LongRunningJob | null>)[kRun] = run?.job ?? null
+    if (run !== undefined) adopt(request, run.request)
+    return run?.job ?? null
   }
+}
+
+/** Makes a replayed request look, to the route, like the one the HTTP side accepted. */
+function adopt (request: FastifyRequest, snapshot: RequestSnapshot): void {
+  const { origin, carried } = snapshot
+  if (origin !== undefined) {
+    const hostname = origin.host.startsWith('[') ? origin.host.slice(0, origin.host.indexOf(']') + 1) : origin.host.split(':')[0]
+    const port = /:(\d+)$/.exec(origin.host)?.[1]
+    for (const [name, value] of Object.entries({ ip: origin.ip, protocol: origin.protocol, host: origin.host, hostname, port: port === undefined ? null : Number(port) })) {
+      Object.defineProperty(request, name, { value, configurable: true, enumerable: true })
+    }
+  }
+  if (carried !== undefined) Object.assign(request, carried)
 }
 
 /**

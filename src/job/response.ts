@@ -7,11 +7,15 @@ export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 // Framing headers describe one transfer, not the response: the replaying server sets its own.
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date'])
 
-/** Keeps every header a route set (several `set-cookie` as an array), minus framing ones. */
+/**
+ * Keeps every header a route set (several `set-cookie` as an array), minus framing ones and
+ * CORS ones: CORS is decided for the request that fetches the result (its origin may differ
+ * from the one that started the job), by the app's own CORS hooks on that request.
+ */
 export function keepHeaders (headers: Record<string, string | string[] | number | undefined>): Headers {
   const kept: Headers = {}
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || FRAMING.has(name)) continue
+    if (value === undefined || FRAMING.has(name) || name.startsWith('access-control-')) continue
     kept[name] = typeof value === 'number' ? String(value) : value
   }
   return kept

@@ -43,6 +43,8 @@ export class JobRunner {
   readonly #leaseMs: number
   #shuttingDown = false
   readonly #running = new Set<Attempt>()
+  /** Deliveries with an attempt under way, until their outcome is stored: what `settle` waits for. */
+  readonly #delivering = new Set<Promise<unknown>>()
 
   constructor (app: FastifyInstance, settings: RunnerSettings) {
     this.#app = app
@@ -64,12 +66,27 @@ export class JobRunner {
       return ACK
     }
     const log = this.#app.log.child({ jobId: message.id })
+    const delivering = this.#deliver(message, delivery, limits, log)
+    this.#delivering.add(delivering)
     try {
-      return await this.#deliver(message, delivery, limits, log)
+      return await delivering
     } catch (error) {
       log.error({ err: error, receiveCount: delivery.receiveCount }, 'job delivery failed')
       return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
+    } finally {
+      this.#delivering.delete(delivering)
     }
+  }
+
+  /** Resolves once the deliveries under way in this process have ended, or after `ms` at the latest. */
+  async settle (ms: number): Promise<void> {
+    if (this.#delivering.size === 0) return
+    const { clock } = this.#settings
+    let timer: unknown
+    const timeUp = new Promise<void>(resolve => { timer = clock.setTimeout(resolve, ms) })
+    const settled = Promise.allSettled([...this.#delivering])
+    await Promise.race([settled, timeUp])
+    clock.clearTimeout(timer)
   }
 
   /** Aborts every attempt in this process; their messages come back for another worker. */

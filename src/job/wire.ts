@@ -7,12 +7,26 @@ import { InvalidMessageError } from '../errors.js'
 /** Header values as Node gives them: several `set-cookie` stay an array. */
 export type Headers = Record<string, string | string[]>
 
+/** A JSON value, as `carry` may return it. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+
+/** How the HTTP side saw the request's origin; the job's `request.ip`, `protocol` and `host` are these. */
+export interface RequestOrigin {
+  ip: string
+  protocol: 'http' | 'https'
+  host: string
+}
+
 /** The request as the client sent it, minus hop-by-hop headers; `body` holds the exact bytes. */
 export interface RequestSnapshot {
   method: string
   url: string
   headers: Headers
   body?: Buffer
+  /** Absent in messages of older senders: the replay then comes from the loopback address. */
+  origin?: RequestOrigin
+  /** What the route's `carry` returned on the HTTP side, set on the job's request. */
+  carried?: Record<string, JsonValue>
 }
 
 /** A complete HTTP response: what the route gave, byte for byte. */
@@ -28,6 +42,8 @@ export interface SnapshotJson {
   url: string
   headers: Headers
   body?: string
+  origin?: RequestOrigin
+  carried?: Record<string, JsonValue>
 }
 
 /**
@@ -37,6 +53,8 @@ export interface SnapshotJson {
 export function snapshotToJson (snapshot: RequestSnapshot, inlineBody = true): SnapshotJson {
   const json: SnapshotJson = { method: snapshot.method, url: snapshot.url, headers: snapshot.headers }
   if (inlineBody && snapshot.body !== undefined) json.body = snapshot.body.toString('base64')
+  if (snapshot.origin !== undefined) json.origin = snapshot.origin
+  if (snapshot.carried !== undefined) json.carried = snapshot.carried
   return json
 }
 
@@ -60,7 +78,21 @@ export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot 
   } else if (body !== undefined) {
     snapshot.body = body
   }
+  if (raw.origin !== undefined) snapshot.origin = checkOrigin(raw.origin)
+  if (raw.carried !== undefined) {
+    if (!isObject(raw.carried)) throw new InvalidMessageError('bad carried values')
+    snapshot.carried = raw.carried as Record<string, JsonValue>
+  }
   return snapshot
+}
+
+const HOST = /^[^\s/?#@]{1,1024}$/
+
+function checkOrigin (raw: unknown): RequestOrigin {
+  const ok = isObject(raw) && typeof raw.ip === 'string' && raw.ip.length > 0 && raw.ip.length <= 64 &&
+    (raw.protocol === 'http' || raw.protocol === 'https') && typeof raw.host === 'string' && HOST.test(raw.host)
+  if (!ok) throw new InvalidMessageError('bad origin')
+  return { ip: raw.ip as string, protocol: raw.protocol as RequestOrigin['protocol'], host: raw.host as string }
 }
 
 /** Checks a headers object read back from JSON. */

@@ -47,6 +47,13 @@ export interface JobQueue {
    */
   readonly redelivery?: Backoff
 
+  /**
+   * True when only this process can ever run what is sent here (the in-memory queue): at
+   * `app.close()` the jobs it runs are then let finish (`closeGraceSeconds`) rather than handed
+   * back to a queue that would die with the process.
+   */
+  readonly inProcess?: boolean
+
   /** Sends one message; rejects with `MessageTooLargeError` over `maxMessageBytes`. Resolves once the queue has durably accepted it. */
   send (body: string): Promise<void>
 

@@ -7,6 +7,8 @@ export async function pollUntil<T> (read: () => Promise<T>, done: (value: T) => 
   for (let i = 0; i < reads; i++) {
     const value = await read()
     if (done(value)) return value
+    // A turn of the event loop between reads, so that the I/O being waited for can happen.
+    await new Promise(resolve => setImmediate(resolve))
   }
   throw new Error(`still not done after ${reads} reads`)
 }

@@ -10,11 +10,19 @@ export class RecordingQueue implements JobQueue {
   failSends = false
   /** Calls of `send`, failed ones included. */
   attempts = 0
+  readonly #waiting = new Set<() => void>()
 
   async send (body: string): Promise<void> {
     this.attempts += 1
     if (this.failSends) throw new Error('queue down')
     this.sent.push(body)
+    for (const wake of this.#waiting) wake()
+    this.#waiting.clear()
+  }
+
+  /** Resolves once `count` messages have been sent. */
+  async sentCount (count: number): Promise<void> {
+    while (this.sent.length < count) await new Promise<void>(resolve => this.#waiting.add(resolve))
   }
 
   consume (_handler: (delivery: Delivery) => Promise<Disposition>, _options: ConsumeOptions): Consumer {
