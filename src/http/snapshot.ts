@@ -30,6 +30,9 @@ export async function captureBody (request: FastifyRequest, _reply: FastifyReply
   if (!hasBody || isJobRun(request)) return payload
   const chunks: Buffer[] = []
   const tee: Payload = new Transform({
+    // Never back-pressure the socket: a parser may read `request.raw` itself (multipart does)
+    // and leave this side unread. What waits here is the very buffers kept in `chunks`.
+    readableHighWaterMark: 1024 ** 3,
     transform (chunk: Buffer, _encoding, callback) {
       chunks.push(chunk)
       callback(null, chunk)

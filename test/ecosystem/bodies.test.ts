@@ -1,0 +1,85 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gunzipSync, gzipSync } from 'node:zlib'
+import compress from '@fastify/compress'
+import multipart from '@fastify/multipart'
+import t from 'tap'
+import longRunning from '../../src/index.js'
+import { curl, serve } from './serve.js'
+
+const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
+
+t.test('@fastify/multipart: a handler reading request.parts() gets the whole upload in the job', async t => {
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 16 * 1024 * 1024 } })
+    await app.register(longRunning, { waitSeconds: 0 })
+    app.post('/upload', { longRunning: true, bodyLimit: 16 * 1024 * 1024 }, async (request) => {
+      const files: Array<{ field: string, bytes: number, sha: string }> = []
+      for await (const part of request.parts()) {
+        if (part.type === 'file') {
+          const data = await part.toBuffer()
+          files.push({ field: part.fieldname, bytes: data.length, sha: sha(data) })
+        }
+      }
+      return { files }
+    })
+  })
+  const file = randomBytes(5 * 1024 * 1024)
+  const form = new FormData()
+  form.append('note', 'hello')
+  form.append('doc', new Blob([file]), 'doc.bin')
+  const response = await fetch(`${url}/upload`, { method: 'POST', body: form })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { files: [{ field: 'doc', bytes: file.length, sha: sha(file) }] })
+
+  const path = join(tmpdir(), `upload-${process.pid}.bin`)
+  await writeFile(path, file)
+  const viaCurl = await curl(['-L', '-F', `doc=@${path}`, `${url}/upload`])
+  t.equal(viaCurl.status, 200, 'curl -F -L')
+  t.same(JSON.parse(viaCurl.body), { files: [{ field: 'doc', bytes: file.length, sha: sha(file) }] })
+})
+
+t.test('@fastify/multipart with attachFieldsToBody: the job sees the fields', async t => {
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { attachFieldsToBody: 'keyValues' })
+    await app.register(longRunning, { waitSeconds: 0 })
+    app.post('/fields', { longRunning: true }, async (request) => {
+      const body = request.body as { doc: Buffer, note: string }
+      return { note: body.note, bytes: body.doc.length }
+    })
+  })
+  const form = new FormData()
+  form.append('note', 'hi')
+  form.append('doc', new Blob([randomBytes(60 * 1024)]), 'doc.bin')
+  const response = await fetch(`${url}/fields`, { method: 'POST', body: form })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { note: 'hi', bytes: 60 * 1024 })
+})
+
+t.test('@fastify/compress: a gzip request body is replayed decoded; each fetch of the result gets its own encoding', async t => {
+  const { url } = await serve(t, async (app) => {
+    await app.register(compress, { threshold: 0 })
+    await app.register(longRunning, { waitSeconds: 0 })
+    app.post('/sum', { longRunning: true }, async (request) => {
+      const { values } = request.body as { values: number[] }
+      return { sum: values.reduce((a, b) => a + b, 0), padding: 'x'.repeat(2000) }
+    })
+  })
+  const body = gzipSync(JSON.stringify({ values: [1, 2, 3] }))
+  const accepted = await fetch(`${url}/sum`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'accept-encoding': 'gzip', prefer: 'respond-async' },
+    body
+  })
+  t.equal(accepted.status, 202)
+  const location = url + (accepted.headers.get('location') ?? '')
+  const identity = await curl(['-H', 'accept-encoding: identity', '-H', 'prefer: wait=10', location])
+  t.equal(identity.status, 200)
+  t.notMatch(identity.headers, /content-encoding/i, 'asked for identity: none applied')
+  t.match(JSON.parse(identity.body), { sum: 6 })
+  const gzipped = await curl(['-H', 'accept-encoding: gzip', location])
+  t.match(gzipped.headers, /content-encoding: gzip/i, 'asked for gzip: gzip')
+  t.match(JSON.parse(gunzipSync(gzipped.bytes).toString()), { sum: 6 })
+})
