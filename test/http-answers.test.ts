@@ -150,3 +150,34 @@ t.test('Fastify\'s bodyLimit answers 413 on the HTTP side, before anything is qu
   t.equal(response.statusCode, 413)
   t.equal(queue.sent.length, 0)
 })
+
+t.test('carry must return an object of JSON values: otherwise a 500 with a stable code, nothing queued', async t => {
+  const queue = new RecordingQueue()
+  const values: unknown[] = [new Date(0), { when: new Date(0) }, ['a'], 'user', { n: undefined }, null]
+  const test = await buildTestApp({ queue, carry: () => values.shift() as Record<string, never> })
+  t.teardown(() => closeTestApp(test))
+  for (const got of ['an object', 'an object', 'an array', '"user"', 'an object', 'null']) {
+    const response = await test.app.inject('/job/carry?open=1')
+    t.equal(response.statusCode, 500)
+    t.match(response.json(), { code: 'FST_LONG_RUNNING_INVALID_CARRY', message: `Expected \`carry\` to return an object of JSON values, got ${got}` })
+  }
+  t.equal(queue.attempts, 0, 'nothing queued')
+})
+
+t.test('a body its parser leaves unread is read before enqueue, within the route\'s bodyLimit', async t => {
+  const queue = new RecordingQueue()
+  const test = await buildTestApp({ queue }, (app) => {
+    // Like @fastify/multipart: the parser leaves the stream to the handler.
+    app.addContentTypeParser('application/x-lazy', (_request, _payload, done) => done(null))
+    app.post('/lazy', { longRunning: true, bodyLimit: 1024 }, async () => 'ran')
+  })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const small = await fetch(`${url}/lazy`, { method: 'POST', headers: { 'content-type': 'application/x-lazy', prefer: 'respond-async' }, body: 'x'.repeat(1000) })
+  t.equal(small.status, 202)
+  t.equal(decodeMessage(queue.sent[0] as string).request?.body?.toString(), 'x'.repeat(1000), 'the whole body travels with the job')
+  const large = await fetch(`${url}/lazy`, { method: 'POST', headers: { 'content-type': 'application/x-lazy' }, body: 'x'.repeat(5000) })
+  t.equal(large.status, 413)
+  t.match(await large.json(), { code: 'FST_LONG_RUNNING_BODY_TOO_LARGE' })
+  t.equal(queue.sent.length, 1, 'nothing more queued')
+})
