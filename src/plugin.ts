@@ -42,6 +42,7 @@ declare module 'fastify' {
 
 const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, rawOptions) => {
   const options = resolveOptions(rawOptions)
+  warnAboutEarlierRoutes(app)
   const { queue, store } = options
   const runs = new RunRegistry()
   const runner = new JobRunner(app, {
@@ -142,6 +143,19 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     await queue.close?.()
     await store.close?.()
   })
+}
+
+/**
+ * Routes already in the router when the plugin loads were declared before its `onRoute` hook
+ * existed (before `register`, or after a `register` that was not awaited): a `longRunning`
+ * option on them would be silently ignored. Fastify keeps no route options to check, so the
+ * plugin names them all, once, at startup.
+ */
+function warnAboutEarlierRoutes (app: FastifyInstance): void {
+  const routes = [...app.printRoutes({ commonPrefix: false }).matchAll(/([^\s│├└─]+) \(([A-Z, ]+)\)/g)]
+    .map(([, url, methods]) => `${String(methods).replace(', HEAD', '')} ${String(url)}`)
+  if (routes.length === 0) return
+  app.log.warn({ routes }, 'fastify-long-running loaded after these routes were declared: a longRunning option on them has no effect. Register the plugin first, with await')
 }
 
 function ignoreEmptyBody (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {

@@ -1,5 +1,7 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
-import { memoryStore, type JobRecord } from '../src/index.js'
+import longRunning, { memoryStore, type JobRecord } from '../src/index.js'
 import { RUN_HEADER } from '../src/job/context.js'
 import { decodeMessage } from '../src/job/message.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
@@ -180,4 +182,24 @@ t.test('a body its parser leaves unread is read before enqueue, within the route
   t.equal(large.status, 413)
   t.match(await large.json(), { code: 'FST_LONG_RUNNING_BODY_TOO_LARGE' })
   t.equal(queue.sent.length, 1, 'nothing more queued')
+})
+
+t.test('routes declared before the plugin loaded are named in a warning, never silently left synchronous', async t => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  t.teardown(async () => await app.close())
+  app.get('/early', { longRunning: true }, async () => 'ran in the request')
+  app.register(longRunning) // not awaited: the next route is declared before the plugin loads too
+  app.post('/also-early', { longRunning: true }, async () => 'ran in the request')
+  await app.ready()
+  t.match(lines, [{ level: 40, routes: ['GET /early', 'POST /also-early'], msg: /loaded after these routes were declared/ }])
+
+  const quiet: unknown[] = []
+  const ordered = Fastify({ logger: { level: 'warn', stream: new Writable({ write (chunk, _encoding, done) { quiet.push(chunk); done() } }) } })
+  t.teardown(async () => await ordered.close())
+  await ordered.register(longRunning)
+  ordered.get('/later', { longRunning: true }, async () => 'a job')
+  await ordered.ready()
+  t.same(quiet, [], 'no warning when the plugin comes first')
 })
