@@ -19,7 +19,8 @@ export interface LongRunningRouteOptions {
   waitSeconds?: number
   /**
    * Longest one attempt of the handler may run; then its `signal` aborts and the job ends
-   * with `FST_LONG_RUNNING_JOB_TIMEOUT` (504).
+   * with `FST_LONG_RUNNING_JOB_TIMEOUT` (504). At most 42,000 (SQS hides a message for at most
+   * 12 hours from its receipt).
    * @default 900
    */
   timeoutSeconds?: number
@@ -103,6 +104,7 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
   /**
    * How long a worker's claim on a job lasts without renewal, in seconds. A crashed worker's
    * job can be retried this long after its last renewal; renewals happen every third of it.
+   * At most 900.
    * @default 30
    */
   leaseSeconds?: number
@@ -139,6 +141,13 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   clock: Clock
 }
 
+// SQS keeps a received message hidden for at most 12 hours from its receipt, however often the
+// worker extends it ("Amazon SQS visibility timeout", SQS Developer Guide): a job, with its
+// longest lease and the writing of its result, must end within that, or its message reappears
+// and a second worker starts it while the first still runs.
+const MAX_LEASE_SECONDS = 900
+const MAX_TIMEOUT_SECONDS = 43_200 - MAX_LEASE_SECONDS - 300
+
 /** Checks every option, naming the option, what it expects and what it got. */
 export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
@@ -155,7 +164,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     closeGraceSeconds: number(options.closeGraceSeconds, 'closeGraceSeconds', 10, 0, 3600),
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
     onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
-    leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, 43_200),
+    leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, MAX_LEASE_SECONDS),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     clock: checkAdapter(options.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
@@ -181,7 +190,7 @@ export function resolveRouteOptions (
   const name = (option: string): string => where === '' ? option : `${where}.${option}`
   return {
     waitSeconds: number(route.waitSeconds, name('waitSeconds'), defaults.waitSeconds, 0, 900),
-    timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, 43_200),
+    timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, MAX_TIMEOUT_SECONDS),
     maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, 100, true)
   }
 }

@@ -40,7 +40,9 @@ async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consum
 t.test('adapter options are checked, naming the option', async t => {
   const cases: Array<[() => unknown, string]> = [
     [() => sqsQueue(undefined as never), 'Expected `sqsQueue options` to be an object, got undefined'],
-    [() => sqsQueue({ queueUrl: 'jobs' }), 'Expected `queueUrl` to be an SQS queue URL, got "jobs"'],
+    [() => sqsQueue({ queueUrl: 'jobs' }), 'Expected `queueUrl` to be the URL of a standard SQS queue (FIFO queues are not supported), got "jobs"'],
+    [() => sqsQueue({ queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo' }),
+      'Expected `queueUrl` to be the URL of a standard SQS queue (FIFO queues are not supported), got "https://sqs.eu-west-1.amazonaws.com/123456789012/jobs.fifo"'],
     [() => sqsQueue({ queueUrl: emulators.queueUrl, maxMessageBytes: 2 * 1024 * 1024 }), 'Expected `maxMessageBytes` to be an integer from 1024 to 1048576, got 2097152'],
     [() => sqsQueue({ queueUrl: emulators.queueUrl, visibilityTimeoutSeconds: 0 }), 'Expected `visibilityTimeoutSeconds` to be an integer from 1 to 43200, got 0'],
     [() => sqsQueue({ queueUrl: emulators.queueUrl, retryDelaySeconds: -1 }), 'Expected `retryDelaySeconds` to be a number from 0 to 900, got -1'],

@@ -215,23 +215,38 @@ t.test('a worker that loses its claim stops and leaves the result to the new own
   t.same(completions, [], 'nothing stored by the stale worker')
 })
 
-t.test('a worker out of time (Lambda deadline) or shutting down releases the claim at once', async t => {
+t.test('an attempt that reaches the worker\'s deadline (Lambda) ends the job with 504, its record done', async t => {
+  const clock = new FakeClock()
+  const store = memoryStore()
+  const { queue, test, app } = await manual({ clock, store })
+  const where = await location(app, '/signal')
+  const { id } = decodeMessage(queue.sent[0] as string)
+  // A Lambda invocation with 60 s left: the attempt stops a second before, to store its answer.
+  const handled = app.longRunning.handle(delivery(queue.sent[0] as string), { deadline: clock.now() + 60_000 })
+  await test.ran('signal')
+  await clock.advance(59_000)
+  t.same(await handled, { ack: true }, 'not handed back for a retry that would only time out again')
+  t.ok(test.gates.get('aborted').isOpen, 'the handler saw its signal abort')
+  t.match(await store.get(id), { status: 'done', response: { statusCode: 504 } })
+  const result = await app.inject(where)
+  t.equal(result.statusCode, 504)
+  t.match(result.json(), { code: 'FST_LONG_RUNNING_JOB_TIMEOUT', message: 'The job did not finish within 59 seconds' })
+})
+
+t.test('a worker shutting down hands its attempt back at once, its claim released', async t => {
   const queue = new RecordingQueue()
   const store = memoryStore()
   const test = await buildTestApp({ queue, store, waitSeconds: 0 })
   t.teardown(() => closeTestApp(test))
-  await location(test.app, '/job/deadline')
+  await location(test.app, '/job/closing')
   const body = queue.sent[0] as string
   const { id } = decodeMessage(body)
-  t.same(await test.app.longRunning.handle(delivery(body), { deadline: Date.now() + 500 }), { ack: false, delaySeconds: 0 })
-  t.match(await store.get(id), { status: 'running', attempt: 1 })
-  t.ok(((await store.get(id))?.leaseUntil ?? 1) < Date.now(), 'lease released: the next delivery need not wait')
-
-  const second = test.app.longRunning.handle(delivery(body, 2))
-  await test.ran('deadline', 2)
+  const handled = test.app.longRunning.handle(delivery(body))
+  await test.ran('closing')
   await test.app.close()
-  t.same(await second, { ack: false, delaySeconds: 0 }, 'shutdown: back to the queue')
-  t.same(await test.app.longRunning.handle(delivery(body, 3)), { ack: false, delaySeconds: 0 }, 'after shutdown nothing runs')
+  t.same(await handled, { ack: false, delaySeconds: 0 }, 'shutdown: back to the queue')
+  t.ok(((await store.get(id))?.leaseUntil ?? Infinity) < Date.now(), 'lease released: the next delivery need not wait')
+  t.same(await test.app.longRunning.handle(delivery(body, 2)), { ack: false, delaySeconds: 0 }, 'after shutdown nothing runs')
 })
 
 t.test('a job whose request is in neither message nor store ends with a stable error', async t => {
@@ -355,4 +370,13 @@ t.test('a delivery that arrives while the app is closing goes back to the queue,
   t.same(disposition, { ack: false, delaySeconds: 0 })
   t.match(await store.get(id), { status: 'running', attempt: 1 })
   t.ok(((await store.get(id))?.leaseUntil ?? Infinity) < Date.now(), 'claim released: the next delivery need not wait')
+})
+
+t.test('a message holds only the characters SQS accepts, whatever the carried values', async t => {
+  // SendMessage: #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF.
+  const SQS_CHARACTERS = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u
+  const carried = { text: 'a\uFFFE\uFFFFb\u0000\u001F\uD800\uDC00\uDBFF\uFFFD' }
+  const body = encodeMessage({ id: '00000000-0000-4000-8000-000000000000', timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: 1, request: { method: 'GET', url: '/', headers: {}, carried } })
+  t.ok(SQS_CHARACTERS.test(body), 'only characters SQS accepts')
+  t.same(decodeMessage(body).request?.carried, carried, 'and the values come back unchanged')
 })

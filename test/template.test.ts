@@ -38,14 +38,21 @@ t.test('HTTP function: its timeout is above WaitSeconds and under API Gateway\'s
   t.same(resources.Api.Properties.BinaryMediaTypes, ['*~1*'], 'binary bodies pass through')
 })
 
-t.test('worker: SQS events with partial batch responses, at most 900 s', async t => {
+t.test('worker: an event source mapping with partial batch responses and bounded concurrency, at most 900 s', async t => {
   const fn = functions.WorkerFunction
   t.ok(fn.Properties.Timeout <= 900)
-  const events = Object.values(fn.Properties.Events) as Node[]
-  t.equal(events.length, 1)
-  t.equal(events[0]?.Type, 'SQS')
-  t.same(events[0]?.Properties.Queue, { 'Fn::GetAtt': 'JobsQueue.Arn' })
-  t.ok(events[0]?.Properties.FunctionResponseTypes.includes('ReportBatchItemFailures'))
+  t.equal(fn.Properties.Events, undefined, 'no SAM SQS event: it would attach AWSLambdaSQSQueueExecutionRole (receive/delete on *)')
+  const mappings = byType('AWS::Lambda::EventSourceMapping')
+  t.equal(mappings.length, 1)
+  const mapping = (mappings[0] as [string, Node])[1].Properties
+  t.same(mapping.FunctionName, { Ref: 'WorkerFunction' })
+  t.same(mapping.EventSourceArn, { 'Fn::GetAtt': 'JobsQueue.Arn' })
+  t.same(mapping.FunctionResponseTypes, ['ReportBatchItemFailures'])
+  t.same(mapping.ScalingConfig.MaximumConcurrency, { Ref: 'WorkerMaxConcurrency' }, 'a burst of jobs cannot starve the HTTP function')
+  t.ok(template.Parameters.WorkerMaxConcurrency.MinValue >= 2, 'the smallest MaximumConcurrency SQS allows')
+  for (const [name, other] of Object.entries(functions) as Array<[string, Node]>) {
+    t.same(other.Properties.Policies.filter((policy: unknown) => typeof policy === 'string'), [], `${name}: no managed policies`)
+  }
 })
 
 t.test('queue: visibility ≥ 6× the worker timeout, a message size, redrive to a DLQ', async t => {
@@ -63,6 +70,7 @@ t.test('table: key id (String) only, on-demand, TTL on ttl', async t => {
   t.same(table.AttributeDefinitions, [{ AttributeName: 'id', AttributeType: 'S' }])
   t.equal(table.BillingMode, 'PAY_PER_REQUEST')
   t.same(table.TimeToLiveSpecification, { AttributeName: 'ttl', Enabled: true })
+  t.same(table.SSESpecification, { SSEEnabled: false }, 'the AWS owned key (free), not KMS')
 })
 
 t.test('least privilege: named actions on the two resources, nothing else', async t => {

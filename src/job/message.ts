@@ -17,10 +17,16 @@ export interface JobMessage {
   request?: RequestSnapshot
 }
 
-/** Serialises a message; the body travels as base64 so that any bytes survive JSON. */
+/**
+ * Serialises a message; the body travels as base64 so that any bytes survive JSON. SQS takes
+ * only #x9, #xA, #xD, #x20 to #xD7FF, #xE000 to #xFFFD and #x10000 to #x10FFFF (SendMessage,
+ * SQS API Reference): JSON escapes control characters and lone surrogates itself, and the two
+ * noncharacters it leaves as they are are escaped here.
+ */
 export function encodeMessage (message: JobMessage): string {
   const { request, ...rest } = message
   return JSON.stringify({ v: MESSAGE_VERSION, ...rest, ...(request === undefined ? {} : { request: snapshotToJson(request) }) })
+    .replace(/[\uFFFE\uFFFF]/g, char => `\\u${char.charCodeAt(0).toString(16)}`)
 }
 
 /**

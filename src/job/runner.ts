@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
-import { AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerStoppingError } from '../errors.js'
+import {
+  AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError,
+  WorkerStoppingError
+} from '../errors.js'
 import type { Delivery, Disposition } from '../queue/queue.js'
 import { withRetries, type Backoff } from '../retry.js'
 import type { ResultStore } from '../store/store.js'
@@ -160,9 +163,12 @@ export class JobRunner {
         return AGAIN
       }
       const { reason } = end
-      if (reason instanceof JobTimeoutError) {
-        log.warn({ timeoutSeconds: message.timeoutSeconds }, 'job timed out')
-        return await this.#finish(message, owner, errorResponse(reason), { ...run, outcome: JobOutcome.timedOut })
+      if (reason instanceof JobTimeoutError || reason instanceof WorkerDeadlineError) {
+        // The platform's deadline is this attempt's time limit too: another attempt would only
+        // run out of time again (and be billed for it), so the job ends here as a timeout.
+        const timeout = reason instanceof JobTimeoutError ? reason : new JobTimeoutError(Math.round((clock.now() - now) / 1000))
+        log.warn({ timeoutSeconds: message.timeoutSeconds, deadline: limits.deadline }, 'job timed out')
+        return await this.#finish(message, owner, errorResponse(timeout), { ...run, outcome: JobOutcome.timedOut })
       }
       if (reason instanceof JobCancelledError) {
         log.info('job cancelled while running')

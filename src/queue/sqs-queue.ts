@@ -63,7 +63,10 @@ const MAX_VISIBILITY = 43_200
  */
 export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
   const checked = optionsObject(options, 'sqsQueue options', true)
-  return new SqsQueue(matching(checked.queueUrl, 'queueUrl', /^https?:\/\/\S+\/\S+$/, 'an SQS queue URL'), checked.client, {
+  // A FIFO queue needs a MessageGroupId on every send and delivers a group one message at a
+  // time: every job would fail to queue, or wait behind the others. Standard queues only.
+  const queueUrl = matching(checked.queueUrl, 'queueUrl', /^https?:\/\/\S+\/\S+(?<!\.fifo)$/, 'the URL of a standard SQS queue (FIFO queues are not supported)')
+  return new SqsQueue(queueUrl, checked.client, {
     maxMessageBytes: number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024, true),
     visibility: number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, MAX_VISIBILITY, true),
     redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
