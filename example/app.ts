@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import compress from '@fastify/compress'
 import cors from '@fastify/cors'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longRunning, { type LongRunningOptions } from '../src/index.js'
@@ -26,6 +27,8 @@ export async function buildApp (
   const app = Fastify(server)
   // CORS first, so that the plugin's 303, 202 and 404 carry its headers too.
   if (corsOrigins.length > 0) await app.register(cors, { origin: corsOrigins, exposedHeaders: ['location', 'retry-after'] })
+  // Responses compressed for clients that accept it: results too (each fetch gets its own encoding).
+  await app.register(compress)
   await app.register(longRunning, options)
   let executions = 0
 
@@ -35,8 +38,34 @@ export async function buildApp (
   }
 
   app.get<{ Querystring: { delay: string } }>('/payload', { longRunning: true, schema: { querystring: DELAY } }, async (request) => {
-    await wait(request.query.delay, request.longRunning?.signal)
+    const job = request.longRunning
+    const total = Number(request.query.delay) * 1000
+    const started = Date.now()
+    // Progress (elapsed / delay) at least once a second, shown in the 202 status body.
+    const reporter = setInterval(() => job?.progress(Math.min(1, (Date.now() - started) / total)), 500)
+    try {
+      await wait(request.query.delay, job?.signal)
+    } finally {
+      clearInterval(reporter)
+    }
     return { MESSAGE: `It took ${request.query.delay} seconds to generate this.` }
+  })
+
+  // N bytes, byte i = i % 251: large, incompressible-looking results of an exact, checkable shape.
+  app.get<{ Querystring: { size: number, delay: string } }>('/bytes', {
+    longRunning: true,
+    schema: {
+      querystring: {
+        type: 'object',
+        required: ['size'],
+        properties: { size: { type: 'integer', minimum: 0, maximum: 67_108_864 }, delay: { ...DELAY.properties.delay, default: '0' } }
+      }
+    }
+  }, async (request, reply) => {
+    await wait(request.query.delay, request.longRunning?.signal)
+    const body = Buffer.allocUnsafe(request.query.size)
+    for (let i = 0; i < body.length; i++) body[i] = i % 251
+    return await reply.type('application/octet-stream').send(body)
   })
 
   app.get<{ Querystring: { delay: string } }>('/fail', { longRunning: true, schema: { querystring: { ...DELAY, properties: { delay: { ...DELAY.properties.delay, default: '0' } } } } }, async (request) => {

@@ -13,8 +13,13 @@ const app = await buildApp(
 /** API Gateway REST, HTTP API (v2) and ALB events. Binary bodies go back base64-encoded. */
 export const handler = awsLambdaFastify(app, {
   // Everything is binary unless it is text: the example echoes any content type byte-exact.
+  // An encoded body (gzip from @fastify/compress) is binary whatever its type: as a UTF-8 string
+  // its bytes would be garbled on the way.
   binaryMimeTypes: [],
-  enforceBase64: (response) => !/^(text\/|application\/(json|xml|javascript))/.test(String(response.headers['content-type'] ?? ''))
+  enforceBase64: (response) => {
+    const encoding = String(response.headers['content-encoding'] ?? 'identity')
+    return encoding !== 'identity' || !/^(text\/|application\/(json|xml|javascript))/.test(String(response.headers['content-type'] ?? ''))
+  }
 })
 
 /** The jobs queue's SQS events; returns `{ batchItemFailures }`. */

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { ScanCommand } from '@aws-sdk/client-dynamodb'
 import { DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs'
-import t from 'tap'
+import { gunzipSync } from 'node:zlib'
+import t, { type Test } from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { decodeMessage } from '../src/job/message.js'
 import { albEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
@@ -73,8 +74,8 @@ t.test('REST API: the stage stays in Location; the worker stores the result; a d
   }
 })
 
-t.test('binary bodies of 300 KB (HTTP API) and 2 MiB (ALB) round-trip byte-exact through queue, store and base64', async t => {
-  for (const [size, event] of [[300 * 1024, httpApiEvent], [2 * 1024 * 1024, albEvent]] as const) {
+t.test('binary bodies of 300 KB (HTTP API) and 600 KiB (ALB) round-trip byte-exact through queue, store and base64', async t => {
+  for (const [size, event] of [[300 * 1024, httpApiEvent], [600 * 1024, albEvent]] as const) {
     const body = randomBytes(size)
     const accepted = await http(event({ method: 'POST', path: '/echo', query: { delay: '0' }, headers: { 'content-type': 'application/octet-stream' }, body }))
     t.equal(accepted.statusCode, 303)
@@ -89,6 +90,50 @@ t.test('binary bodies of 300 KB (HTTP API) and 2 MiB (ALB) round-trip byte-exact
     t.equal(result.headers['content-type'], 'application/octet-stream')
     t.ok(bodyOf(result).equals(body), `${size} bytes byte-exact`)
   }
+})
+
+/** What API Gateway or the ALB would get: the handler's result as JSON, checked against the front end's limit. */
+const delivered = (t: Test, result: HttpResult, limit: number, what: string): void => {
+  const size = Buffer.byteLength(JSON.stringify(result))
+  t.ok(size <= limit, `${what}: ${size} bytes of response JSON, within the front end's ${limit}`)
+}
+
+t.test('a result only ever stored if its front end can return it (Lambda 6,291,556 bytes with base64; ALB 1 MB)', async t => {
+  const cases = [
+    { event: restEvent, size: 4_000_000, limit: 6_291_556, fits: true },
+    { event: restEvent, size: 5_242_880, limit: 6_291_556, fits: false },
+    { event: albEvent, size: 700_000, limit: 1_000_000, fits: true },
+    { event: albEvent, size: 900_000, limit: 1_000_000, fits: false }
+  ]
+  for (const { event, size, limit, fits } of cases) {
+    const what = `${event === albEvent ? 'ALB' : 'REST'} ${size} bytes`
+    const accepted = await http(event({ method: 'GET', path: '/bytes', query: { size: String(size) } }))
+    const [message] = await receive(1)
+    t.same(await runBatch([message as Message]), [], `${what}: the job ends`)
+    const location = locationPath(accepted)
+    const result = await http(event({ method: 'GET', path: event === albEvent ? pathOf(location) : pathOf(location).slice(5), query: query(location) }))
+    delivered(t, result, limit, what)
+    if (fits) {
+      t.equal(result.statusCode, 200, what)
+      t.ok(bodyOf(result).equals(Buffer.from(Array.from({ length: size }, (_, i) => i % 251))), `${what}: byte-exact`)
+    } else {
+      t.equal(result.statusCode, 502, what)
+      t.match(JSON.parse(result.body), { code: 'FST_LONG_RUNNING_RESPONSE_TOO_LARGE' }, `${what}: ends at completion with the contract's 502`)
+    }
+  }
+})
+
+t.test('a gzip answer (the example\'s @fastify/compress) goes out base64-encoded and decodes byte-exact', async t => {
+  const text = 'ünïcødé text, compressible; '.repeat(400)
+  const accepted = await http(restEvent({ method: 'POST', path: '/echo', query: { delay: '0' }, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: Buffer.from(text) }))
+  const [message] = await receive(1)
+  await runBatch([message as Message])
+  const location = locationPath(accepted)
+  const result = await http(restEvent({ method: 'GET', path: pathOf(location).slice(5), query: query(location), headers: { 'Accept-Encoding': 'gzip' } }))
+  t.equal(result.statusCode, 201)
+  t.equal(result.headers['content-encoding'], 'gzip')
+  t.equal(result.isBase64Encoded, true, 'gzip bytes are never sent as a UTF-8 string')
+  t.equal(gunzipSync(bodyOf(result)).toString(), text)
 })
 
 t.test('a batch of good, poison and duplicate records: only the live duplicate comes back', async t => {

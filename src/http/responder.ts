@@ -13,6 +13,7 @@ import type { JobRecord } from '../store/store.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
+import { responseLimitOf } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
 import type { Waiter } from './waiter.js'
 
@@ -42,7 +43,12 @@ export class Responder {
   async accept (request: FastifyRequest, reply: FastifyReply, timing: JobTiming): Promise<FastifyReply> {
     await drainBody(request, request.routeOptions.bodyLimit)
     const snapshot = snapshotOf(request, this.#options.dropHeaders, this.#carried(request))
-    const record = await enqueueJob(this.#options, snapshot, timing, await this.#bindingOf(request), request.log)
+    const record = await enqueueJob(this.#options, {
+      request: snapshot,
+      timing,
+      binding: await this.#bindingOf(request),
+      responseLimit: responseLimitOf(request)
+    }, request.log)
     return await this.#answer(request, reply, record, 0)
   }
 

@@ -23,19 +23,25 @@ export interface Acceptance {
  * the record the store wrote. Either both happen or the client gets
  * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
  */
-export async function enqueueJob (
-  acceptance: Acceptance,
-  request: RequestSnapshot,
-  timing: JobTiming,
-  binding: string | undefined,
-  log: FastifyBaseLogger
-): Promise<JobRecord> {
+/** One request to accept: the request, the route's timing, and what the HTTP side knows of it. */
+export interface NewRequest {
+  request: RequestSnapshot
+  timing: JobTiming
+  /** Digest of the `bindTo` value. */
+  binding?: string | undefined
+  /** The largest Lambda response JSON its front end can return (see `JobMessage`). */
+  responseLimit?: number | undefined
+}
+
+export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
   const { store, queue, resultTtlSeconds, leaseSeconds, clock } = acceptance
+  const { request, timing, binding, responseLimit } = accepted
   const id = newJobId()
   const now = clock.now()
   const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: pendingExpiry(now, timing, leaseSeconds, resultTtlSeconds) }
   if (binding !== undefined) job.binding = binding
   const message: JobMessage = { id, timeoutSeconds: timing.timeoutSeconds, maxAttempts: timing.maxAttempts, resultTtlSeconds, enqueuedAt: now, request }
+  if (responseLimit !== undefined) message.responseLimit = responseLimit
   let body = encodeMessage(message)
   if (Buffer.byteLength(body) > queue.maxMessageBytes) {
     // Claim-check: the request waits in the store and the message only points at it.

@@ -13,6 +13,11 @@ export interface JobMessage {
   resultTtlSeconds: number
   /** When the HTTP side accepted the job (epoch ms), for the job's timing. */
   enqueuedAt?: number
+  /**
+   * The largest Lambda response JSON the front end the request came through can return
+   * (API Gateway, a function URL, an ALB); absent when it did not come through Lambda.
+   */
+  responseLimit?: number
   /** The request; absent when it was too large for the queue and waits in the store instead. */
   request?: RequestSnapshot
 }
@@ -50,6 +55,7 @@ export function decodeMessage (body: string): JobMessage {
     resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds')
   }
   if (raw.enqueuedAt !== undefined) message.enqueuedAt = positive(raw.enqueuedAt, 'enqueuedAt')
+  if (raw.responseLimit !== undefined) message.responseLimit = positive(raw.responseLimit, 'responseLimit')
   if (raw.request !== undefined) message.request = snapshotFromJson(raw.request)
   return message
 }

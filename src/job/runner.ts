@@ -15,7 +15,7 @@ import { resultExpiry } from './lifetime.js'
 import { decodeMessage, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits, type JobEndEvent } from './outcome.js'
 import { progressReporter } from './progress.js'
-import { errorResponse, keepHeaders, MAX_RESPONSE_BYTES } from './response.js'
+import { errorResponse, keepHeaders, lambdaResponseBytes, MAX_RESPONSE_BYTES } from './response.js'
 import type { StoredResponse } from './wire.js'
 
 const ACK: Disposition = { ack: true }
@@ -154,6 +154,13 @@ export class JobRunner {
           return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
         }
         const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
+        // Stored only if the front end the request came through can return it: otherwise every
+        // read of it would fail there (a 502 from API Gateway) until it expired.
+        const size = message.responseLimit === undefined ? 0 : lambdaResponseBytes(response)
+        if (message.responseLimit !== undefined && size > message.responseLimit) {
+          log.warn({ bytes: size, limit: message.responseLimit }, 'job result too large for its front end')
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(size, message.responseLimit)), { ...run, outcome: JobOutcome.tooLarge })
+        }
         return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
       }
       if (end.kind === 'failed') {
