@@ -2,6 +2,7 @@ import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
+import { newJobId } from '../src/job/id.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
@@ -113,4 +114,27 @@ t.test('the store failing on the HTTP side answers 503, never a hang', async t =
   const response = await test.app.inject('/async-response/44444444-4444-4444-8444-444444444444')
   t.equal(response.statusCode, 503)
   t.equal(response.json().code, 'FST_LONG_RUNNING_BACKEND')
+})
+
+t.test('DynamoDB leaving batch items unprocessed: retried, and bounded under sustained throttling', async t => {
+  const c = clients(t)
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb })
+  const ids = [newJobId(), newJobId(), newJobId()]
+  for (const id of ids) await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 60_000 })
+  // As DynamoDB does under load: a BatchGetItem answers none of the keys and hands them back.
+  let unprocessed = 1
+  let calls = 0
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    if (context.commandName !== 'BatchGetItemCommand') return await next(args)
+    calls += 1
+    if (unprocessed-- <= 0) return await next(args)
+    return { output: { Responses: {}, UnprocessedKeys: args.input.RequestItems, $metadata: {} } }
+  })
+  const getMany = store.getMany?.bind(store) as NonNullable<typeof store.getMany>
+  t.equal((await getMany(ids)).size, 3, 'unprocessed keys are asked for again')
+  t.equal(calls, 2)
+  unprocessed = Infinity
+  calls = 0
+  await t.rejects(getMany(ids), { code: 'FST_LONG_RUNNING_BACKEND', message: /unprocessed after 8 tries/ }, 'a poll fails rather than block its waiters')
+  t.equal(calls, 8)
 })

@@ -203,3 +203,15 @@ t.test('routes declared before the plugin loaded are named in a warning, never s
   await ordered.ready()
   t.same(quiet, [], 'no warning when the plugin comes first')
 })
+
+t.test('in a Lambda function the wait ends before the invocation does, with a 303', async t => {
+  const test = await buildTestApp({ waitSeconds: 600 }, (app) => {
+    // As @fastify/aws-lambda decorates it: an invocation with 1.5 s left.
+    app.addHook('onRequest', async (request) => {
+      Object.assign(request, { awsLambda: { event: {}, context: { getRemainingTimeInMillis: () => 1500 } } })
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  const response = await test.app.inject('/job/never-opened')
+  t.equal(response.statusCode, 303, 'not a 600 s wait that the platform would cut')
+})

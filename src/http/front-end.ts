@@ -13,6 +13,18 @@ export const LAMBDA_RESPONSE_BYTES = 6_291_556
 export const ALB_RESPONSE_BYTES = 1_000_000
 
 interface LambdaEvent { requestContext?: { elb?: unknown } }
+interface LambdaContext { getRemainingTimeInMillis?: () => number }
+
+/**
+ * How long this request may still wait, in ms, when it runs in a Lambda function: its time
+ * left, less a margin to send the 303 before the platform ends the invocation (and the client
+ * gets API Gateway's 502 instead). `Infinity` elsewhere.
+ */
+export function timeLeftMs (request: FastifyRequest): number {
+  const context = (request as { awsLambda?: { context?: LambdaContext } }).awsLambda?.context
+  const left = typeof context?.getRemainingTimeInMillis === 'function' ? context.getRemainingTimeInMillis() : Infinity
+  return Math.max(0, left - 1000)
+}
 
 /** The limit for this request's answer, from the event `@fastify/aws-lambda` attached to it. */
 export function responseLimitOf (request: FastifyRequest): number | undefined {

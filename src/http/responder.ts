@@ -13,7 +13,7 @@ import type { JobRecord } from '../store/store.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
-import { responseLimitOf } from './front-end.js'
+import { responseLimitOf, timeLeftMs } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
 import type { Waiter } from './waiter.js'
 
@@ -89,7 +89,7 @@ export class Responder {
     const location = resultLocation(prefix, current.id, nextHop(hop))
     let record: JobRecord | undefined = current
     if (!prefer.respondAsync) {
-      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity)
+      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request) / 1000)
       // Ends early when the client goes away or the server shuts down.
       const wait = new AbortController()
       const abort = (): void => wait.abort()

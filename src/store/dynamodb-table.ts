@@ -11,6 +11,13 @@ export type Sdk = Awaited<ReturnType<typeof loadSdk>>
 export type Item = Record<string, AttributeValue>
 
 /**
+ * Tries of one batch call's unprocessed items before it fails: about 3.5 s of back-off at the
+ * most. Under sustained throttling a poll then fails (and the next one tries again) instead of
+ * blocking every waiter, and a completion fails within its attempt's time.
+ */
+const MAX_BATCH_TRIES = 8
+
+/**
  * The table's plumbing, below the store's job semantics: conditional writes that report a
  * failed condition as `undefined`, and the batch calls with their unprocessed-item loops.
  */
@@ -42,6 +49,7 @@ export class DynamoDbTable {
         [this.name]: { Keys: keys.slice(start, start + 100).map(key => ({ id: { S: key } })), ConsistentRead: true, ...projection(attributes) }
       }
       for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
+        if (round >= MAX_BATCH_TRIES) throw new BackendError(`DynamoDB BatchGetItem: keys left unprocessed after ${MAX_BATCH_TRIES} tries`)
         if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
         const result = await this.aws.send(new BatchGetItemCommand({ RequestItems: request }))
         items.push(...(result.Responses?.[this.name] ?? []))
@@ -58,6 +66,7 @@ export class DynamoDbTable {
     for (let start = 0; start < requests.length; start += 12) {
       let pending: Record<string, typeof requests> | undefined = { [this.name]: requests.slice(start, start + 12) }
       for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
+        if (round >= MAX_BATCH_TRIES) throw new BackendError(`DynamoDB BatchWriteItem: items left unprocessed after ${MAX_BATCH_TRIES} tries`)
         if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
         const result = await this.aws.send(new BatchWriteItemCommand({ RequestItems: pending }))
         pending = result.UnprocessedItems as typeof pending
