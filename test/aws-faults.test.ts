@@ -1,7 +1,7 @@
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../example/emulators.js'
-import { dynamoDbStore, sqsQueue } from '../src/index.js'
+import { dynamoDbStore, sqsQueue, type ResultStore } from '../src/index.js'
 import { newJobId } from '../src/job/id.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
@@ -22,11 +22,11 @@ function clients (t: Test, sqsFaults: Fault[] = [], dynamoFaults: Fault[] = []) 
 let queues = 0
 
 /** An app on its own queue (no other test's consumer can take its jobs), closed with its test. */
-async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consume?: boolean } = {}) {
+async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consume?: boolean, store?: ResultStore } = {}) {
   const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `faults-${queues++}` }))
   const test = await buildTestApp({
     queue: sqsQueue({ queueUrl: queueUrl as string, client: c.sqs, receiveBatchSize: 1, retryDelaySeconds: 0 }),
-    store: dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb }),
+    store: options.store ?? dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb }),
     consume: options.consume ?? true,
     waitSeconds: 30,
     pollIntervalMs: 20,
@@ -137,4 +137,25 @@ t.test('DynamoDB leaving batch items unprocessed: retried, and bounded under sus
   calls = 0
   await t.rejects(getMany(ids), { code: 'FST_LONG_RUNNING_BACKEND', message: /unprocessed after 8 tries/ }, 'a poll fails rather than block its waiters')
   t.equal(calls, 8)
+})
+
+t.test('a claim whose answer was lost and that the SDK sent again is recognised as the caller\'s own', async t => {
+  // SDK retries on: a lost answer below the retry middleware, as a timeout after the write.
+  const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 3 })
+  t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  let lost = 0
+  addMiddleware(dynamodb, (next, context) => async (args) => {
+    const result = await next(args)
+    const isClaim = context.commandName === 'UpdateItemCommand' && args.input.ExpressionAttributeValues?.[':pending'] !== undefined
+    if (isClaim && lost++ === 0) throw Object.assign(new Error('socket hang up after the write'), { name: 'TimeoutError', $metadata: {} })
+    return result
+  }, 'deserialize')
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: dynamodb })
+  const test = await awsApp(t, { sqs, dynamodb, sqsFaults: injectFaults(sqs, []), dynamoFaults: injectFaults(dynamodb, []) }, { store })
+  test.gates.open('own')
+  const response = await test.app.inject('/job/own')
+  t.equal(response.statusCode, 201)
+  t.equal(lost, 2, 'the claim was sent twice, the first answer lost')
+  t.equal(test.runs.get('own'), 1)
+  t.match(await store.get(response.headers['x-job-id'] as string), { status: 'done', attempt: 1 }, 'one attempt: no lease waited out, no attempt spent')
 })

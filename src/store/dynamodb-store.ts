@@ -84,7 +84,7 @@ class DynamoDbStore implements ResultStore {
       ConditionExpression: 'attribute_not_exists(#id)',
       ExpressionAttributeNames: { '#id': A.id }
     }))
-    if (written === undefined) throw new JobExistsError(job.id)
+    if (!written.ok) throw new JobExistsError(job.id)
     return recordOf(item)
   }
 
@@ -125,13 +125,22 @@ class DynamoDbStore implements ResultStore {
         ':lease': n(claim.leaseUntil),
         ':now': n(claim.now)
       },
-      ReturnValues: 'ALL_NEW'
+      ReturnValues: 'ALL_NEW',
+      // The record comes with a failed condition: no second read to learn why.
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD'
     }))
-    if (result === undefined) {
-      const record = await this.get(id)
-      return record === undefined ? { claimed: false } : { claimed: false, record }
-    }
-    const item = result.Attributes as Item
+    if (result.ok) return await this.#claimed(id, result.attributes as Item)
+    const item = result.old ?? await this.#item(id)
+    const record = item === undefined ? undefined : await this.#record(item)
+    if (record === undefined) return { claimed: false }
+    // The SDK retried a claim that had succeeded but whose answer was lost: the lease it finds
+    // is this caller's own. Taking it as refused would cost the job a lease and an attempt.
+    if (record.status === JobStatus.running && record.owner === claim.owner) return await this.#claimed(id, item as Item)
+    return { claimed: false, record }
+  }
+
+  /** A claim's result, from the claimed item: its attempt, and the request when the store keeps it. */
+  async #claimed (id: string, item: Item): Promise<ClaimResult> {
     const meta = str(item, A.request)
     if (meta === undefined) return { claimed: true, attempt: num(item, A.attempt) as number }
     const body = await this.#body(item, id, 'q', A.requestBody, A.requestChunks, A.requestEncoding)
@@ -178,6 +187,13 @@ class DynamoDbStore implements ResultStore {
       Object.fromEntries(Object.entries(set).map(([name, value]) => [`:${name}`, value])),
       [...Object.keys(set), ...removed]
     )
+  }
+
+  /** The whole item, strongly consistent. */
+  async #item (id: string): Promise<Item | undefined> {
+    const { GetItemCommand } = await this.#aws.sdk()
+    const { Item: item } = await this.#aws.send(new GetItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) }, ConsistentRead: true }))
+    return item
   }
 
   async delete (id: string): Promise<void> {
@@ -259,6 +275,6 @@ class DynamoDbStore implements ResultStore {
         ...(owned ? { ':running': s(JobStatus.running), ':owner': s(by.owner as string) } : { ':done': s(JobStatus.done) })
       }
     }))
-    return result !== undefined
+    return result.ok
   }
 }

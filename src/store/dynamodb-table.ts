@@ -30,13 +30,19 @@ export class DynamoDbTable {
     this.aws = aws
   }
 
-  /** Sends a conditional write; `undefined` when its condition did not hold. */
-  async conditional (command: object): Promise<{ Attributes?: Item } | undefined> {
+  /**
+   * Sends a conditional write. When its condition does not hold, `old` is the item as it was if
+   * the command asked for it (`ReturnValuesOnConditionCheckFailure: 'ALL_OLD'`) and the service
+   * returned it (DynamoDB does; dynalite does not).
+   */
+  async conditional (command: object): Promise<{ ok: true, attributes?: Item } | { ok: false, old?: Item }> {
     try {
-      return await this.aws.send(command)
+      const result = await this.aws.send(command) as { Attributes?: Item }
+      return result.Attributes === undefined ? { ok: true } : { ok: true, attributes: result.Attributes }
     } catch (error) {
-      if (isConditionFailure(error)) return undefined
-      throw error
+      if (!isConditionFailure(error)) throw error
+      const old = ((error as { cause?: { Item?: Item } }).cause)?.Item
+      return old === undefined ? { ok: false } : { ok: false, old }
     }
   }
 

@@ -17,9 +17,12 @@ interface Client {
   middlewareStack: { add: (middleware: any, options: any) => void }
 }
 
-/** Adds an `initialize` middleware to a real SDK client (typed loosely: any client fits). */
-export function addMiddleware (client: Client, middleware: Middleware): void {
-  client.middlewareStack.add(middleware, { step: 'initialize', name: `test-${Math.random()}` })
+/**
+ * Adds a middleware to a real SDK client (typed loosely: any client fits). At `initialize` it
+ * sees each call once; at `deserialize` it sits below the SDK's retries and sees every try.
+ */
+export function addMiddleware (client: Client, middleware: Middleware, step: 'initialize' | 'deserialize' = 'initialize'): void {
+  client.middlewareStack.add(middleware, { step, name: `test-${Math.random()}` })
 }
 
 /**
