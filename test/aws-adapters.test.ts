@@ -1,9 +1,11 @@
-import { ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
+import { randomBytes } from 'node:crypto'
+import { GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore } from '../src/store/dynamodb-store.js'
 import { sqsQueue } from '../src/queue/sqs-queue.js'
+import { newJobId } from '../src/job/id.js'
 import { queueContract } from './contracts/queue-contract.js'
 import { storeContract } from './contracts/store-contract.js'
 
@@ -32,6 +34,41 @@ t.test('DynamoDB store', async t => {
     return found
   }
   storeContract(t, async () => dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb }), { count, outOfLine: true })
+})
+
+/**
+ * An item's size as DynamoDB counts it for capacity ("Item sizes and formats", DynamoDB
+ * Developer Guide): names and values, strings in UTF-8, binaries raw, numbers by their digits.
+ */
+function itemBytes (item: Record<string, AttributeValue>): number {
+  let size = 0
+  for (const [name, value] of Object.entries(item)) {
+    size += Buffer.byteLength(name)
+    if (value.S !== undefined) size += Buffer.byteLength(value.S)
+    else if (value.B !== undefined) size += value.B.length
+    else if (value.N !== undefined) size += Math.ceil(value.N.replace(/^-|\.|^0+/g, '').length / 2) + 1
+    else size += 1
+  }
+  return size
+}
+
+t.test('DynamoDB: the job item that waiters poll and workers update stays under one 4 KB read unit', async t => {
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb })
+  const raw = async (id: string): Promise<Record<string, AttributeValue>> =>
+    (await emulators.dynamodb.send(new GetItemCommand({ TableName: emulators.tableName, Key: { id: { S: id } }, ConsistentRead: true }))).Item ?? {}
+  const id = newJobId()
+  const body = randomBytes(300 * 1024)
+  const headers = { 'content-type': 'application/octet-stream', 'x-long': 'h'.repeat(8000) }
+  await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 60_000, binding: 'b'.repeat(43), request: { method: 'POST', url: '/echo', headers, body } })
+  const sizes = [itemBytes(await raw(id))]
+  const claim = await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })
+  t.ok(claim.claimed && claim.request?.body?.equals(body) && claim.request.headers['x-long'] === headers['x-long'], 'the request comes back whole')
+  await store.setProgress(id, 'w', { fraction: 0.5, message: 'm'.repeat(1000) })
+  sizes.push(itemBytes(await raw(id)))
+  await store.complete(id, 'w', { statusCode: 201, headers: { ...headers, 'set-cookie': ['a=1', 'b=2'] }, body }, Date.now() + 60_000)
+  sizes.push(itemBytes(await raw(id)))
+  t.ok(sizes.every(size => size <= 4096), `pending, running, done: ${sizes.join(', ')} bytes`)
+  t.ok((await store.get(id))?.response?.body.equals(body), 'the response comes back whole')
 })
 
 t.test('SQS queue', async t => {

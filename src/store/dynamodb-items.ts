@@ -1,5 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib'
 import type { AttributeValue } from '@aws-sdk/client-dynamodb'
+import { InvalidMessageError } from '../errors.js'
 import { checkHeaders, snapshotFromJson, snapshotToJson, type RequestSnapshot, type StoredResponse } from '../job/wire.js'
 import type { Item } from './dynamodb-table.js'
 import type { JobRecord, JobStatus } from './store.js'
@@ -14,8 +15,13 @@ import type { JobRecord, JobStatus } from './store.js'
  * chunks named by the winning conditional write are ever read.
  */
 export type { Item }
-/** DynamoDB's 400 KB item limit, minus room for the job's other attributes. */
-export const INLINE_BYTES = 300 * 1024
+/**
+ * Largest packed request or response kept in the job item itself. DynamoDB charges every read
+ * and write of an item by its whole size (4 KB read units, 1 KB write units), projections or
+ * not: the item that waiting requests poll and workers claim, renew and update stays under 4 KB
+ * whatever the sizes of the request and the response; larger ones go to chunk items.
+ */
+export const INLINE_BYTES = 2048
 /** Bytes per chunk item: under 400 KB with its key and attributes. */
 export const CHUNK_BYTES = 380 * 1024
 
@@ -31,20 +37,19 @@ export const A = {
   progress: 'prog',
   expiresAt: 'exp',
   ttl: 'ttl',
-  responseStatus: 'rs',
-  responseHeaders: 'rh',
-  responseBody: 'rb',
+  /** The response (status, headers, body: one framed blob), inline or in chunks tagged `rt`. */
+  response: 'ri',
   responseChunks: 'rc',
   responseTag: 'rt',
   responseEncoding: 'rz',
-  request: 'rq',
-  requestBody: 'qb',
+  /** A claim-checked request (one framed blob), inline or in chunks tagged `q`. */
+  request: 'qi',
   requestChunks: 'qc',
   requestEncoding: 'qz'
 } as const
 
 /** Attributes the waiting side reads: everything but the claim-checked request. */
-export const RECORD_ATTRIBUTES = Object.values(A).filter(name => !['rq', 'qb', 'qc', 'qz'].includes(name))
+export const RECORD_ATTRIBUTES = Object.values(A).filter(name => !['qi', 'qc', 'qz'].includes(name))
 
 export const s = (value: string): AttributeValue => ({ S: value })
 export const n = (value: number): AttributeValue => ({ N: String(value) })
@@ -126,19 +131,42 @@ export function recordOf (item: Item): JobRecord {
   return record
 }
 
-/** The request's method, URL and headers, as stored beside its body (the one snapshot codec, body out of line). */
-export function requestMeta (request: RequestSnapshot): string {
-  return JSON.stringify(snapshotToJson(request, false))
+/**
+ * One blob for a request or a response: `[u32 length][JSON head][u8 has body][body]`. The head
+ * is the one snapshot codec's JSON with the body left out, or the response's status and headers.
+ */
+function frame (head: unknown, body: Buffer | undefined): Buffer {
+  const json = Buffer.from(JSON.stringify(head))
+  const prefix = Buffer.alloc(5)
+  prefix.writeUInt32BE(json.length, 0)
+  prefix.writeUInt8(body === undefined ? 0 : 1, 4)
+  return Buffer.concat([prefix.subarray(0, 4), json, prefix.subarray(4), body ?? Buffer.alloc(0)])
 }
 
-/** The request back from its stored JSON and body (present exactly when the request had one). */
-export function requestOf (meta: string, body: Buffer | undefined): RequestSnapshot {
-  return snapshotFromJson(JSON.parse(meta), body)
+function unframe (blob: Buffer): { head: unknown, body: Buffer | undefined } {
+  const length = blob.readUInt32BE(0)
+  const head: unknown = JSON.parse(blob.subarray(4, 4 + length).toString())
+  return { head, body: blob.readUInt8(4 + length) === 1 ? blob.subarray(5 + length) : undefined }
 }
 
-/** The response back from its stored status, headers and body. */
-export function responseOf (statusCode: number, headers: string | undefined, body: Buffer | undefined): StoredResponse {
-  return { statusCode, headers: checkHeaders(JSON.parse(headers ?? '{}')), body: body ?? Buffer.alloc(0) }
+export function requestBlob (request: RequestSnapshot): Buffer {
+  return frame(snapshotToJson(request, false), request.body)
+}
+
+export function requestOf (blob: Buffer): RequestSnapshot {
+  const { head, body } = unframe(blob)
+  return snapshotFromJson(head, body)
+}
+
+export function responseBlob (response: StoredResponse): Buffer {
+  return frame({ statusCode: response.statusCode, headers: response.headers }, response.body)
+}
+
+export function responseOf (blob: Buffer): StoredResponse {
+  const { head, body } = unframe(blob)
+  const { statusCode, headers } = head as { statusCode: unknown, headers: unknown }
+  if (typeof statusCode !== 'number') throw new InvalidMessageError('bad stored response')
+  return { statusCode, headers: checkHeaders(headers), body: body ?? Buffer.alloc(0) }
 }
 
 /** Keys of a body's chunk items. */

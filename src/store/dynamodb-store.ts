@@ -4,8 +4,8 @@ import { BackendError, JobExistsError } from '../errors.js'
 import type { StoredResponse } from '../job/wire.js'
 import { matching, optionsObject } from '../validate.js'
 import {
-  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestMeta, requestOf, responseOf, s, str, ttlOf,
-  unpackBody, type Item, type PackedBody
+  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestBlob, requestOf, responseBlob, responseOf, s, str,
+  ttlOf, unpackBody, type Item, type PackedBody
 } from './dynamodb-items.js'
 import { DynamoDbTable, loadSdk, names, projection } from './dynamodb-table.js'
 import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
@@ -70,12 +70,9 @@ class DynamoDbStore implements ResultStore {
     }
     if (job.binding !== undefined) item[A.binding] = s(job.binding)
     if (job.request !== undefined) {
-      item[A.request] = s(requestMeta(job.request))
-      if (job.request.body !== undefined) {
-        const packed = packBody(job.request.body)
-        await this.#putChunks(job.id, 'q', packed, job.expiresAt)
-        Object.assign(item, this.#bodyAttributes(packed, A.requestBody, A.requestChunks, A.requestEncoding))
-      }
+      const packed = packBody(requestBlob(job.request))
+      await this.#putChunks(job.id, 'q', packed, job.expiresAt)
+      Object.assign(item, this.#bodyAttributes(packed, A.request, A.requestChunks, A.requestEncoding))
     }
     const { PutItemCommand } = await this.#aws.sdk()
     const written = await this.#db.conditional(new PutItemCommand({
@@ -141,10 +138,9 @@ class DynamoDbStore implements ResultStore {
 
   /** A claim's result, from the claimed item: its attempt, and the request when the store keeps it. */
   async #claimed (id: string, item: Item): Promise<ClaimResult> {
-    const meta = str(item, A.request)
-    if (meta === undefined) return { claimed: true, attempt: num(item, A.attempt) as number }
-    const body = await this.#body(item, id, 'q', A.requestBody, A.requestChunks, A.requestEncoding)
-    return { claimed: true, attempt: num(item, A.attempt) as number, request: requestOf(meta, body) }
+    const attempt = num(item, A.attempt) as number
+    const blob = await this.#body(item, id, 'q', A.request, A.requestChunks, A.requestEncoding)
+    return blob === undefined ? { claimed: true, attempt } : { claimed: true, attempt, request: requestOf(blob) }
   }
 
   async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
@@ -165,21 +161,19 @@ class DynamoDbStore implements ResultStore {
 
   /** Stores a final response: by the claim's owner (completion), or by anyone while unfinished (cancellation). */
   async #end (id: string, response: StoredResponse, expiresAt: number, by: { owner?: string }): Promise<boolean> {
-    const packed = packBody(response.body)
+    const packed = packBody(responseBlob(response))
     const tag = `r.${by.owner ?? 'cancel'}`
     // Chunks first, the state last: a reader that sees `done` finds every chunk in place.
     await this.#putChunks(id, tag, packed, expiresAt)
     const set: Item = {
       [A.status]: s(JobStatus.done),
-      [A.responseStatus]: n(response.statusCode),
-      [A.responseHeaders]: s(JSON.stringify(response.headers)),
       [A.expiresAt]: n(expiresAt),
       [A.ttl]: n(ttlOf(expiresAt)),
       [A.responseTag]: s(tag),
-      ...this.#bodyAttributes(packed, A.responseBody, A.responseChunks, A.responseEncoding)
+      ...this.#bodyAttributes(packed, A.response, A.responseChunks, A.responseEncoding)
     }
     // The request goes, but its chunk count stays: `delete()` needs it to find the chunk items.
-    const removed = [A.owner, A.leaseUntil, A.request, A.requestBody, A.requestEncoding]
+    const removed = [A.owner, A.leaseUntil, A.request, A.requestEncoding]
     return await this.#updateIf(
       id,
       by,
@@ -221,10 +215,9 @@ class DynamoDbStore implements ResultStore {
   async #record (item: Item): Promise<JobRecord | undefined> {
     const record = recordOf(item)
     if (isExpired(record)) return undefined
-    const statusCode = num(item, A.responseStatus)
-    if (record.status === JobStatus.done && statusCode !== undefined) {
-      const body = await this.#body(item, record.id, str(item, A.responseTag) ?? '', A.responseBody, A.responseChunks, A.responseEncoding)
-      record.response = responseOf(statusCode, str(item, A.responseHeaders), body)
+    if (record.status === JobStatus.done) {
+      const blob = await this.#body(item, record.id, str(item, A.responseTag) ?? '', A.response, A.responseChunks, A.responseEncoding)
+      if (blob !== undefined) record.response = responseOf(blob)
     }
     return record
   }
