@@ -12,6 +12,10 @@ const app = await buildApp(
 
 /** API Gateway REST, HTTP API (v2) and ALB events. Binary bodies go back base64-encoded. */
 export const handler = awsLambdaFastify(app, {
+  // ALB target groups with multi-value headers on send and expect `multiValueHeaders` only:
+  // set ALB_MULTI_VALUE_HEADERS=true for them, or single-valued headers (Location among them)
+  // are lost. With the attribute off, an ALB passes one value per header (one Set-Cookie).
+  albMultiValueHeaders: process.env.ALB_MULTI_VALUE_HEADERS === 'true',
   // Everything is binary unless it is text: the example echoes any content type byte-exact.
   // An encoded body (gzip from @fastify/compress) is binary whatever its type: as a UTF-8 string
   // its bytes would be garbled on the way.

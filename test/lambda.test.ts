@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { decodeMessage } from '../src/job/message.js'
-import { albEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
+import { albEvent, albMultiValueEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
 import { pollUntil } from './helpers/poll.js'
 
 // example/lambda.ts driven as Lambda drives it: API Gateway and ALB events into `handler`,
@@ -14,9 +14,15 @@ const emulators = await startEmulators({ visibilityTimeout: 120 })
 t.teardown(() => emulators.close())
 Object.assign(process.env, emulators.env, { WAIT_SECONDS: '0', LOG_LEVEL: 'silent' })
 const { handler, worker } = await import('../example/lambda.js')
+// The same example configured for ALB target groups with multi-value headers on.
+process.env.ALB_MULTI_VALUE_HEADERS = 'true'
+const albMultiModule = '../example/lambda.js?alb-multi-value' // a second instance of the module, read with this env
+const { handler: albMultiHandler } = await import(albMultiModule) as typeof import('../example/lambda.js')
+delete process.env.ALB_MULTI_VALUE_HEADERS
 
 interface HttpResult { statusCode: number, headers: Record<string, string>, body: string, isBase64Encoded: boolean }
 const http = async (event: unknown): Promise<HttpResult> => await (handler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(30_000))
+const albMulti = async (event: unknown): Promise<HttpResult> => await (albMultiHandler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(30_000))
 const bodyOf = (result: HttpResult): Buffer => Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8')
 const executions = async (): Promise<number> => JSON.parse((await http(restEvent({ method: 'GET', path: '/stats' }))).body).executions
 
@@ -192,4 +198,31 @@ t.test('a record handed back keeps its place in batchItemFailures even if its vi
   t.same(second.batchItemFailures, [{ itemIdentifier: 'stale-receipt' }])
   t.same((await first).batchItemFailures, [])
   await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }))
+})
+
+t.test('ALB, both header modes: what the load balancer reads of the answer carries Location and every header', async t => {
+  // The ALB reads `headers` when the target group's multi-value attribute is off, and only
+  // `multiValueHeaders` when it is on (ELB Guide, "Multi-value headers").
+  const modes = [
+    { name: 'multi-value off', events: albEvent, handle: http, read: (result: HttpResult & { multiValueHeaders?: Record<string, string[]> }) => result.headers },
+    {
+      name: 'multi-value on (ALB_MULTI_VALUE_HEADERS=true)',
+      events: albMultiValueEvent,
+      handle: albMulti,
+      read: (result: HttpResult & { multiValueHeaders?: Record<string, string[]> }) =>
+        Object.fromEntries(Object.entries(result.multiValueHeaders ?? {}).map(([name, values]) => [name, values.join(', ')]))
+    }
+  ]
+  for (const { name, events, handle, read } of modes) {
+    const body = Buffer.from(`hello from ${name}`)
+    const accepted = await handle(events({ method: 'POST', path: '/echo', query: { delay: '0' }, headers: { 'content-type': 'text/plain' }, body }))
+    const location = read(accepted).location
+    t.match(location, /^\/async-response\/[0-9a-f-]{36}\?hop=1$/, `${name}: Location reaches the client`)
+    const [message] = await receive(1)
+    await runBatch([message as Message])
+    const result = await handle(events({ method: 'GET', path: pathOf(location as string), query: query(location as string) }))
+    t.equal(result.statusCode, 201, name)
+    t.match(read(result), { 'x-echo': '1', 'content-type': /^text\/plain/ }, `${name}: the route's headers reach the client`)
+    t.equal(bodyOf(result).toString(), `hello from ${name}`)
+  }
 })

@@ -77,6 +77,19 @@ export function albEvent (request: HttpRequest): Record<string, unknown> {
   }
 }
 
+/** An ALB event from a target group with multi-value headers on: every header and query value is a list. */
+export function albMultiValueEvent (request: HttpRequest): Record<string, unknown> {
+  const headers = { host: 'alb.example.internal', ...request.headers }
+  return {
+    requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/tg/abc' } },
+    httpMethod: request.method,
+    path: request.path,
+    multiValueQueryStringParameters: Object.fromEntries(Object.entries(request.query ?? {}).map(([name, value]) => [name, [value]])),
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]])),
+    ...encode(request.body)
+  }
+}
+
 /** An SQS event of these message bodies, or of messages received from the queue. */
 export function sqsEvent (messages: Array<string | Message>, receiveCount = 1): SqsEvent {
   return {
