@@ -1,18 +1,24 @@
 import { randomBytes } from 'node:crypto'
-import { GetItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
-import { CreateQueueCommand } from '@aws-sdk/client-sqs'
+import { BatchWriteItemCommand, GetItemCommand, PutItemCommand, ScanCommand, type AttributeValue } from '@aws-sdk/client-dynamodb'
+import { ChangeMessageVisibilityCommand, CreateQueueCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs'
 import t from 'tap'
-import { startEmulators } from '../example/emulators.js'
+import { emulatorClients, startEmulators } from '../example/emulators.js'
 import { dynamoDbStore } from '../src/store/dynamodb-store.js'
 import { sqsQueue } from '../src/queue/sqs-queue.js'
 import { newJobId } from '../src/job/id.js'
 import { queueContract } from './contracts/queue-contract.js'
 import { storeContract } from './contracts/store-contract.js'
+import { itemBytes, strictDynamoDb, strictSqs } from './helpers/strict-aws.js'
 
 // The same contract suites as the in-memory adapters, over the real AWS SDK against the
-// emulators that this test starts on free ports.
+// emulators that this test starts on free ports, through the strict-AWS layer: AWS's own
+// limits, which the emulators do not enforce, applied on the clients.
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
+const strict = emulatorClients(emulators.env)
+strictSqs(strict.sqs, 64 * 1024)
+strictDynamoDb(strict.dynamodb)
+t.teardown(() => { strict.sqs.destroy(); strict.dynamodb.destroy() })
 
 t.test('DynamoDB store', async t => {
   // Chunk items are keyed `{id}#…`: count what a job left in the table besides its own item.
@@ -33,27 +39,11 @@ t.test('DynamoDB store', async t => {
     } while (start !== undefined)
     return found
   }
-  storeContract(t, async () => dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb }), { count, outOfLine: true })
+  storeContract(t, async () => dynamoDbStore({ tableName: emulators.tableName, client: strict.dynamodb }), { count, outOfLine: true })
 })
 
-/**
- * An item's size as DynamoDB counts it for capacity ("Item sizes and formats", DynamoDB
- * Developer Guide): names and values, strings in UTF-8, binaries raw, numbers by their digits.
- */
-function itemBytes (item: Record<string, AttributeValue>): number {
-  let size = 0
-  for (const [name, value] of Object.entries(item)) {
-    size += Buffer.byteLength(name)
-    if (value.S !== undefined) size += Buffer.byteLength(value.S)
-    else if (value.B !== undefined) size += value.B.length
-    else if (value.N !== undefined) size += Math.ceil(value.N.replace(/^-|\.|^0+/g, '').length / 2) + 1
-    else size += 1
-  }
-  return size
-}
-
 t.test('DynamoDB: the job item that waiters poll and workers update stays under one 4 KB read unit', async t => {
-  const store = dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb })
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: strict.dynamodb })
   const raw = async (id: string): Promise<Record<string, AttributeValue>> =>
     (await emulators.dynamodb.send(new GetItemCommand({ TableName: emulators.tableName, Key: { id: { S: id } }, ConsistentRead: true }))).Item ?? {}
   const id = newJobId()
@@ -76,6 +66,21 @@ t.test('SQS queue', async t => {
   queueContract(t, async () => {
     // A queue per test, so that no test sees another's messages.
     const { QueueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `contract-${n++}`, Attributes: { MaximumMessageSize: String(64 * 1024) } }))
-    return sqsQueue({ queueUrl: QueueUrl as string, client: emulators.sqs, maxMessageBytes: 64 * 1024, retryDelaySeconds: 0, receiveBatchSize: 1 })
+    return sqsQueue({ queueUrl: QueueUrl as string, client: strict.sqs, maxMessageBytes: 64 * 1024, retryDelaySeconds: 0, receiveBatchSize: 1 })
   })
+})
+
+t.test('the strict-AWS layer refuses what AWS refuses, where the emulators would accept it', async t => {
+  const { QueueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: 'strict-self-test' }))
+  await t.rejects(strict.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'a\uFFFFb' })), { name: 'InvalidMessageContents' })
+  await t.rejects(strict.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'x'.repeat(64 * 1024 + 1) })), { name: 'InvalidParameterValue' })
+  await t.rejects(strict.sqs.send(new SendMessageCommand({ QueueUrl: `${QueueUrl as string}.fifo`, MessageBody: 'x' })), { name: 'MissingParameter' })
+  await strict.sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: 'fine' }))
+  const { Messages = [] } = await strict.sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 1 }))
+  const receipt = Messages[0]?.ReceiptHandle as string
+  await strict.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: receipt, VisibilityTimeout: 43_000 }))
+  await t.rejects(strict.sqs.send(new ChangeMessageVisibilityCommand({ QueueUrl, ReceiptHandle: receipt, VisibilityTimeout: 43_201 })), { name: 'InvalidParameterValue' }, '12 hours from receipt')
+  const puts = Array.from({ length: 26 }, (_, i) => ({ PutRequest: { Item: { id: { S: `strict-${i}` } } } }))
+  await t.rejects(strict.dynamodb.send(new BatchWriteItemCommand({ RequestItems: { [emulators.tableName]: puts } })), { name: 'ValidationException' })
+  await t.rejects(strict.dynamodb.send(new PutItemCommand({ TableName: emulators.tableName, Item: { id: { S: 'big' }, data: { B: Buffer.alloc(400 * 1024) } } })), { name: 'ValidationException' })
 })

@@ -6,6 +6,7 @@ import { newJobId } from '../src/job/id.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
+import { strictDynamoDb, strictSqs } from './helpers/strict-aws.js'
 
 // Backends failing the way AWS fails, injected by a middleware on real SDK clients talking to
 // the emulators: nothing is lost, nothing runs twice.
@@ -16,6 +17,8 @@ t.teardown(() => emulators.close())
 function clients (t: Test, sqsFaults: Fault[] = [], dynamoFaults: Fault[] = []) {
   const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 1 })
   t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  strictSqs(sqs)
+  strictDynamoDb(dynamodb)
   return { sqs, dynamodb, sqsFaults: injectFaults(sqs, sqsFaults), dynamoFaults: injectFaults(dynamodb, dynamoFaults) }
 }
 

@@ -6,6 +6,7 @@ import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { chaos, FAULT_KINDS } from './helpers/chaos.js'
 import { Ledger } from './helpers/ledger.js'
 import { int, random, seedFromEnv } from './helpers/random.js'
+import { strictDynamoDb, strictSqs } from './helpers/strict-aws.js'
 
 // Jobs through the SQS and DynamoDB adapters while both fail at a seeded rate, every kind of
 // failure mixed in. In `npm test`: a short run with a fixed seed. `npm run test:chaos`: a longer
@@ -24,6 +25,8 @@ t.teardown(() => emulators.close())
 t.test('under injected faults every accepted job ends with its exact response, each run at most maxAttempts times', async t => {
   const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 1 })
   t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  strictSqs(sqs)
+  strictDynamoDb(dynamodb)
   const sqsFaults = chaos(sqs, FAULT_KINDS.sqs, rate, next)
   const dynamoFaults = chaos(dynamodb, FAULT_KINDS.dynamodb, rate, next)
   const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `chaos-${seed}` }))

@@ -88,3 +88,27 @@ t.test('AsyncLocalStorage and @fastify/request-context: a job runs in a context 
     t.same(await response.json(), { leaked: null, caller: 'ann', carried: 'ann' }, `${name}: nothing of the HTTP request's context, its own request context, the carried value`)
   }
 })
+
+t.test('app.close() on a queue shared with other processes: the job goes back at once and its client gets a 303', async t => {
+  const [, [, options]] = await backends(t) as [unknown, [string, LongRunningOptions]]
+  let started!: () => void
+  const running = new Promise<void>(resolve => { started = resolve })
+  const { app, url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 600, ...options })
+    app.get('/forever', { longRunning: true }, async (request) => {
+      started()
+      await new Promise(resolve => request.longRunning?.signal.addEventListener('abort', resolve))
+      return 'stopped'
+    })
+  })
+  const pending = fetch(`${url}/forever`, { redirect: 'manual' })
+  await running
+  const closed = app.close()
+  const response = await pending
+  t.equal(response.status, 303, 'the waiting client is told where to ask again, at once')
+  await closed
+  const id = (await response.json() as { id: string }).id
+  const record = await options.store?.get(id)
+  t.match(record, { status: 'running', attempt: 1 }, 'the job is still there for another worker')
+  t.ok((record?.leaseUntil ?? Infinity) < Date.now(), 'its claim released: the next worker need not wait')
+})

@@ -1,0 +1,102 @@
+import { addMiddleware } from './faults.js'
+
+// AWS's documented rules that the emulators skip, enforced on a real SDK client before (or
+// after) its call reaches them: a result that passes only on an emulator fails here.
+
+type Input = Record<string, any>
+
+/** An error as the service would answer it: a 400 the SDK does not retry. */
+function refuse (name: string, message: string): never {
+  throw Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: 400 } })
+}
+
+// SendMessage: "#x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF".
+const SQS_CHARACTERS = /^[\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]*$/u
+// Visibility: "maximum is 12 hours", counted from the message's receipt however often extended.
+const MAX_VISIBILITY = 43_200
+
+/**
+ * SQS (API Reference, Developer Guide): message size and characters, FIFO's MessageGroupId,
+ * receive parameters, and the 12-hour visibility cap from receipt.
+ */
+export function strictSqs (client: { middlewareStack: { add: (middleware: any, options: any) => void } }, maxMessageBytes = 262_144): void {
+  const receivedAt = new Map<string, number>()
+  addMiddleware(client, (next, context) => async (args) => {
+    const input: Input = args.input
+    const now = Date.now()
+    switch (context.commandName) {
+      case 'SendMessageCommand':
+        if (Buffer.byteLength(input.MessageBody) > maxMessageBytes) refuse('InvalidParameterValue', `Message must be shorter than ${maxMessageBytes} bytes`)
+        if (!SQS_CHARACTERS.test(input.MessageBody)) refuse('InvalidMessageContents', 'Invalid characters found')
+        if (String(input.QueueUrl).endsWith('.fifo') && input.MessageGroupId === undefined) refuse('MissingParameter', 'The request must contain the parameter MessageGroupId')
+        break
+      case 'ReceiveMessageCommand':
+        if ((input.WaitTimeSeconds ?? 0) > 20 || (input.MaxNumberOfMessages ?? 1) > 10 || (input.VisibilityTimeout ?? 0) > MAX_VISIBILITY) {
+          refuse('InvalidParameterValue', 'ReceiveMessage parameters out of range')
+        }
+        break
+      case 'ChangeMessageVisibilityCommand': {
+        const since = receivedAt.get(input.ReceiptHandle) ?? now
+        if (input.VisibilityTimeout > MAX_VISIBILITY || (now - since) / 1000 + input.VisibilityTimeout > MAX_VISIBILITY) {
+          refuse('InvalidParameterValue', `Total VisibilityTimeout for the message is beyond the limit [${MAX_VISIBILITY} seconds]`)
+        }
+        break
+      }
+    }
+    const result = await next(args) as { output?: { Messages?: Array<{ ReceiptHandle?: string }> } }
+    if (context.commandName === 'ReceiveMessageCommand') {
+      for (const message of result.output?.Messages ?? []) if (message.ReceiptHandle !== undefined) receivedAt.set(message.ReceiptHandle, now)
+    }
+    return result
+  })
+}
+
+/** DynamoDB's item size as it counts it: names and values, strings in UTF-8, binaries raw. */
+export function itemBytes (item: Input): number {
+  let size = 0
+  for (const [name, value] of Object.entries(item)) {
+    size += Buffer.byteLength(name)
+    if (value.S !== undefined) size += Buffer.byteLength(value.S)
+    else if (value.B !== undefined) size += value.B.length
+    else if (value.N !== undefined) size += Math.ceil(String(value.N).replace(/^-|\.|^0+/g, '').length / 2) + 1
+    else size += 1
+  }
+  return size
+}
+
+/**
+ * DynamoDB (Developer Guide, API Reference): 400 KB items, 25 writes and 16 MB per
+ * BatchWriteItem, 100 keys per BatchGetItem.
+ */
+export function strictDynamoDb (client: { middlewareStack: { add: (middleware: any, options: any) => void } }): void {
+  addMiddleware(client, (next, context) => async (args) => {
+    const input: Input = args.input
+    const tooLarge = (item: Input): void => {
+      if (itemBytes(item) > 400 * 1024) refuse('ValidationException', 'Item size has exceeded the maximum allowed size')
+    }
+    switch (context.commandName) {
+      case 'PutItemCommand':
+        tooLarge(input.Item)
+        break
+      case 'BatchWriteItemCommand': {
+        const requests = Object.values(input.RequestItems as Record<string, Input[]>).flat()
+        if (requests.length > 25) refuse('ValidationException', 'Too many items requested for the BatchWriteItem call')
+        let total = 0
+        for (const request of requests) {
+          if (request.PutRequest !== undefined) {
+            tooLarge(request.PutRequest.Item)
+            total += itemBytes(request.PutRequest.Item)
+          }
+        }
+        if (total > 16 * 1024 * 1024) refuse('ValidationException', 'Item collection size limit exceeded')
+        break
+      }
+      case 'BatchGetItemCommand': {
+        const keys = Object.values(input.RequestItems as Record<string, { Keys: unknown[] }>).reduce((sum, table) => sum + table.Keys.length, 0)
+        if (keys > 100) refuse('ValidationException', 'Too many items requested for the BatchGetItem call')
+        break
+      }
+    }
+    return await next(args)
+  })
+}
