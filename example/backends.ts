@@ -27,6 +27,10 @@ export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' |
     queue: sqsQueue({
       queueUrl,
       visibilityTimeoutSeconds: leaseSeconds,
+      // The queue's redrive policy and the longest retention a message can have (its DLQ's, for
+      // a redrive): example/template.yaml sets both.
+      maxReceiveCount: numberFromEnv('JOBS_MAX_RECEIVE_COUNT', 10),
+      messageRetentionSeconds: numberFromEnv('JOBS_MESSAGE_RETENTION_SECONDS', 345_600),
       // local-aws-sqs holds a long poll open until it has the whole batch (AWS answers as soon
       // as it has one message): against it, ask for one at a time so that jobs start at once.
       ...(process.env.AWS_ENDPOINT_URL_SQS === undefined ? {} : { receiveBatchSize: 1 })

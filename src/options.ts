@@ -152,6 +152,7 @@ const MAX_TIMEOUT_SECONDS = 43_200 - MAX_LEASE_SECONDS - 300
 export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
   const timing = resolveRouteOptions(options, '', { waitSeconds: 25, timeoutSeconds: 900, maxAttempts: 3 })
+  const clock = checkAdapter(options.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
   return {
     ...timing,
     consume: optionalBoolean(options.consume, 'consume') ?? options.queue === undefined,
@@ -166,10 +167,10 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, MAX_LEASE_SECONDS),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
-    clock: checkAdapter(options.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock,
+    clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
-    store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore()
+    store: checkAdapter(options.store, 'store', ['create', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore({ clock })
   }
 }
 

@@ -61,6 +61,10 @@ t.test('queue: visibility ≥ 6× the worker timeout, a message size, redrive to
   t.equal(queue.MaximumMessageSize, 262144, 'the size sqsQueue() assumes by default')
   t.same(queue.RedrivePolicy.deadLetterTargetArn, { 'Fn::GetAtt': 'JobsDeadLetterQueue.Arn' })
   t.ok(queue.RedrivePolicy.maxReceiveCount > 3, 'above the default maxAttempts')
+  const env = template.Globals.Function.Environment.Variables
+  t.equal(Number(env.JOBS_MAX_RECEIVE_COUNT), queue.RedrivePolicy.maxReceiveCount, 'the plugin knows the redrive policy')
+  t.equal(Number(env.JOBS_MESSAGE_RETENTION_SECONDS), resources.JobsDeadLetterQueue.Properties.MessageRetentionPeriod,
+    'job records outlive a redrive from the DLQ (SQS keeps the original enqueue time)')
   t.equal(resources.JobsDeadLetterQueue.Type, 'AWS::SQS::Queue')
 })
 

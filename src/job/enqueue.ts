@@ -38,7 +38,7 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
   const { request, timing, binding, responseLimit } = accepted
   const id = newJobId()
   const now = clock.now()
-  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: pendingExpiry(now, timing, leaseSeconds, resultTtlSeconds) }
+  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: pendingExpiry(now, timing, leaseSeconds, resultTtlSeconds, queue.deliveryWindowSeconds) }
   if (binding !== undefined) job.binding = binding
   const message: JobMessage = { id, timeoutSeconds: timing.timeoutSeconds, maxAttempts: timing.maxAttempts, resultTtlSeconds, enqueuedAt: now, request }
   if (responseLimit !== undefined) message.responseLimit = responseLimit

@@ -119,7 +119,10 @@ export class JobRunner {
         // this delivery takes over; if it finished, this one is acknowledged then.
         return { ack: false, delaySeconds: Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000)) }
       }
-      log.debug({ status: record?.status ?? 'unknown' }, 'job not runnable, message dropped')
+      // A finished job's duplicate is routine; a job gone before it ran means its record expired
+      // before its queue's last delivery (a delivery window longer than configured).
+      if (record === undefined) log.warn({ enqueuedAt: message.enqueuedAt }, 'job unknown or expired, message dropped')
+      else log.debug({ status: record.status }, 'job not runnable, message dropped')
       return ACK
     }
     const run = { attempt: claim.attempt, startedAt: now }

@@ -54,6 +54,13 @@ export interface JobQueue {
    */
   readonly inProcess?: boolean
 
+  /**
+   * How long after it was sent a message may still be delivered, in seconds: the queue's
+   * retention, or its dead-letter queue's when messages may be redriven from there. A job's
+   * record lives at least this long, so that no delivery, however late, finds it gone.
+   */
+  readonly deliveryWindowSeconds?: number
+
   /** Sends one message; rejects with `MessageTooLargeError` over `maxMessageBytes`. Resolves once the queue has durably accepted it. */
   send (body: string): Promise<void>
 

@@ -28,11 +28,27 @@ export interface SqsQueueOptions {
    */
   visibilityTimeoutSeconds?: number
   /**
-   * Base of the back-off before a message whose handler threw (the store was down, say) comes
-   * back: `retryDelaySeconds × 2^(receives − 1)`, at most 15 minutes.
-   * @default 1
+   * Base of the back-off before a message whose handling failed (the store was down, say) comes
+   * back: `retryDelaySeconds × 2^(receives − 1)`, at most 15 minutes. With the default and
+   * `maxReceiveCount` 10, the receives before the dead-letter queue span about an hour: an outage
+   * that long delays jobs and loses none. (The SDK has already retried brief errors itself.)
+   * @default 15
    */
   retryDelaySeconds?: number
+  /**
+   * The redrive policy's `maxReceiveCount`: how many receives a message gets before SQS moves it
+   * to the dead-letter queue. The back-off summed over those receives is how long an outage may
+   * last before messages reach the dead-letter queue (`outageToleranceSeconds`).
+   * @default 10
+   */
+  maxReceiveCount?: number
+  /**
+   * How long a message may still be delivered after it was sent, in seconds: the queue's
+   * `MessageRetentionPeriod`, or the dead-letter queue's if you redrive from it (SQS keeps a
+   * message's original enqueue time). Job records live at least this long.
+   * @default 345600 (SQS's default retention, 4 days)
+   */
+  messageRetentionSeconds?: number
   /**
    * Most messages one `ReceiveMessage` of the container worker asks for (1 to 10).
    * @default 10
@@ -43,6 +59,11 @@ export interface SqsQueueOptions {
 /** The SQS queue adapter's extras, for the Lambda consumer. */
 export interface SqsJobQueue extends JobQueue {
   readonly queueUrl: string
+  readonly redelivery: Backoff
+  readonly maxReceiveCount: number
+  readonly deliveryWindowSeconds: number
+  /** How long the store may fail before a message's receives run out: the back-off summed over `maxReceiveCount`. */
+  readonly outageToleranceSeconds: number
   /** Hides a received message for `seconds` more (0: visible again now). */
   changeVisibility (receiptHandle: string, seconds: number): Promise<void>
 }
@@ -69,7 +90,9 @@ export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
   return new SqsQueue(queueUrl, checked.client, {
     maxMessageBytes: number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024, true),
     visibility: number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, MAX_VISIBILITY, true),
-    redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
+    redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 15, 0, 900)),
+    maxReceiveCount: number(checked.maxReceiveCount, 'maxReceiveCount', 10, 1, 1000, true),
+    retention: number(checked.messageRetentionSeconds, 'messageRetentionSeconds', 345_600, 60, 1_209_600, true),
     batch: number(checked.receiveBatchSize, 'receiveBatchSize', 10, 1, 10, true)
   })
 }
@@ -78,6 +101,9 @@ class SqsQueue implements SqsJobQueue {
   readonly queueUrl: string
   readonly maxMessageBytes: number
   readonly redelivery: Backoff
+  readonly maxReceiveCount: number
+  readonly deliveryWindowSeconds: number
+  readonly outageToleranceSeconds: number
   readonly #visibility: number
   readonly #batch: number
   readonly #aws: LazyAwsClient<Sdk, SQSClient>
@@ -85,13 +111,17 @@ class SqsQueue implements SqsJobQueue {
   constructor (
     queueUrl: string,
     client: SQSClient | undefined,
-    settings: { maxMessageBytes: number, visibility: number, redelivery: Backoff, batch: number }
+    settings: { maxMessageBytes: number, visibility: number, redelivery: Backoff, batch: number, maxReceiveCount: number, retention: number }
   ) {
     this.queueUrl = queueUrl
     this.#aws = new LazyAwsClient('SQS', loadSdk, sdk => new sdk.SQSClient({}), client)
     this.maxMessageBytes = settings.maxMessageBytes
     this.#visibility = settings.visibility
     this.redelivery = settings.redelivery
+    this.maxReceiveCount = settings.maxReceiveCount
+    this.deliveryWindowSeconds = settings.retention
+    this.outageToleranceSeconds = Array.from({ length: settings.maxReceiveCount - 1 }, (_, i) => settings.redelivery.delaySeconds(i + 1))
+      .reduce((sum, delay) => sum + delay, 0)
     this.#batch = settings.batch
   }
 

@@ -1,6 +1,7 @@
 import { JobExistsError } from '../errors.js'
 import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
-import { number, optionsObject } from '../validate.js'
+import { systemClock, type Clock } from '../clock.js'
+import { checkAdapter, number, optionsObject } from '../validate.js'
 import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 import { Watchers, type Listener } from './watchers.js'
@@ -12,6 +13,11 @@ interface Entry {
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
+  /**
+   * The source of time for expiry (the plugin's `clock` for its default store): tests move it.
+   * @default the system clock
+   */
+  clock?: Clock
   /**
    * How often expired jobs are swept from memory, in milliseconds.
    * @default 60000
@@ -28,15 +34,18 @@ export interface MemoryStoreOptions {
  */
 export function memoryStore (options?: MemoryStoreOptions): ResultStore {
   const checked = optionsObject(options, 'memoryStore options')
-  return new MemoryStore(number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true))
+  const clock = checkAdapter(checked.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
+  return new MemoryStore(number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true), clock)
 }
 
 class MemoryStore implements ResultStore {
   readonly #entries = new Map<string, Entry>()
   readonly #watchers = new Watchers()
   readonly #sweep: NodeJS.Timeout
+  readonly #clock: Clock
 
-  constructor (sweepIntervalMs: number) {
+  constructor (sweepIntervalMs: number, clock: Clock) {
+    this.#clock = clock
     this.#sweep = setInterval(() => this.#sweepExpired(), sweepIntervalMs).unref()
   }
 
@@ -129,7 +138,7 @@ class MemoryStore implements ResultStore {
 
   #live (id: string): Entry | undefined {
     const entry = this.#entries.get(id)
-    if (entry === undefined || !isExpired(entry.record)) return entry
+    if (entry === undefined || !isExpired(entry.record, this.#clock.now())) return entry
     this.#entries.delete(id)
     this.#watchers.notify(id, undefined)
     return undefined
