@@ -7,7 +7,7 @@ import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultStore } from './store/store.js'
-import { checkAdapter, describe, headerNames, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
+import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
 
 /** Timing options that a route may override with `longRunning: { ... }`. */
 export interface LongRunningRouteOptions {
@@ -64,6 +64,13 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    * that `@fastify/aws-lambda` attached to the request, and is empty otherwise.
    */
   basePath?: string
+  /**
+   * The request property where `@fastify/aws-lambda` puts the Lambda event and context (its
+   * `decorationPropertyName`; keep its `decorateRequest` on). From it come the API Gateway stage
+   * for `Location`, the front end's response limit and the invocation's time left.
+   * @default 'awsLambda'
+   */
+  awsLambdaProperty?: string
   /**
    * Binds each job to its caller: the value computed for the request that created the job must
    * equal the value for every request that reads it, or the reader gets the same 404 as for an
@@ -131,6 +138,7 @@ export interface ResolvedOptions extends Required<LongRunningRouteOptions> {
   resultTtlSeconds: number
   routePrefix: string
   basePath: string | undefined
+  awsLambdaProperty: string
   bindTo: ((request: FastifyRequest) => string | undefined | Promise<string | undefined>) | undefined
   carry: ((request: FastifyRequest) => Record<string, JsonValue>) | undefined
   closeGraceSeconds: number
@@ -160,6 +168,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     resultTtlSeconds: number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true),
     routePrefix: pathPrefix(options.routePrefix, 'routePrefix') ?? '',
     basePath: pathPrefix(options.basePath, 'basePath'),
+    awsLambdaProperty: options.awsLambdaProperty === undefined ? 'awsLambda' : matching(options.awsLambdaProperty, 'awsLambdaProperty', /^[A-Za-z_$][\w$]{0,63}$/, 'a property name'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
     carry: optionalFunction(options.carry, 'carry'),
     closeGraceSeconds: number(options.closeGraceSeconds, 'closeGraceSeconds', 10, 0, 3600),

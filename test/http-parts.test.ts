@@ -44,6 +44,8 @@ t.test('base path from the API Gateway event, never from headers', async t => {
   t.equal(basePathOf(request('/payload', { rawPath: '/payload', requestContext: { http: { path: '/v2/payload' } } })), '/v2')
   t.equal(basePathOf(request('/payload', { requestContext: { path: '/payload' } })), '', 'no stage in the path')
   t.equal(basePathOf(request('/payload', { requestContext: { path: '/other' } })), '', 'unrelated path')
+  const renamed = Object.assign(request('/payload', {}), { lambda: { event: { requestContext: { path: '/stage/payload' } } } })
+  t.equal(basePathOf(renamed, 'lambda'), '/stage', '@fastify/aws-lambda\'s decorationPropertyName, named by awsLambdaProperty')
   t.equal(basePathOf(request('/payload', { requestContext: { path: '/a b/payload' } })), '', 'not a clean prefix')
   t.equal(basePathOf(request('/payload', { requestContext: { elb: {} } })), '', 'ALB: none')
   t.equal(basePathOf(request('/payload')), '', 'not on Lambda')

@@ -35,6 +35,7 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ basePath: '/a b' }, "Expected `basePath` to be a path like '/prod' (or '') without a trailing slash, got \"/a b\""],
     [{ bindTo: 'user' }, 'Expected `bindTo` to be a function, got "user"'],
     [{ carry: { user: 1 } }, 'Expected `carry` to be a function, got an object'],
+    [{ awsLambdaProperty: 'aws lambda' }, 'Expected `awsLambdaProperty` to be a property name, got "aws lambda"'],
     [{ closeGraceSeconds: -1 }, 'Expected `closeGraceSeconds` to be a number from 0 to 3600, got -1'],
     [{ clock: { now: Date.now } }, 'Expected `clock` to be an object with now, setTimeout, clearTimeout, got an object'],
     [{ dropHeaders: 'cookie' }, 'Expected `dropHeaders` to be an array of lower-case header names, got "cookie"'],

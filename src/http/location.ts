@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidHopError } from '../errors.js'
 import { PATH_PREFIX } from '../validate.js'
+import { invocationOf } from './front-end.js'
 
 /**
  * Redirect-following clients give up after about 20 hops (browsers, `fetch`). After this many
@@ -11,19 +12,13 @@ export const HOPS_BEFORE_ACCEPTED = 18
 /** Where results are fetched, below the route prefix: the one place that spells it. */
 export const ASYNC_RESPONSE_PATH = '/async-response'
 
-interface LambdaEvent {
-  path?: unknown
-  rawPath?: unknown
-  requestContext?: { path?: unknown, http?: { path?: unknown } }
-}
-
 /**
  * The path the client used in front of what Fastify sees: API Gateway's stage (`/prod`) or a
  * custom domain's base path mapping. Read only from the event that `@fastify/aws-lambda` hands
  * over, never from `Host` or `X-Forwarded-*`, which any client can set.
  */
-export function basePathOf (request: FastifyRequest): string {
-  const event = (request as { awsLambda?: { event?: LambdaEvent } }).awsLambda?.event
+export function basePathOf (request: FastifyRequest, property?: string): string {
+  const event = invocationOf(request, property)?.event
   const seen = event?.requestContext?.path ?? event?.requestContext?.http?.path
   if (typeof seen !== 'string') return ''
   const path = request.url.split('?', 1)[0] as string

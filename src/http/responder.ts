@@ -47,7 +47,7 @@ export class Responder {
       request: snapshot,
       timing,
       binding: await this.#bindingOf(request),
-      responseLimit: responseLimitOf(request)
+      responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty)
     }, request.log)
     return await this.#answer(request, reply, record, 0)
   }
@@ -85,11 +85,11 @@ export class Responder {
 
   async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {
     const prefer = parsePrefer(request.headers.prefer)
-    const prefix = (this.#options.basePath ?? basePathOf(request)) + this.#prefix + this.#options.routePrefix
+    const prefix = (this.#options.basePath ?? basePathOf(request, this.#options.awsLambdaProperty)) + this.#prefix + this.#options.routePrefix
     const location = resultLocation(prefix, current.id, nextHop(hop))
     let record: JobRecord | undefined = current
     if (!prefer.respondAsync) {
-      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request) / 1000)
+      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request, this.#options.awsLambdaProperty) / 1000)
       // Ends early when the client goes away or the server shuts down.
       const wait = new AbortController()
       const abort = (): void => wait.abort()
