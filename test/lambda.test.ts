@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { ScanCommand } from '@aws-sdk/client-dynamodb'
+import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb'
 import { DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs'
 import { gunzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
@@ -7,6 +7,7 @@ import { startEmulators } from '../example/emulators.js'
 import { decodeMessage } from '../src/job/message.js'
 import { albEvent, albMultiValueEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
 import { pollUntil } from './helpers/poll.js'
+import { itemBytes } from './helpers/strict-aws.js'
 
 // example/lambda.ts driven as Lambda drives it: API Gateway and ALB events into `handler`,
 // SQS events of messages really received from the queue into `worker`, on the emulators.
@@ -95,6 +96,9 @@ t.test('binary bodies of 300 KB (HTTP API) and 600 KiB (ALB) round-trip byte-exa
     t.equal(result.isBase64Encoded, true)
     t.equal(result.headers['content-type'], 'application/octet-stream')
     t.ok(bodyOf(result).equals(body), `${size} bytes byte-exact`)
+    const id = pathOf(location).split('/').pop() as string
+    const { Item = {} } = await emulators.dynamodb.send(new GetItemCommand({ TableName: emulators.tableName, Key: { id: { S: id } }, ConsistentRead: true }))
+    t.ok(itemBytes(Item) <= 4096, `${size} bytes: the job item is ${itemBytes(Item)} bytes, within one read unit`)
   }
 })
 
