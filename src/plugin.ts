@@ -71,6 +71,10 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   // API Gateway's, through @fastify/aws-lambda), so that a job's logs join the request that
   // queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
   app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+    if (runs.idle) {
+      done()
+      return
+    }
     const job = request.longRunning
     if (job !== null) {
       const requestId = request.headers['x-request-id']

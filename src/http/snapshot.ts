@@ -2,7 +2,7 @@ import { pipeline, Transform } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BodyTooLargeError } from '../errors.js'
-import { isJobRun } from '../job/context.js'
+import { isJobRun, RUN_HEADER } from '../job/context.js'
 import type { Headers, JsonValue, RequestSnapshot } from '../job/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
@@ -18,7 +18,9 @@ type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
 const NOT_FORWARDED = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'expect', 'content-length', 'accept-encoding',
-  'x-aws-lambda-fastify-request', 'x-apigateway-event', 'x-apigateway-context'
+  'x-aws-lambda-fastify-request', 'x-apigateway-event', 'x-apigateway-context',
+  // The run marker is this process's own; a client's copy of it is never forwarded.
+  RUN_HEADER
 ])
 
 /**

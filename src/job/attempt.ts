@@ -30,7 +30,9 @@ export interface AttemptPlan {
 /**
  * One attempt at a job: the original request replayed through the app, with a signal that aborts
  * for the first of its timeout, the worker's deadline, a lost claim, or {@link Attempt.stop}
- * (cancellation, shutdown). The signal's reason is the cause, an error with a stable code.
+ * (cancellation, shutdown). The signal's reason is the cause, an error with a stable code. One
+ * controller that each cause aborts, first come first served: `AbortSignal.any` over one signal
+ * per cause says the same and costs more per attempt on Node 20.
  */
 export class Attempt {
   readonly id: string
@@ -48,34 +50,31 @@ export class Attempt {
     this.#plan = plan
   }
 
-  /** Aborts the attempt with `reason` (a cancellation or a shutdown). */
+  /** Aborts the attempt with `reason` (a cancellation or a shutdown); the first reason stays. */
   stop (reason: Error): void {
-    this.#stop.abort(reason)
+    if (!this.#stop.signal.aborted) this.#stop.abort(reason)
   }
 
   async run (): Promise<AttemptEnd> {
     const plan = this.#plan
     const clock = this.#clock
-    const timeout = new AbortController()
-    const deadline = new AbortController()
-    const lease = new AbortController()
-    const timers = [clock.setTimeout(() => timeout.abort(new JobTimeoutError(plan.timeoutSeconds)), plan.timeoutSeconds * 1000)]
+    const timers = [clock.setTimeout(() => this.stop(new JobTimeoutError(plan.timeoutSeconds)), plan.timeoutSeconds * 1000)]
     if (plan.deadline !== undefined) {
       // Leave a second to release the claim before the platform kills the process.
-      timers.push(clock.setTimeout(() => deadline.abort(new WorkerDeadlineError()), Math.max(0, plan.deadline - clock.now() - 1000)))
+      timers.push(clock.setTimeout(() => this.stop(new WorkerDeadlineError()), Math.max(0, plan.deadline - clock.now() - 1000)))
     } else {
       // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
       const beat = (): void => {
         timers[1] = clock.setTimeout(() => {
           plan.renew().then(held => {
-            if (!held) lease.abort(new LeaseLostError())
+            if (!held) this.stop(new LeaseLostError())
           }, (error: unknown) => plan.log.warn({ err: error }, 'lease renewal failed'))
           beat()
         }, plan.renewEveryMs)
       }
       beat()
     }
-    const signal = AbortSignal.any([timeout.signal, deadline.signal, lease.signal, this.#stop.signal])
+    const signal = this.#stop.signal
     const job: LongRunningJob = { id: plan.id, attempt: plan.attempt, signal, progress: plan.progress }
     const registration = this.#runs.add({ job, request: plan.request })
     let onAbort: (() => void) | undefined

@@ -58,6 +58,11 @@ export interface Run {
 export class RunRegistry {
   readonly #runs = new Map<string, Run>()
 
+  /** True while no run is in progress in this process: every request is then a client's. */
+  get idle (): boolean {
+    return this.#runs.size === 0
+  }
+
   /** Registers a run; returns its token and the function that unregisters it. */
   add (run: Run): { token: string, remove: () => void } {
     const token = randomBytes(24).toString('base64url')
@@ -75,8 +80,10 @@ export class RunRegistry {
     const cached = (request as unknown as Record<symbol, LongRunningJob | null | undefined>)[kRun]
     if (cached !== undefined) return cached
     const token = request.headers[RUN_HEADER]
+    // Every request of the app passes here: an ordinary one costs a header lookup, no write.
+    if (token === undefined) return null
+    delete request.headers[RUN_HEADER]
     const run = typeof token === 'string' ? this.#runs.get(token) : undefined
-    if (token !== undefined) delete request.headers[RUN_HEADER]
     ;(request as unknown as Record<symbol, LongRunningJob | null>)[kRun] = run?.job ?? null
     if (run !== undefined) adopt(request, run.request)
     return run?.job ?? null
