@@ -1,3 +1,5 @@
+import { checkAdapter } from './validate.js'
+
 /**
  * The source of time for everything the plugin schedules itself: attempt timeouts, worker
  * deadlines, lease renewals and retry delays. The system clock in production; tests pass a fake
@@ -16,6 +18,11 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: handle => clearTimeout(handle as NodeJS.Timeout)
+}
+
+/** A `clock` option: checked for the methods of {@link Clock}, the system clock when absent. */
+export function clockOption (value: Clock | undefined, name: string): Clock {
+  return checkAdapter(value, name, ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
 }
 
 /** Resolves after `ms` on `clock`. */

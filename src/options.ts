@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import { systemClock, type Clock } from './clock.js'
+import { clockOption, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import type { JobEndEvent } from './job/outcome.js'
 import type { JsonValue } from './job/wire.js'
@@ -160,7 +160,7 @@ const MAX_TIMEOUT_SECONDS = 43_200 - MAX_LEASE_SECONDS - 300
 export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
   const timing = resolveRouteOptions(options, '', { waitSeconds: 25, timeoutSeconds: 900, maxAttempts: 3 })
-  const clock = checkAdapter(options.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
+  const clock = clockOption(options.clock, 'clock')
   return {
     ...timing,
     consume: optionalBoolean(options.consume, 'consume') ?? options.queue === undefined,

@@ -6,6 +6,9 @@ import { isJobRun, RUN_HEADER } from '../job/context.js'
 import type { Headers, JsonValue, RequestSnapshot } from '../job/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
+
+/** The body bytes kept so far, and their count. */
+interface Captured { chunks: Buffer[], bytes: number }
 const kDecoded = Symbol('fastify-long-running.decoded')
 const kTee = Symbol('fastify-long-running.tee')
 
@@ -30,19 +33,20 @@ const NOT_FORWARDED = new Set([
 export async function captureBody (request: FastifyRequest, _reply: FastifyReply, payload: Payload): Promise<Payload> {
   const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined
   if (!hasBody || isJobRun(request)) return payload
-  const chunks: Buffer[] = []
+  const captured: Captured = { chunks: [], bytes: 0 }
   const tee: Payload = new Transform({
     // Never back-pressure the socket: a parser may read `request.raw` itself (multipart does)
-    // and leave this side unread. What waits here is the very buffers kept in `chunks`.
+    // and leave this side unread. What waits here is the very buffers kept in `captured`.
     readableHighWaterMark: 1024 ** 3,
     transform (chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk)
+      captured.chunks.push(chunk)
+      captured.bytes += chunk.length
       callback(null, chunk)
     }
   })
   // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
   Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
-  ;(request as unknown as Record<symbol, Buffer[]>)[kBody] = chunks
+  ;(request as unknown as Record<symbol, Captured>)[kBody] = captured
   ;(request as unknown as Record<symbol, Transform>)[kTee] = tee as Transform
   // An app-wide preParsing hook (request decompression) ran before this route-level one: the
   // bytes kept are the decoded ones, so the replay must not claim the client's encoding.
@@ -73,8 +77,8 @@ export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>, 
     headers,
     origin: { ip: request.ip, protocol: request.protocol === 'https' ? 'https' : 'http', host: request.host }
   }
-  const chunks = (request as unknown as Record<symbol, Buffer[] | undefined>)[kBody]
-  if (chunks !== undefined) snapshot.body = Buffer.concat(chunks)
+  const captured = (request as unknown as Record<symbol, Captured | undefined>)[kBody]
+  if (captured !== undefined) snapshot.body = Buffer.concat(captured.chunks, captured.bytes)
   if (carried !== undefined) snapshot.carried = carried
   return snapshot
 }
@@ -87,9 +91,8 @@ export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>, 
 export async function drainBody (request: FastifyRequest, limit: number): Promise<void> {
   const tee = (request as unknown as Record<symbol, Transform | undefined>)[kTee]
   if (tee === undefined || tee.readableEnded) return
-  const chunks = (request as unknown as Record<symbol, Buffer[]>)[kBody] as Buffer[]
-  const size = (): number => chunks.reduce((sum, chunk) => sum + chunk.length, 0)
-  tee.on('data', () => { if (size() > limit) tee.destroy(new BodyTooLargeError(limit)) })
+  const captured = (request as unknown as Record<symbol, Captured>)[kBody] as Captured
+  tee.on('data', () => { if (captured.bytes > limit) tee.destroy(new BodyTooLargeError(limit)) })
   tee.resume()
   await finished(tee)
 }

@@ -18,11 +18,6 @@ export interface Acceptance {
   clock: Clock
 }
 
-/**
- * Accepts a request as a job: records it in the store, then queues its message, and returns
- * the record the store wrote. Either both happen or the client gets
- * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
- */
 /** One request to accept: the request, the route's timing, and what the HTTP side knows of it. */
 export interface NewRequest {
   request: RequestSnapshot
@@ -33,6 +28,11 @@ export interface NewRequest {
   responseLimit?: number | undefined
 }
 
+/**
+ * Accepts a request as a job: records it in the store, then queues its message, and returns
+ * the record the store wrote. Either both happen or the client gets
+ * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
+ */
 export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
   const { store, queue, resultTtlSeconds, leaseSeconds, clock } = acceptance
   const { request, timing, binding, responseLimit } = accepted

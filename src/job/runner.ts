@@ -159,10 +159,11 @@ export class JobRunner {
         const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
         // Stored only if the front end the request came through can return it: otherwise every
         // read of it would fail there (a 502 from API Gateway) until it expired.
-        const size = message.responseLimit === undefined ? 0 : lambdaResponseBytes(response)
-        if (message.responseLimit !== undefined && size > message.responseLimit) {
-          log.warn({ bytes: size, limit: message.responseLimit }, 'job result too large for its front end')
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(size, message.responseLimit)), { ...run, outcome: JobOutcome.tooLarge })
+        const limit = message.responseLimit
+        const size = limit === undefined ? 0 : lambdaResponseBytes(response)
+        if (limit !== undefined && size > limit) {
+          log.warn({ bytes: size, limit }, 'job result too large for its front end')
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(size, limit)), { ...run, outcome: JobOutcome.tooLarge })
         }
         return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
       }

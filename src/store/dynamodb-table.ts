@@ -19,7 +19,8 @@ const MAX_BATCH_TRIES = 8
 
 /**
  * The table's plumbing, below the store's job semantics: conditional writes that report a
- * failed condition as `undefined`, and the batch calls with their unprocessed-item loops.
+ * failed condition as `{ ok: false }` (with the old item when the service returns it), and the
+ * batch calls with their bounded unprocessed-item loops.
  */
 export class DynamoDbTable {
   readonly name: string

@@ -1,7 +1,7 @@
 import { JobExistsError } from '../errors.js'
 import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
-import { systemClock, type Clock } from '../clock.js'
-import { checkAdapter, number, optionsObject } from '../validate.js'
+import { clockOption, type Clock } from '../clock.js'
+import { number, optionsObject } from '../validate.js'
 import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 import { Watchers, type Listener } from './watchers.js'
@@ -34,7 +34,7 @@ export interface MemoryStoreOptions {
  */
 export function memoryStore (options?: MemoryStoreOptions): ResultStore {
   const checked = optionsObject(options, 'memoryStore options')
-  const clock = checkAdapter(checked.clock, 'clock', ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
+  const clock = clockOption(checked.clock, 'clock')
   return new MemoryStore(number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true), clock)
 }
 
