@@ -7,7 +7,7 @@ import {
   A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestBlob, requestOf, responseBlob, responseOf, s, str,
   ttlOf, unpackBody, type Item, type PackedBody
 } from './dynamodb-items.js'
-import { DynamoDbTable, loadSdk, names, projection } from './dynamodb-table.js'
+import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
 import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 
@@ -50,7 +50,7 @@ const UNFINISHED = 'attribute_exists(#id) AND #st <> :done'
 
 class DynamoDbStore implements ResultStore {
   readonly #table: string
-  readonly #aws: LazyAwsClient<Awaited<ReturnType<typeof loadSdk>>, DynamoDBClient>
+  readonly #aws: LazyAwsClient<Sdk, DynamoDBClient>
   readonly #db: DynamoDbTable
 
   constructor (table: string, client: DynamoDBClient | undefined) {

@@ -4,8 +4,7 @@ import { sleep, systemClock } from '../clock.js'
 import { BackendError } from '../errors.js'
 import { backoffs } from '../retry.js'
 
-const loadSdk = async () => await import('@aws-sdk/client-dynamodb')
-export { loadSdk }
+export const loadSdk = async () => await import('@aws-sdk/client-dynamodb')
 export type Sdk = Awaited<ReturnType<typeof loadSdk>>
 
 export type Item = Record<string, AttributeValue>
