@@ -14,6 +14,10 @@ const DELAY = {
 
 const ECHO_BODY_LIMIT = 6 * 1024 * 1024
 
+// Runs of long-running handlers in this process, whichever app instance ran them: under
+// `npm run dev:aws` the HTTP app and the worker Lambda's app share one process.
+let executions = 0
+
 /**
  * The example app: three long-running routes and two ordinary ones. Backends come from
  * `options` (see `example/backends.ts`); with none, jobs run in this process. `corsOrigins`:
@@ -30,7 +34,6 @@ export async function buildApp (
   // Responses compressed for clients that accept it: results too (each fetch gets its own encoding).
   await app.register(compress)
   await app.register(longRunning, options)
-  let executions = 0
 
   const wait = async (seconds: string, signal: AbortSignal | undefined): Promise<void> => {
     executions += 1

@@ -116,3 +116,22 @@ export const InvalidCarryError = createError<'FST_LONG_RUNNING_INVALID_CARRY', [
   'Expected `carry` to return an object of JSON values, got %s',
   500
 )
+
+/**
+ * Idempotency-Key answers (draft-ietf-httpapi-idempotency-key-header), sent as problem details
+ * (RFC 9457): a key that is not a Structured Field string nor a bare token, a key missing where
+ * the route requires one, a key reused with another request, and (option `strict`) a retry
+ * while the key's job still runs.
+ */
+export const InvalidIdempotencyKeyError = createError<'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID', [string]>(
+  'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID',
+  'Expected `%s` to be one Structured Field string ("…") or token of 1 to 255 visible ASCII characters',
+  400
+)
+export const IdempotencyKeyMissingError = createError<'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING', [string]>(
+  'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING',
+  'This operation requires an `%s` header',
+  400
+)
+export const IdempotencyKeyReusedError = createError('FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with another request', 422)
+export const IdempotencyConflictError = createError('FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT', 'The request with this idempotency key is still being processed', 409)

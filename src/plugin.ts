@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { KEYED_METHODS } from './http/idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './http/location.js'
 import { Poller } from './http/poller.js'
 import { Responder, type JobParams } from './http/responder.js'
@@ -9,7 +10,7 @@ import { Waiter } from './http/waiter.js'
 import { isJobRun, RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
 import { JobRunner } from './job/runner.js'
-import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions } from './options.js'
+import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions, type RouteSettings } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
 import { redeliveryBackoff } from './retry.js'
 import type { ResultStore } from './store/store.js'
@@ -55,7 +56,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   })
   const poller = new Poller(store, options.pollIntervalMs, app.log)
   const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix)
-  const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts }
+  const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
   // job run from a client's request (as @fastify/aws-lambda resolves its event).
@@ -88,17 +89,17 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     if (value === undefined || value === false) return
     // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
     // running a slow handler inside the request just to answer HEAD would defeat the point.
-    const timing = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
+    const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
     route.preParsing = [...asArray(route.preParsing), captureBody]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
-    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema)
+    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.
     route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
       if (isJobRun(request)) return handler.call(this, request, reply)
-      return responder.accept(request, reply, timing)
+      return responder.accept(request, reply, settings)
     }
   })
 
@@ -160,6 +161,12 @@ function warnAboutEarlierRoutes (app: FastifyInstance): void {
     .map(([, url, methods]) => `${String(methods).replace(', HEAD', '')} ${String(url)}`)
   if (routes.length === 0) return
   app.log.warn({ routes }, 'fastify-long-running loaded after these routes were declared: a longRunning option on them has no effect. Register the plugin first, with await')
+}
+
+/** The idempotency key header a route documents: when it takes keys and has a method they apply to. */
+function keyHeaderOf (route: RouteOptions, settings: RouteSettings): string | undefined {
+  const keyed = asArray(route.method).some(method => KEYED_METHODS.has(method))
+  return keyed ? settings.idempotency?.header : undefined
 }
 
 function ignoreEmptyBody (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {

@@ -55,6 +55,11 @@ export function pathPrefix (value: unknown, name: string): string | undefined {
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/
 
+/** One lower-case header name (what Node's `request.headers` is keyed by). */
+export function headerName (value: unknown, name: string): string {
+  return matching(value, name, HEADER_NAME, 'a lower-case header name')
+}
+
 export function headerNames (value: unknown, name: string): ReadonlySet<string> {
   if (value === undefined) return new Set()
   if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && HEADER_NAME.test(item))) {

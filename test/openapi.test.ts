@@ -19,6 +19,7 @@ t.test('the OpenAPI document lists the async endpoints and the interim answers, 
     }
   }, async () => ({ total: 1 }))
   app.get('/export', { longRunning: true }, async () => 'csv')
+  app.post('/unkeyed', { longRunning: { idempotency: false } }, async () => 'done')
   t.teardown(() => app.close())
   await app.ready()
   const document = app.swagger() as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown>, parameters?: Array<{ name: string, in: string }> }>> }
@@ -29,12 +30,15 @@ t.test('the OpenAPI document lists the async endpoints and the interim answers, 
   t.same(Object.keys(result?.delete?.responses ?? {}).sort(), ['204', '404', '409'])
   t.notOk(Object.keys(document.paths).some(path => path.includes('*')), 'the wildcard twin stays hidden')
 
-  for (const [path, method, own] of [['/report', 'post', ['201']], ['/export', 'get', []]] as const) {
+  for (const [path, method, own] of [['/report', 'post', ['201', '409', '422']], ['/export', 'get', []]] as const) {
     const operation = document.paths[path]?.[method]
-    t.same(Object.keys(operation?.responses ?? {}).sort(), [...own, '202', '303'].sort(), `${path}: gains 202 and 303`)
+    t.same(Object.keys(operation?.responses ?? {}).sort(), [...own, '202', '303'].sort(), `${path}: gains 202 and 303 (and 409 and 422 with keys)`)
     t.ok(operation?.parameters?.some(parameter => parameter.in === 'header' && parameter.name === 'prefer'), `${path}: documents Prefer`)
+    const keyed = operation?.parameters?.some(parameter => parameter.in === 'header' && parameter.name === 'idempotency-key')
+    t.equal(keyed, method === 'post', `${path}: documents Idempotency-Key where it applies`)
   }
   t.ok(document.paths['/report']?.post?.parameters?.some(parameter => parameter.name === 'x-tenant'), 'the route\'s own headers are kept')
+  t.same(Object.keys(document.paths['/unkeyed']?.post?.responses ?? {}).sort(), ['202', '303'], 'no key answers where keys are off')
 
   const validation = await new Validator().validate(document as unknown as Parameters<Validator['validate']>[0])
   t.ok(validation.valid, JSON.stringify(validation.errors))

@@ -41,7 +41,12 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ dropHeaders: 'cookie' }, 'Expected `dropHeaders` to be an array of lower-case header names, got "cookie"'],
     [{ dropHeaders: ['Cookie'] }, 'Expected `dropHeaders` to be an array of lower-case header names, got an array'],
     [{ queue: {} }, 'Expected `queue` to be an object with send, consume, got an object'],
-    [{ store: () => {} }, 'Expected `store` to be an object with create, get, claim, renew, setProgress, complete, cancel, delete, got a function']
+    [{ idempotency: 'on' }, 'Expected `idempotency` to be an object, got "on"'],
+    [{ idempotency: { header: 'Idempotency-Key' } }, 'Expected `idempotency.header` to be a lower-case header name, got "Idempotency-Key"'],
+    [{ idempotency: { header: 'a b' } }, 'Expected `idempotency.header` to be a lower-case header name, got "a b"'],
+    [{ idempotency: { required: 1 } }, 'Expected `idempotency.required` to be a boolean, got 1'],
+    [{ idempotency: { strict: 'yes' } }, 'Expected `idempotency.strict` to be a boolean, got "yes"'],
+    [{ store: () => {} }, 'Expected `store` to be an object with create, reserveKey, get, claim, renew, setProgress, complete, cancel, delete, got a function']
   ]
   for (const [options, message] of cases) {
     const error = await register(options) as { code?: string, message?: string } | undefined
@@ -65,8 +70,11 @@ t.test('valid options register', async t => {
     routePrefix: '/jobs',
     basePath: '/prod',
     bindTo: () => 'x',
+    idempotency: { header: 'x-request-key', required: true, strict: true },
     queue: memoryQueue()
   }), undefined)
+  t.equal(await register({ idempotency: false }), undefined)
+  t.equal(await register({ idempotency: true }), undefined)
 })
 
 t.test('route options are checked when the route is added, naming the route', async t => {
@@ -79,6 +87,10 @@ t.test('route options are checked when the route is added, naming the route', as
     { message: 'Expected `GET /b longRunning` to be true or an object, got "yes"' })
   t.throws(() => app.get('/c', { longRunning: { maxAttempts: 0 } }, async () => 'c'),
     { message: 'Expected `GET /c longRunning.maxAttempts` to be an integer from 1 to 100, got 0' })
+  t.throws(() => app.post('/k', { longRunning: { idempotency: { header: 'X' } } }, async () => 'k'),
+    { message: 'Expected `POST /k longRunning.idempotency.header` to be a lower-case header name, got "X"' })
+  t.throws(() => app.post('/l', { longRunning: { idempotency: null as unknown as boolean } }, async () => 'l'),
+    { message: 'Expected `POST /l longRunning.idempotency` to be an object, got null' })
   app.get('/d', { longRunning: false }, async () => 'd')
   app.get('/e', { longRunning: { timeoutSeconds: 5 } }, async () => 'e')
   t.equal((await app.inject('/d')).body, 'd', 'longRunning: false is an ordinary route')

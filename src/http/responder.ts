@@ -1,15 +1,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import type { FastifyReply, FastifyRequest } from 'fastify'
-import { InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
-import { enqueueJob } from '../job/enqueue.js'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import { enqueueJob, type NewRequest } from '../job/enqueue.js'
 import { isJobId } from '../job/id.js'
-import { resultExpiry, type JobTiming } from '../job/lifetime.js'
+import { resultExpiry } from '../job/lifetime.js'
+import { enqueueOnce } from '../job/once.js'
 import { errorResponse } from '../job/response.js'
 import type { JsonValue } from '../job/wire.js'
-import type { ResolvedOptions } from '../options.js'
+import type { ResolvedOptions, RouteSettings } from '../options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../store/store.js'
+import { KEYED_METHODS, keyedRequest, keyOf, REPLAYED_HEADER, sendProblem } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendRedirect, sendStored } from './replies.js'
@@ -40,15 +42,32 @@ export class Responder {
   }
 
   /** Turns the request into a job (the route's handler already passed hooks and validation). */
-  async accept (request: FastifyRequest, reply: FastifyReply, timing: JobTiming): Promise<FastifyReply> {
+  async accept (request: FastifyRequest, reply: FastifyReply, route: RouteSettings): Promise<FastifyReply> {
     await drainBody(request, request.routeOptions.bodyLimit)
-    const snapshot = snapshotOf(request, this.#options.dropHeaders, this.#carried(request))
-    const record = await enqueueJob(this.#options, {
-      request: snapshot,
-      timing,
+    const accepted: NewRequest = {
+      request: snapshotOf(request, this.#options.dropHeaders, this.#carried(request)),
+      timing: route,
       binding: await this.#bindingOf(request),
       responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty)
-    }, request.log)
+    }
+    const { idempotency } = route
+    let key: string | undefined
+    try {
+      if (idempotency !== undefined && KEYED_METHODS.has(request.method)) key = keyOf(request.headers[idempotency.header], idempotency)
+    } catch (error) {
+      return await sendProblem(reply, error as FastifyError)
+    }
+    if (key === undefined) return await this.#answer(request, reply, await enqueueJob(this.#options, accepted, request.log), 0)
+    const admission = await enqueueOnce(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log)
+    if (admission.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
+    const { record } = admission
+    if (admission.kind === 'created') return await this.#answer(request, reply, record, 0)
+    request.log.info({ jobId: record.id }, 'idempotency key seen before: answering for its job')
+    reply.header(REPLAYED_HEADER, 'true')
+    if (idempotency?.strict === true && record.response === undefined) {
+      reply.header('location', this.#location(request, record.id, 0))
+      return await sendProblem(reply, new IdempotencyConflictError())
+    }
     return await this.#answer(request, reply, record, 0)
   }
 
@@ -85,8 +104,7 @@ export class Responder {
 
   async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {
     const prefer = parsePrefer(request.headers.prefer)
-    const prefix = (this.#options.basePath ?? basePathOf(request, this.#options.awsLambdaProperty)) + this.#prefix + this.#options.routePrefix
-    const location = resultLocation(prefix, current.id, nextHop(hop))
+    const location = this.#location(request, current.id, hop)
     let record: JobRecord | undefined = current
     if (!prefer.respondAsync) {
       const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request, this.#options.awsLambdaProperty) / 1000)
@@ -107,6 +125,12 @@ export class Responder {
     if (prefer.respondAsync) return await sendAccepted(reply, record, location, true)
     if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false)
     return await sendRedirect(reply, record, location)
+  }
+
+  /** Where the next wait for job `id` is, relative, as the client reached this app. */
+  #location (request: FastifyRequest, id: string, hop: number): string {
+    const prefix = (this.#options.basePath ?? basePathOf(request, this.#options.awsLambdaProperty)) + this.#prefix + this.#options.routePrefix
+    return resultLocation(prefix, id, nextHop(hop))
   }
 
   async #bindingOf (request: FastifyRequest): Promise<string | undefined> {

@@ -102,15 +102,33 @@ export function usesDefaultCompilers (instance: object, route: { validatorCompil
   return controller !== undefined && controller.isCustomValidatorCompiler === false && controller.isCustomSerializerCompiler === false
 }
 
+// Problem details (RFC 9457) of the idempotency answers. Other members pass through: the route's
+// own 409 and 422 errors, if it throws any, keep their fields when serialized by this schema.
+const problem = {
+  type: 'object',
+  additionalProperties: true,
+  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' } }
+} as const
+
+/** The answers of a route that takes idempotency keys. */
+const keyedResponses = {
+  409: { ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT: the job of this key still runs (strict idempotency); see Location' },
+  422: { ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED: this key came with another request before' }
+} as const
+
 /**
- * Adds the interim answers and the `Prefer` header to a long-running route's schema, keeping
+ * Adds the interim answers and the `Prefer` header to a long-running route's schema, and the
+ * idempotency key header (`keyHeader`) with its answers where the route takes keys, keeping
  * whatever the route declares itself.
  */
-export function withInterimSchema (schema: FastifySchema | undefined): FastifySchema {
+export function withInterimSchema (schema: FastifySchema | undefined, keyHeader?: string): FastifySchema {
   const headers = (schema?.headers ?? { type: 'object' }) as { type?: string, properties?: Record<string, unknown> }
+  const keyed = keyHeader === undefined
+    ? {}
+    : { [keyHeader]: { type: 'string', description: 'Idempotency-Key (Structured Field string, or a bare token): a retry with the same key gets the first request\'s job and result; expires with the result' } }
   return {
     ...schema,
-    ...(headers.type === 'object' ? { headers: { ...headers, properties: { prefer, ...headers.properties } } } : {}),
-    response: { ...interimResponses, ...(schema?.response as object | undefined) }
+    ...(headers.type === 'object' ? { headers: { ...headers, properties: { prefer, ...keyed, ...headers.properties } } } : {}),
+    response: { ...interimResponses, ...(keyHeader === undefined ? {} : keyedResponses), ...(schema?.response as object | undefined) }
   }
 }

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import { EnqueueFailedError } from '../errors.js'
+import { EnqueueFailedError, JobExistsError } from '../errors.js'
 import type { JobQueue } from '../queue/queue.js'
 import { withRetries } from '../retry.js'
 import type { JobRecord, NewJob, ResultStore } from '../store/store.js'
@@ -28,28 +28,47 @@ export interface NewRequest {
   responseLimit?: number | undefined
 }
 
+/** When a job accepted now expires while it has no result. */
+export function acceptedExpiry (acceptance: Acceptance, timing: JobTiming): number {
+  const { clock, leaseSeconds, resultTtlSeconds, queue } = acceptance
+  return pendingExpiry(clock.now(), timing, leaseSeconds, resultTtlSeconds, queue.deliveryWindowSeconds)
+}
+
+/** The queue message of job `id`, with the request inside, and whether it fits the queue. */
+export function messageOf (acceptance: Acceptance, accepted: NewRequest, id: string): { message: JobMessage, fits: boolean } {
+  const { timing, request, responseLimit } = accepted
+  const message: JobMessage = {
+    id,
+    timeoutSeconds: timing.timeoutSeconds,
+    maxAttempts: timing.maxAttempts,
+    resultTtlSeconds: acceptance.resultTtlSeconds,
+    enqueuedAt: acceptance.clock.now(),
+    request
+  }
+  if (responseLimit !== undefined) message.responseLimit = responseLimit
+  return { message, fits: Buffer.byteLength(encodeMessage(message)) <= acceptance.queue.maxMessageBytes }
+}
+
 /**
  * Accepts a request as a job: records it in the store, then queues its message, and returns
  * the record the store wrote. Either both happen or the client gets
- * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
+ * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind. With `keyedId` (the job an
+ * idempotency key reserved), a `JobExistsError` passes through untouched: the job is someone else's to run.
  */
-export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
-  const { store, queue, resultTtlSeconds, leaseSeconds, clock } = acceptance
-  const { request, timing, binding, responseLimit } = accepted
-  const id = newJobId()
-  const now = clock.now()
-  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: pendingExpiry(now, timing, leaseSeconds, resultTtlSeconds, queue.deliveryWindowSeconds) }
+export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, log: FastifyBaseLogger, keyedId?: string): Promise<JobRecord> {
+  const { store, queue, clock } = acceptance
+  const id = keyedId ?? newJobId()
+  const { request, timing, binding } = accepted
+  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: acceptedExpiry(acceptance, timing) }
   if (binding !== undefined) job.binding = binding
-  const message: JobMessage = { id, timeoutSeconds: timing.timeoutSeconds, maxAttempts: timing.maxAttempts, resultTtlSeconds, enqueuedAt: now, request }
-  if (responseLimit !== undefined) message.responseLimit = responseLimit
-  let body = encodeMessage(message)
-  if (Buffer.byteLength(body) > queue.maxMessageBytes) {
+  const { message, fits } = messageOf(acceptance, accepted, id)
+  if (!fits) {
     // Claim-check: the request waits in the store and the message only points at it.
     job.request = request
     delete message.request
-    body = encodeMessage(message)
   }
-  let record: JobRecord
+  const body = encodeMessage(message)
+  let record: JobRecord | undefined
   try {
     record = await store.create(job)
     // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
@@ -60,6 +79,7 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
       onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
     })
   } catch (error) {
+    if (keyedId !== undefined && record === undefined && error instanceof JobExistsError) throw error
     // No phantom job, even when a write went through but its answer was lost: the client gets
     // a 503 and no id, so nobody would ever wait for it.
     await withRetries(async () => await store.delete(id), {

@@ -7,8 +7,9 @@ import {
   A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestBlob, requestOf, responseBlob, responseOf, s, str,
   ttlOf, unpackBody, type Item, type PackedBody
 } from './dynamodb-items.js'
+import { reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
-import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
+import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 
 /** Options of {@link dynamoDbStore}. */
@@ -78,11 +79,18 @@ class DynamoDbStore implements ResultStore {
     const written = await this.#db.conditional(new PutItemCommand({
       TableName: this.#table,
       Item: item,
-      ConditionExpression: 'attribute_not_exists(#id)',
-      ExpressionAttributeNames: { '#id': A.id }
+      // An expired job is gone (`isExpired`) even while its item waits for TTL: an idempotency
+      // key may create its job again under the same id.
+      ConditionExpression: `attribute_not_exists(#id) OR NOT (${LIVE})`,
+      ExpressionAttributeNames: names(A.id, A.expiresAt),
+      ExpressionAttributeValues: { ':now': n(Date.now()) }
     }))
     if (!written.ok) throw new JobExistsError(job.id)
     return recordOf(item)
+  }
+
+  async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
+    return await reserveKey(this.#db, reservation)
   }
 
   async get (id: string): Promise<JobRecord | undefined> {

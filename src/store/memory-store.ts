@@ -2,7 +2,7 @@ import { JobExistsError } from '../errors.js'
 import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
-import type { ClaimResult, JobProgress, JobRecord, NewJob, ResultStore } from './store.js'
+import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 import { Watchers, type Listener } from './watchers.js'
 
@@ -40,6 +40,7 @@ export function memoryStore (options?: MemoryStoreOptions): ResultStore {
 
 class MemoryStore implements ResultStore {
   readonly #entries = new Map<string, Entry>()
+  readonly #keys = new Map<string, KeyReservation>()
   readonly #watchers = new Watchers()
   readonly #sweep: NodeJS.Timeout
   readonly #clock: Clock
@@ -55,6 +56,13 @@ class MemoryStore implements ResultStore {
     if (job.binding !== undefined) record.binding = job.binding
     this.#entries.set(job.id, job.request === undefined ? { record } : { record, request: job.request })
     return { ...record }
+  }
+
+  async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
+    const held = this.#keys.get(reservation.key)
+    if (held !== undefined && !isExpired(held, this.#clock.now())) return { ...held }
+    this.#keys.set(reservation.key, { ...reservation })
+    return { ...reservation }
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
@@ -151,5 +159,7 @@ class MemoryStore implements ResultStore {
 
   #sweepExpired (): void {
     for (const id of this.#entries.keys()) this.#live(id)
+    const now = this.#clock.now()
+    for (const [key, reservation] of this.#keys) if (isExpired(reservation, now)) this.#keys.delete(key)
   }
 }

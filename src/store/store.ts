@@ -65,6 +65,20 @@ export interface NewJob {
   request?: RequestSnapshot
 }
 
+/**
+ * An idempotency key's reservation: the job the key stands for, and the request it first came
+ * with. Keys are only ever stored as digests of the key and its scope (route, caller).
+ */
+export interface KeyReservation {
+  /** Digest of the scoped key. */
+  key: string
+  jobId: string
+  /** Digest of the request that first used the key. */
+  fingerprint: string
+  /** Epoch ms from which the reservation counts as gone: the job's own first expiry. */
+  expiresAt: number
+}
+
 /** The outcome of {@link ResultStore.claim}. */
 export type ClaimResult =
   | { claimed: true, attempt: number, request?: RequestSnapshot }
@@ -76,8 +90,17 @@ export type ClaimResult =
  * conditional. Implementations translate backend errors at the boundary and rethrow the rest.
  */
 export interface ResultStore {
-  /** Records a new pending job and returns its record. Rejects with `JobExistsError` if the id exists. */
+  /** Records a new pending job and returns its record. Rejects with `JobExistsError` if a live job has the id. */
   create (job: NewJob): Promise<JobRecord>
+
+  /**
+   * Reserves an idempotency key for a job, unless a live reservation holds the key already, and
+   * returns the reservation that holds it: `reservation` itself when this call reserved it. One
+   * conditional write: of any number of racing callers, exactly one reserves. The reservation
+   * is written before its job: a caller that finds it but not the job creates the job with the
+   * reserved id, and `create`'s own condition lets only one do so.
+   */
+  reserveKey (reservation: KeyReservation): Promise<KeyReservation>
 
   /** The job, or `undefined` when unknown or expired. Strongly consistent. */
   get (id: string): Promise<JobRecord | undefined>

@@ -43,6 +43,32 @@ export function storeContract (
     t.same(await store.claim(id, lease('w')), { claimed: false })
   })
 
+  t.test('an idempotency key: of racing reservations exactly one holds, until it expires', async t => {
+    const store = await make()
+    const key = randomBytes(32).toString('base64url')
+    const racers = Array.from({ length: 12 }, (_, i) => ({ key, jobId: newJobId(), fingerprint: `fp${i % 2}`, expiresAt: soon() }))
+    const holders = await Promise.all(racers.map(async racer => await store.reserveKey(racer)))
+    const winner = holders[0]
+    t.ok(racers.some(racer => racer.jobId === winner?.jobId), 'one of them')
+    t.same(holders, holders.map(() => winner), 'every racer is told the same holder, with its fingerprint')
+    t.same(await store.reserveKey({ ...racers[0], jobId: newJobId() } as typeof racers[0]), winner, 'it holds')
+    const other = { key: randomBytes(32).toString('base64url'), jobId: newJobId(), fingerprint: 'fp', expiresAt: soon() }
+    t.same(await store.reserveKey(other), other, 'keys are independent')
+
+    const lapsing = { key: randomBytes(32).toString('base64url'), jobId: newJobId(), fingerprint: 'old', expiresAt: Date.now() - 1000 }
+    t.same(await store.reserveKey(lapsing), lapsing)
+    const next = { ...lapsing, jobId: newJobId(), fingerprint: 'new', expiresAt: soon() }
+    t.same(await store.reserveKey(next), next, 'an expired reservation is free again, deleted or not')
+  })
+
+  t.test('an expired job\'s id can be created again (a key whose job expired starts it anew)', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, expiresAt: Date.now() - 1000 })
+    t.match(await store.create({ id, waitSeconds: 2, expiresAt: soon() }), { id, status: 'pending', waitSeconds: 2 })
+    t.match(await store.get(id), { status: 'pending', attempt: 0 })
+  })
+
   t.test('claims: one live lease at a time; a lapsed lease is taken over with the next attempt', async t => {
     const store = await make()
     const id = newJobId()

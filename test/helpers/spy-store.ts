@@ -3,7 +3,7 @@ import type { ResultStore } from '../../src/index.js'
 /** `store` with some methods replaced; the others still call the real store. */
 export function spyStore (store: ResultStore, overrides: Partial<ResultStore>): ResultStore {
   const bound: Record<string, unknown> = {}
-  for (const name of ['create', 'get', 'getMany', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete', 'watch', 'close'] as const) {
+  for (const name of ['create', 'reserveKey', 'get', 'getMany', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete', 'watch', 'close'] as const) {
     const method = store[name]
     if (typeof method === 'function') bound[name] = method.bind(store)
   }

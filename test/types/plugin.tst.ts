@@ -10,11 +10,14 @@ describe('route option', () => {
   test('true, false or per-route timing on any route', () => {
     expect(app.get('/a', { longRunning: true }, async () => 'a')).type.not.toRaiseError()
     expect(app.post('/b', { longRunning: { waitSeconds: 5, timeoutSeconds: 60, maxAttempts: 2 } }, async () => 'b')).type.not.toRaiseError()
+    expect(app.post('/k', { longRunning: { idempotency: { header: 'x-key', required: true, strict: true } } }, async () => 'k')).type.not.toRaiseError()
+    expect(app.post('/l', { longRunning: { idempotency: false } }, async () => 'l')).type.not.toRaiseError()
     expect(app.route({ method: 'PUT', url: '/c', longRunning: false, handler: async () => 'c' })).type.not.toRaiseError()
   })
   test('anything else is a type error', () => {
     expect(app.get('/d', { longRunning: 'yes' }, async () => 'd')).type.toRaiseError()
     expect(app.get('/e', { longRunning: { waitSecs: 5 } }, async () => 'e')).type.toRaiseError()
+    expect(app.post('/f', { longRunning: { idempotency: { header: 5 } } }, async () => 'f')).type.toRaiseError()
   })
 })
 
@@ -61,6 +64,7 @@ describe('adapter contracts', () => {
   test('a store written against the types alone fits the option', () => {
     const store: ResultStore = {
       create: async (job) => ({ id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }),
+      reserveKey: async (reservation) => reservation,
       get: async () => undefined,
       claim: async () => ({ claimed: false }),
       renew: async () => false,

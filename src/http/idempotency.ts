@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto'
+import type { FastifyError, FastifyReply } from 'fastify'
+import { IdempotencyKeyMissingError, InvalidIdempotencyKeyError } from '../errors.js'
+import type { KeyedRequest } from '../job/once.js'
+import type { RequestSnapshot } from '../job/wire.js'
+import type { IdempotencySettings } from '../options.js'
+
+/**
+ * `Idempotency-Key` on the HTTP side (draft-ietf-httpapi-idempotency-key-header-07): reading
+ * the key, scoping it, fingerprinting the request, and the problem answers.
+ */
+
+/** Methods a key applies to: the ones that are not idempotent by themselves (RFC 9110 §9.2.2), and DELETE. */
+export const KEYED_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+
+/** Tells the client that the answer is the key's earlier job's, not a run of its own (as Stripe does). */
+export const REPLAYED_HEADER = 'idempotent-replayed'
+
+const MAX_KEY_LENGTH = 255
+// A Structured Field String (RFC 8941 §3.3.3): printable ASCII in quotes, `\"` and `\\` escaped.
+const SF_STRING = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/
+// A bare key, as many clients send it (a UUID, say): visible ASCII but the quote, the comma
+// (several values joined) and the backslash.
+const BARE_KEY = /^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/
+
+// Problem details (RFC 9457): `type` points at the draft's section on these answers.
+const PROBLEM_TYPE = 'https://www.ietf.org/archive/id/draft-ietf-httpapi-idempotency-key-header-07.html#section-2.7'
+
+/**
+ * The key a request carries, unescaped; `undefined` without one (unless the route requires it).
+ * Throws the error to answer with: a key that is not exactly one string of 1 to 255 characters.
+ */
+export function keyOf (value: string | string[] | undefined, settings: IdempotencySettings): string | undefined {
+  if (value === undefined) {
+    if (settings.required) throw new IdempotencyKeyMissingError(settings.header)
+    return undefined
+  }
+  const quoted = typeof value === 'string' ? SF_STRING.exec(value) : null
+  const key = quoted !== null ? (quoted[1] as string).replace(/\\(["\\])/g, '$1') : value
+  if (typeof key !== 'string' || key.length === 0 || key.length > MAX_KEY_LENGTH || (quoted === null && !BARE_KEY.test(key))) {
+    throw new InvalidIdempotencyKeyError(settings.header)
+  }
+  return key
+}
+
+/**
+ * Digests of the key in its scope and of the request. The scope (method, path, `bindTo` value)
+ * keeps two routes or two callers from ever sharing a key; the fingerprint (method, path and
+ * query, content type, body bytes) tells a retry from another request under the same key.
+ */
+export function keyedRequest (key: string, request: RequestSnapshot, binding: string | undefined): KeyedRequest {
+  const path = request.url.split('?', 1)[0]
+  const body = createHash('sha256').update(request.body ?? Buffer.alloc(0)).digest('base64url')
+  return {
+    key: digest(['key', request.method, path, binding ?? null, key]),
+    fingerprint: digest([request.method, request.url, request.headers['content-type'] ?? null, body])
+  }
+}
+
+function digest (parts: unknown[]): string {
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url')
+}
+
+/** Answers with an idempotency error as problem details, whatever the app's error handler does. */
+export async function sendProblem (reply: FastifyReply, error: FastifyError): Promise<FastifyReply> {
+  const status = error.statusCode as number
+  return await reply.code(status)
+    .header('content-type', 'application/problem+json; charset=utf-8')
+    .header('cache-control', 'no-store')
+    .send(JSON.stringify({ type: PROBLEM_TYPE, title: error.message, status, code: error.code }))
+}

@@ -1,0 +1,50 @@
+import { BackendError } from '../errors.js'
+import { A, n, num, s, str, ttlOf } from './dynamodb-items.js'
+import { names, type DynamoDbTable, type Item } from './dynamodb-table.js'
+import { isExpired, type KeyReservation } from './store.js'
+
+/**
+ * Idempotency keys as items of the job table: `k#{digest}`, which never collides with a job id
+ * (a UUID has no `#`) nor a chunk item (`{uuid}#…`). One small item per key, written with one
+ * conditional PutItem: a single-item write rather than a transaction with the job's item,
+ * because DynamoDB bills a transaction's writes twice and the emulator has none. The
+ * reservation comes first and names the job; `create`'s condition on the job's id does the rest.
+ */
+const K = { job: 'job', fingerprint: 'fp' } as const
+
+/** Stops a loop in which every reservation found expires or vanishes before it can be read. */
+const MAX_TRIES = 3
+
+/** Reserves the key, or returns the live reservation that holds it (see `ResultStore.reserveKey`). */
+export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation): Promise<KeyReservation> {
+  const { PutItemCommand, GetItemCommand } = await db.aws.sdk()
+  const id = `k#${reservation.key}`
+  const item: Item = {
+    [A.id]: s(id),
+    [K.job]: s(reservation.jobId),
+    [K.fingerprint]: s(reservation.fingerprint),
+    [A.expiresAt]: n(reservation.expiresAt),
+    [A.ttl]: n(ttlOf(reservation.expiresAt))
+  }
+  for (let tries = 0; tries < MAX_TRIES; tries++) {
+    const written = await db.conditional(new PutItemCommand({
+      TableName: db.name,
+      Item: item,
+      // An expired reservation is free again, whether or not TTL has deleted it yet.
+      ConditionExpression: 'attribute_not_exists(#id) OR #exp <= :now',
+      ExpressionAttributeNames: names(A.id, A.expiresAt),
+      ExpressionAttributeValues: { ':now': n(Date.now()) },
+      ReturnValuesOnConditionCheckFailure: 'ALL_OLD'
+    }))
+    if (written.ok) return reservation
+    const old = written.old ?? (await db.aws.send(new GetItemCommand({ TableName: db.name, Key: { [A.id]: s(id) }, ConsistentRead: true }))).Item
+    const held = old === undefined ? undefined : reservationOf(reservation.key, old)
+    // An SDK retry of a write that went through finds the caller's own reservation: it holds.
+    if (held !== undefined && !isExpired(held)) return held
+  }
+  throw new BackendError(`idempotency key reservation changed ${MAX_TRIES} times in a row`)
+}
+
+function reservationOf (key: string, item: Item): KeyReservation {
+  return { key, jobId: str(item, K.job) ?? '', fingerprint: str(item, K.fingerprint) ?? '', expiresAt: num(item, A.expiresAt) ?? 0 }
+}
