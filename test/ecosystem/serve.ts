@@ -17,9 +17,11 @@ export async function serve (t: Test, setup: (app: FastifyInstance) => Promise<v
 
 const run = promisify(execFile)
 
-/** curl with `args`; resolves with the final response's status, headers (as text) and body. */
-export async function curl (args: string[]): Promise<{ status: number, body: string, bytes: Buffer, headers: string }> {
-  const { stdout } = await run('curl', ['-s', '-D', '-', ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' })
+/** curl with `args` (and `input` on its stdin); resolves with the final response's status, headers (as text) and body. */
+export async function curl (args: string[], input?: Buffer): Promise<{ status: number, body: string, bytes: Buffer, headers: string }> {
+  const running = run('curl', ['-s', '-D', '-', ...args], { maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' })
+  running.child.stdin?.end(input)
+  const { stdout } = await running
   // -D - prints every response's headers before its body: the last block is the final one's.
   let rest = stdout
   let headers = ''
