@@ -162,3 +162,49 @@ t.test('a claim whose answer was lost and that the SDK sent again is recognised 
   t.equal(test.runs.get('own'), 1)
   t.match(await store.get(response.headers['x-job-id'] as string), { status: 'done', attempt: 1 }, 'one attempt: no lease waited out, no attempt spent')
 })
+
+t.test('an idempotency key\'s reservation whose answer was lost holds: the SDK\'s retry of it, and the client\'s', async t => {
+  const keyed = { method: 'POST', url: '/job/reserved?open=1', payload: 'x', headers: { 'content-type': 'text/plain', 'idempotency-key': 'k' } }
+  const isReservation = (context: { commandName: string }, args: { input: Record<string, any> }): boolean =>
+    context.commandName === 'PutItemCommand' && String(args.input.Item?.id?.S).startsWith('k#')
+
+  // Below the SDK's retries (dynalite: no item with the failed condition, the store reads it).
+  const retried = emulatorClients(emulators.env, { maxAttempts: 3 })
+  t.teardown(() => { retried.sqs.destroy(); retried.dynamodb.destroy() })
+  let lost = 0
+  addMiddleware(retried.dynamodb, (next, context) => async (args) => {
+    const result = await next(args)
+    if (isReservation(context, args) && lost++ === 0) throw Object.assign(new Error('socket hang up after the write'), { name: 'TimeoutError', $metadata: {} })
+    return result
+  }, 'deserialize')
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: retried.dynamodb })
+  const first = await awsApp(t, { ...retried, sqsFaults: injectFaults(retried.sqs, []), dynamoFaults: injectFaults(retried.dynamodb, []) }, { store })
+  const response = await first.app.inject(keyed)
+  t.equal(response.statusCode, 201)
+  t.equal(lost, 2, 'the reservation was sent twice, the first answer lost')
+  t.equal(response.headers['idempotent-replayed'], undefined, 'the caller\'s own reservation: a new job')
+
+  // Above them, the client sees the failure (strict AWS: the item comes with the failed condition).
+  const c = clients(t, [], [{ command: 'PutItemCommand', when: 'after' }])
+  const second = await awsApp(t, c)
+  const failed = await second.app.inject({ ...keyed, url: '/job/reserved2?open=1' })
+  t.equal(failed.statusCode, 503)
+  t.equal(c.dynamoFaults.injected.get('PutItemCommand'), 1, 'the reservation was written, its answer failed')
+  const retry = await second.app.inject({ ...keyed, url: '/job/reserved2?open=1' })
+  t.equal(retry.statusCode, 201, 'the retry creates the job under the reservation')
+  t.equal(second.runs.get('reserved2'), 1)
+})
+
+t.test('a reservation that expires between its refused write and its read answers 503', async t => {
+  const c = clients(t)
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb })
+  const reservation = { key: `expiring-${Date.now()}`, jobId: newJobId(), fingerprint: 'f', expiresAt: Date.now() + 60_000 }
+  await store.reserveKey(reservation)
+  // Every read of it finds it expired, as if its time ran out just after the write was refused.
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    const result = await next(args) as { output: { Item?: Record<string, { N?: string }> } }
+    if (context.commandName === 'GetItemCommand' && result.output.Item?.exp !== undefined) result.output.Item.exp = { N: '0' }
+    return result
+  })
+  await t.rejects(store.reserveKey({ ...reservation, jobId: newJobId() }), { code: 'FST_LONG_RUNNING_BACKEND', message: /expired while being read/ })
+})

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { keyedRequest, keyOf } from '../src/http/idempotency.js'
 import { basePathOf, nextHop, parseHop, resultLocation } from '../src/http/location.js'
 import { parsePrefer } from '../src/http/prefer.js'
 import { isJobId, newJobId } from '../src/job/id.js'
@@ -49,4 +50,24 @@ t.test('base path from the API Gateway event, never from headers', async t => {
   t.equal(basePathOf(request('/payload', { requestContext: { path: '/a b/payload' } })), '', 'not a clean prefix')
   t.equal(basePathOf(request('/payload', { requestContext: { elb: {} } })), '', 'ALB: none')
   t.equal(basePathOf(request('/payload')), '', 'not on Lambda')
+})
+
+t.test('Idempotency-Key values: one Structured Field string or bare token; scope and fingerprint digests', async t => {
+  const settings = { header: 'idempotency-key', required: false, strict: false }
+  t.equal(keyOf('"a\\"b"', settings), 'a"b')
+  t.equal(keyOf('abc', settings), 'abc')
+  t.equal(keyOf(undefined, settings), undefined)
+  t.throws(() => keyOf(undefined, { ...settings, required: true }), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING' })
+  t.throws(() => keyOf(['a', 'b'], settings), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID' }, 'two values')
+
+  const request = { method: 'POST', url: '/pay?x=1', headers: { 'content-type': 'text/plain' }, body: Buffer.from('1') }
+  const base = keyedRequest('k', request, undefined)
+  t.match(base, { key: /^[\w-]{43}$/, fingerprint: /^[\w-]{43}$/ }, 'digests only: the key itself is never stored')
+  t.same(keyedRequest('k', { ...request, url: '/pay?x=2' }, undefined).key, base.key, 'the query is not part of the scope...')
+  t.not(keyedRequest('k', { ...request, url: '/pay?x=2' }, undefined).fingerprint, base.fingerprint, '...but of the fingerprint')
+  for (const other of [keyedRequest('k', request, 'alice'), keyedRequest('k', { ...request, url: '/refund?x=1' }, undefined), keyedRequest('k', { ...request, method: 'PUT' }, undefined), keyedRequest('k2', request, undefined)]) {
+    t.not(other.key, base.key, 'caller, path, method and key each make another key')
+  }
+  t.not(keyedRequest('k', { ...request, body: Buffer.from('2') }, undefined).fingerprint, base.fingerprint)
+  t.not(keyedRequest('k', { ...request, headers: {} }, undefined).fingerprint, base.fingerprint)
 })

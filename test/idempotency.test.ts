@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import t, { type Test } from 'tap'
-import { memoryQueue, memoryStore, type LongRunningOptions, type ResultStore } from '../src/index.js'
+import { errors, memoryQueue, memoryStore, type LongRunningOptions, type ResultStore } from '../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { Gate } from './helpers/gate.js'
@@ -142,6 +142,35 @@ t.test('keys are scoped to the caller (bindTo): two users with one key run twice
   t.equal(test.runs.get('scoped'), 2)
 })
 
+t.test('DELETE takes keys too, with or without a body; a route may turn keys on that the plugin turned off', async t => {
+  const test = await setup(t, { idempotency: false }, (app, _gates, count) => {
+    app.delete('/things/:id', { longRunning: true }, async () => { count('delete'); return { deleted: true } })
+    app.post('/on', { longRunning: { idempotency: { required: true } } }, async () => { count('on'); return 'on' })
+    app.post('/off', { longRunning: true }, async () => { count('off'); return 'off' })
+  })
+  for (let i = 0; i < 2; i++) {
+    await fetch(`${test.url}/things/1`, { method: 'DELETE', headers: { 'idempotency-key': 'd' } })
+    await post(test, '/off', 'o', '')
+  }
+  t.equal(test.runs.get('delete'), 2, 'the plugin\'s keys are off')
+  t.equal(test.runs.get('off'), 2)
+  t.equal((await post(test, '/on', null, '')).status, 400, 'the route\'s own settings, over the defaults')
+  t.equal((await post(test, '/on', 'k', '')).status, 200)
+  t.equal((await post(test, '/on', 'k', '')).headers.get('idempotent-replayed'), 'true')
+  t.equal(test.runs.get('on'), 1)
+
+  const keyed = await setup(t, {}, (app, _gates, count) => {
+    app.delete('/things/:id', { longRunning: true }, async () => { count('delete'); return { deleted: true } })
+  })
+  const answers = []
+  for (let i = 0; i < 2; i++) {
+    const response = await fetch(`${keyed.url}/things/1`, { method: 'DELETE', headers: { 'idempotency-key': 'd' } })
+    answers.push([response.status, await response.text()])
+  }
+  t.same(answers, [[200, '{"deleted":true}'], [200, '{"deleted":true}']])
+  t.equal(keyed.runs.get('delete'), 1, 'a DELETE without a body or a content type has a fingerprint too')
+})
+
 t.test('where keys do not apply: GET, idempotency: false; where they must: required', async t => {
   const test = await setup(t, { idempotency: { header: 'x-key' } }, (app, _gates, count) => {
     app.post('/off', { longRunning: { idempotency: false } }, async () => { count('off'); return 'off' })
@@ -223,8 +252,10 @@ t.test('a job orphaned before its message was sent runs when its key comes again
   const test = await setup(t, { queue, store, clock: new FakeClock({ autoAdvanceUpToMs: 5000 }) })
   queue.failSends = true
   t.equal((await post(test, '/job/orphan?open=1', 'k', 'x')).status, 503)
-  queue.failSends = false
   cleanUp = true
+  const stillDown = await post(test, '/job/orphan?open=1', 'k', 'x', { prefer: 'respond-async' })
+  t.equal(stillDown.status, 202, 'attached, though sending its message again failed')
+  queue.failSends = false
   const retried = await post(test, '/job/orphan?open=1', 'k', 'x', { prefer: 'respond-async' })
   t.equal(retried.status, 202, 'attached to the pending job')
   await queue.sentCount(1)
@@ -259,6 +290,19 @@ t.test('a request that finds the key but not yet its job creates the job; the fi
   t.equal(answer.status, 201)
   t.equal(answer.headers.get('idempotent-replayed'), 'true', 'the first request lost the race to create, and attached')
   t.equal(test.runs.get('race'), 1)
+})
+
+t.test('a job that keeps vanishing between its read and its creation ends in a 503, never a loop', async t => {
+  const memory = memoryStore()
+  const store = spyStore(memory, {
+    get: async () => undefined,
+    create: async (job) => { throw new errors.JobExistsError(job.id) }
+  })
+  const test = await setup(t, { store })
+  const answer = await post(test, '/job/vanishing?open=1', 'k', 'x')
+  t.equal(answer.status, 503)
+  t.equal(JSON.parse(answer.body.toString()).code, 'FST_LONG_RUNNING_ENQUEUE_FAILED')
+  t.equal(answer.headers.get('retry-after'), '1')
 })
 
 /** POST with any header value Node lets through, for the keys `fetch` would refuse to send. */

@@ -41,10 +41,14 @@ t.test('memory store: expired jobs are swept from memory, and their watchers tol
   stores.push(store)
   const id = newJobId()
   await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 20 })
+  const key = { key: 'k', jobId: id, fingerprint: 'f', expiresAt: Date.now() + 20 }
+  await store.reserveKey(key)
   // The sweep timer is unref'd (a store never keeps a process alive): hold the loop open meanwhile.
   const keepAlive = setInterval(() => {}, 1000)
   const gone = await new Promise(resolve => store.watch?.(id, resolve))
   clearInterval(keepAlive)
   t.equal(gone, undefined)
   t.equal(await store.get(id), undefined)
+  const next = { ...key, jobId: newJobId(), expiresAt: Date.now() + 60_000 }
+  t.same(await store.reserveKey(next), next, 'its key swept with it')
 })

@@ -12,9 +12,6 @@ import { isExpired, type KeyReservation } from './store.js'
  */
 const K = { job: 'job', fingerprint: 'fp' } as const
 
-/** Stops a loop in which every reservation found expires or vanishes before it can be read. */
-const MAX_TRIES = 3
-
 /** Reserves the key, or returns the live reservation that holds it (see `ResultStore.reserveKey`). */
 export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation): Promise<KeyReservation> {
   const { PutItemCommand, GetItemCommand } = await db.aws.sdk()
@@ -26,25 +23,26 @@ export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation
     [A.expiresAt]: n(reservation.expiresAt),
     [A.ttl]: n(ttlOf(reservation.expiresAt))
   }
-  for (let tries = 0; tries < MAX_TRIES; tries++) {
-    const written = await db.conditional(new PutItemCommand({
-      TableName: db.name,
-      Item: item,
-      // An expired reservation is free again, whether or not TTL has deleted it yet.
-      ConditionExpression: 'attribute_not_exists(#id) OR #exp <= :now',
-      ExpressionAttributeNames: names(A.id, A.expiresAt),
-      ExpressionAttributeValues: { ':now': n(Date.now()) },
-      ReturnValuesOnConditionCheckFailure: 'ALL_OLD'
-    }))
-    if (written.ok) return reservation
-    const old = written.old ?? (await db.aws.send(new GetItemCommand({ TableName: db.name, Key: { [A.id]: s(id) }, ConsistentRead: true }))).Item
-    const held = old === undefined ? undefined : reservationOf(reservation.key, old)
-    // An SDK retry of a write that went through finds the caller's own reservation: it holds.
-    if (held !== undefined && !isExpired(held)) return held
-  }
-  throw new BackendError(`idempotency key reservation changed ${MAX_TRIES} times in a row`)
+  const written = await db.conditional(new PutItemCommand({
+    TableName: db.name,
+    Item: item,
+    // An expired reservation is free again, whether or not TTL has deleted it yet.
+    ConditionExpression: 'attribute_not_exists(#id) OR #exp <= :now',
+    ExpressionAttributeNames: names(A.id, A.expiresAt),
+    ExpressionAttributeValues: { ':now': n(Date.now()) },
+    ReturnValuesOnConditionCheckFailure: 'ALL_OLD'
+  }))
+  if (written.ok) return reservation
+  // An SDK retry of a write that went through finds the caller's own reservation: it holds.
+  const old = written.old ?? (await db.aws.send(new GetItemCommand({ TableName: db.name, Key: { [A.id]: s(id) }, ConsistentRead: true }))).Item
+  const held = old === undefined ? undefined : reservationOf(reservation.key, old)
+  // Live when the write was refused, gone when read: it expired in between (nothing else removes
+  // a reservation). Rare enough for a 503 that the client retries.
+  if (held === undefined || isExpired(held)) throw new BackendError('idempotency key reservation expired while being read')
+  return held
 }
 
 function reservationOf (key: string, item: Item): KeyReservation {
-  return { key, jobId: str(item, K.job) ?? '', fingerprint: str(item, K.fingerprint) ?? '', expiresAt: num(item, A.expiresAt) ?? 0 }
+  // Written by `reserveKey` alone, with every attribute.
+  return { key, jobId: str(item, K.job) as string, fingerprint: str(item, K.fingerprint) as string, expiresAt: num(item, A.expiresAt) as number }
 }

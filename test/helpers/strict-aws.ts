@@ -1,3 +1,4 @@
+import { GetItemCommand } from '@aws-sdk/client-dynamodb'
 import { addMiddleware } from './faults.js'
 
 // AWS's documented rules that the emulators skip, enforced on a real SDK client before (or
@@ -66,7 +67,8 @@ export function itemBytes (item: Input): number {
 
 /**
  * DynamoDB (Developer Guide, API Reference): 400 KB items, 25 writes and 16 MB per
- * BatchWriteItem, 100 keys per BatchGetItem.
+ * BatchWriteItem, 100 keys per BatchGetItem; a failed condition returns the item when
+ * `ReturnValuesOnConditionCheckFailure` is `ALL_OLD`.
  */
 export function strictDynamoDb (client: { middlewareStack: { add: (middleware: any, options: any) => void } }): void {
   addMiddleware(client, (next, context) => async (args) => {
@@ -97,6 +99,18 @@ export function strictDynamoDb (client: { middlewareStack: { add: (middleware: a
         break
       }
     }
-    return await next(args)
+    try {
+      return await next(args)
+    } catch (error) {
+      // DynamoDB returns the item with a failed condition when asked to (dynalite does not):
+      // read as of a moment later, which is what a caller could see anyway.
+      const wanted = input.ReturnValuesOnConditionCheckFailure === 'ALL_OLD' && (error as { name?: string }).name === 'ConditionalCheckFailedException'
+      if (wanted && (error as { Item?: unknown }).Item === undefined) {
+        const { Item } = await (client as unknown as { send: (command: unknown) => Promise<{ Item?: unknown }> })
+          .send(new GetItemCommand({ TableName: input.TableName, Key: input.Key ?? { id: input.Item.id }, ConsistentRead: true }))
+        if (Item !== undefined) Object.assign(error as object, { Item })
+      }
+      throw error
+    }
   })
 }
