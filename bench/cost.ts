@@ -1,5 +1,6 @@
 import type { Emulators } from '../example/emulators.js'
-import { benchApp, countCalls } from './lib.js'
+import { benchApp, countCalls, createQueue } from './lib.js'
+import { startWorkerProcess } from './worker-process.js'
 
 const WRITES = ['PutItemCommand', 'UpdateItemCommand', 'BatchWriteItemCommand', 'DeleteItemCommand']
 const READS = ['GetItemCommand', 'BatchGetItemCommand']
@@ -11,6 +12,8 @@ export interface CostReport {
   dynamoReadsPerJob: number
   pollReadsPerWaitingSecondOneWaiter: number
   pollReadsPerSecondManyWaiters: { waiters: number, readsPerSecond: number }
+  /** DynamoDB reads while one request waits (`waitSeconds` 25) for a 10 s job, by where its worker runs. */
+  readsTenSecondJob: { workerInProcess: number, workerElsewhere: number }
 }
 
 const sum = (counts: Map<string, number>, names: string[]): number => names.reduce((total, name) => total + (counts.get(name) ?? 0), 0)
@@ -22,7 +25,7 @@ const sum = (counts: Map<string, number>, names: string[]): number => names.redu
 export async function cost (emulators: Emulators, jobs: number, waiters: number): Promise<CostReport> {
   const sqs = countCalls(emulators.sqs)
   const dynamodb = countCalls(emulators.dynamodb)
-  const { app, url } = await benchApp('emulators', emulators, { waitSeconds: 20, pollIntervalMs: 100 })
+  const { app, url } = await benchApp('emulators', emulators, { waitSeconds: 20 })
   const snapshot = (): Map<string, number> => new Map([...sqs, ...dynamodb])
   for (let i = 0; i < jobs; i++) await (await fetch(`${url}/sleep?ms=0`)).arrayBuffer()
   const counts = snapshot()
@@ -37,12 +40,27 @@ export async function cost (emulators: Emulators, jobs: number, waiters: number)
   const one = await pollReads(1, 4000)
   const many = await pollReads(waiters, 4000)
   await app.close()
+  const readsOfOneJob = async (url: string): Promise<number> => {
+    const before = sum(snapshot(), READS)
+    await (await fetch(`${url}/sleep?ms=10000`)).arrayBuffer()
+    return sum(snapshot(), READS) - before
+  }
+  const inProcess = await benchApp('emulators', emulators, { waitSeconds: 25 })
+  const workerInProcess = await readsOfOneJob(inProcess.url)
+  await inProcess.app.close()
+  const queueUrl = await createQueue(emulators)
+  const worker = await startWorkerProcess(emulators, queueUrl)
+  const elsewhere = await benchApp('emulators', emulators, { waitSeconds: 25, consume: false }, queueUrl)
+  const workerElsewhere = await readsOfOneJob(elsewhere.url)
+  await elsewhere.app.close()
+  await worker.close()
   return {
     perJob,
     sqsSendsPerJob: (counts.get('SendMessageCommand') ?? 0) / jobs,
     dynamoWritesPerJob: sum(counts, WRITES) / jobs,
     dynamoReadsPerJob: sum(counts, READS) / jobs,
     pollReadsPerWaitingSecondOneWaiter: one,
-    pollReadsPerSecondManyWaiters: { waiters, readsPerSecond: many }
+    pollReadsPerSecondManyWaiters: { waiters, readsPerSecond: many },
+    readsTenSecondJob: { workerInProcess, workerElsewhere }
   }
 }

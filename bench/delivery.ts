@@ -1,6 +1,7 @@
 import type { Emulators } from '../example/emulators.js'
-import { benchApp, listen, percentile, timedCurl, timedFetch } from './lib.js'
+import { benchApp, createQueue, listen, percentile, timedCurl, timedFetch } from './lib.js'
 import { seedSchemeApp } from './seed-scheme.js'
+import { startWorkerProcess } from './worker-process.js'
 
 export interface DeliveryRow {
   scheme: string
@@ -18,7 +19,12 @@ export interface DeliveryRow {
  */
 export async function delivery (emulators: Emulators, durations: number[], samples: number): Promise<DeliveryRow[]> {
   const embedded = await benchApp('embedded', undefined, { waitSeconds: 1 })
+  // The app is its own worker (a container with consume: true): results are handed over in process.
   const aws = await benchApp('emulators', emulators, { waitSeconds: 1 })
+  // The worker in another process (as a Lambda worker): results reach the waiting requests by polling.
+  const queueUrl = await createQueue(emulators)
+  const worker = await startWorkerProcess(emulators, queueUrl)
+  const polled = await benchApp('emulators', emulators, { waitSeconds: 1, consume: false }, queueUrl)
   const seed = await seedSchemeApp()
   const seedUrl = await listen(seed)
   const schemes: Array<[string, string, typeof timedFetch]> = [
@@ -26,6 +32,8 @@ export async function delivery (emulators: Emulators, durations: number[], sampl
     ['ours, embedded, curl -L', embedded.url, timedCurl],
     ['ours, emulators, fetch', aws.url, timedFetch],
     ['ours, emulators, curl -L', aws.url, timedCurl],
+    ['ours, emulators, worker elsewhere, fetch', polled.url, timedFetch],
+    ['ours, emulators, worker elsewhere, curl -L', polled.url, timedCurl],
     ['seed scheme, fetch', seedUrl, timedFetch]
   ]
   const rows: DeliveryRow[] = []
@@ -42,6 +50,7 @@ export async function delivery (emulators: Emulators, durations: number[], sampl
     }))
     rows.push(...results)
   }
-  await Promise.all([embedded.app.close(), aws.app.close(), seed.close()])
+  await Promise.all([embedded.app.close(), aws.app.close(), polled.app.close(), seed.close()])
+  await worker.close()
   return rows
 }

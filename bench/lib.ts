@@ -29,14 +29,19 @@ let queues = 0
  * The bench app: `GET /sleep?ms=N` is long-running and sleeps N ms; `GET /plain` is ordinary.
  * On `emulators` this process is also the container worker (SQS long polling, DynamoDB polling).
  */
-export async function benchApp (backend: Backend, emulators: Emulators | undefined, options: LongRunningOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
+export async function benchApp (
+  backend: Backend,
+  emulators: Pick<Emulators, 'sqs' | 'dynamodb' | 'tableName'> | undefined,
+  options: LongRunningOptions = {},
+  sharedQueueUrl?: string
+): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify()
-  // A queue per app: local-aws-sqs keeps serving the long polls of a closed app's worker, and
-  // the messages they take stay hidden for the visibility timeout (on AWS too, a poll cut short
-  // may hide messages that long).
-  const queueUrl = backend === 'emulators' && emulators !== undefined
-    ? (await emulators.sqs.send(new CreateQueueCommand({ QueueName: `bench-${++queues}` }))).QueueUrl as string
-    : ''
+  // A queue per app (unless it shares one with a worker elsewhere): local-aws-sqs keeps serving
+  // the long polls of a closed app's worker, and the messages they take stay hidden for the
+  // visibility timeout (on AWS too, a poll cut short may hide messages that long).
+  const queueUrl = sharedQueueUrl ?? (backend === 'emulators' && emulators !== undefined
+    ? await createQueue(emulators)
+    : '')
   await app.register(longRunning, {
     ...(backend === 'emulators' && emulators !== undefined
       ? {
@@ -55,6 +60,11 @@ export async function benchApp (backend: Backend, emulators: Emulators | undefin
   })
   app.get('/plain', async () => ({ plain: true }))
   return { app, url: await listen(app) }
+}
+
+/** A new queue on the emulators, for one bench app (and its worker, wherever it runs). */
+export async function createQueue (emulators: Pick<Emulators, 'sqs'>): Promise<string> {
+  return (await emulators.sqs.send(new CreateQueueCommand({ QueueName: `bench-${process.pid}-${++queues}` }))).QueueUrl as string
 }
 
 export async function listen (app: FastifyInstance): Promise<string> {

@@ -46,15 +46,17 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   warnAboutEarlierRoutes(app)
   const { queue, store } = options
   const runs = new RunRegistry()
+  const poller = new Poller(store, { baseMs: options.pollIntervalMs, clock: options.clock, log: app.log })
   const runner = new JobRunner(app, {
     store,
     runs,
     leaseSeconds: options.leaseSeconds,
     redelivery: queue.redelivery ?? redeliveryBackoff(1),
     clock: options.clock,
-    onJobEnd: options.onJobEnd
+    onJobEnd: options.onJobEnd,
+    // A worker in this process hands results to the requests waiting here, without a read.
+    onStored: poller.completed.bind(poller)
   })
-  const poller = new Poller(store, options.pollIntervalMs, app.log)
   const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 

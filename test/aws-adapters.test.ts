@@ -49,7 +49,7 @@ t.test('DynamoDB: the job item that waiters poll and workers update stays under 
   const id = newJobId()
   const body = randomBytes(300 * 1024)
   const headers = { 'content-type': 'application/octet-stream', 'x-long': 'h'.repeat(8000) }
-  await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 60_000, binding: 'b'.repeat(43), request: { method: 'POST', url: '/echo', headers, body } })
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000, binding: 'b'.repeat(43), request: { method: 'POST', url: '/echo', headers, body } })
   const sizes = [itemBytes(await raw(id))]
   const claim = await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })
   t.ok(claim.claimed && claim.request?.body?.equals(body) && claim.request.headers['x-long'] === headers['x-long'], 'the request comes back whole')

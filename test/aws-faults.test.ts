@@ -123,7 +123,7 @@ t.test('DynamoDB leaving batch items unprocessed: retried, and bounded under sus
   const c = clients(t)
   const store = dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb })
   const ids = [newJobId(), newJobId(), newJobId()]
-  for (const id of ids) await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 60_000 })
+  for (const id of ids) await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
   // As DynamoDB does under load: a BatchGetItem answers none of the keys and hands them back.
   let unprocessed = 1
   let calls = 0

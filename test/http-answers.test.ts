@@ -66,7 +66,7 @@ t.test('unknown, expired, malformed and foreign ids all get the same 404; malfor
   t.teardown(() => closeTestApp(test))
   const { app } = test
   const expired = '11111111-1111-4111-8111-111111111111'
-  await store.create({ id: expired, waitSeconds: 1, expiresAt: Date.now() - 1 })
+  await store.create({ id: expired, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() - 1 })
   const own = await app.inject({ url: '/job/mine?open=1', headers: { 'x-user': 'alice', prefer: 'respond-async' } })
   const mine = (own.headers.location as string).split('?')[0] as string
 

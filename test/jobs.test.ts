@@ -255,7 +255,7 @@ t.test('a job whose request is in neither message nor store ends with a stable e
   const test = await buildTestApp({ queue, store })
   t.teardown(() => closeTestApp(test))
   const id = '33333333-3333-4333-8333-333333333333'
-  await store.create({ id, waitSeconds: 0, expiresAt: Date.now() + 60_000 })
+  await store.create({ id, waitSeconds: 0, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
   const body = encodeMessage({ id, timeoutSeconds: 5, maxAttempts: 1, resultTtlSeconds: 60 })
   t.same(await test.app.longRunning.handle(delivery(body)), { ack: true })
   const result = await test.app.inject(`/async-response/${id}`)

@@ -23,7 +23,7 @@ t.test('memory store: watchers are woken by every change, then told when the job
   const store = memoryStore({ sweepIntervalMs: 10 })
   stores.push(store)
   const id = newJobId()
-  await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 60_000 })
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
   const seen: Array<JobRecord | undefined> = []
   const stop = store.watch?.(id, record => seen.push(record))
   await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 1000, now: Date.now() })
@@ -40,7 +40,7 @@ t.test('memory store: expired jobs are swept from memory, and their watchers tol
   const store = memoryStore({ sweepIntervalMs: 5 })
   stores.push(store)
   const id = newJobId()
-  await store.create({ id, waitSeconds: 1, expiresAt: Date.now() + 20 })
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 20 })
   const key = { key: 'k', jobId: id, fingerprint: 'f', expiresAt: Date.now() + 20 }
   await store.reserveKey(key)
   // The sweep timer is unref'd (a store never keeps a process alive): hold the loop open meanwhile.

@@ -1,44 +1,125 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { JobRecord, ResultStore } from '../store/store.js'
+import type { Clock } from '../clock.js'
+import type { StoredResponse } from '../job/wire.js'
+import { JobStatus, type JobRecord, type ResultStore } from '../store/store.js'
 import { Watchers, type Listener } from '../store/watchers.js'
 
 /**
- * Change feed for stores that cannot notify (DynamoDB): one timer per process reads every
- * watched job in one batch per interval, so reads grow with the interval, not with the
- * number of waiting requests.
+ * What reading the result costs the answer: the read itself and sending the response after it.
+ * A job is read again before its delivery budget has passed, by this much.
+ */
+const ANSWER_MARGIN_MS = 15
+/** Longest gap between two reads of one job, however old it is. */
+const MAX_INTERVAL_MS = 10_000
+/** A read due this soon (a share of the job's own interval) is done with the one due now. */
+const COALESCE = 0.2
+
+/**
+ * How long after a read a job of `ageMs` is read again. A result should reach its client within
+ * `baseMs` plus 1 % of the job's length: as often as that allows while a job is young (most jobs
+ * are short), rarer as it ages. Reads per job then grow with the logarithm of its length:
+ * about 100 × ln(1 + t / 8.5 s) at the default 100 ms, 78 for a 10 s job and 420 for 10 minutes.
+ */
+export function pollIntervalMs (ageMs: number, baseMs: number): number {
+  return Math.min(MAX_INTERVAL_MS, Math.max(baseMs - ANSWER_MARGIN_MS, 5) + Math.max(0, ageMs) / 100)
+}
+
+interface Polled {
+  createdAt: number
+  nextAt: number
+  /** The latest state seen: what a completion in this process is merged into. */
+  known?: JobRecord
+}
+
+/**
+ * Change feed for stores that cannot notify (DynamoDB): one timer per process reads the watched
+ * jobs that are due, in one batch, each on a schedule set by its age (`pollIntervalMs()`), so
+ * that reads grow with the job's length and not with the number of waiting requests.
  */
 export class Poller {
   readonly #store: ResultStore
-  readonly #intervalMs: number
+  readonly #baseMs: number
+  readonly #clock: Clock
   readonly #log: FastifyBaseLogger
   readonly #watchers = new Watchers()
-  #timer: NodeJS.Timeout | undefined
+  readonly #jobs = new Map<string, Polled>()
+  #timer: unknown
+  #timerAt = Infinity
+  #reading = false
 
-  constructor (store: ResultStore, intervalMs: number, log: FastifyBaseLogger) {
+  constructor (store: ResultStore, options: { baseMs: number, clock: Clock, log: FastifyBaseLogger }) {
     this.#store = store
-    this.#intervalMs = intervalMs
-    this.#log = log
+    this.#baseMs = options.baseMs
+    this.#clock = options.clock
+    this.#log = options.log
   }
 
-  /** Same shape as {@link ResultStore.watch}. */
-  watch (id: string, listener: Listener): () => void {
+  /** Same shape as {@link ResultStore.watch}; `current` is the state the caller read last. */
+  watch (id: string, listener: Listener, current?: JobRecord): () => void {
     const stop = this.#watchers.add(id, listener)
-    this.#timer ??= setTimeout(() => { void this.#poll() }, this.#intervalMs)
-    return stop
+    if (!this.#jobs.has(id)) {
+      const now = this.#clock.now()
+      const createdAt = current?.createdAt ?? now
+      // The caller has just read the job (or created it): the next read follows the job's schedule.
+      this.#jobs.set(id, { createdAt, nextAt: now + pollIntervalMs(now - createdAt, this.#baseMs), ...(current === undefined ? {} : { known: current }) })
+      this.#arm()
+    }
+    return () => {
+      stop()
+      if (!this.#watchers.has(id)) this.#jobs.delete(id)
+    }
+  }
+
+  /**
+   * A worker of this process stored the job's final response: its waiting requests get it at
+   * once, with no read.
+   */
+  completed (id: string, response: StoredResponse, expiresAt: number): void {
+    const known = this.#jobs.get(id)?.known
+    if (known === undefined) return
+    const { owner: _owner, leaseUntil: _leaseUntil, ...record } = known
+    this.#watchers.notify(id, { ...record, status: JobStatus.done, response, expiresAt })
+  }
+
+  /** Sets the timer for the earliest read due, unless a read is under way (it sets it when done). */
+  #arm (): void {
+    if (this.#reading) return
+    let next = Infinity
+    for (const job of this.#jobs.values()) next = Math.min(next, job.nextAt)
+    if (next >= this.#timerAt) return
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#timerAt = next
+    if (next === Infinity) return
+    this.#timer = this.#clock.setTimeout(() => { void this.#poll() }, Math.max(0, next - this.#clock.now()))
   }
 
   async #poll (): Promise<void> {
-    const ids = this.#watchers.ids()
+    this.#timer = undefined
+    this.#timerAt = Infinity
+    this.#reading = true
+    const now = this.#clock.now()
+    const due = [...this.#jobs].filter(([, job]) => job.nextAt - now <= COALESCE * pollIntervalMs(now - job.createdAt, this.#baseMs))
+    const ids = due.map(([id]) => id)
     try {
       const records = await this.#read(ids)
-      for (const id of ids) this.#watchers.notify(id, records.get(id))
+      for (const id of ids) {
+        const record = records.get(id)
+        const job = this.#jobs.get(id)
+        if (job !== undefined && record !== undefined) job.known = record
+        this.#watchers.notify(id, record)
+      }
     } catch (error) {
       this.#log.warn({ err: error }, 'polling the result store failed')
     }
-    this.#timer = this.#watchers.ids().length === 0 ? undefined : setTimeout(() => { void this.#poll() }, this.#intervalMs)
+    const after = this.#clock.now()
+    for (const [id, job] of due) if (this.#jobs.get(id) === job) job.nextAt = after + pollIntervalMs(after - job.createdAt, this.#baseMs)
+    this.#reading = false
+    this.#arm()
   }
 
   async #read (ids: string[]): Promise<Map<string, JobRecord>> {
+    if (ids.length === 0) return new Map()
     if (this.#store.getMany !== undefined) return await this.#store.getMany(ids)
     const records = await Promise.all(ids.map(async id => await this.#store.get(id)))
     return new Map(records.flatMap(record => record === undefined ? [] : [[record.id, record]]))

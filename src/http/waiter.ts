@@ -1,7 +1,7 @@
 import type { JobRecord, ResultStore } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
 
-type Watch = (id: string, listener: (record: JobRecord | undefined) => void) => () => void
+type Watch = (id: string, listener: (record: JobRecord | undefined) => void, current: JobRecord) => () => void
 
 /**
  * Waits for a job to finish, on the store's own change feed when it has one (memory: woken at
@@ -39,7 +39,7 @@ export class Waiter {
         latest = record
         if (record === undefined || record.status === JobStatus.done) finish()
       }
-      const stop = this.#watch(current.id, onRecord)
+      const stop = this.#watch(current.id, onRecord, current)
       const timer = setTimeout(finish, ms)
       signal.addEventListener('abort', finish)
       // A change between the caller's read and the subscription would otherwise be missed

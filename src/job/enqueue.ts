@@ -59,7 +59,7 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
   const { store, queue, clock } = acceptance
   const id = keyedId ?? newJobId()
   const { request, timing, binding } = accepted
-  const job: NewJob = { id, waitSeconds: timing.waitSeconds, expiresAt: acceptedExpiry(acceptance, timing) }
+  const job: NewJob = { id, waitSeconds: timing.waitSeconds, createdAt: clock.now(), expiresAt: acceptedExpiry(acceptance, timing) }
   if (binding !== undefined) job.binding = binding
   const { message, fits } = messageOf(acceptance, accepted, id)
   if (!fits) {

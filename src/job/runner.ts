@@ -31,6 +31,8 @@ export interface RunnerSettings {
   redelivery: Backoff
   clock: Clock
   onJobEnd?: ((event: JobEndEvent) => void) | undefined
+  /** Told of every final response this process stored: its waiting requests need not read it. */
+  onStored?: ((id: string, response: StoredResponse, expiresAt: number) => void) | undefined
 }
 
 /**
@@ -213,6 +215,7 @@ export class JobRunner {
       onRetry: (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again')
     })
     if (!stored) return { ack: false, delaySeconds: Math.ceil(this.#leaseMs / 1000) }
+    this.#settings.onStored?.(message.id, response, expiresAt)
     const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, ...end, endedAt: clock.now() }
     if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
     this.#app.log.info({ jobId: event.id, job: event }, 'job ended')

@@ -31,6 +31,7 @@ export const A = {
   status: 'st',
   attempt: 'att',
   waitSeconds: 'ws',
+  createdAt: 'ca',
   binding: 'bind',
   owner: 'own',
   leaseUntil: 'lease',
@@ -118,6 +119,7 @@ export function recordOf (item: Item): JobRecord {
     status: str(item, A.status) as JobStatus,
     attempt: num(item, A.attempt) ?? 0,
     waitSeconds: num(item, A.waitSeconds) ?? 0,
+    createdAt: num(item, A.createdAt) ?? 0,
     expiresAt: num(item, A.expiresAt) ?? 0
   }
   const binding = str(item, A.binding)

@@ -66,6 +66,7 @@ class DynamoDbStore implements ResultStore {
       [A.status]: s(JobStatus.pending),
       [A.attempt]: n(0),
       [A.waitSeconds]: n(job.waitSeconds),
+      [A.createdAt]: n(job.createdAt),
       [A.expiresAt]: n(job.expiresAt),
       [A.ttl]: n(ttlOf(job.expiresAt))
     }

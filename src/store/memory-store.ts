@@ -52,7 +52,7 @@ class MemoryStore implements ResultStore {
 
   async create (job: NewJob): Promise<JobRecord> {
     if (this.#live(job.id) !== undefined) throw new JobExistsError(job.id)
-    const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }
+    const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
     this.#entries.set(job.id, job.request === undefined ? { record } : { record, request: job.request })
     return { ...record }

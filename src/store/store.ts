@@ -43,6 +43,8 @@ export interface JobRecord {
   response?: StoredResponse
   /** How long one request waits for this job (the route's `waitSeconds`). */
   waitSeconds: number
+  /** Epoch ms when the job was accepted: a store that cannot notify is polled by the job's age. */
+  createdAt: number
   /** Epoch ms after which the record counts as gone, whether or not the backend deleted it. */
   expiresAt: number
 }
@@ -60,6 +62,7 @@ export interface NewJob {
   id: string
   binding?: string
   waitSeconds: number
+  createdAt: number
   expiresAt: number
   /** The request, when it is too large to travel inside the queue message (claim-check). */
   request?: RequestSnapshot

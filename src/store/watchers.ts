@@ -29,6 +29,11 @@ export class Watchers {
     for (const listener of this.#byId.get(id) ?? []) listener(record === undefined ? undefined : { ...record })
   }
 
+  /** Whether anyone watches `id`. */
+  has (id: string): boolean {
+    return this.#byId.has(id)
+  }
+
   /** The ids watched now. */
   ids (): string[] {
     return [...this.#byId.keys()]

@@ -28,17 +28,18 @@ export function storeContract (
     const store = await make()
     const id = newJobId()
     const expiresAt = soon()
-    const created = await store.create({ id, waitSeconds: 7, expiresAt, binding: 'digest' })
-    t.same(created, { id, status: 'pending', attempt: 0, waitSeconds: 7, binding: 'digest', expiresAt }, 'create returns the record it wrote')
+    const createdAt = Date.now() - 5
+    const created = await store.create({ id, waitSeconds: 7, createdAt, expiresAt, binding: 'digest' })
+    t.same(created, { id, status: 'pending', attempt: 0, waitSeconds: 7, binding: 'digest', createdAt, expiresAt }, 'create returns the record it wrote')
     t.match(await store.get(id), created)
     t.equal(await store.get(newJobId()), undefined)
-    await t.rejects(store.create({ id, waitSeconds: 7, expiresAt: soon() }), { code: 'FST_LONG_RUNNING_JOB_EXISTS' })
+    await t.rejects(store.create({ id, waitSeconds: 7, createdAt: Date.now(), expiresAt: soon() }), { code: 'FST_LONG_RUNNING_JOB_EXISTS' })
   })
 
   t.test('an expired job is gone, whether or not the backend deleted it', async t => {
     const store = await make()
     const id = newJobId()
-    await store.create({ id, waitSeconds: 1, expiresAt: Date.now() - 1000 })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() - 1000 })
     t.equal(await store.get(id), undefined)
     t.same(await store.claim(id, lease('w')), { claimed: false })
   })
@@ -64,15 +65,15 @@ export function storeContract (
   t.test('an expired job\'s id can be created again (a key whose job expired starts it anew)', async t => {
     const store = await make()
     const id = newJobId()
-    await store.create({ id, waitSeconds: 1, expiresAt: Date.now() - 1000 })
-    t.match(await store.create({ id, waitSeconds: 2, expiresAt: soon() }), { id, status: 'pending', waitSeconds: 2 })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() - 1000 })
+    t.match(await store.create({ id, waitSeconds: 2, createdAt: Date.now(), expiresAt: soon() }), { id, status: 'pending', waitSeconds: 2 })
     t.match(await store.get(id), { status: 'pending', attempt: 0 })
   })
 
   t.test('claims: one live lease at a time; a lapsed lease is taken over with the next attempt', async t => {
     const store = await make()
     const id = newJobId()
-    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     t.match(await store.claim(id, lease('w1')), { claimed: true, attempt: 1 })
     const busy = await store.claim(id, lease('w2'))
     t.match(busy, { claimed: false, record: { status: 'running', owner: 'w1', attempt: 1 } })
@@ -89,7 +90,7 @@ export function storeContract (
   t.test('complete only while holding the claim; a done job is never claimed again', async t => {
     const store = await make()
     const id = newJobId()
-    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     t.equal(await store.complete(id, 'nobody', response(Buffer.from('x')), soon()), false, 'pending: no owner yet')
     await store.claim(id, lease('w1', -1))
     await store.claim(id, lease('w2'))
@@ -110,7 +111,7 @@ export function storeContract (
     const store = await make()
     for (const size of [0, 300 * 1024, 6 * 1024 * 1024]) {
       const id = newJobId()
-      await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+      await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
       await store.claim(id, lease('w'))
       // Half random, half repetitive: both compressible and incompressible content.
       const body = Buffer.concat([randomBytes(size / 2), Buffer.alloc(size / 2, 'a')])
@@ -120,7 +121,7 @@ export function storeContract (
     // Text that compresses well, inline and beyond a DynamoDB item once compressed.
     for (const size of [64 * 1024, 6 * 1024 * 1024]) {
       const id = newJobId()
-      await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+      await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
       await store.claim(id, lease('w'))
       const body = Buffer.from(Array.from({ length: size / 8 }, (_, i) => `${String(i % 1e6).padStart(6, '0')},\n`).join(''))
       t.equal(await store.complete(id, 'w', response(body), soon()), true)
@@ -133,7 +134,7 @@ export function storeContract (
     const id = newJobId()
     const body = randomBytes(2 * 1024 * 1024)
     const request = { method: 'POST', url: '/echo?x=1', headers: { 'content-type': 'application/x', cookie: 'c=1' }, body }
-    await store.create({ id, waitSeconds: 1, expiresAt: soon(), request })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon(), request })
     const claim = await store.claim(id, lease('w'))
     t.ok(claim.claimed && claim.request?.body?.equals(body))
     t.match(claim, { request: { method: 'POST', url: '/echo?x=1', headers: request.headers } })
@@ -144,14 +145,14 @@ export function storeContract (
     const store = await make()
     const cancelled = response(Buffer.from('{"code":"cancelled"}'))
     const pending = newJobId()
-    await store.create({ id: pending, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id: pending, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     t.equal(await store.cancel(pending, cancelled, soon()), true)
     t.match(await store.get(pending), { status: 'done', response: { statusCode: 201 } })
     t.match(await store.claim(pending, lease('w')), { claimed: false, record: { status: 'done' } }, 'never starts')
     t.equal(await store.cancel(pending, cancelled, soon()), false, 'once')
 
     const running = newJobId()
-    await store.create({ id: running, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id: running, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     await store.claim(running, lease('w'))
     t.equal(await store.cancel(running, cancelled, soon()), true)
     t.equal(await store.renew(running, 'w', soon()), false, 'the worker loses its claim')
@@ -159,7 +160,7 @@ export function storeContract (
     t.ok((await store.get(running))?.response?.body.equals(cancelled.body))
 
     const done = newJobId()
-    await store.create({ id: done, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id: done, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     await store.claim(done, lease('w'))
     await store.complete(done, 'w', response(Buffer.from('result')), soon())
     t.equal(await store.cancel(done, cancelled, soon()), false)
@@ -170,7 +171,7 @@ export function storeContract (
   t.test('delete forgets the job and everything stored with it, before and after completion', async t => {
     const store = await make()
     const id = newJobId()
-    await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     await store.delete(id)
     t.equal(await store.get(id), undefined)
     await store.delete(newJobId())
@@ -179,7 +180,7 @@ export function storeContract (
     const big = randomBytes(900 * 1024)
     for (const stage of ['pending', 'done']) {
       const id = newJobId()
-      await store.create({ id, waitSeconds: 1, expiresAt: soon(), request: { method: 'POST', url: '/', headers: {}, body: big } })
+      await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon(), request: { method: 'POST', url: '/', headers: {}, body: big } })
       if (stage === 'done') {
         await store.claim(id, lease('w'))
         t.equal(await store.complete(id, 'w', response(big), soon()), true)
@@ -196,7 +197,7 @@ export function storeContract (
     t.type(store.getMany, 'function', 'both stores offer it')
     if (store.getMany === undefined) return
     const ids = Array.from({ length: 130 }, () => newJobId())
-    for (const id of ids) await store.create({ id, waitSeconds: 1, expiresAt: soon() })
+    for (const id of ids) await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
     const unknown = newJobId()
     const found = await store.getMany([...ids, unknown])
     t.equal(found.size, ids.length)

@@ -63,7 +63,7 @@ describe('adapter contracts', () => {
   })
   test('a store written against the types alone fits the option', () => {
     const store: ResultStore = {
-      create: async (job) => ({ id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, expiresAt: job.expiresAt }),
+      create: async (job) => ({ id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }),
       reserveKey: async (reservation) => reservation,
       get: async () => undefined,
       claim: async () => ({ claimed: false }),
