@@ -154,8 +154,10 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   leaseSeconds?: number
   /**
-   * Interval between reads of a store that cannot notify (DynamoDB), in milliseconds. All waiting
-   * requests of a process share one read per interval.
+   * On a store that cannot notify (DynamoDB): the base of the delivery budget, in milliseconds.
+   * A job of age t is read every `pollIntervalMs` − 15 ms + t / 100 (at most every 10 s), so that
+   * its result reaches the client within `pollIntervalMs` + 1 % of the job's length, with reads
+   * growing with the logarithm of its length. The waiting requests of a process share each read.
    * @default 100
    */
   pollIntervalMs?: number

@@ -104,6 +104,20 @@ t.test('a result stored by a worker of this process reaches its waiters with no 
   t.equal(reads.length, before, 'no reads once nobody waits')
 })
 
+t.test('a young job joining an old one is read on its own, earlier schedule', async t => {
+  const clock = new FakeClock()
+  const old = newJobId()
+  const young = newJobId()
+  const { poller, store, batches } = await setup(new Map([[old, 3_600_000], [young, 3_600_000]]), clock)
+  const oldRecord = await store.create({ id: old, waitSeconds: 25, createdAt: clock.now() - 600_000, expiresAt: clock.now() + 3_600_000 })
+  poller.watch(old, () => {}, oldRecord)
+  await clock.advance(1000)
+  t.same(batches, [], 'the 10-minute-old job is next read in about 6 s')
+  poller.watch(young, () => {}, await store.create({ id: young, waitSeconds: 25, createdAt: clock.now(), expiresAt: clock.now() + 3_600_000 }))
+  await clock.advance(85)
+  t.same(batches, [1], 'the new job, 85 ms after it started')
+})
+
 t.test('a failed read is logged and the job read again on its schedule', async t => {
   const clock = new FakeClock()
   const memory = memoryStore({ clock })
@@ -124,11 +138,14 @@ t.test('a failed read is logged and the job read again on its schedule', async t
   const created = await memory.create({ id, waitSeconds: 25, createdAt: clock.now(), expiresAt: clock.now() + 3_600_000 })
   const seen: Array<JobRecord | undefined> = []
   poller.watch(id, record => seen.push(record), created)
+  const gone: Array<JobRecord | undefined> = []
+  poller.watch(newJobId(), record => gone.push(record), { ...created, id: newJobId() })
   await clock.advance(100)
-  t.equal(calls, 1)
+  t.equal(calls, 2)
   t.equal(warnings.length, 1)
   fail = false
   await clock.advance(100)
-  t.equal(calls, 2, 'read again, with get() when the store has no getMany')
+  t.equal(calls, 4, 'read again, with get() when the store has no getMany')
   t.match(seen, [{ id, status: 'pending' }])
+  t.same(gone, [undefined], 'a job the store does not know is gone')
 })

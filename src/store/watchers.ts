@@ -33,9 +33,4 @@ export class Watchers {
   has (id: string): boolean {
     return this.#byId.has(id)
   }
-
-  /** The ids watched now. */
-  ids (): string[] {
-    return [...this.#byId.keys()]
-  }
 }
