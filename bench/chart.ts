@@ -20,7 +20,7 @@ export function deliveryChart (rows: DeliveryRow[], schemes: string[]): string {
   const yTicks = [0, 0.25, 0.5, 0.75, 1].map(f => `<text x="${pad.left - 8}" y="${y(f * maxDelay) + 4}" font-size="11" text-anchor="end">${Math.round(f * maxDelay)}</text>`)
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
-<text x="${pad.left}" y="18" font-size="13">Delivery delay (median, ms) after the job ends, by job duration (waitSeconds 1)</text>
+<text x="${pad.left}" y="18" font-size="13">Delivery delay (median, ms) after the job's end, by job duration (waitSeconds 1)</text>
 <line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#888"/>
 <line x1="${pad.left}" y1="${pad.top}" x2="${pad.left}" y2="${height - pad.bottom}" stroke="#888"/>
 ${ticks.join('\n')}

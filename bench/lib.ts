@@ -56,7 +56,9 @@ export async function benchApp (
   app.get<{ Querystring: { ms: string } }>('/sleep', { longRunning: true }, async (request) => {
     const ms = Number(request.query.ms)
     if (ms > 0) await sleep(ms)
-    return { slept: ms }
+    // When the job ended, by this machine's clock (the clients share it): the delivery delay is
+    // measured from here.
+    return { slept: ms, endedAt: Date.now() }
   })
   app.get('/plain', async () => ({ plain: true }))
   return { app, url: await listen(app) }
@@ -72,8 +74,16 @@ export async function listen (app: FastifyInstance): Promise<string> {
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 }
 
-/** GET with fetch, following 303s and the 202s that come after 18 hops; ms until the final answer. */
-export async function timedFetch (url: string): Promise<{ ms: number, status: number, hops: number }> {
+/** A timed request chain: total ms, final status, hops, and ms from the job's end (`endedAt` in the answer) to its arrival. */
+export interface Timed { ms: number, status: number, hops: number, afterEndMs: number }
+
+function afterEnd (body: string): number {
+  const { endedAt } = JSON.parse(body) as { endedAt: number }
+  return Date.now() - endedAt
+}
+
+/** GET with fetch, following 303s and the 202s that come after 18 hops. */
+export async function timedFetch (url: string): Promise<Timed> {
   const start = performance.now()
   let response = await fetch(url)
   let hops = Number(new URL(response.url).searchParams.get('hop') ?? 0)
@@ -82,22 +92,23 @@ export async function timedFetch (url: string): Promise<{ ms: number, status: nu
     response = await fetch(new URL(response.headers.get('location') ?? '', url))
     hops = Number(new URL(response.url).searchParams.get('hop') ?? hops)
   }
-  await response.arrayBuffer()
-  return { ms: performance.now() - start, status: response.status, hops }
+  const body = await response.text()
+  return { ms: performance.now() - start, status: response.status, hops, afterEndMs: afterEnd(body) }
 }
 
 const run = promisify(execFile)
 
 /** The same with `curl -L` (a new process per request chain, as a shell user would). */
-export async function timedCurl (url: string): Promise<{ ms: number, status: number, hops: number }> {
+export async function timedCurl (url: string): Promise<Timed> {
   const start = performance.now()
   let target = url
   let hops = 0
   for (;;) {
-    const { stdout } = await run('curl', ['-sL', '-o', '/dev/null', '-w', '%{http_code} %{num_redirects} %header{location}', target])
-    const [code = '0', redirects = '0', location = ''] = stdout.split(' ')
+    const { stdout } = await run('curl', ['-sL', '-w', '\n%{http_code} %{num_redirects} %header{location}', target])
+    const end = stdout.lastIndexOf('\n')
+    const [code = '0', redirects = '0', location = ''] = stdout.slice(end + 1).split(' ')
     hops += Number(redirects)
-    if (code !== '202') return { ms: performance.now() - start, status: Number(code), hops }
+    if (code !== '202') return { ms: performance.now() - start, status: Number(code), hops, afterEndMs: afterEnd(stdout.slice(0, end)) }
     target = new URL(location, url).toString()
   }
 }

@@ -12,7 +12,7 @@ export async function seedSchemeApp (): Promise<FastifyInstance> {
   app.get<{ Querystring: { ms: string } }>('/sleep', async (request, reply) => {
     const id = randomUUID()
     const ms = Number(request.query.ms)
-    setTimeout(() => done.set(id, { slept: ms }), ms)
+    setTimeout(() => done.set(id, { slept: ms, endedAt: Date.now() }), ms)
     return await reply.code(303).header('location', `/seed/${id}?n=1`).send()
   })
   app.get<{ Params: { id: string }, Querystring: { n: string } }>('/seed/:id', async (request, reply) => {

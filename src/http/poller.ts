@@ -40,7 +40,7 @@ interface Polled {
  * eventually consistent read costs half, but "may not reflect the results of a recently
  * completed write" (DynamoDB Developer Guide, "Read consistency"), with no bound on how long: a
  * finished job read as running would wait a whole interval more, past its delivery budget, to
- * save about 3 % of what the job costs (`bench/cost-model.ts`).
+ * save at most 2 % of what the job costs (`bench/cost-model.ts`).
  */
 export class Poller {
   readonly #store: ResultStore
