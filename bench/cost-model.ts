@@ -1,4 +1,5 @@
 import { pollIntervalMs } from '../src/http/poller.js'
+import { logLogChart } from './chart.js'
 
 /**
  * What a job costs on AWS, in US dollars: prices × counts, no timings. The counts are the
@@ -116,34 +117,16 @@ function label (seconds: number): string {
 
 /** An SVG chart of dollars per 1,000 jobs against job length (both log scales). */
 export function costChart (lengths: number[]): string {
-  const width = 640
-  const height = 360
-  const pad = { left: 80, right: 20, top: 30, bottom: 50 }
-  const series: Array<[string, string, (seconds: number) => number]> = [
-    ['synchronous', '#2ca02c', seconds => synchronousCost(seconds)],
-    ['plugin, client waits', '#1f77b4', seconds => pluginCost(seconds).total],
-    ['plugin, respond-async', '#d62728', seconds => pluginCost(seconds, { respondAsync: true }).total]
+  const series: Array<[string, (seconds: number) => number]> = [
+    ['plugin, client waits', seconds => pluginCost(seconds).total],
+    ['plugin, respond-async', seconds => pluginCost(seconds, { respondAsync: true }).total],
+    ['synchronous', seconds => synchronousCost(seconds)]
   ]
-  const values = series.flatMap(([, , cost]) => lengths.map(seconds => cost(seconds) * 1000))
-  const [minX, maxX] = [Math.log10(lengths[0] as number), Math.log10(lengths.at(-1) as number)]
-  const [minY, maxY] = [Math.floor(Math.log10(Math.min(...values))), Math.ceil(Math.log10(Math.max(...values)))]
-  const x = (seconds: number): number => pad.left + (Math.log10(seconds) - minX) / (maxX - minX) * (width - pad.left - pad.right)
-  const y = (usd: number): number => height - pad.bottom - (Math.log10(usd) - minY) / (maxY - minY) * (height - pad.top - pad.bottom)
-  const lines = series.map(([name, color, cost], i) =>
-    `<polyline fill="none" stroke="${color}" stroke-width="2" points="${lengths.map(seconds => `${x(seconds).toFixed(1)},${y(cost(seconds) * 1000).toFixed(1)}`).join(' ')}"/>` +
-    `<text x="${pad.left + 10}" y="${pad.top + 16 * i}" fill="${color}" font-size="12">${name}</text>`)
-  const xTicks = lengths.map(seconds => `<text x="${x(seconds).toFixed(1)}" y="${height - pad.bottom + 18}" font-size="11" text-anchor="middle">${label(seconds)}</text>`)
-  const yTicks = Array.from({ length: maxY - minY + 1 }, (_, i) => minY + i)
-    .map(power => `<text x="${pad.left - 8}" y="${(y(10 ** power) + 4).toFixed(1)}" font-size="11" text-anchor="end">$${10 ** power >= 1 ? 10 ** power : (10 ** power).toFixed(-power)}</text>`)
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
-<rect width="100%" height="100%" fill="white"/>
-<text x="${pad.left}" y="18" font-size="13">US dollars per 1,000 jobs on Lambda, by job length (${PRICES.region} list prices of ${PRICES.date})</text>
-<line x1="${pad.left}" y1="${height - pad.bottom}" x2="${width - pad.right}" y2="${height - pad.bottom}" stroke="#888"/>
-<line x1="${pad.left}" y1="${pad.top}" x2="${pad.left}" y2="${height - pad.bottom}" stroke="#888"/>
-${xTicks.join('\n')}
-${yTicks.join('\n')}
-${lines.join('\n')}
-<text x="${width / 2}" y="${height - 12}" font-size="12" text-anchor="middle">job length (log scale)</text>
-</svg>
-`
+  return logLogChart({
+    title: `US dollars per 1,000 jobs on Lambda, by job length (${PRICES.region} list prices of ${PRICES.date})`,
+    xLabel: 'job length (log scale)',
+    xTick: label,
+    yTick: usd => `$${usd >= 1 ? usd : usd.toFixed(Math.round(-Math.log10(usd)))}`,
+    series: series.map(([name, cost]) => ({ name, points: lengths.map(seconds => [seconds, cost(seconds) * 1000]) }))
+  })
 }
