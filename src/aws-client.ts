@@ -33,6 +33,12 @@ export class LazyAwsClient<Sdk, Client extends SdkClient> {
     return this.#sdk
   }
 
+  /** The client itself, for what takes a client rather than a command (S3's URL presigner). */
+  async client (): Promise<Client> {
+    await this.sdk()
+    return this.#client as Client
+  }
+
   /** Sends a command built from {@link sdk}; typed loosely here, once, for that reason. */
   async send (command: object, options?: { abortSignal?: AbortSignal }): Promise<any> {
     await this.sdk()

@@ -7,7 +7,7 @@ import t from 'tap'
 const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|validate|clock|retry)\.ts$/],
   [1, /^aws-client\.ts$/],
-  [2, /^(queue|store)\/|^job\/(wire|id)\.ts$/],
+  [2, /^(queue|store|results)\/|^job\/(wire|id)\.ts$/],
   [3, /^job\//],
   [4, /^options\.ts$/],
   [5, /^(http|lambda)\//],

@@ -114,3 +114,33 @@ export function strictDynamoDb (client: { middlewareStack: { add: (middleware: a
     }
   })
 }
+
+/**
+ * S3 (User Guide, "Amazon S3 multipart upload limits"): parts of 5 MiB to 5 GiB but the last,
+ * at most 10,000 parts, objects of one PutObject up to 5 GiB. The emulator accepts any part size.
+ */
+export function strictS3 (client: { middlewareStack: { add: (middleware: any, options: any) => void } }): void {
+  const parts = new Map<string, Map<number, number>>()
+  addMiddleware(client, (next, context) => async (args) => {
+    const input: Input = args.input
+    const size = (body: unknown): number => Buffer.isBuffer(body) || body instanceof Uint8Array ? body.length : Buffer.byteLength(String(body ?? ''))
+    switch (context.commandName) {
+      case 'PutObjectCommand':
+        if (size(input.Body) > 5 * 1024 ** 3) refuse('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
+        break
+      case 'UploadPartCommand': {
+        if (input.PartNumber < 1 || input.PartNumber > 10_000) refuse('InvalidArgument', 'Part number must be an integer between 1 and 10000')
+        const upload = parts.get(input.UploadId) ?? new Map<number, number>()
+        upload.set(input.PartNumber, size(input.Body))
+        parts.set(input.UploadId, upload)
+        break
+      }
+      case 'CompleteMultipartUploadCommand': {
+        const sizes = [...(parts.get(input.UploadId) ?? new Map<number, number>())].sort(([a], [b]) => a - b).map(([, bytes]) => bytes)
+        if (sizes.slice(0, -1).some(bytes => bytes < 5 * 1024 * 1024)) refuse('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size')
+        break
+      }
+    }
+    return await next(args)
+  })
+}

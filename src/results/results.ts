@@ -1,0 +1,36 @@
+import type { Headers } from '../job/wire.js'
+
+/**
+ * Where result bodies too large for the store (or for the front end the request came through)
+ * go: an object store the client downloads from directly, through a short-lived URL. Written
+ * for S3's semantics (whole objects appear at once, multipart for large ones, presigned GETs);
+ * implementations pass `test/contracts/results-contract.ts`.
+ */
+
+/** A body kept outside the store: what the store records in its place. */
+export interface ExternalBody {
+  /** The object's key. Keyed by job and attempt owner: a stale attempt never overwrites the body served. */
+  key: string
+  /** Its length in bytes. */
+  bytes: number
+}
+
+/** The response headers that travel with a body kept outside: the object store serves them. */
+export const TRAVELLING_HEADERS = ['content-type', 'content-encoding', 'content-disposition', 'cache-control'] as const
+
+/** The contract. */
+export interface ResultBodies {
+  /** Bodies of at least this many bytes go out of the store even when the front end could return them. */
+  readonly thresholdBytes: number
+  /**
+   * Stores job `id`'s body from the attempt of `owner`, with the travelling headers. Resolves
+   * once the whole object exists; a failure leaves no object that could ever be served.
+   */
+  put (id: string, owner: string, body: Buffer, headers: Headers): Promise<ExternalBody>
+  /** A URL the client can GET the body from, for a short while. */
+  url (body: ExternalBody): Promise<string>
+  /** Removes every body of job `id`, of any attempt. */
+  delete (id: string): Promise<void>
+  /** Releases connections. */
+  close? (): Promise<void>
+}

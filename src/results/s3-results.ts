@@ -1,0 +1,139 @@
+import type { S3Client } from '@aws-sdk/client-s3'
+import { LazyAwsClient } from '../aws-client.js'
+import type { Headers } from '../job/wire.js'
+import { withRetries } from '../retry.js'
+import { matching, number, optionsObject } from '../validate.js'
+import { TRAVELLING_HEADERS, type ExternalBody, type ResultBodies } from './results.js'
+
+const loadSdk = async () => {
+  const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
+  return { ...s3, getSignedUrl: presigner.getSignedUrl }
+}
+type Sdk = Awaited<ReturnType<typeof loadSdk>>
+
+/** Options of {@link s3Results}. */
+export interface S3ResultsOptions {
+  /** The bucket (`JOBS_RESULTS_BUCKET`). */
+  bucket: string
+  /** A client of your own (region, endpoint, retries). @default new S3Client({}) */
+  client?: S3Client
+  /** Prefix of every object's key, so that IAM policies and lifecycle rules can name them. @default 'results/' */
+  keyPrefix?: string
+  /** Bodies of at least this many bytes go to S3 even when the front end could return them. @default 4194304 */
+  thresholdBytes?: number
+  /** How long a URL handed to a client works, in seconds (SigV4 allows 7 days at most). @default 300 */
+  urlTtlSeconds?: number
+  /** Bytes per part of a multipart upload: 5 MiB to 5 GiB, as S3 takes them. @default 8388608 */
+  partBytes?: number
+}
+
+// S3's multipart limits (Amazon S3 User Guide, "Amazon S3 multipart upload limits"): parts of
+// 5 MiB to 5 GiB, the last one excepted, at most 10,000 of them; a presigned URL lives 7 days at most.
+const MIN_PART = 5 * 1024 * 1024
+const MAX_PART = 5 * 1024 ** 3
+const MAX_PARTS = 10_000
+const MAX_URL_TTL = 7 * 86_400
+
+/**
+ * Result bodies in Amazon S3, downloaded by the client through presigned URLs. The SDK
+ * (`@aws-sdk/client-s3`, `@aws-sdk/s3-request-presigner`) is loaded on first use.
+ *
+ * @example
+ * await app.register(longRunning, { queue, store, results: s3Results({ bucket: process.env.JOBS_RESULTS_BUCKET! }) })
+ */
+export function s3Results (options: S3ResultsOptions): ResultBodies {
+  const checked = optionsObject(options, 's3Results options', true)
+  return new S3Results({
+    bucket: matching(checked.bucket, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
+    keyPrefix: checked.keyPrefix === undefined ? 'results/' : matching(checked.keyPrefix, 'keyPrefix', /^[A-Za-z0-9!_.*'()/-]{0,512}$/, 'an S3 key prefix'),
+    thresholdBytes: number(checked.thresholdBytes, 'thresholdBytes', 4 * 1024 * 1024, 1, 6 * 1024 * 1024, true),
+    urlTtlSeconds: number(checked.urlTtlSeconds, 'urlTtlSeconds', 300, 1, MAX_URL_TTL, true),
+    partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true)
+  }, checked.client)
+}
+
+interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number }
+
+class S3Results implements ResultBodies {
+  readonly thresholdBytes: number
+  readonly #settings: Settings
+  readonly #aws: LazyAwsClient<Sdk, S3Client>
+
+  constructor (settings: Settings, client: S3Client | undefined) {
+    this.#settings = settings
+    this.thresholdBytes = settings.thresholdBytes
+    this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({}), client)
+  }
+
+  async put (id: string, owner: string, body: Buffer, headers: Headers): Promise<ExternalBody> {
+    const { bucket, keyPrefix } = this.#settings
+    const key = `${keyPrefix}${id}/${owner}`
+    const object = { Bucket: bucket, Key: key, ...objectHeaders(headers) }
+    // Parts grow when a body would need more than S3's 10,000 of them.
+    const partBytes = Math.max(this.#settings.partBytes, Math.ceil(body.length / MAX_PARTS))
+    const sdk = await this.#aws.sdk()
+    if (body.length <= partBytes) {
+      await this.#retried(async () => await this.#aws.send(new sdk.PutObjectCommand({ ...object, Body: body })))
+      return { key, bytes: body.length }
+    }
+    const { UploadId } = await this.#retried(async () => await this.#aws.send(new sdk.CreateMultipartUploadCommand(object))) as { UploadId: string }
+    try {
+      const parts: Array<{ ETag: string, PartNumber: number }> = []
+      for (let start = 0, number = 1; start < body.length; start += partBytes, number++) {
+        const part = body.subarray(start, start + partBytes)
+        const { ETag } = await this.#retried(async () => await this.#aws.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: number, Body: part }))) as { ETag: string }
+        parts.push({ ETag, PartNumber: number })
+      }
+      await this.#retried(async () => await this.#aws.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })))
+    } catch (error) {
+      // Parts of an upload never completed are billed until aborted (or a lifecycle rule does it).
+      await this.#aws.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => {})
+      throw error
+    }
+    return { key, bytes: body.length }
+  }
+
+  async url (body: ExternalBody): Promise<string> {
+    const sdk = await this.#aws.sdk()
+    const command = new sdk.GetObjectCommand({ Bucket: this.#settings.bucket, Key: body.key })
+    // Signed here, with no request: the URL carries the signer's rights for `urlTtlSeconds`.
+    return await sdk.getSignedUrl(await this.#aws.client(), command, { expiresIn: this.#settings.urlTtlSeconds })
+  }
+
+  async delete (id: string): Promise<void> {
+    const sdk = await this.#aws.sdk()
+    const { bucket, keyPrefix } = this.#settings
+    let token: string | undefined
+    do {
+      const page = await this.#aws.send(new sdk.ListObjectsV2Command({ Bucket: bucket, Prefix: `${keyPrefix}${id}/`, ContinuationToken: token })) as { Contents?: Array<{ Key: string }>, NextContinuationToken?: string }
+      const keys = (page.Contents ?? []).map(({ Key }) => ({ Key }))
+      if (keys.length > 0) await this.#aws.send(new sdk.DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }))
+      token = page.NextContinuationToken
+    } while (token !== undefined)
+  }
+
+  async close (): Promise<void> {
+    this.#aws.close()
+  }
+
+  /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */
+  async #retried<T> (operation: () => Promise<T>): Promise<T> {
+    return await withRetries(operation, { attempts: 3, onRetry: () => {} })
+  }
+}
+
+/** The travelling headers as the object's own: S3 serves them with the body. */
+function objectHeaders (headers: Headers): Record<string, string> {
+  const names: Record<(typeof TRAVELLING_HEADERS)[number], string> = {
+    'content-type': 'ContentType',
+    'content-encoding': 'ContentEncoding',
+    'content-disposition': 'ContentDisposition',
+    'cache-control': 'CacheControl'
+  }
+  const object: Record<string, string> = {}
+  for (const name of TRAVELLING_HEADERS) {
+    const value = headers[name]
+    if (value !== undefined) object[names[name]] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return object
+}

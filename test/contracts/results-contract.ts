@@ -1,0 +1,43 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { Test } from 'tap'
+import { newJobId } from '../../src/job/id.js'
+import type { ResultBodies } from '../../src/results/results.js'
+
+/**
+ * The contract every ResultBodies passes (`test/s3-results.test.ts` runs it on the S3 emulator
+ * through the strict-AWS layer): bodies of any size back byte for byte through their URL, with
+ * the headers that travel; a stale attempt's body never replaces the one served; delete removes
+ * every attempt's body.
+ */
+export function resultsContract (t: Test, make: () => Promise<ResultBodies>): void {
+  const csv = { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': 'attachment; filename="report.csv"', 'x-not-travelling': '1' }
+
+  t.test('a body comes back byte for byte through its URL, with the headers that travel', async t => {
+    const results = await make()
+    for (const size of [0, 1000, 21 * 1024 * 1024 + 7]) {
+      const body = randomBytes(size)
+      const stored = await results.put(newJobId(), randomUUID(), body, csv)
+      t.equal(stored.bytes, size)
+      const response = await fetch(await results.url(stored))
+      t.equal(response.status, 200, `${size} bytes`)
+      t.ok(Buffer.from(await response.arrayBuffer()).equals(body), `${size} bytes, byte for byte`)
+      t.equal(response.headers.get('content-type'), csv['content-type'])
+      t.equal(response.headers.get('content-disposition'), csv['content-disposition'])
+      t.equal(response.headers.get('x-not-travelling'), null)
+    }
+  })
+
+  t.test('a stale attempt\'s body never replaces the newer one\'s; delete removes both', async t => {
+    const results = await make()
+    const id = newJobId()
+    const stale = await results.put(id, 'owner-1', Buffer.from('stale'), {})
+    const fresh = await results.put(id, 'owner-2', Buffer.from('fresh'), {})
+    t.not(stale.key, fresh.key)
+    t.equal(await (await fetch(await results.url(fresh))).text(), 'fresh')
+    t.equal(await (await fetch(await results.url(stale))).text(), 'stale')
+    await results.delete(id)
+    t.equal((await fetch(await results.url(fresh))).status, 404)
+    t.equal((await fetch(await results.url(stale))).status, 404)
+    await results.delete(newJobId())
+  })
+}
