@@ -135,3 +135,6 @@ export const IdempotencyKeyMissingError = createError<'FST_LONG_RUNNING_IDEMPOTE
 )
 export const IdempotencyKeyReusedError = createError('FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED', 'This idempotency key was used with another request', 422)
 export const IdempotencyConflictError = createError('FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT', 'The request with this idempotency key is still being processed', 409)
+
+/** A result whose body is in S3, read by an app without the `results` option. */
+export const ResultsUnavailableError = createError('FST_LONG_RUNNING_RESULTS_UNAVAILABLE', 'The result is stored outside and this app has no `results` option to hand it over', 500)

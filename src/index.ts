@@ -20,4 +20,7 @@ export type { ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, KeyReser
 
 export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'
 export { dynamoDbStore, type DynamoDbStoreOptions } from './store/dynamodb-store.js'
+export { s3Results, type S3ResultsOptions } from './results/s3-results.js'
+export type { ResultBodies } from './results/results.js'
+export type { ExternalBody } from './job/wire.js'
 export { createSqsHandler, type SqsEvent, type SqsRecord, type LambdaContext, type SqsBatchResponse } from './lambda/sqs-handler.js'

@@ -7,6 +7,7 @@ import type { JsonValue } from './job/wire.js'
 import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
+import type { ResultBodies } from './results/results.js'
 import type { ResultStore } from './store/store.js'
 import { checkAdapter, describe, headerName, headerNames, matching, number, optionalBoolean, optionalFunction, optionsObject, pathPrefix } from './validate.js'
 
@@ -76,6 +77,11 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
   queue?: JobQueue
   /** Where job state and results live. @default memoryStore() */
   store?: ResultStore
+  /**
+   * Where result bodies too large for the store or for the front end go (`s3Results({ bucket })`);
+   * the client is redirected to them. Without it such results end as `502 FST_LONG_RUNNING_RESPONSE_TOO_LARGE`.
+   */
+  results?: ResultBodies
   /**
    * Whether this process takes jobs from the queue and runs them.
    * @default true when `queue` is omitted, false otherwise (Lambda consumer or `npm run worker`)
@@ -173,6 +179,7 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
 export interface ResolvedOptions extends RouteSettings {
   queue: JobQueue
   store: ResultStore
+  results: ResultBodies | undefined
   consume: boolean
   concurrency: number
   resultTtlSeconds: number
@@ -225,6 +232,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
+    results: checkAdapter(options.results, 'results', ['put', 'url', 'delete']),
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
     store: checkAdapter(options.store, 'store', ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore({ clock })
   }

@@ -54,6 +54,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     redelivery: queue.redelivery ?? redeliveryBackoff(1),
     clock: options.clock,
     onJobEnd: options.onJobEnd,
+    results: options.results,
     // A worker in this process hands results to the requests waiting here, without a read.
     onStored: poller.completed.bind(poller)
   })
@@ -149,6 +150,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     await consumer?.stop()
     await queue.close?.()
     await store.close?.()
+    await options.results?.close?.()
   })
 }
 

@@ -46,6 +46,20 @@ export async function sendAccepted (
   return await reply.send(statusBody(record, location))
 }
 
+/** Tells the client what status the route gave a result whose body it fetches elsewhere. */
+export const STATUS_HEADER = 'x-long-running-status'
+
+/**
+ * A result whose body is in S3: `303 See Other` to a presigned URL of it. Only the body and the
+ * headers that travel with it (content type, encoding, disposition, cache control) are served
+ * there; the route's status is in {@link STATUS_HEADER} and in the JSON body of this answer.
+ */
+export async function sendExternal (reply: FastifyReply, id: string, response: StoredResponse, url: string): Promise<FastifyReply> {
+  return await interim(reply, 303, url)
+    .header(STATUS_HEADER, String(response.statusCode))
+    .send({ id, status: 'done', statusCode: response.statusCode, location: url })
+}
+
 /**
  * The route's own response, as stored: status, every header, exact bytes. The fetching
  * request's own hooks still run on it (compression, CORS), so `Vary` keeps what they set.

@@ -1,20 +1,22 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError } from '../errors.js'
+import {
+  IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
+} from '../errors.js'
 import { enqueueJob, type NewRequest } from '../job/enqueue.js'
 import { isJobId } from '../job/id.js'
 import { resultExpiry } from '../job/lifetime.js'
 import { enqueueOnce } from '../job/once.js'
 import { errorResponse } from '../job/response.js'
-import type { JsonValue } from '../job/wire.js'
+import type { ExternalBody, JsonValue } from '../job/wire.js'
 import type { ResolvedOptions, RouteSettings } from '../options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../store/store.js'
 import { KEYED_METHODS, keyedRequest, keyOf, REPLAYED_HEADER, sendProblem } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
-import { sendAccepted, sendRedirect, sendStored } from './replies.js'
+import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
 import { responseLimitOf, timeLeftMs } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
 import type { Waiter } from './waiter.js'
@@ -98,6 +100,8 @@ export class Responder {
     const cancelled = await store.cancel(id, errorResponse(new JobCancelledError()), resultExpiry(this.#options.clock.now(), resultTtlSeconds))
     if (!cancelled) throw new JobFinishedError()
     request.log.info({ jobId: id }, 'job cancelled')
+    // A body an attempt stored outside before the cancellation is never served: it goes now.
+    await this.#options.results?.delete(id).catch((error: unknown) => request.log.warn({ err: error, jobId: id }, 'removing the cancelled job\'s result bodies failed; the bucket\'s lifecycle rule will'))
     await reply.code(204).send()
     return id
   }
@@ -121,10 +125,19 @@ export class Responder {
       }
     }
     if (record === undefined) throw new JobNotFoundError()
+    if (record.response?.external !== undefined) return await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external))
     if (record.response !== undefined) return await sendStored(reply, record.response)
     if (prefer.respondAsync) return await sendAccepted(reply, record, location, true)
     if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false)
     return await sendRedirect(reply, record, location)
+  }
+
+  /** A fresh URL of a body in S3, signed now: it outlives this answer by `urlTtlSeconds`. */
+  async #urlOf (external: ExternalBody): Promise<string> {
+    const { results } = this.#options
+    // A worker with `results` and an HTTP side without: the body cannot be handed over.
+    if (results === undefined) throw new ResultsUnavailableError()
+    return await results.url(external)
   }
 
   /** Where the next wait for job `id` is, relative, as the client reached this app. */

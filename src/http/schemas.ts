@@ -9,11 +9,12 @@ type DocumentedSchema = FastifySchema & { summary?: string, description?: string
 
 const statusBody = {
   type: 'object',
-  description: 'The job, still pending or running',
+  description: 'The job, still pending or running; or done, with its body to fetch from Location',
   required: ['id', 'status', 'location'],
   properties: {
     id: { type: 'string', format: 'uuid' },
-    status: { type: 'string', enum: ['pending', 'running'] },
+    status: { type: 'string', enum: ['pending', 'running', 'done'] },
+    statusCode: { type: 'integer', description: 'With status done: the route\'s status; Location is where to fetch the body (S3)' },
     location: { type: 'string', description: 'Where to ask again (relative URL)' },
     progress: {
       type: 'object',

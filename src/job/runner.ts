@@ -7,6 +7,7 @@ import {
 } from '../errors.js'
 import type { Delivery, Disposition } from '../queue/queue.js'
 import { withRetries, type Backoff } from '../retry.js'
+import type { ResultBodies } from '../results/results.js'
 import type { ResultStore } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
 import { Attempt } from './attempt.js'
@@ -31,6 +32,8 @@ export interface RunnerSettings {
   redelivery: Backoff
   clock: Clock
   onJobEnd?: ((event: JobEndEvent) => void) | undefined
+  /** Where bodies too large for the store or the front end go (`results`); without it they end as a 502. */
+  results?: ResultBodies | undefined
   /** Told of every final response this process stored: its waiting requests need not read it. */
   onStored?: ((id: string, response: StoredResponse, expiresAt: number) => void) | undefined
 }
@@ -155,13 +158,27 @@ export class JobRunner {
       const end = await attempt.run()
       if (end.kind === 'response') {
         const body = end.response.rawPayload
+        const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
+        const limit = message.responseLimit
+        const { results } = this.#settings
+        if (results !== undefined && (body.length >= results.thresholdBytes || body.length > MAX_RESPONSE_BYTES || (limit !== undefined && lambdaResponseBytes(response) > limit))) {
+          // Too large for the store or the front end: the body goes to S3, and the client to it.
+          // A failed upload is a failed attempt: the claim goes back, the job runs again.
+          let external
+          try {
+            external = await results.put(message.id, owner, body, response.headers)
+          } catch (error) {
+            log.error({ err: error, bytes: body.length }, 'storing the result body outside failed')
+            await this.#release(message.id, owner)
+            return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
+          }
+          return await this.#finish(message, owner, { ...response, body: Buffer.alloc(0), external }, { ...run, outcome: JobOutcome.completed })
+        }
         if (body.length > MAX_RESPONSE_BYTES) {
           return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
         }
-        const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
         // Stored only if the front end the request came through can return it: otherwise every
         // read of it would fail there (a 502 from API Gateway) until it expired.
-        const limit = message.responseLimit
         const size = limit === undefined ? 0 : lambdaResponseBytes(response)
         if (limit !== undefined && size > limit) {
           log.warn({ bytes: size, limit }, 'job result too large for its front end')

@@ -29,11 +29,20 @@ export interface RequestSnapshot {
   carried?: Record<string, JsonValue>
 }
 
+/** A body kept outside the store (in S3): the object's key and its length. */
+export interface ExternalBody {
+  key: string
+  bytes: number
+}
+
 /** A complete HTTP response: what the route gave, byte for byte. */
 export interface StoredResponse {
   statusCode: number
   headers: Headers
+  /** Empty when the body is `external`. */
   body: Buffer
+  /** Where the body is when it is too large for the store or the front end (`results`). */
+  external?: ExternalBody
 }
 
 /** A {@link RequestSnapshot} as JSON: the body, when it travels inline, as base64. */

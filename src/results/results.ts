@@ -1,4 +1,6 @@
-import type { Headers } from '../job/wire.js'
+import type { ExternalBody, Headers } from '../job/wire.js'
+
+export type { ExternalBody }
 
 /**
  * Where result bodies too large for the store (or for the front end the request came through)
@@ -6,14 +8,6 @@ import type { Headers } from '../job/wire.js'
  * for S3's semantics (whole objects appear at once, multipart for large ones, presigned GETs);
  * implementations pass `test/contracts/results-contract.ts`.
  */
-
-/** A body kept outside the store: what the store records in its place. */
-export interface ExternalBody {
-  /** The object's key. Keyed by job and attempt owner: a stale attempt never overwrites the body served. */
-  key: string
-  /** Its length in bytes. */
-  bytes: number
-}
 
 /** The response headers that travel with a body kept outside: the object store serves them. */
 export const TRAVELLING_HEADERS = ['content-type', 'content-encoding', 'content-disposition', 'cache-control'] as const

@@ -1,9 +1,9 @@
 import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
-import type { Headers } from '../job/wire.js'
+import type { ExternalBody, Headers } from '../job/wire.js'
 import { withRetries } from '../retry.js'
 import { matching, number, optionsObject } from '../validate.js'
-import { TRAVELLING_HEADERS, type ExternalBody, type ResultBodies } from './results.js'
+import { TRAVELLING_HEADERS, type ResultBodies } from './results.js'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])

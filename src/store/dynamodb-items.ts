@@ -161,14 +161,20 @@ export function requestOf (blob: Buffer): RequestSnapshot {
 }
 
 export function responseBlob (response: StoredResponse): Buffer {
-  return frame({ statusCode: response.statusCode, headers: response.headers }, response.body)
+  const head = { statusCode: response.statusCode, headers: response.headers }
+  return frame(response.external === undefined ? head : { ...head, external: response.external }, response.body)
 }
 
 export function responseOf (blob: Buffer): StoredResponse {
   const { head, body } = unframe(blob)
-  const { statusCode, headers } = head as { statusCode: unknown, headers: unknown }
+  const { statusCode, headers, external } = head as { statusCode: unknown, headers: unknown, external?: { key?: unknown, bytes?: unknown } }
   if (typeof statusCode !== 'number') throw new InvalidMessageError('bad stored response')
-  return { statusCode, headers: checkHeaders(headers), body: body ?? Buffer.alloc(0) }
+  const response: StoredResponse = { statusCode, headers: checkHeaders(headers), body: body ?? Buffer.alloc(0) }
+  if (external !== undefined) {
+    if (typeof external.key !== 'string' || typeof external.bytes !== 'number') throw new InvalidMessageError('bad stored response')
+    response.external = { key: external.key, bytes: external.bytes }
+  }
+  return response
 }
 
 /** Keys of a body's chunk items. */
