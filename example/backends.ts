@@ -1,4 +1,4 @@
-import { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
+import { dynamoDbStore, s3Results, sqsQueue, type LongRunningOptions } from '../src/index.js'
 
 /** Reads a numeric environment variable, failing loudly on anything else. */
 export function numberFromEnv (name: string, fallback: number): number {
@@ -14,7 +14,7 @@ export function numberFromEnv (name: string, fallback: number): number {
  * DynamoDB; neither → the embedded default. Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
-export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds'> {
+export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results'> {
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
   if (queueUrl === undefined && tableName === undefined) return {}
@@ -35,6 +35,20 @@ export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' |
       // as it has one message): against it, ask for one at a time so that jobs start at once.
       ...(process.env.AWS_ENDPOINT_URL_SQS === undefined ? {} : { receiveBatchSize: 1 })
     }),
-    store: dynamoDbStore({ tableName })
+    store: dynamoDbStore({ tableName }),
+    // JOBS_RESULTS_BUCKET (optional): large results go to this bucket, and clients to them.
+    ...resultsFromEnv()
+  }
+}
+
+/**
+ * `s3Results` when `JOBS_RESULTS_BUCKET` is set. The SDK reads `AWS_ENDPOINT_URL_S3` itself;
+ * `AWS_S3_FORCE_PATH_STYLE=true` (emulators: no bucket subdomains) is passed on.
+ */
+function resultsFromEnv (): Pick<LongRunningOptions, 'results'> {
+  const bucket = process.env.JOBS_RESULTS_BUCKET
+  if (bucket === undefined || bucket === '') return {}
+  return {
+    results: s3Results({ bucket, forcePathStyle: process.env.AWS_S3_FORCE_PATH_STYLE === 'true' })
   }
 }

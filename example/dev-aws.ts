@@ -3,10 +3,10 @@ import { backendsFromEnv, numberFromEnv } from './backends.js'
 import { startEmulators } from './emulators.js'
 import { startEventSourceMapping } from './event-source-mapping.js'
 
-// `npm run dev:aws`: the production code path, offline. Starts the SQS and DynamoDB emulators,
-// creates the queue, its DLQ and the table, serves the example with the SQS/DynamoDB backends
+// `npm run dev:aws`: the production code path, offline. Starts the SQS, DynamoDB and S3 emulators,
+// creates the queue, its DLQ, the table and the results bucket, serves the example with the SQS/DynamoDB backends
 // on $HOST:$PORT, and feeds the queue to the `worker` Lambda export like the event source mapping.
-const emulators = await startEmulators({ visibilityTimeout: 60 })
+const emulators = await startEmulators({ visibilityTimeout: 60, s3: true })
 Object.assign(process.env, emulators.env)
 
 // Imported only now: the Lambda module reads the environment when it loads, as on Lambda.

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Server } from 'node:http'
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
@@ -22,10 +25,13 @@ export interface EmulatorOptions {
   visibilityTimeout?: number
   /** Receives before a message moves to the DLQ. @default 10 */
   maxReceiveCount?: number
+  /** Also an S3 emulator (`s3rver`) with the results bucket, named in `env` (`JOBS_RESULTS_BUCKET`). @default false */
+  s3?: boolean
 }
 
 const REGION = 'us-east-1'
-const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' }
+// s3rver accepts only its own key (and checks signatures with it); the other emulators any.
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
 
 /**
  * New SDK clients on the emulators named by `env` (as `Emulators.env` gives it); `maxAttempts: 1`
@@ -66,6 +72,7 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
     BillingMode: 'PAY_PER_REQUEST'
   }))
 
+  const s3 = options.s3 === true ? await startS3('results') : undefined
   return {
     queueUrl: queueUrl as string,
     dlqUrl: dlqUrl as string,
@@ -77,7 +84,8 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
       AWS_ENDPOINT_URL_SQS: sqsEndpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
       JOBS_QUEUE_URL: queueUrl as string,
-      JOBS_TABLE: tableName
+      JOBS_TABLE: tableName,
+      ...s3?.env
     },
     sqs,
     dynamodb,
@@ -88,8 +96,31 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
       dynamoServer.closeAllConnections()
       await Promise.all([
         new Promise(resolve => sqsServer.close(resolve)),
-        new Promise(resolve => dynamoServer.close(resolve))
+        new Promise(resolve => dynamoServer.close(resolve)),
+        s3?.close()
       ])
+    }
+  }
+}
+
+/**
+ * s3rver on a free loopback port, with `bucket`, and the variables that point the AWS SDK and the
+ * example at it. Loaded only when asked for: most uses need no S3.
+ */
+async function startS3 (bucket: string): Promise<{ env: Record<string, string>, close: () => Promise<void> }> {
+  const [{ default: S3rver }, { CreateBucketCommand, S3Client }] = await Promise.all([import('s3rver'), import('@aws-sdk/client-s3')])
+  const directory = mkdtempSync(join(tmpdir(), 'jobs-s3-'))
+  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory })
+  const { port } = await server.run()
+  const endpoint = `http://127.0.0.1:${port}`
+  const client = new S3Client({ region: REGION, endpoint, forcePathStyle: true, credentials: CREDENTIALS })
+  await client.send(new CreateBucketCommand({ Bucket: bucket }))
+  client.destroy()
+  return {
+    env: { AWS_ENDPOINT_URL_S3: endpoint, AWS_S3_FORCE_PATH_STYLE: 'true', JOBS_RESULTS_BUCKET: bucket },
+    async close () {
+      await server.close()
+      rmSync(directory, { recursive: true, force: true })
     }
   }
 }

@@ -2,7 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
 import type { ExternalBody, Headers } from '../job/wire.js'
 import { withRetries } from '../retry.js'
-import { matching, number, optionsObject } from '../validate.js'
+import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
 import { TRAVELLING_HEADERS, type ResultBodies } from './results.js'
 
 const loadSdk = async () => {
@@ -15,8 +15,10 @@ type Sdk = Awaited<ReturnType<typeof loadSdk>>
 export interface S3ResultsOptions {
   /** The bucket (`JOBS_RESULTS_BUCKET`). */
   bucket: string
-  /** A client of your own (region, endpoint, retries). @default new S3Client({}) */
+  /** A client of your own (region, endpoint, retries). @default new S3Client({ forcePathStyle }) */
   client?: S3Client
+  /** For the client made here: bucket in the path, not the host name (emulators). @default false */
+  forcePathStyle?: boolean
   /** Prefix of every object's key, so that IAM policies and lifecycle rules can name them. @default 'results/' */
   keyPrefix?: string
   /** Bodies of at least this many bytes go to S3 even when the front end could return them. @default 4194304 */
@@ -49,7 +51,7 @@ export function s3Results (options: S3ResultsOptions): ResultBodies {
     thresholdBytes: number(checked.thresholdBytes, 'thresholdBytes', 4 * 1024 * 1024, 1, 6 * 1024 * 1024, true),
     urlTtlSeconds: number(checked.urlTtlSeconds, 'urlTtlSeconds', 300, 1, MAX_URL_TTL, true),
     partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true)
-  }, checked.client)
+  }, checked.client, optionalBoolean(checked.forcePathStyle, 'forcePathStyle') ?? false)
 }
 
 interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number }
@@ -59,10 +61,10 @@ class S3Results implements ResultBodies {
   readonly #settings: Settings
   readonly #aws: LazyAwsClient<Sdk, S3Client>
 
-  constructor (settings: Settings, client: S3Client | undefined) {
+  constructor (settings: Settings, client: S3Client | undefined, forcePathStyle: boolean) {
     this.#settings = settings
     this.thresholdBytes = settings.thresholdBytes
-    this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({}), client)
+    this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({ forcePathStyle }), client)
   }
 
   async put (id: string, owner: string, body: Buffer, headers: Headers): Promise<ExternalBody> {
