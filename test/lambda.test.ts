@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb'
-import { DeleteMessageCommand, ReceiveMessageCommand, type Message } from '@aws-sdk/client-sqs'
+import { DeleteMessageCommand, type Message } from '@aws-sdk/client-sqs'
 import { gunzipSync } from 'node:zlib'
 import t, { type Test } from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { decodeMessage } from '../src/job/message.js'
 import { albEvent, albMultiValueEvent, httpApiEvent, lambdaContext, restEvent, sqsEvent } from './helpers/events.js'
+import { lambdaDriver } from './helpers/lambda-driver.js'
 import { pollUntil } from './helpers/poll.js'
 import { itemBytes } from './helpers/strict-aws.js'
 
@@ -27,28 +28,7 @@ const albMulti = async (event: unknown): Promise<HttpResult> => await (albMultiH
 const bodyOf = (result: HttpResult): Buffer => Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8')
 const executions = async (): Promise<number> => JSON.parse((await http(restEvent({ method: 'GET', path: '/stats' }))).body).executions
 
-/** Receives what the HTTP side queued, as the event source mapping would. */
-async function receive (count: number): Promise<Message[]> {
-  const messages: Message[] = []
-  while (messages.length < count) {
-    const result = await emulators.sqs.send(new ReceiveMessageCommand({ QueueUrl: emulators.queueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 5, AttributeNames: ['All'] }))
-    messages.push(...(result.Messages ?? []))
-  }
-  return messages
-}
-
-/** Runs one batch through `worker`, deleting what succeeded like the event source mapping. */
-async function runBatch (messages: Message[], context = lambdaContext()): Promise<string[]> {
-  const event = sqsEvent(messages)
-  const { batchItemFailures } = await worker(event, context)
-  const failed = batchItemFailures.map(failure => failure.itemIdentifier)
-  for (const message of messages) {
-    if (!failed.includes(message.MessageId as string)) {
-      await emulators.sqs.send(new DeleteMessageCommand({ QueueUrl: emulators.queueUrl, ReceiptHandle: message.ReceiptHandle }))
-    }
-  }
-  return failed
-}
+const { receive, runBatch } = lambdaDriver(emulators, worker)
 
 const locationPath = (result: HttpResult): string => result.headers.location ?? ''
 const query = (location: string): Record<string, string> => Object.fromEntries(new URL(location, 'http://x').searchParams)

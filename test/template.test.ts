@@ -16,6 +16,8 @@ const template = parse(readFileSync('example/template.yaml', 'utf8'), { customTa
 const resources = template.Resources as Node
 const byType = (type: string): Array<[string, Node]> => Object.entries(resources).filter(([, r]) => r.Type === type)
 const functions = Object.fromEntries(byType('AWS::Serverless::Function')) as Node
+// CloudFormation's `${…}` substitution, not a template literal.
+const RESULTS_OBJECTS = '$' + '{ResultsBucket.Arn}/results/*'
 const policyActions = (fn: Node): string[] => fn.Properties.Policies.flatMap((p: Node) => p.Statement.flatMap((s: Node) => s.Action))
 
 t.test('both functions: nodejs22.x, esbuild of example/lambda.ts, handlers it exports', async t => {
@@ -83,13 +85,29 @@ t.test('least privilege: named actions on the two resources, nothing else', asyn
       for (const statement of policy.Statement as Node[]) {
         t.equal(statement.Effect, 'Allow')
         for (const action of statement.Action) t.notMatch(action, /\*/, `${name}: ${action} is not a wildcard`)
-        t.ok(['JobsQueue.Arn', 'JobsTable.Arn'].includes(statement.Resource['Fn::GetAtt']), `${name}: scoped to the queue or the table`)
+        const scoped = ['JobsQueue.Arn', 'JobsTable.Arn', 'ResultsBucket.Arn'].includes(statement.Resource['Fn::GetAtt']) ||
+          statement.Resource['Fn::Sub'] === RESULTS_OBJECTS
+        t.ok(scoped, `${name}: scoped to the queue, the table, or the bucket's results prefix`)
       }
     }
   }
   t.same(policyActions(functions.HttpFunction).sort(),
-    ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'sqs:SendMessage'])
+    ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
+      's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 'sqs:SendMessage'])
   t.same(policyActions(functions.WorkerFunction).sort(),
     ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
+      's3:AbortMultipartUpload', 's3:PutObject',
       'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'])
+  const list = functions.HttpFunction.Properties.Policies.flatMap((p: Node) => p.Statement).find((s: Node) => s.Action.includes('s3:ListBucket'))
+  t.same(list.Condition, { StringLike: { 's3:prefix': ['results/*'] } }, 'listing only under the results prefix')
+})
+
+t.test('results bucket: private, encrypted, expiring, readable from other origins with a URL', async t => {
+  const bucket = resources.ResultsBucket.Properties
+  t.same(bucket.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true })
+  t.same(bucket.BucketEncryption.ServerSideEncryptionConfiguration, [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }], 'S3-managed keys')
+  const [rule] = bucket.LifecycleConfiguration.Rules
+  t.match(rule, { Status: 'Enabled', Prefix: 'results/', ExpirationInDays: 1, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })
+  t.match(bucket.CorsConfiguration.CorsRules, [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'] }])
+  t.same(template.Globals.Function.Environment.Variables.JOBS_RESULTS_BUCKET, { Ref: 'ResultsBucket' })
 })
