@@ -4,7 +4,12 @@ import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { RequestSnapshot } from './wire.js'
 
-type Replayed = Awaited<ReturnType<FastifyInstance['inject']>>
+/** The route's response as the replay gave it: status, headers and the body's bytes. */
+export interface Replayed {
+  statusCode: number
+  headers: Record<string, string | string[] | number | undefined>
+  rawPayload: Buffer
+}
 
 /** How one attempt ended: the route's response, its signal aborted (`reason`), or the replay itself failed. */
 export type AttemptEnd =
@@ -91,9 +96,17 @@ export class Attempt {
         headers: { ...request.headers, [RUN_HEADER]: registration.token },
         // From the client's address, so that per-client hooks (rate limits, logs) see the client.
         ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
-        ...(request.body === undefined ? {} : { payload: request.body })
+        ...(request.body === undefined ? {} : { payload: request.body }),
+        // The body as the chunks the route wrote: light-my-request would otherwise copy them
+        // into one buffer and decode that into a string too, holding a 50 MiB result four times.
+        payloadAsStream: true
       }).then(
-        (response): AttemptEnd => ({ kind: 'response', response }),
+        async (response): Promise<AttemptEnd> => {
+          const chunks: Buffer[] = []
+          for await (const chunk of response.stream()) chunks.push(chunk as Buffer)
+          const rawPayload = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+          return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, rawPayload } }
+        },
         (error: unknown): AttemptEnd => ({ kind: 'failed', error })
       )
       return await Promise.race([injected, stopped])
