@@ -37,7 +37,11 @@ t.test('a URL is scoped to its object and expires after urlTtlSeconds (the presi
   t.equal(url.searchParams.get('X-Amz-Expires'), '120')
   t.equal(url.searchParams.get('X-Amz-Algorithm'), 'AWS4-HMAC-SHA256')
   t.equal(url.searchParams.get('X-Amz-SignedHeaders'), 'host', 'nothing but the host is signed: any client can use it')
-  t.match(url.searchParams.get('X-Amz-Date'), /^\d{8}T\d{6}Z$/)
+  // S3 refuses a SigV4 URL after X-Amz-Date + X-Amz-Expires: that moment is urlTtlSeconds from now.
+  const signed = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(url.searchParams.get('X-Amz-Date') ?? '')?.slice(1).map(Number) ?? []
+  const [year = 0, month = 1, day = 0, hours = 0, minutes = 0, seconds = 0] = signed
+  const expires = Date.UTC(year, month - 1, day, hours, minutes, seconds) + Number(url.searchParams.get('X-Amz-Expires')) * 1000
+  t.ok(Math.abs(expires - (Date.now() + 120_000)) < 5000, 'refused by S3 from two minutes on')
 })
 
 t.test('a failed multipart upload leaves no object and no upload behind', async t => {
