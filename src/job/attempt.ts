@@ -1,3 +1,4 @@
+import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
@@ -102,8 +103,11 @@ export class Attempt {
         payloadAsStream: true
       }).then(
         async (response): Promise<AttemptEnd> => {
+          // Events rather than an async iterator: cheaper per job, which matters for tiny ones.
           const chunks: Buffer[] = []
-          for await (const chunk of response.stream()) chunks.push(chunk as Buffer)
+          const body = response.stream()
+          body.on('data', (chunk: Buffer) => chunks.push(chunk))
+          await finished(body)
           const rawPayload = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
           return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, rawPayload } }
         },
