@@ -160,8 +160,12 @@ export class JobRunner {
         const body = end.response.rawPayload
         const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
         const limit = message.responseLimit
+        // The Lambda response it would make, sized once and only where a front end limits it:
+        // for a large text body the sizing itself is costly.
+        let frontEndBytes = 0
+        const overFrontEnd = (): boolean => limit !== undefined && (frontEndBytes ||= lambdaResponseBytes(response)) > limit
         const { results } = this.#settings
-        if (results !== undefined && (body.length >= results.thresholdBytes || body.length > MAX_RESPONSE_BYTES || (limit !== undefined && lambdaResponseBytes(response) > limit))) {
+        if (results !== undefined && (body.length >= results.thresholdBytes || body.length > MAX_RESPONSE_BYTES || overFrontEnd())) {
           // Too large for the store or the front end: the body goes to S3, and the client to it.
           // A failed upload is a failed attempt: the claim goes back, the job runs again.
           let external
@@ -179,10 +183,9 @@ export class JobRunner {
         }
         // Stored only if the front end the request came through can return it: otherwise every
         // read of it would fail there (a 502 from API Gateway) until it expired.
-        const size = limit === undefined ? 0 : lambdaResponseBytes(response)
-        if (limit !== undefined && size > limit) {
-          log.warn({ bytes: size, limit }, 'job result too large for its front end')
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(size, limit)), { ...run, outcome: JobOutcome.tooLarge })
+        if (overFrontEnd()) {
+          log.warn({ bytes: frontEndBytes, limit }, 'job result too large for its front end')
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(frontEndBytes, limit as number)), { ...run, outcome: JobOutcome.tooLarge })
         }
         return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
       }
