@@ -30,7 +30,7 @@ export async function buildApp (
 ): Promise<FastifyInstance> {
   const app = Fastify(server)
   // CORS first, so that the plugin's 303, 202 and 404 carry its headers too.
-  if (corsOrigins.length > 0) await app.register(cors, { origin: corsOrigins, exposedHeaders: ['location', 'retry-after'] })
+  if (corsOrigins.length > 0) await app.register(cors, { origin: corsOrigins, methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], exposedHeaders: ['location', 'retry-after', 'preference-applied'] })
   // Responses compressed for clients that accept it: results too (each fetch gets its own encoding).
   await app.register(compress)
   await app.register(longRunning, options)

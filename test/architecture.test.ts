@@ -12,7 +12,9 @@ const LAYERS: Array<[number, RegExp]> = [
   [4, /^options\.ts$/],
   [5, /^(http|lambda)\//],
   [6, /^plugin\.ts$/],
-  [7, /^index\.ts$/]
+  [7, /^index\.ts$/],
+  // The client stands apart (see its own test below): the number only keeps layerOf total.
+  [8, /^client\//]
 ]
 const SRC = 'src'
 
@@ -40,6 +42,22 @@ t.test('every import runs to the same layer or a lower one', async t => {
   }
   t.same(upward, [], 'no upward import')
   t.ok(files.length > 20, `read ${files.length} files`)
+})
+
+t.test('the client and the plugin share no code: the client imports only its own files and no package', async t => {
+  const crossings: string[] = []
+  for (const file of files) {
+    const text = readFileSync(join(SRC, file), 'utf8')
+    for (const [, target] of text.matchAll(/(?:from|import) '([^']+)'/g)) {
+      const relativeTarget = (target as string).startsWith('.')
+      const imported = relativeTarget ? normalize(join(dirname(file), target as string)) : target as string
+      const client = file.startsWith('client/')
+      if (client && (!relativeTarget || !imported.startsWith('client/'))) crossings.push(`${file} imports ${imported}`)
+      if (!client && relativeTarget && imported.startsWith('client/')) crossings.push(`${file} imports ${imported}`)
+    }
+  }
+  t.same(crossings, [])
+  t.ok(files.some(file => file.startsWith('client/')))
 })
 
 t.test('no source file over 300 lines', async t => {

@@ -67,3 +67,77 @@ t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the res
   t.ok(statuses.includes(202), 'the tab got a 202 with Refresh on its way')
   await page.close()
 })
+
+/**
+ * A page of another origin with a progress bar and a Cancel button, running the package's
+ * client (`fastify-long-running/client`, bundled for the browser as an app would) against the
+ * example: `start(path)` shows progress in `#bar`, the outcome in `#out`, the job URL in `#job`.
+ */
+async function clientPage (): Promise<Page> {
+  const { build } = await import('esbuild')
+  // platform 'browser': a Node-only import in the client would fail this build.
+  const bundle = await build({ entryPoints: ['src/client/index.ts'], bundle: true, format: 'esm', platform: 'browser', write: false })
+  const client = bundle.outputFiles[0]?.text ?? ''
+  let url = ''
+  const other = Fastify()
+  other.get('/client.js', async (_request, reply) => await reply.type('text/javascript').send(client))
+  other.get('/', async (_request, reply) => await reply.type('text/html').send(`<!doctype html><title>report</title>
+<progress id="bar" max="1" value="0"></progress> <button id="cancel">Cancel</button>
+<pre id="out">idle</pre><pre id="job"></pre>
+<script type="module">
+  import { fetchLongRunning } from '/client.js'
+  window.start = async (path) => {
+    const controller = new AbortController()
+    document.getElementById('cancel').onclick = () => controller.abort()
+    const bar = document.getElementById('bar')
+    const out = document.getElementById('out')
+    out.textContent = 'running'
+    try {
+      const response = await fetchLongRunning('${url}' + path, {}, {
+        signal: controller.signal,
+        onProgress: ({ fraction, location }) => { bar.value = fraction ?? 0; document.getElementById('job').textContent = location }
+      })
+      out.textContent = response.status + ' ' + await response.text()
+    } catch (error) {
+      out.textContent = error.name
+    }
+  }
+</script>`))
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => other.close())
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
+  url = await example(25, [otherUrl])
+  const page = await browser.newPage()
+  await page.goto(otherUrl)
+  return page
+}
+
+async function start (page: Page, path: string): Promise<void> {
+  await page.evaluate((path) => { void (window as unknown as { start: (path: string) => Promise<void> }).start(path) }, path)
+}
+
+t.test('the client in a page: the progress bar moves, then the result shows', async t => {
+  const page = await clientPage()
+  await start(page, '/payload?delay=4')
+  await page.waitForFunction(() => (document.getElementById('bar') as HTMLProgressElement).value > 0, undefined, { timeout: 30_000 })
+  const first = await page.$eval('#bar', bar => (bar as HTMLProgressElement).value)
+  await page.waitForFunction((first) => (document.getElementById('bar') as HTMLProgressElement).value > first, first, { timeout: 30_000 })
+  await page.waitForFunction(() => document.getElementById('out')?.textContent !== 'running', undefined, { timeout: 30_000 })
+  t.equal(await page.textContent('#out'), '200 {"MESSAGE":"It took 4 seconds to generate this."}')
+  t.ok(first > 0 && first < 1, `the bar moved: ${first}, then further`)
+  await page.close()
+})
+
+t.test('the client in a page: Cancel rejects the call and cancels the job on the server', async t => {
+  const page = await clientPage()
+  await start(page, '/payload?delay=30')
+  await page.waitForFunction(() => (document.getElementById('bar') as HTMLProgressElement).value > 0, undefined, { timeout: 30_000 })
+  await page.click('#cancel')
+  await page.waitForFunction(() => document.getElementById('out')?.textContent !== 'running', undefined, { timeout: 30_000 })
+  t.equal(await page.textContent('#out'), 'AbortError')
+  // The page sends its DELETE as it rejects; this request waits on the server until the job ends.
+  const answer = await fetch(await page.textContent('#job') ?? '')
+  t.equal(answer.status, 409)
+  t.match(await answer.json(), { code: 'FST_LONG_RUNNING_JOB_CANCELLED' })
+  await page.close()
+})

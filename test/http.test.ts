@@ -122,7 +122,7 @@ t.test('Prefer: respond-async answers 202 at once on both requests; the status s
   })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
-  const prefer = { prefer: 'respond-async, wait=100' }
+  const prefer = { prefer: 'respond-async' }
   const first = await fetch(`${url}/progress`, { headers: prefer, redirect: 'manual' })
   t.equal(first.status, 202)
   t.equal(first.headers.get('preference-applied'), 'respond-async')
@@ -149,6 +149,34 @@ t.test('Prefer: respond-async answers 202 at once on both requests; the status s
   t.equal(await done.text(), 'done')
   const again = await fetch(url + location, { headers: prefer })
   t.equal(again.status, 200, 'a finished job answers with its result even to respond-async')
+})
+
+t.test('Prefer: respond-async, wait=N waits up to N seconds, then answers 202 with Retry-After: 0', async t => {
+  const test = await buildTestApp({ waitSeconds: 30 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const prefer = { prefer: 'respond-async, wait=1' }
+  const first = await fetch(`${url}/job/late`, { headers: prefer, redirect: 'manual' })
+  t.equal(first.status, 202, 'a job still running after the wait is accepted')
+  t.equal(first.headers.get('preference-applied'), 'respond-async')
+  t.equal(first.headers.get('retry-after'), '0', 'the server waited: the client may ask again at once')
+  const location = first.headers.get('location') ?? ''
+  // A job that ends within the wait answers with its result, on the first request or a later one.
+  const done = fetch(url + location, { headers: { prefer: 'respond-async, wait=30' } })
+  await test.ran('late')
+  test.gates.open('late')
+  const result = await done
+  t.equal(result.status, 201)
+  t.same(await result.json(), { name: 'late', body: null })
+})
+
+t.test('Prefer: respond-async, wait=N on a route that waits 0 seconds answers at once with Retry-After: 1', async t => {
+  const test = await buildTestApp({ waitSeconds: 0 })
+  t.teardown(() => closeTestApp(test))
+  const url = await test.listen()
+  const first = await fetch(`${url}/job/nowait`, { headers: { prefer: 'respond-async, wait=20' }, redirect: 'manual' })
+  t.equal(first.status, 202)
+  t.equal(first.headers.get('retry-after'), '1', 'no wait happened: the client should not ask again at once')
 })
 
 t.test('Prefer: wait=0 shortens the wait to nothing', async t => {

@@ -15,3 +15,11 @@ t.test('import and require() both load the package by its name', async t => {
     t.notMatch(stderr, /Error/, `${how}: no error printed`)
   }
 })
+
+t.test('the client loads by its subpath, with import and require()', async t => {
+  const script = 'const m = %LOAD%; console.log(typeof m.fetchLongRunning)'
+  const imported = await run(process.execPath, ['--input-type=module', '-e', script.replace('%LOAD%', "await import('fastify-long-running/client')")], { env })
+  const required = await run(process.execPath, ['-e', script.replace('%LOAD%', "require('fastify-long-running/client')")], { env })
+  t.equal(imported.stdout, 'function\n')
+  t.equal(required.stdout, 'function\n')
+})

@@ -32,15 +32,17 @@ export async function sendRedirect (reply: FastifyReply, record: JobRecord, loca
 
 /**
  * `202 Accepted`: for `Prefer: respond-async` (`preferenceApplied`), and for browsers after
- * {@link HOPS_BEFORE_ACCEPTED} redirects, where `Refresh` keeps the tab waiting.
+ * {@link HOPS_BEFORE_ACCEPTED} redirects, where `Refresh` keeps the tab waiting. `Retry-After`
+ * is 0 after a wait the client asked for (`Prefer: respond-async, wait=N`), else 1.
  */
 export async function sendAccepted (
   reply: FastifyReply,
   record: JobRecord,
   location: string,
-  preferenceApplied: boolean
+  preferenceApplied: boolean,
+  retryAfterSeconds: number
 ): Promise<FastifyReply> {
-  interim(reply, 202, location).header('retry-after', '1')
+  interim(reply, 202, location).header('retry-after', String(retryAfterSeconds))
   if (preferenceApplied) reply.header('preference-applied', 'respond-async')
   else reply.header('refresh', `1; url=${location}`)
   return await reply.send(statusBody(record, location))

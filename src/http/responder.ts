@@ -110,8 +110,12 @@ export class Responder {
     const prefer = parsePrefer(request.headers.prefer)
     const location = this.#location(request, current.id, hop)
     let record: JobRecord | undefined = current
-    if (!prefer.respondAsync) {
-      const seconds = Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request, this.#options.awsLambdaProperty) / 1000)
+    // `respond-async` alone answers at once; with `wait=N` it answers once N seconds have passed
+    // without a result (RFC 7240 §4.3: "respond asynchronously if it takes longer than N").
+    const seconds = prefer.respondAsync && prefer.waitSeconds === undefined
+      ? 0
+      : Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request, this.#options.awsLambdaProperty) / 1000)
+    if (seconds > 0) {
       // Ends early when the client goes away or the server shuts down.
       const wait = new AbortController()
       const abort = (): void => wait.abort()
@@ -127,8 +131,9 @@ export class Responder {
     if (record === undefined) throw new JobNotFoundError()
     if (record.response?.external !== undefined) return await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external))
     if (record.response !== undefined) return await sendStored(reply, record.response)
-    if (prefer.respondAsync) return await sendAccepted(reply, record, location, true)
-    if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false)
+    // A client that had us wait may ask again at once: the next wait is on the server too.
+    if (prefer.respondAsync) return await sendAccepted(reply, record, location, true, seconds > 0 ? 0 : 1)
+    if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false, 1)
     return await sendRedirect(reply, record, location)
   }
 

@@ -1,0 +1,302 @@
+// The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
+// (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and imports nothing.
+
+/** What a job reported in its latest `202` status body. */
+export interface LongRunningProgress {
+  /** `pending` until a worker starts it, then `running`. */
+  status: 'pending' | 'running'
+  /** `0..1`, as the route reported it with `request.longRunning.progress()`; absent until then. */
+  fraction?: number
+  message?: string
+  /** The job's id, and the absolute URL of its status and result. */
+  id: string
+  location: string
+}
+
+/** Options of {@link fetchLongRunning}. */
+export interface FetchLongRunningOptions {
+  /** Called with each status the server answers while the job runs. */
+  onProgress?: (progress: LongRunningProgress) => void
+  /**
+   * Aborting rejects the call with the signal's reason (an `AbortError` by default) and cancels
+   * the job on the server (`DELETE` on its URL, best effort). `init.signal` works the same way.
+   */
+  signal?: AbortSignal
+  /** A total time limit: past it the call rejects with a `TimeoutError` and the job is cancelled. */
+  timeoutMs?: number
+  /** The `fetch` to use. @default globalThis.fetch */
+  fetch?: (request: Request) => Promise<Response>
+  /**
+   * Seconds each request asks the server to wait for the result (`Prefer: wait`) before it
+   * answers `202`; the server never waits longer than its own `waitSeconds`. The first request
+   * waits at most 2 s, so that the job's URL (needed to cancel it) is known early.
+   * @default 1 with `onProgress` (a status every second), else 20
+   */
+  waitSeconds?: number
+  /**
+   * The `Idempotency-Key` of a POST, PUT, PATCH or DELETE: generated unless given here or in
+   * `init.headers`; `false` sends none (and then a lost first answer is not retried).
+   */
+  idempotencyKey?: string | false
+  /** Retries of a request that failed on the network or got `503`. @default 5 */
+  retries?: number
+}
+
+const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
+/** Headers that describe the first request's body: they do not travel to the status requests. */
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
+const FIRST_WAIT_SECONDS = 2
+const BACKOFF_MS = { base: 500, cap: 8_000 }
+/** A server's `Retry-After` is honoured up to this many seconds. */
+const MAX_RETRY_AFTER_SECONDS = 60
+
+interface Settings {
+  fetch: (request: Request) => Promise<Response>
+  waitSeconds: number
+  retries: number
+  onProgress: ((progress: LongRunningProgress) => void) | undefined
+}
+
+/**
+ * `fetch` for a long-running route: resolves with the route's final response (status, headers,
+ * body, as `fetch` would have returned it from a synchronous route; a result kept in S3 is
+ * downloaded through its presigned URL), however many waits it took. The requests ask
+ * `Prefer: respond-async, wait=N`, so each waits on the server and answers `202` with the job's
+ * status when the wait ends; the call then asks again, honouring `Retry-After`. Requests that
+ * fail on the network or get `503` are retried with a bounded back-off, but a first request
+ * only when an `Idempotency-Key` makes the retry safe: the job never runs twice.
+ *
+ * @example
+ * const response = await fetchLongRunning('/report', { method: 'POST', body }, {
+ *   onProgress: ({ fraction }) => bar.set(fraction ?? 0),
+ *   signal: controller.signal
+ * })
+ */
+export async function fetchLongRunning (
+  input: string | URL | Request,
+  init: RequestInit = {},
+  options: FetchLongRunningOptions = {}
+): Promise<Response> {
+  const settings = settingsOf(options)
+  const signal = combinedSignal([
+    input instanceof Request ? input.signal : undefined, init.signal ?? undefined, options.signal,
+    options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)
+  ])
+  if (signal.aborted) throw signal.reason
+  const { signal: _ignored, ...rest } = init
+  const base = new Request(input, rest)
+  const headers = new Headers(base.headers)
+  const key = keyOf(base.method, headers, options.idempotencyKey)
+  if (key !== undefined) headers.set('idempotency-key', key)
+  headers.set('prefer', `respond-async, wait=${Math.min(FIRST_WAIT_SECONDS, settings.waitSeconds)}`)
+  const first = new Request(base, { headers })
+  const job = new Job(settings, first, signal)
+  try {
+    // The first request is not aborted: its answer names the job, which an abort then cancels.
+    const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
+    let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response), () => {}) })
+    while (true) {
+      const status = await statusOf(response)
+      if (status === undefined) return response
+      job.locate(status, response)
+      settings.onProgress?.({ ...status, location: job.location as string })
+      await sleep(retryAfterMs(response, 1_000), signal)
+      response = await job.send(() => job.statusRequest(), true)
+    }
+  } finally {
+    job.settle()
+  }
+}
+
+/** The requests of one job. */
+class Job {
+  readonly #settings: Settings
+  /** The first request: its URL, headers, credentials and mode are the status requests' too. */
+  readonly #base: Request
+  readonly #signal: AbortSignal
+  readonly #headers: Headers
+  readonly #onAbort = (): void => { this.cancel().catch(() => {}) }
+  /** The job's URL, once an answer named it. */
+  location: string | undefined
+
+  constructor (settings: Settings, base: Request, signal: AbortSignal) {
+    this.#settings = settings
+    this.#base = base
+    this.#signal = signal
+    this.#headers = new Headers(base.headers)
+    for (const name of BODY_HEADERS) this.#headers.delete(name)
+    signal.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  /** Notes the job's absolute URL from a status answer (relative to where it came from). */
+  locate (status: { location: string }, response: Response): void {
+    // A custom fetch may build its responses without a URL: the request's is the base then.
+    this.location = new URL(status.location, response.url === '' ? this.#base.url : response.url).href
+  }
+
+  /** The call is over: a later abort of the signal no longer concerns the job. */
+  settle (): void {
+    this.#signal.removeEventListener('abort', this.#onAbort)
+  }
+
+  /** A request for the job's status or result, carrying the first request's credentials. */
+  statusRequest (): Request {
+    const headers = new Headers(this.#headers)
+    headers.set('prefer', `respond-async, wait=${this.#settings.waitSeconds}`)
+    return new Request(this.#location(), { ...this.#like(), headers, cache: 'no-store', redirect: this.#base.redirect, signal: this.#signal })
+  }
+
+  /**
+   * Sends `request()`, and again after a network error or a `503` while `retryable` and
+   * retries remain; the last answer or error is the call's.
+   */
+  async send (request: () => Request, retryable: boolean): Promise<Response> {
+    const retries = retryable ? this.#settings.retries : 0
+    let outcome = await this.#attempt(request())
+    for (let attempt = 0; outcome.retry && attempt < retries; attempt++) {
+      const waitMs = outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0))
+      await outcome.response?.body?.cancel()
+      await sleep(waitMs, this.#signal)
+      outcome = await this.#attempt(request())
+    }
+    if (outcome.response === undefined) throw outcome.error
+    return outcome.response
+  }
+
+  /** One request: its answer or its network error, and whether another try may help. */
+  async #attempt (request: Request): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
+    try {
+      const response = await this.#settings.fetch(request)
+      return { response, retry: response.status === 503 }
+    } catch (error) {
+      // fetch rejects with a TypeError for a network failure, and with the reason on abort.
+      if (this.#signal.aborted) throw this.#signal.reason
+      return { error, retry: error instanceof TypeError }
+    }
+  }
+
+  /**
+   * Cancels the job (best effort): `DELETE` on its URL, known from `response` when the abort
+   * came before the first answer.
+   */
+  async cancel (response?: Response): Promise<void> {
+    if (response !== undefined) {
+      const status = await statusOf(response)
+      if (status === undefined) return await response.body?.cancel()
+      this.locate(status, response)
+    }
+    if (this.location === undefined) return
+    const answer = await this.#settings.fetch(new Request(this.#location(), {
+      ...this.#like(), method: 'DELETE', headers: this.#headers, keepalive: true
+    }))
+    await answer.arrayBuffer()
+  }
+
+  /** What the status requests keep of the first: cookies and CORS mode. */
+  #like (): RequestInit {
+    // Never `navigate`: the Request that `first` was built from with an init is `same-origin` then.
+    return { credentials: this.#base.credentials, mode: this.#base.mode }
+  }
+
+  #location (): string {
+    return this.location as string
+  }
+}
+
+/** The job's status if `response` is the plugin's `202` (it keeps the body readable otherwise). */
+async function statusOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
+  if (response.status !== 202) return undefined
+  // `Preference-Applied` marks the plugin's 202 from a route's own; a page of another origin
+  // may not see the header (CORS exposes it only when told), so the body's shape decides then.
+  const applied = response.headers.get('preference-applied')
+  if (applied !== null && !/respond-async/i.test(applied)) return undefined
+  let body: unknown
+  try {
+    body = await response.clone().json()
+  } catch {
+    return undefined
+  }
+  if (!isStatusBody(body)) return undefined
+  await response.body?.cancel()
+  const status: Omit<LongRunningProgress, 'location'> & { location: string } = { status: body.status, id: body.id, location: body.location }
+  if (body.progress !== undefined) {
+    status.fraction = body.progress.fraction
+    if (body.progress.message !== undefined) status.message = body.progress.message
+  }
+  return status
+}
+
+interface StatusBody { id: string, status: 'pending' | 'running', location: string, progress?: { fraction: number, message?: string } }
+
+function isStatusBody (body: unknown): body is StatusBody {
+  if (typeof body !== 'object' || body === null) return false
+  const { id, status, location, progress } = body as Record<string, unknown>
+  return typeof id === 'string' && (status === 'pending' || status === 'running') && typeof location === 'string' &&
+    (progress === undefined || (typeof progress === 'object' && progress !== null && typeof (progress as { fraction?: unknown }).fraction === 'number'))
+}
+
+function keyOf (method: string, headers: Headers, option: string | false | undefined): string | undefined {
+  if (!KEYED_METHODS.has(method) || option === false || headers.has('idempotency-key')) return undefined
+  // A Structured Field string, as the Idempotency-Key draft writes it.
+  return `"${option ?? crypto.randomUUID()}"`
+}
+
+function settingsOf (options: FetchLongRunningOptions): Settings {
+  const { waitSeconds = options.onProgress === undefined ? 20 : 1, retries = 5, timeoutMs } = options
+  if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new TypeError(`fetchLongRunning: waitSeconds must be a whole number of seconds ≥ 0, got ${String(waitSeconds)}`)
+  if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`fetchLongRunning: retries must be a whole number ≥ 0, got ${String(retries)}`)
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new TypeError(`fetchLongRunning: timeoutMs must be a whole number of milliseconds > 0, got ${String(timeoutMs)}`)
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new TypeError('fetchLongRunning: onProgress must be a function')
+  if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('fetchLongRunning: fetch must be a function')
+  if (options.idempotencyKey !== undefined && options.idempotencyKey !== false && !/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,255}$/.test(String(options.idempotencyKey))) {
+    throw new TypeError('fetchLongRunning: idempotencyKey must be 1 to 255 visible ASCII characters other than " and \\')
+  }
+  const fetcher = options.fetch ?? (async (request: Request) => await globalThis.fetch(request))
+  return { fetch: fetcher, waitSeconds, retries, onProgress: options.onProgress }
+}
+
+function combinedSignal (signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((signal): signal is AbortSignal => signal !== undefined))
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as it aborts (then `onAbort`). */
+async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal, onAbort: () => void): Promise<T> {
+  return await new Promise<T>((resolve, reject) => {
+    const abort = (): void => {
+      onAbort()
+      reject(signal.reason)
+    }
+    signal.addEventListener('abort', abort, { once: true })
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
+  })
+}
+
+async function sleep (ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) throw signal.reason
+  if (ms <= 0) return
+  await new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', done)
+      resolve()
+    }, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+/** Exponential, capped, with equal jitter (half fixed, half random) so that clients spread out. */
+function backoffMs (attempt: number): number {
+  const ms = Math.min(BACKOFF_MS.cap, BACKOFF_MS.base * 2 ** attempt)
+  return ms / 2 + Math.random() * ms / 2
+}
+
+/** `Retry-After` (seconds or an HTTP date) in ms, capped; `fallback` when absent or unreadable. */
+function retryAfterMs (response: Response, fallback: number): number {
+  const value = response.headers.get('retry-after')
+  if (value === null) return fallback
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000
+  return Number.isNaN(seconds) ? fallback : Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds)) * 1000
+}
