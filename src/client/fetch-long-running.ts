@@ -143,7 +143,7 @@ class Job {
   statusRequest (): Request {
     const headers = new Headers(this.#headers)
     headers.set('prefer', `respond-async, wait=${this.#settings.waitSeconds}`)
-    return new Request(this.#location(), { ...this.#like(), headers, cache: 'no-store', redirect: this.#base.redirect, signal: this.#signal })
+    return new Request(this.#location(), { ...this.#like(), headers, redirect: this.#base.redirect, signal: this.#signal })
   }
 
   /**
