@@ -1,17 +1,9 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
-// (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and imports nothing.
+// (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
+import { statusOf, type LongRunningProgress } from './status.js'
+import { backoffMs, combinedSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
 
-/** What a job reported in its latest `202` status body. */
-export interface LongRunningProgress {
-  /** `pending` until a worker starts it, then `running`. */
-  status: 'pending' | 'running'
-  /** `0..1`, as the route reported it with `request.longRunning.progress()`; absent until then. */
-  fraction?: number
-  message?: string
-  /** The job's id, and the absolute URL of its status and result. */
-  id: string
-  location: string
-}
+export type { LongRunningProgress }
 
 /** Options of {@link fetchLongRunning}. */
 export interface FetchLongRunningOptions {
@@ -46,9 +38,6 @@ const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Headers that describe the first request's body: they do not travel to the status requests. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
 const FIRST_WAIT_SECONDS = 2
-const BACKOFF_MS = { base: 500, cap: 8_000 }
-/** A server's `Retry-After` is honoured up to this many seconds. */
-const MAX_RETRY_AFTER_SECONDS = 60
 
 interface Settings {
   fetch: (request: Request) => Promise<Response>
@@ -203,38 +192,6 @@ class Job {
   }
 }
 
-/** The job's status if `response` is the plugin's `202` (it keeps the body readable otherwise). */
-async function statusOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
-  if (response.status !== 202) return undefined
-  // `Preference-Applied` marks the plugin's 202 from a route's own; a page of another origin
-  // may not see the header (CORS exposes it only when told), so the body's shape decides then.
-  const applied = response.headers.get('preference-applied')
-  if (applied !== null && !/respond-async/i.test(applied)) return undefined
-  let body: unknown
-  try {
-    body = await response.clone().json()
-  } catch {
-    return undefined
-  }
-  if (!isStatusBody(body)) return undefined
-  await response.body?.cancel()
-  const status: Omit<LongRunningProgress, 'location'> & { location: string } = { status: body.status, id: body.id, location: body.location }
-  if (body.progress !== undefined) {
-    status.fraction = body.progress.fraction
-    if (body.progress.message !== undefined) status.message = body.progress.message
-  }
-  return status
-}
-
-interface StatusBody { id: string, status: 'pending' | 'running', location: string, progress?: { fraction: number, message?: string } }
-
-function isStatusBody (body: unknown): body is StatusBody {
-  if (typeof body !== 'object' || body === null) return false
-  const { id, status, location, progress } = body as Record<string, unknown>
-  return typeof id === 'string' && (status === 'pending' || status === 'running') && typeof location === 'string' &&
-    (progress === undefined || (typeof progress === 'object' && progress !== null && typeof (progress as { fraction?: unknown }).fraction === 'number'))
-}
-
 function keyOf (method: string, headers: Headers, option: string | false | undefined): string | undefined {
   if (!KEYED_METHODS.has(method) || option === false || headers.has('idempotency-key')) return undefined
   // A Structured Field string, as the Idempotency-Key draft writes it.
@@ -253,50 +210,4 @@ function settingsOf (options: FetchLongRunningOptions): Settings {
   }
   const fetcher = options.fetch ?? (async (request: Request) => await globalThis.fetch(request))
   return { fetch: fetcher, waitSeconds, retries, onProgress: options.onProgress }
-}
-
-function combinedSignal (signals: Array<AbortSignal | undefined>): AbortSignal {
-  return AbortSignal.any(signals.filter((signal): signal is AbortSignal => signal !== undefined))
-}
-
-/** `promise`, or a rejection with the signal's reason as soon as it aborts (then `onAbort`). */
-async function untilAborted<T> (promise: Promise<T>, signal: AbortSignal, onAbort: () => void): Promise<T> {
-  return await new Promise<T>((resolve, reject) => {
-    const abort = (): void => {
-      onAbort()
-      reject(signal.reason)
-    }
-    signal.addEventListener('abort', abort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort))
-  })
-}
-
-async function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) throw signal.reason
-  if (ms <= 0) return
-  await new Promise<void>((resolve, reject) => {
-    const done = (): void => {
-      clearTimeout(timer)
-      reject(signal.reason)
-    }
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', done)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
-
-/** Exponential, capped, with equal jitter (half fixed, half random) so that clients spread out. */
-function backoffMs (attempt: number): number {
-  const ms = Math.min(BACKOFF_MS.cap, BACKOFF_MS.base * 2 ** attempt)
-  return ms / 2 + Math.random() * ms / 2
-}
-
-/** `Retry-After` (seconds or an HTTP date) in ms, capped; `fallback` when absent or unreadable. */
-function retryAfterMs (response: Response, fallback: number): number {
-  const value = response.headers.get('retry-after')
-  if (value === null) return fallback
-  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000
-  return Number.isNaN(seconds) ? fallback : Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds)) * 1000
 }

@@ -1,0 +1,45 @@
+/** The plugin's `202` status answers, as the client reads them. */
+
+/** What a job reported in its latest `202` status body. */
+export interface LongRunningProgress {
+  /** `pending` until a worker starts it, then `running`. */
+  status: 'pending' | 'running'
+  /** `0..1`, as the route reported it with `request.longRunning.progress()`; absent until then. */
+  fraction?: number
+  message?: string
+  /** The job's id, and the absolute URL of its status and result. */
+  id: string
+  location: string
+}
+
+/** The job's status if `response` is the plugin's `202` (it keeps the body readable otherwise). */
+export async function statusOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
+  if (response.status !== 202) return undefined
+  // `Preference-Applied` marks the plugin's 202 from a route's own; a page of another origin
+  // may not see the header (CORS exposes it only when told), so the body's shape decides then.
+  const applied = response.headers.get('preference-applied')
+  if (applied !== null && !/respond-async/i.test(applied)) return undefined
+  let body: unknown
+  try {
+    body = await response.clone().json()
+  } catch {
+    return undefined
+  }
+  if (!isStatusBody(body)) return undefined
+  await response.body?.cancel()
+  const status: Omit<LongRunningProgress, 'location'> & { location: string } = { status: body.status, id: body.id, location: body.location }
+  if (body.progress !== undefined) {
+    status.fraction = body.progress.fraction
+    if (body.progress.message !== undefined) status.message = body.progress.message
+  }
+  return status
+}
+
+interface StatusBody { id: string, status: 'pending' | 'running', location: string, progress?: { fraction: number, message?: string } }
+
+function isStatusBody (body: unknown): body is StatusBody {
+  if (typeof body !== 'object' || body === null) return false
+  const { id, status, location, progress } = body as Record<string, unknown>
+  return typeof id === 'string' && (status === 'pending' || status === 'running') && typeof location === 'string' &&
+    (progress === undefined || (typeof progress === 'object' && progress !== null && typeof (progress as { fraction?: unknown }).fraction === 'number'))
+}
