@@ -4,6 +4,7 @@ import { startEmulatorsProcess } from './emulators-process.js'
 import { cost } from './cost.js'
 import { costChart, costTable, pluginCost, pollReads, PRICES, synchronousCost } from './cost-model.js'
 import { delivery } from './delivery.js'
+import { bounded } from './bounded.js'
 import { largeResult } from './large-result.js'
 import { memory } from './memory.js'
 import { ordinary } from './ordinary.js'
@@ -33,6 +34,8 @@ const aws = await cost(emulators, 50, 200)
 console.log('memory...')
 const mem = await memory(1000)
 const large = await largeResult(52_428_800)
+console.log('bounded memory...')
+const budgets = [await bounded(64, 500), await bounded(256, 500), await bounded('none', 500)]
 await emulators.close()
 
 const seedOverhead = (seconds: number): number => rows.find(row => row.scheme === 'seed scheme, fetch' && row.seconds === seconds)?.overheadP50 ?? Number.NaN
@@ -81,7 +84,11 @@ console.log('\n## Memory')
 console.log(`example server with ${mem.clients} requests waiting: peak RSS ${mem.peakMiB.toFixed(0)} MiB (idle ${mem.idleMiB.toFixed(0)} MiB; target < 150 MB: ${check(mem.peakMiB * 1.048576 < 150)})`)
 console.log(`worker (npm run worker) storing a 50 MiB result in S3: peak RSS ${large.peakMiB.toFixed(0)} MiB (idle ${large.idleMiB.toFixed(0)} MiB; the body held ${((large.peakMiB - large.idleMiB) / 50).toFixed(1)} times; target once: ${check(large.peakMiB - large.idleMiB <= 75)}), delivered in ${large.seconds.toFixed(1)} s`)
 
-const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large }
+console.log('\n## Embedded default, 500 × 1 MiB POST /echo at once (respond-async), by memory budget')
+console.log('| budget | accepted | refused (503) | exact bytes | idle RSS | peak RSS |')
+console.log('|---|---|---|---|---|---|')
+for (const row of budgets) console.log(`| ${row.budgetMiB === 'none' ? 'none' : `${row.budgetMiB} MiB`} | ${row.accepted} | ${row.refused} | ${row.exact} | ${row.idleMiB.toFixed(0)} MiB | ${row.peakMiB.toFixed(0)} MiB |`)
+const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large, bounded: budgets }
 writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n')
 writeFileSync('bench/delivery.svg', deliveryChart(rows, ['ours, embedded, fetch', 'ours, emulators, fetch', 'ours, emulators, worker elsewhere, fetch', 'seed scheme, fetch']))
 writeFileSync('bench/cost.svg', costChart([1, 2, 5, 10, 30, 60, 120, 300, 600]))

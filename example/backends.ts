@@ -1,4 +1,4 @@
-import { dynamoDbStore, s3Results, sqsQueue, type LongRunningOptions } from '../src/index.js'
+import { dynamoDbStore, memoryStore, s3Results, sqsQueue, type LongRunningOptions } from '../src/index.js'
 
 /** Reads a numeric environment variable, failing loudly on anything else. */
 export function numberFromEnv (name: string, fallback: number): number {
@@ -11,13 +11,13 @@ export function numberFromEnv (name: string, fallback: number): number {
 
 /**
  * The backends named by the environment: `JOBS_QUEUE_URL` and `JOBS_TABLE` both set → SQS and
- * DynamoDB; neither → the embedded default. Endpoints and credentials come from the AWS SDK's
+ * DynamoDB; neither → the embedded default (`JOBS_MEMORY_MIB`: its memory budget). Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
 export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results'> {
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
-  if (queueUrl === undefined && tableName === undefined) return {}
+  if (queueUrl === undefined && tableName === undefined) return embeddedFromEnv()
   if (queueUrl === undefined || tableName === undefined) throw new Error('Set both JOBS_QUEUE_URL and JOBS_TABLE, or neither')
   // JOBS_LEASE_SECONDS (default 30): how long a container worker's claim and its hidden message
   // outlive the worker, i.e. how soon another worker takes over the jobs of one that died.
@@ -39,6 +39,15 @@ export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' |
     // JOBS_RESULTS_BUCKET (optional): large results go to this bucket, and clients to them.
     ...resultsFromEnv()
   }
+}
+
+/**
+ * The embedded default; `JOBS_MEMORY_MIB` (optional) sets its memory budget for requests and
+ * results (the memory store's `maxBytes`, default 256 MiB).
+ */
+function embeddedFromEnv (): Pick<LongRunningOptions, 'store'> {
+  const mib = numberFromEnv('JOBS_MEMORY_MIB', 0)
+  return mib === 0 ? {} : { store: memoryStore({ maxBytes: Math.round(mib * 1024 * 1024) }) }
 }
 
 /**

@@ -28,6 +28,21 @@ export const InvalidHopError = createError('FST_LONG_RUNNING_INVALID_HOP', 'Expe
 /** The queue refused the job; nothing was kept, the client may retry. */
 export const EnqueueFailedError = createError('FST_LONG_RUNNING_ENQUEUE_FAILED', 'The job could not be queued, retry later', 503)
 
+/**
+ * The embedded default is full: the memory queue already holds `maxQueued` jobs, or the memory
+ * store cannot keep another request within `maxBytes`. The cause of a 503 `ENQUEUE_FAILED`.
+ */
+export const QueueFullError = createError<'FST_LONG_RUNNING_QUEUE_FULL', [number]>(
+  'FST_LONG_RUNNING_QUEUE_FULL',
+  'The queue already holds %d jobs waiting to run (its maxQueued)',
+  503
+)
+export const StoreFullError = createError<'FST_LONG_RUNNING_STORE_FULL', [number, number]>(
+  'FST_LONG_RUNNING_STORE_FULL',
+  'Keeping %d more bytes would take the store over its maxBytes of %d',
+  503
+)
+
 /** The job ran past its `timeoutSeconds`. Stored as the job's final response. */
 export const JobTimeoutError = createError<'FST_LONG_RUNNING_JOB_TIMEOUT', [number]>(
   'FST_LONG_RUNNING_JOB_TIMEOUT',

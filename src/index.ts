@@ -2,7 +2,7 @@ import { longRunning } from './plugin.js'
 
 export default longRunning
 export { longRunning }
-export type { LongRunningDecorator } from './plugin.js'
+export type { LongRunningDecorator, LongRunningStats } from './plugin.js'
 export type { IdempotencyOptions, LongRunningOptions, LongRunningRouteOptions } from './options.js'
 export type { LongRunningJob } from './job/context.js'
 export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/outcome.js'
@@ -16,7 +16,7 @@ export { memoryQueue, type MemoryQueueOptions } from './queue/memory-queue.js'
 export type { JobQueue, Delivery, Disposition, Consumer, ConsumeOptions } from './queue/queue.js'
 export { memoryStore, type MemoryStoreOptions } from './store/memory-store.js'
 export { JobStatus, isExpired } from './store/store.js'
-export type { ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, KeyReservation } from './store/store.js'
+export type { ResultStore, JobRecord, NewJob, ClaimResult, JobProgress, KeyReservation, StoreMemory, StoreStats } from './store/store.js'
 
 export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'
 export { dynamoDbStore, type DynamoDbStoreOptions } from './store/dynamodb-store.js'

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { Admission } from './http/admission.js'
 import { KEYED_METHODS } from './http/idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './http/location.js'
 import { Poller } from './http/poller.js'
@@ -13,7 +14,7 @@ import { JobRunner } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions, type RouteSettings } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
 import { redeliveryBackoff } from './retry.js'
-import type { ResultStore } from './store/store.js'
+import type { ResultStore, StoreStats } from './store/store.js'
 
 /** What the plugin adds to the Fastify instance as `app.longRunning`. */
 export interface LongRunningDecorator {
@@ -25,6 +26,19 @@ export interface LongRunningDecorator {
    * rejects: a failed delivery comes back after the queue's redelivery back-off.
    */
   handle (delivery: Delivery, limits?: DeliveryLimits): Promise<Disposition>
+  /**
+   * The pressure on this process: jobs waiting in the queue (in-memory queue only), attempts
+   * running here, and the memory store's counters (with the embedded default's store only).
+   */
+  stats (): LongRunningStats
+}
+
+/** See {@link LongRunningDecorator.stats}. */
+export interface LongRunningStats extends Partial<StoreStats> {
+  /** Jobs waiting to run, when the queue knows at once (the in-memory queue). */
+  queued?: number
+  /** Attempts running in this process. */
+  running: number
 }
 
 declare module 'fastify' {
@@ -58,7 +72,8 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     // A worker in this process hands results to the requests waiting here, without a read.
     onStored: poller.completed.bind(poller)
   })
-  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix)
+  const admission = new Admission(store.memory)
+  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
@@ -67,7 +82,11 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   app.decorate('longRunning', {
     queue,
     store,
-    handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits)
+    handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits),
+    stats: () => {
+      const queued = queue.queued?.()
+      return { ...(queued === undefined ? {} : { queued }), running: runner.running, ...store.memory?.stats() }
+    }
   } satisfies LongRunningDecorator)
 
   // Resolves the run marker of every request (so that its header never reaches a later hook),
@@ -94,7 +113,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
-    route.preParsing = [...asArray(route.preParsing), captureBody]
+    route.preParsing = [...asArray(route.preParsing), admission.admit, captureBody]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))

@@ -51,18 +51,19 @@ export function redeliveryBackoff (baseSeconds: number): Backoff {
 
 /**
  * Calls `operation` until it resolves, `attempts` times at most, waiting `backoff` between
- * tries; `onRetry` hears each failure that is tried again.
+ * tries; `onRetry` hears each failure that is tried again, and `retryable` (default: all)
+ * picks the failures worth another try.
  */
 export async function withRetries<T> (
   operation: () => Promise<T>,
-  options: { attempts: number, backoff?: Backoff, clock?: Clock, onRetry: (error: unknown, attempt: number) => void }
+  options: { attempts: number, backoff?: Backoff, clock?: Clock, onRetry: (error: unknown, attempt: number) => void, retryable?: (error: unknown) => boolean }
 ): Promise<T> {
-  const { attempts, backoff = backoffs.write, clock = systemClock, onRetry } = options
+  const { attempts, backoff = backoffs.write, clock = systemClock, onRetry, retryable = () => true } = options
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation()
     } catch (error) {
-      if (attempt >= attempts) throw error
+      if (attempt >= attempts || !retryable(error)) throw error
       onRetry(error, attempt)
       await sleep(clock, backoff.delayMs(attempt))
     }

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs'
 import t from 'tap'
@@ -6,6 +6,7 @@ import { buildApp } from '../example/app.js'
 import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
 import { childProcesses, follow, stopChild } from './helpers/child.js'
+import { randomBody } from './helpers/random.js'
 
 // Idempotency-Key through a crash, on the emulators: the container worker is SIGKILLed in the
 // handler; the client retries with its key while the worker is dead, again once the message has
@@ -33,7 +34,7 @@ t.test('SIGKILL mid-job, retries during the crash, after it, and after the DLQ r
   t.teardown(() => http.close())
   await http.listen({ port: 0, host: '127.0.0.1' })
   const url = `http://127.0.0.1:${(http.server.address() as { port: number }).port}/echo?delay=1`
-  const body = randomBytes(2048)
+  const body = randomBody(2048)
   const key = randomUUID()
   const send = async (headers: Record<string, string> = {}): Promise<Response> => await fetch(url, {
     method: 'POST',

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t from 'tap'
@@ -7,6 +6,7 @@ import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
 import { childProcesses, follow, stopChild, type Child } from './helpers/child.js'
 import { Ledger } from './helpers/ledger.js'
+import { randomBody } from './helpers/random.js'
 
 // The container worker SIGKILLed at each point of a job's life, on the emulators. A fresh
 // worker takes over and every accepted job ends with its exact response — or, after
@@ -30,7 +30,7 @@ async function scenario (name: string, crashes: string[]): Promise<{ response: R
   })
   await http.listen({ port: 0, host: '127.0.0.1' })
   const address = http.server.address() as { port: number }
-  const body = randomBytes(2048)
+  const body = randomBody(2048)
   const worker = (crashAt: string): Child => {
     return start('test/fixtures/crash-worker.ts', { JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: crashAt })
   }

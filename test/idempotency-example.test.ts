@@ -1,8 +1,9 @@
-import { randomBytes, randomUUID } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { buildApp } from '../example/app.js'
 import { childProcesses, follow, listeningUrl, stopChild } from './helpers/child.js'
 import { curl } from './ecosystem/serve.js'
+import { randomBody } from './helpers/random.js'
 
 // The example's `POST /echo?delay=2.5` with Idempotency-Key, on the embedded default and on
 // the emulators as `npm run dev:aws` serves it (SQS, DynamoDB, the worker Lambda export fed by
@@ -12,7 +13,7 @@ import { curl } from './ecosystem/serve.js'
 async function scenario (t: Test, url: string): Promise<void> {
   const executions = async (): Promise<number> => (await (await fetch(`${url}/stats`)).json() as { executions: number }).executions
   const before = await executions()
-  const body = randomBytes(3000)
+  const body = randomBody(3000)
   const key = `"${randomUUID()}"`
   const send = async (key: string, bytes: Buffer): Promise<{ status: number, body: Buffer, replayed: string | null }> => {
     const response = await follow(`${url}/echo?delay=2.5`, {
@@ -37,7 +38,7 @@ async function scenario (t: Test, url: string): Promise<void> {
   t.equal(third.replayed, 'true')
   t.equal(await executions(), before + 1, 'the handler ran once')
 
-  const reused = await send(key, randomBytes(3000))
+  const reused = await send(key, randomBody(3000))
   t.equal(reused.status, 422)
   t.match(JSON.parse(reused.body.toString()), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED' })
   const fresh = await send(randomUUID(), body)

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb'
 import { DeleteMessageCommand, type Message } from '@aws-sdk/client-sqs'
 import { gunzipSync } from 'node:zlib'
@@ -9,6 +8,7 @@ import { albEvent, albMultiValueEvent, httpApiEvent, lambdaContext, restEvent, s
 import { lambdaDriver } from './helpers/lambda-driver.js'
 import { pollUntil } from './helpers/poll.js'
 import { itemBytes } from './helpers/strict-aws.js'
+import { randomBody } from './helpers/random.js'
 
 // example/lambda.ts driven as Lambda drives it: API Gateway and ALB events into `handler`,
 // SQS events of messages really received from the queue into `worker`, on the emulators.
@@ -63,7 +63,7 @@ t.test('REST API: the stage stays in Location; the worker stores the result; a d
 
 t.test('binary bodies of 300 KB (HTTP API) and 600 KiB (ALB) round-trip byte-exact through queue, store and base64', async t => {
   for (const [size, event] of [[300 * 1024, httpApiEvent], [600 * 1024, albEvent]] as const) {
-    const body = randomBytes(size)
+    const body = randomBody(size)
     const accepted = await http(event({ method: 'POST', path: '/echo', query: { delay: '0' }, headers: { 'content-type': 'application/octet-stream' }, body }))
     t.equal(accepted.statusCode, 303)
     const location = locationPath(accepted)
@@ -129,7 +129,7 @@ t.test('a gzip answer (the example\'s @fastify/compress) goes out base64-encoded
 t.test('a batch of good, poison and duplicate records: only the live duplicate comes back', async t => {
   await http(restEvent({ method: 'GET', path: '/payload', query: { delay: '0.2' } }))
   const [good] = await receive(1) as [Message]
-  const poison = ['', 'not json', '{"v":99}', randomBytes(64).toString('latin1'), JSON.stringify({ v: 1, id: 'x'.repeat(100000) })]
+  const poison = ['', 'not json', '{"v":99}', randomBody(64).toString('latin1'), JSON.stringify({ v: 1, id: 'x'.repeat(100000) })]
   const duplicate = { ...good, MessageId: 'duplicate-of-good' }
   const before = await executions()
   const event = sqsEvent([...poison, good, duplicate])

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import t from 'tap'
 import { startEmulators } from '../example/emulators.js'
 import { childProcesses, follow, listeningUrl, stopChild, type Child } from './helpers/child.js'
+import { randomBody } from './helpers/random.js'
 
 // `npm start` and `npm run worker` against the emulators, each in its own process; a worker
 // killed with SIGKILL mid-job is replaced, and every accepted job still gets its exact response.
@@ -21,7 +21,7 @@ t.test('a worker killed mid-job is replaced and every job still completes with i
   const first = start('example/worker.ts')
   await first.waitFor(line => line.msg === 'worker started')
 
-  const bodies = [randomBytes(1000), randomBytes(300 * 1024), Buffer.from('plain text')]
+  const bodies = [randomBody(1000), randomBody(300 * 1024), Buffer.from('plain text')]
   const responses = bodies.map(async body => await follow(`${url}/echo?delay=2`, {
     method: 'POST', body, headers: { 'content-type': 'application/octet-stream' }
   }))

@@ -19,6 +19,7 @@ import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
 import { responseLimitOf, timeLeftMs } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
+import type { Admission } from './admission.js'
 import type { Waiter } from './waiter.js'
 
 /**
@@ -31,11 +32,13 @@ export class Responder {
   /** The prefix of the context the plugin was registered in (`app.register(…, { prefix })`). */
   readonly #prefix: string
   readonly #waits = new Set<AbortController>()
+  readonly #admission: Admission
 
-  constructor (options: ResolvedOptions, waiter: Waiter, prefix: string) {
+  constructor (options: ResolvedOptions, waiter: Waiter, prefix: string, admission: Admission) {
     this.#options = options
     this.#waiter = waiter
     this.#prefix = prefix
+    this.#admission = admission
   }
 
   /** Ends every wait at once (at shutdown): the clients get their 303 and retry elsewhere. */
@@ -59,8 +62,10 @@ export class Responder {
     } catch (error) {
       return await sendProblem(reply, error as FastifyError)
     }
-    if (key === undefined) return await this.#answer(request, reply, await enqueueJob(this.#options, accepted, request.log), 0)
-    const admission = await enqueueOnce(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log)
+    // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
+    const admitted = (): void => this.#admission.release(request)
+    if (key === undefined) return await this.#answer(request, reply, await enqueueJob(this.#options, accepted, request.log).finally(admitted), 0)
+    const admission = await enqueueOnce(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
     if (admission.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
     const { record } = admission
     if (admission.kind === 'created') return await this.#answer(request, reply, record, 0)
@@ -129,8 +134,14 @@ export class Responder {
       }
     }
     if (record === undefined) throw new JobNotFoundError()
-    if (record.response?.external !== undefined) return await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external))
-    if (record.response !== undefined) return await sendStored(reply, record.response)
+    if (record.response !== undefined) {
+      const sent = record.response.external === undefined
+        ? await sendStored(reply, record.response)
+        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external))
+      // From now on a store short of memory may evict it (the client has what it came for).
+      this.#options.store.delivered?.(record.id)
+      return sent
+    }
     // A client that had us wait may ask again at once: the next wait is on the server too.
     if (prefer.respondAsync) return await sendAccepted(reply, record, location, true, seconds > 0 ? 0 : 1)
     if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false, 1)

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import { EnqueueFailedError, JobExistsError } from '../errors.js'
+import { EnqueueFailedError, JobExistsError, QueueFullError } from '../errors.js'
 import type { JobQueue } from '../queue/queue.js'
 import { withRetries } from '../retry.js'
 import type { JobRecord, NewJob, ResultStore } from '../store/store.js'
@@ -76,6 +76,8 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
     await withRetries(async () => await queue.send(body), {
       attempts: 3,
       clock,
+      // A full queue is the answer, not a fault: the client hears it at once.
+      retryable: error => !(error instanceof QueueFullError),
       onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
     })
   } catch (error) {
@@ -87,9 +89,13 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
       clock,
       onRetry: (deleteError, attempt) => log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again')
     }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
-    // 503 with `Retry-After` (Fastify's error handler sends an error's `headers`).
-    throw Object.assign(new EnqueueFailedError({ cause: error }), { headers: { 'retry-after': '1' } })
+    throw enqueueFailed(error)
   }
   log.debug({ jobId: id }, 'job queued')
   return record
+}
+
+/** The 503 `ENQUEUE_FAILED` a client gets, with `Retry-After` (Fastify's error handler sends an error's `headers`). */
+export function enqueueFailed (cause?: unknown): Error {
+  return Object.assign(new EnqueueFailedError(cause === undefined ? undefined : { cause }), { headers: { 'retry-after': '1' } })
 }

@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { EnqueueFailedError, JobExistsError } from '../errors.js'
+import { JobExistsError } from '../errors.js'
 import type { JobRecord } from '../store/store.js'
 import { JobStatus } from '../store/store.js'
-import { acceptedExpiry, enqueueJob, messageOf, type Acceptance, type NewRequest } from './enqueue.js'
+import { acceptedExpiry, enqueueFailed, enqueueJob, messageOf, type Acceptance, type NewRequest } from './enqueue.js'
 import { newJobId } from './id.js'
 import { encodeMessage } from './message.js'
 
@@ -53,7 +53,7 @@ export async function enqueueOnce (acceptance: Acceptance, accepted: NewRequest,
       if (!(error instanceof JobExistsError)) throw error
     }
   }
-  throw Object.assign(new EnqueueFailedError(), { headers: { 'retry-after': '1' } })
+  throw enqueueFailed()
 }
 
 /**

@@ -64,6 +64,11 @@ export class JobRunner {
    * Handles one delivery of a queue message and says whether to delete it. Never rejects: a
    * backend failure hands the message back after the redelivery back-off.
    */
+  /** Attempts running in this process now. */
+  get running (): number {
+    return this.#running.size
+  }
+
   async handle (delivery: Delivery, limits: DeliveryLimits = {}): Promise<Disposition> {
     let message: JobMessage
     try {

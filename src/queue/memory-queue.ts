@@ -1,5 +1,5 @@
 import { AsyncResource } from 'node:async_hooks'
-import { MessageTooLargeError } from '../errors.js'
+import { MessageTooLargeError, QueueFullError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { number, optionsObject } from '../validate.js'
 import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
@@ -22,6 +22,13 @@ export interface MemoryQueueOptions {
    * @default 1
    */
   retryDelaySeconds?: number
+  /**
+   * Most jobs waiting to run (sent, not yet taken by a consumer). A `send` beyond it is refused
+   * (`QueueFullError`: the client gets a 503 with `Retry-After`), so that a burst cannot pile up
+   * more work than the process will ever get to. Redeliveries are never refused.
+   * @default 1000
+   */
+  maxQueued?: number
 }
 
 /**
@@ -35,7 +42,8 @@ export function memoryQueue (options?: MemoryQueueOptions): JobQueue {
   const checked = optionsObject(options, 'memoryQueue options')
   return new MemoryQueue(
     number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024 * 1024, true),
-    redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900))
+    redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
+    number(checked.maxQueued, 'maxQueued', 1000, 1, 1_000_000_000, true)
   )
 }
 
@@ -50,16 +58,23 @@ class MemoryQueue implements JobQueue {
   readonly #ready: Message[] = []
   readonly #delayed = new Set<NodeJS.Timeout>()
   readonly #pumps = new Set<() => void>()
+  readonly #maxQueued: number
 
-  constructor (maxMessageBytes: number, redelivery: Backoff) {
+  constructor (maxMessageBytes: number, redelivery: Backoff, maxQueued: number) {
     this.maxMessageBytes = maxMessageBytes
     this.redelivery = redelivery
+    this.#maxQueued = maxQueued
   }
 
   async send (body: string): Promise<void> {
     const size = Buffer.byteLength(body)
     if (size > this.maxMessageBytes) throw new MessageTooLargeError(size, this.maxMessageBytes)
+    if (this.queued() >= this.#maxQueued) throw new QueueFullError(this.#maxQueued)
     this.#push({ body, receiveCount: 0 })
+  }
+
+  queued (): number {
+    return this.#ready.length + this.#delayed.size
   }
 
   consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer {

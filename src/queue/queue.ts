@@ -71,6 +71,9 @@ export interface JobQueue {
    */
   consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer
 
+  /** Messages waiting to be delivered, for a queue that knows at once (the in-memory one). */
+  queued? (): number
+
   /** Releases timers and connections. */
   close? (): Promise<void>
 }

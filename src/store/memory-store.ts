@@ -1,15 +1,20 @@
-import { JobExistsError } from '../errors.js'
-import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
+import { JobExistsError, StoreFullError } from '../errors.js'
+import type { Headers, RequestSnapshot, StoredResponse } from '../job/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
-import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore } from './store.js'
+import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore, StoreMemory, StoreStats } from './store.js'
 import { isExpired, JobStatus } from './store.js'
 import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
   record: JobRecord
   request?: RequestSnapshot
+  /** What this entry counts against `maxBytes`: its request's or its response's bytes. */
+  bytes: number
 }
+
+/** Counted per entry on top of bodies and headers: the record, the maps, the objects. */
+const ENTRY_OVERHEAD_BYTES = 512
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -23,6 +28,15 @@ export interface MemoryStoreOptions {
    * @default 60000
    */
   sweepIntervalMs?: number
+  /**
+   * The memory budget, in bytes, for the requests and responses it keeps. A new job whose
+   * request would go beyond it is refused (`StoreFullError`: the client gets a 503 with
+   * `Retry-After`) once delivered results, oldest delivery first, have been evicted to make
+   * room. A running job's request and a result nobody has read yet are never evicted; a result
+   * may take the store past the budget for a while, and new jobs wait until it is read or expires.
+   * @default 268435456 (256 MiB)
+   */
+  maxBytes?: number
 }
 
 /**
@@ -35,27 +49,59 @@ export interface MemoryStoreOptions {
 export function memoryStore (options?: MemoryStoreOptions): ResultStore {
   const checked = optionsObject(options, 'memoryStore options')
   const clock = clockOption(checked.clock, 'clock')
-  return new MemoryStore(number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true), clock)
+  return new MemoryStore(
+    number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true),
+    clock,
+    number(checked.maxBytes, 'maxBytes', 256 * 1024 * 1024, 1024, Number.MAX_SAFE_INTEGER, true)
+  )
 }
 
 class MemoryStore implements ResultStore {
   readonly #entries = new Map<string, Entry>()
   readonly #keys = new Map<string, KeyReservation>()
   readonly #watchers = new Watchers()
-  readonly #sweep: NodeJS.Timeout
   readonly #clock: Clock
+  readonly #sweepIntervalMs: number
+  #sweep: unknown
+  readonly #maxBytes: number
+  /** Bytes of every entry, and of the delivered results among them (which may be evicted). */
+  #bytes = 0
+  #evictableBytes = 0
+  /** Ids of delivered results, oldest delivery first: the eviction order. */
+  readonly #delivered = new Set<string>()
+  #evictions = 0
+  #expired = 0
 
-  constructor (sweepIntervalMs: number, clock: Clock) {
+  constructor (sweepIntervalMs: number, clock: Clock, maxBytes: number) {
     this.#clock = clock
-    this.#sweep = setInterval(() => this.#sweepExpired(), sweepIntervalMs).unref()
+    this.#sweepIntervalMs = sweepIntervalMs
+    this.#maxBytes = maxBytes
+    this.memory = { maxBytes, heldBytes: () => this.#bytes - this.#evictableBytes, stats: () => this.#stats() }
+    this.#scheduleSweep()
   }
+
+  readonly memory: StoreMemory
 
   async create (job: NewJob): Promise<JobRecord> {
     if (this.#live(job.id) !== undefined) throw new JobExistsError(job.id)
+    const bytes = ENTRY_OVERHEAD_BYTES + (job.request === undefined ? 0 : requestBytes(job.request))
+    this.#makeRoom(bytes)
+    if (this.#bytes + bytes > this.#maxBytes) throw new StoreFullError(bytes, this.#maxBytes)
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
-    this.#entries.set(job.id, job.request === undefined ? { record } : { record, request: job.request })
+    this.#entries.set(job.id, job.request === undefined ? { record, bytes } : { record, request: job.request, bytes })
+    this.#bytes += bytes
     return { ...record }
+  }
+
+  /** A client has been handed the result of job `id`: from now on it may be evicted for room. */
+  delivered (id: string): void {
+    const entry = this.#entries.get(id)
+    if (entry?.record.status !== JobStatus.done) return
+    // Delivered again: it moves to the back of the eviction order.
+    if (this.#delivered.delete(id)) this.#evictableBytes -= entry.bytes
+    this.#delivered.add(id)
+    this.#evictableBytes += entry.bytes
   }
 
   async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
@@ -128,12 +174,18 @@ class MemoryStore implements ResultStore {
     delete record.owner
     delete record.leaseUntil
     delete entry.request
+    // The request's bytes make way for the response's: a result is never refused, but delivered
+    // ones make room for it.
+    const bytes = ENTRY_OVERHEAD_BYTES + responseBytes(response)
+    this.#bytes += bytes - entry.bytes
+    entry.bytes = bytes
+    this.#makeRoom(0)
     this.#watchers.notify(record.id, record)
     return true
   }
 
   async delete (id: string): Promise<void> {
-    if (this.#entries.delete(id)) this.#watchers.notify(id, undefined)
+    this.#remove(id)
   }
 
   watch (id: string, listener: Listener): () => void {
@@ -141,15 +193,38 @@ class MemoryStore implements ResultStore {
   }
 
   async close (): Promise<void> {
-    clearInterval(this.#sweep)
+    this.#clock.clearTimeout(this.#sweep)
   }
 
   #live (id: string): Entry | undefined {
     const entry = this.#entries.get(id)
     if (entry === undefined || !isExpired(entry.record, this.#clock.now())) return entry
-    this.#entries.delete(id)
-    this.#watchers.notify(id, undefined)
+    this.#remove(id)
+    this.#expired += 1
     return undefined
+  }
+
+  /** Removes job `id` and its bytes; waiters hear that it is gone. */
+  #remove (id: string): void {
+    const entry = this.#entries.get(id)
+    if (entry === undefined) return
+    this.#entries.delete(id)
+    this.#bytes -= entry.bytes
+    if (this.#delivered.delete(id)) this.#evictableBytes -= entry.bytes
+    this.#watchers.notify(id, undefined)
+  }
+
+  /** Evicts delivered results, oldest delivery first, until `bytes` more fit (or none is left). */
+  #makeRoom (bytes: number): void {
+    for (const id of this.#delivered) {
+      if (this.#bytes + bytes <= this.#maxBytes) return
+      this.#remove(id)
+      this.#evictions += 1
+    }
+  }
+
+  #stats (): StoreStats {
+    return { storedJobs: this.#entries.size, storedBytes: this.#bytes, evictions: this.#evictions, expired: this.#expired }
   }
 
   #owned (id: string, owner: string): JobRecord | undefined {
@@ -157,9 +232,33 @@ class MemoryStore implements ResultStore {
     return record?.status === JobStatus.running && record.owner === owner ? record : undefined
   }
 
+  // On the store's clock, so that a test moving a fake clock sees expired jobs leave memory.
+  #scheduleSweep (): void {
+    this.#sweep = this.#clock.setTimeout(() => {
+      this.#sweepExpired()
+      this.#scheduleSweep()
+    }, this.#sweepIntervalMs)
+    // The system clock's timer must not keep the process alive.
+    ;(this.#sweep as { unref?: () => void } | undefined)?.unref?.()
+  }
+
   #sweepExpired (): void {
     for (const id of this.#entries.keys()) this.#live(id)
     const now = this.#clock.now()
     for (const [key, reservation] of this.#keys) if (isExpired(reservation, now)) this.#keys.delete(key)
   }
+}
+
+function headerBytes (headers: Headers): number {
+  let bytes = 0
+  for (const [name, value] of Object.entries(headers)) bytes += name.length + (Array.isArray(value) ? value.join('').length : value.length)
+  return bytes
+}
+
+function requestBytes (request: RequestSnapshot): number {
+  return request.url.length + headerBytes(request.headers) + (request.body?.length ?? 0)
+}
+
+function responseBytes (response: StoredResponse): number {
+  return headerBytes(response.headers) + response.body.length
 }

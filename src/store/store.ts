@@ -147,6 +147,35 @@ export interface ResultStore {
   /** Optional batched read for polling many waiters at once. Missing or expired ids are absent. */
   getMany? (ids: readonly string[]): Promise<Map<string, JobRecord>>
 
+  /**
+   * A client has been handed job `id`'s result. Optional: a store that evicts for memory (the
+   * in-memory one) may now evict it; others keep results for their whole `resultTtlSeconds`.
+   */
+  delivered? (id: string): void
+
+  /** Present on a store that keeps everything in this process's memory, within a budget. */
+  readonly memory?: StoreMemory
+
   /** Releases timers and connections. */
   close? (): Promise<void>
+}
+
+/** What a store kept in this process's memory holds, and may hold (see `memoryStore`'s `maxBytes`). */
+export interface StoreMemory {
+  /** The budget, in bytes. */
+  readonly maxBytes: number
+  /** Bytes that cannot be evicted: requests, running jobs, results nobody has read yet. */
+  heldBytes (): number
+  stats (): StoreStats
+}
+
+/** The memory store's counters, as `app.longRunning.stats()` shows them. */
+export interface StoreStats {
+  /** Jobs kept (pending, running and finished), and the bytes counted against the budget. */
+  storedJobs: number
+  storedBytes: number
+  /** Delivered results removed to make room for new jobs. */
+  evictions: number
+  /** Jobs removed because their time was up (read or not). */
+  expired: number
 }

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { fetchLongRunning, type LongRunningProgress } from '../../src/client/index.js'
 import { startDropProxy } from './drop-proxy.js'
+import { randomBody } from './random.js'
 
 /** A real fetch that also hands over the response of every `DELETE` it sends. */
 export function recordingFetch (): { fetch: (request: Request) => Promise<Response>, deleted: Promise<Response> } {
@@ -38,7 +38,7 @@ export async function clientScenario (t: Test, url: string): Promise<void> {
   })
 
   await t.test('POST /echo?delay=2 with 1 MiB of binary: 201 and the exact bytes', async t => {
-    const body = randomBytes(1024 * 1024)
+    const body = randomBody(1024 * 1024)
     const response = await fetchLongRunning(`${url}/echo?delay=2`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
     t.equal(response.status, 201)
     t.equal(response.headers.get('x-echo'), '1')
@@ -62,7 +62,7 @@ export async function clientScenario (t: Test, url: string): Promise<void> {
   await t.test('a first answer lost on the way: the retry, with the same key, runs nothing again', async t => {
     const proxy = await startDropProxy(t, url)
     const before = await executions()
-    const body = randomBytes(3000)
+    const body = randomBody(3000)
     const response = await fetchLongRunning(`${proxy.url}/echo?delay=1`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } })
     await proxy.dropped
     t.equal(response.status, 201)

@@ -1,0 +1,52 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { StoreFullError } from '../errors.js'
+import { isJobRun } from '../job/context.js'
+import { enqueueFailed } from '../job/enqueue.js'
+import type { StoreMemory } from '../store/store.js'
+
+const RECEIVING_COPIES = 2
+
+type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
+
+/**
+ * The memory budget's gate on the HTTP side: a long-running request whose body the memory store
+ * could not keep is refused (503 `ENQUEUE_FAILED`, `Retry-After`) before its body is read, so
+ * that a burst of uploads is answered at once instead of being buffered first. Bytes let in but
+ * not yet in the store (the body arriving, the job being created) are held here meanwhile.
+ * Stores without a budget (DynamoDB) pass everything.
+ */
+export class Admission {
+  readonly #memory: StoreMemory | undefined
+  #inFlightBytes = 0
+  readonly #held = new WeakMap<FastifyRequest, number>()
+
+  constructor (memory: StoreMemory | undefined) {
+    this.#memory = memory
+  }
+
+  /** A `preParsing` hook of long-running routes. */
+  readonly admit = async (request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> => {
+    const memory = this.#memory
+    if (memory === undefined || isJobRun(request)) return payload
+    // Receiving a body holds it twice until the job is stored: the raw bytes the job keeps and
+    // the route's parsed body. A chunked body (no length) is counted when the store takes the
+    // job, which checks again.
+    const bytes = RECEIVING_COPIES * Number(request.headers['content-length'] ?? 0)
+    // Delivered results do not count: the store evicts them to make room.
+    // Node discards the unread body of the answered request (the connection stays usable: a
+    // client still sending gets the 503, where closing the connection would give it an EPIPE).
+    if (memory.heldBytes() + this.#inFlightBytes + bytes > memory.maxBytes) throw enqueueFailed(new StoreFullError(bytes, memory.maxBytes))
+    this.#inFlightBytes += bytes
+    this.#held.set(request, bytes)
+    reply.raw.once('close', () => this.release(request))
+    return payload
+  }
+
+  /** The request's bytes are in the store now, or never will be. */
+  release (request: FastifyRequest): void {
+    const bytes = this.#held.get(request)
+    if (bytes === undefined) return
+    this.#held.delete(request)
+    this.#inFlightBytes -= bytes
+  }
+}
