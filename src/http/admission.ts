@@ -32,9 +32,9 @@ export class Admission {
     // the route's parsed body. A chunked body (no length) is counted when the store takes the
     // job, which checks again.
     const bytes = RECEIVING_COPIES * Number(request.headers['content-length'] ?? 0)
-    // Delivered results do not count: the store evicts them to make room.
-    // Node discards the unread body of the answered request (the connection stays usable: a
-    // client still sending gets the 503, where closing the connection would give it an EPIPE).
+    // Delivered results do not count: the store evicts them to make room. A refused body is
+    // never read: Node discards it, and the connection stays usable (a client still sending
+    // gets the 503, where closing the connection would give it an EPIPE instead).
     if (memory.heldBytes() + this.#inFlightBytes + bytes > memory.maxBytes) throw enqueueFailed(new StoreFullError(bytes, memory.maxBytes))
     this.#inFlightBytes += bytes
     this.#held.set(request, bytes)

@@ -60,15 +60,15 @@ export class JobRunner {
     this.#leaseMs = settings.leaseSeconds * 1000
   }
 
-  /**
-   * Handles one delivery of a queue message and says whether to delete it. Never rejects: a
-   * backend failure hands the message back after the redelivery back-off.
-   */
   /** Attempts running in this process now. */
   get running (): number {
     return this.#running.size
   }
 
+  /**
+   * Handles one delivery of a queue message and says whether to delete it. Never rejects: a
+   * backend failure hands the message back after the redelivery back-off.
+   */
   async handle (delivery: Delivery, limits: DeliveryLimits = {}): Promise<Disposition> {
     let message: JobMessage
     try {
