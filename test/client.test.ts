@@ -249,3 +249,44 @@ t.test('every option is checked', async t => {
   ]
   for (const [options, message] of bad) await t.rejects(fetchLongRunning('http://127.0.0.1:9/', {}, options), { name: 'TypeError', message }, JSON.stringify(options))
 })
+
+t.test('a strict route\'s 409 to a retry while its job runs is followed like a status', async t => {
+  const test = await buildTestApp({ waitSeconds: 25 }, (app, gates, count) => {
+    app.post('/strict', { longRunning: { idempotency: { strict: true } } }, async () => {
+      count('strict')
+      await gates.get('strict').opened
+      return { strict: true }
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  const proxy = await startDropProxy(t, await test.listen())
+  const statuses: number[] = []
+  const fetcher = async (request: Request): Promise<Response> => {
+    const response = await fetch(request)
+    statuses.push(response.status)
+    // The retry met the running job: now let it finish.
+    if (response.status === 409) test.gates.open('strict')
+    return response
+  }
+  const response = await fetchLongRunning(`${proxy.url}/strict`, { method: 'POST', body: '' }, { fetch: fetcher })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { strict: true })
+  t.equal(statuses[0], 409, 'the first answer was lost; the retry got the conflict')
+  t.equal(test.runs.get('strict'), 1)
+
+  // Other 409s are answers.
+  const app = Fastify()
+  app.get('/other', async (_request, reply) => await reply.code(409).header('location', '/x').send({ code: 'FST_LONG_RUNNING_JOB_CANCELLED' }))
+  app.get('/text', async (_request, reply) => await reply.code(409).header('location', '/x').send('busy'))
+  app.get('/bare', async (_request, reply) => await reply.code(409).send({ code: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT' }))
+  // A conflict whose Location is not a job URL of this plugin is still followed (the id is then unknown).
+  app.get('/moved', async (_request, reply) => await reply.code(409).header('location', '/done').send({ code: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT' }))
+  app.get('/done', async () => 'ok')
+  const url = await listen(t, app)
+  const ids: string[] = []
+  t.equal(await (await fetchLongRunning(`${url}/moved`, {}, { onProgress: ({ id }) => ids.push(id) })).text(), 'ok')
+  t.same(ids, [''])
+  t.equal((await fetchLongRunning(`${url}/other`)).status, 409)
+  t.equal(await (await fetchLongRunning(`${url}/text`)).text(), 'busy')
+  t.equal((await fetchLongRunning(`${url}/bare`)).status, 409)
+})

@@ -1,6 +1,6 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
 // (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
-import { statusOf, type LongRunningProgress } from './status.js'
+import { conflictOf, statusOf, type LongRunningProgress } from './status.js'
 import { backoffMs, combinedSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
 
 export type { LongRunningProgress }
@@ -85,7 +85,7 @@ export async function fetchLongRunning (
     const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
     let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response), () => {}) })
     while (true) {
-      const status = await statusOf(response)
+      const status = await statusOf(response) ?? await conflictOf(response)
       if (status === undefined) return response
       job.locate(status, response)
       settings.onProgress?.({ ...status, location: job.location as string })

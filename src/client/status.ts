@@ -35,6 +35,24 @@ export async function statusOf (response: Response): Promise<Omit<LongRunningPro
   return status
 }
 
+/**
+ * A route with `idempotency: { strict: true }` answers a retry while its job runs with 409
+ * `FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT` and the job's `Location`: for the client, a status.
+ */
+export async function conflictOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
+  const location = response.headers.get('location')
+  if (response.status !== 409 || location === null) return undefined
+  let body: unknown
+  try {
+    body = await response.clone().json()
+  } catch {
+    return undefined
+  }
+  if ((body as { code?: unknown } | null)?.code !== 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT') return undefined
+  await response.body?.cancel()
+  return { status: 'running', id: /\/async-response\/([^/?]+)/.exec(location)?.[1] ?? '', location }
+}
+
 interface StatusBody { id: string, status: 'pending' | 'running', location: string, progress?: { fraction: number, message?: string } }
 
 function isStatusBody (body: unknown): body is StatusBody {
