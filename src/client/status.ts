@@ -12,22 +12,20 @@ export interface LongRunningProgress {
   location: string
 }
 
-/** The job's status if `response` is the plugin's `202` (it keeps the body readable otherwise). */
-export async function statusOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
+/**
+ * The job's status if `response` is the plugin's `202` (it keeps the body readable otherwise).
+ * `location` is as the server wrote it: the caller resolves it against the response's URL.
+ */
+export async function statusOf (response: Response): Promise<LongRunningProgress | undefined> {
   if (response.status !== 202) return undefined
   // `Preference-Applied` marks the plugin's 202 from a route's own; a page of another origin
   // may not see the header (CORS exposes it only when told), so the body's shape decides then.
   const applied = response.headers.get('preference-applied')
   if (applied !== null && !/respond-async/i.test(applied)) return undefined
-  let body: unknown
-  try {
-    body = await response.clone().json()
-  } catch {
-    return undefined
-  }
+  const body = await jsonOf(response)
   if (!isStatusBody(body)) return undefined
   await response.body?.cancel()
-  const status: Omit<LongRunningProgress, 'location'> & { location: string } = { status: body.status, id: body.id, location: body.location }
+  const status: LongRunningProgress = { status: body.status, id: body.id, location: body.location }
   if (body.progress !== undefined) {
     status.fraction = body.progress.fraction
     if (body.progress.message !== undefined) status.message = body.progress.message
@@ -39,18 +37,22 @@ export async function statusOf (response: Response): Promise<Omit<LongRunningPro
  * A route with `idempotency: { strict: true }` answers a retry while its job runs with 409
  * `FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT` and the job's `Location`: for the client, a status.
  */
-export async function conflictOf (response: Response): Promise<Omit<LongRunningProgress, 'location'> & { location: string } | undefined> {
+export async function conflictOf (response: Response): Promise<LongRunningProgress | undefined> {
   const location = response.headers.get('location')
   if (response.status !== 409 || location === null) return undefined
-  let body: unknown
+  const body = await jsonOf(response)
+  if ((body as { code?: unknown } | null | undefined)?.code !== 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT') return undefined
+  await response.body?.cancel()
+  return { status: 'running', id: /\/async-response\/([^/?]+)/.exec(location)?.[1] ?? '', location }
+}
+
+/** The body of `response` parsed as JSON, read from a clone (the response stays readable); `undefined` if it is not JSON. */
+async function jsonOf (response: Response): Promise<unknown> {
   try {
-    body = await response.clone().json()
+    return await response.clone().json()
   } catch {
     return undefined
   }
-  if ((body as { code?: unknown } | null)?.code !== 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT') return undefined
-  await response.body?.cancel()
-  return { status: 'running', id: /\/async-response\/([^/?]+)/.exec(location)?.[1] ?? '', location }
 }
 
 interface StatusBody { id: string, status: 'pending' | 'running', location: string, progress?: { fraction: number, message?: string } }

@@ -3,31 +3,30 @@ import { StoreFullError } from '../errors.js'
 import { isJobRun } from '../job/context.js'
 import { enqueueFailed } from '../job/enqueue.js'
 import type { StoreMemory } from '../store/store.js'
+import type { Payload } from './snapshot.js'
 
 const RECEIVING_COPIES = 2
-
-type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
 
 /**
  * The memory budget's gate on the HTTP side: a long-running request whose body the memory store
  * could not keep is refused (503 `ENQUEUE_FAILED`, `Retry-After`) before its body is read, so
  * that a burst of uploads is answered at once instead of being buffered first. Bytes let in but
  * not yet in the store (the body arriving, the job being created) are held here meanwhile.
- * Stores without a budget (DynamoDB) pass everything.
+ * Stores without a budget (DynamoDB) get no hook at all.
  */
 export class Admission {
-  readonly #memory: StoreMemory | undefined
   #inFlightBytes = 0
   readonly #held = new WeakMap<FastifyRequest, number>()
 
   constructor (memory: StoreMemory | undefined) {
-    this.#memory = memory
+    this.preParsing = memory === undefined ? [] : [async (request, reply, payload) => await this.#admit(memory, request, reply, payload)]
   }
 
-  /** A `preParsing` hook of long-running routes. */
-  readonly admit = async (request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> => {
-    const memory = this.#memory
-    if (memory === undefined || isJobRun(request)) return payload
+  /** The `preParsing` hooks of long-running routes: none for a store without a budget. */
+  readonly preParsing: Array<(request: FastifyRequest, reply: FastifyReply, payload: Payload) => Promise<Payload>>
+
+  async #admit (memory: StoreMemory, request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> {
+    if (isJobRun(request)) return payload
     // Receiving a body holds it twice until the job is stored: the raw bytes the job keeps and
     // the route's parsed body. A chunked body (no length) is counted when the store takes the
     // job, which checks again.

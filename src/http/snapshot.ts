@@ -12,7 +12,8 @@ interface Captured { chunks: Buffer[], bytes: number }
 const kDecoded = Symbol('fastify-long-running.decoded')
 const kTee = Symbol('fastify-long-running.tee')
 
-type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
+/** A request body stream as `preParsing` hooks see it. */
+export type Payload = NodeJS.ReadableStream & { receivedEncodedLength?: number }
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection; content-length is recomputed
 // for the replay; `accept-encoding` belongs to whichever request fetches the result (the job
