@@ -8,6 +8,7 @@ import { Responder, type JobParams } from './http/responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './http/schemas.js'
 import { captureBody } from './http/snapshot.js'
 import { Waiter } from './http/waiter.js'
+import { sinkBody } from './job/body-sink.js'
 import { isJobRun, RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
 import { JobRunner } from './job/runner.js'
@@ -93,13 +94,16 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   // and gives a job run's log lines the job id and the original request id (`x-request-id`:
   // API Gateway's, through @fastify/aws-lambda), so that a job's logs join the request that
   // queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
-  app.addHook('onRequest', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     if (runs.idle) {
       done()
       return
     }
-    const job = request.longRunning
-    if (job !== null) {
+    const run = runs.runOf(request)
+    if (run !== null) {
+      const { job } = run
+      // Nothing is written before onRequest: every byte of the run's body reaches the attempt uncopied.
+      sinkBody(reply.raw, run.body)
       const requestId = request.headers['x-request-id']
       request.log = request.log.child({ jobId: job.id, attempt: job.attempt, ...(requestId === undefined ? {} : { requestId }) })
     }

@@ -130,3 +130,45 @@ t.test('an app without `results` cannot hand over a body stored outside: a clear
   t.equal(cancelled.statusCode, 204, 'cancelled, though removing its bodies failed (the lifecycle rule will)')
   t.equal(deleted.length, 1)
 })
+
+t.test('the body the route sent is the one stored: held once, never copied on the way', async t => {
+  const real = s3Results({ bucket: s3.bucket, client: s3.client, partBytes: 5 * 1024 * 1024 })
+  const put: Buffer[] = []
+  const results: ResultBodies = {
+    thresholdBytes: 10,
+    put: async (id, owner, body, headers) => {
+      put.push(body)
+      return await real.put(id, owner, body, headers)
+    },
+    url: async (body) => await real.url(body),
+    delete: async (id) => await real.delete(id)
+  }
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const sent: Buffer[] = []
+  // Before the plugin: a hook that answers a job run itself, before the plugin's hook could sink its body.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.headers['x-refuse'] !== undefined && request.longRunning != null) await reply.code(429).send('slow down')
+  })
+  await app.register(longRunning, { waitSeconds: 10, results })
+  app.get('/buffer', { longRunning: true }, async (_request, reply) => {
+    sent.push(bytes(11 * 1024 * 1024))
+    return await reply.type('application/octet-stream').send(sent.at(-1))
+  })
+  app.get('/text', { longRunning: true }, async () => 'é'.repeat(20))
+  await app.ready()
+
+  const first = await app.inject('/buffer')
+  t.equal(first.statusCode, 303)
+  t.equal(put.length, 1)
+  t.equal(put[0]?.buffer, sent[0]?.buffer, 'the route\'s own memory, not a copy')
+  t.ok((await fetch(first.headers.location as string).then(async response => Buffer.from(await response.arrayBuffer()))).equals(bytes(11 * 1024 * 1024)))
+
+  const text = await app.inject('/text')
+  t.equal(text.statusCode, 303, 'a string body, encoded as the route wrote it')
+  t.equal(await (await fetch(text.headers.location as string)).text(), 'é'.repeat(20))
+
+  const refused = await app.inject({ url: '/text', headers: { 'x-refuse': '1' } })
+  t.equal(refused.statusCode, 429, 'answered by a hook before the plugin\'s (under the threshold: from the store)')
+  t.equal(refused.body, 'slow down', 'its body arrives all the same')
+})

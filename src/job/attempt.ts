@@ -82,7 +82,12 @@ export class Attempt {
     }
     const signal = this.#stop.signal
     const job: LongRunningJob = { id: plan.id, attempt: plan.attempt, signal, progress: plan.progress }
-    const registration = this.#runs.add({ job, request: plan.request })
+    // The body's chunks as the route wrote them: through the run's sink once the plugin's onRequest
+    // hook installed it (every ordinary run), through light-my-request's stream if a hook before
+    // it answered (a rate limit's 429, say). Either way, one list in order.
+    const chunks: Buffer[] = []
+    const collect = (chunk: Buffer): void => { chunks.push(chunk) }
+    const registration = this.#runs.add({ job, request: plan.request, body: collect })
     let onAbort: (() => void) | undefined
     try {
       const stopped = new Promise<AttemptEnd>(resolve => {
@@ -98,15 +103,14 @@ export class Attempt {
         // From the client's address, so that per-client hooks (rate limits, logs) see the client.
         ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
         ...(request.body === undefined ? {} : { payload: request.body }),
-        // The body as the chunks the route wrote: light-my-request would otherwise copy them
-        // into one buffer and decode that into a string too, holding a 50 MiB result four times.
+        // A stream rather than a payload: light-my-request would otherwise join the chunks into
+        // one buffer and decode that into a string too, holding a 50 MiB result three times.
         payloadAsStream: true
       }).then(
         async (response): Promise<AttemptEnd> => {
           // Events rather than an async iterator: cheaper per job, which matters for tiny ones.
-          const chunks: Buffer[] = []
           const body = response.stream()
-          body.on('data', (chunk: Buffer) => chunks.push(chunk))
+          body.on('data', collect)
           await finished(body)
           const rawPayload = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
           return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, rawPayload } }

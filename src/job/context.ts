@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { InvalidProgressError } from '../errors.js'
 import type { JobProgress } from '../store/store.js'
+import type { BodySink } from './body-sink.js'
 import type { RequestSnapshot } from './wire.js'
 
 /**
@@ -48,10 +49,11 @@ export const RUN_HEADER = 'x-fastify-long-running-run'
 
 const kRun = Symbol('fastify-long-running.run')
 
-/** One run in progress: the job, and the request as the HTTP side saw it. */
+/** One run in progress: the job, the request as the HTTP side saw it, and where its response body goes. */
 export interface Run {
   job: LongRunningJob
   request: RequestSnapshot
+  body: BodySink
 }
 
 /** Runs in progress in this process, by token. */
@@ -77,16 +79,21 @@ export class RunRegistry {
    * request: its `ip`, `protocol`, `host` and `hostname`, and the values `carry` returned.
    */
   resolve (request: FastifyRequest): LongRunningJob | null {
-    const cached = (request as unknown as Record<symbol, LongRunningJob | null | undefined>)[kRun]
+    return this.runOf(request)?.job ?? null
+  }
+
+  /** The run `request` belongs to, or `null` (see {@link RunRegistry.resolve}). */
+  runOf (request: FastifyRequest): Run | null {
+    const cached = (request as unknown as Record<symbol, Run | null | undefined>)[kRun]
     if (cached !== undefined) return cached
     const token = request.headers[RUN_HEADER]
     // Every request of the app passes here: an ordinary one costs a header lookup, no write.
     if (token === undefined) return null
     delete request.headers[RUN_HEADER]
-    const run = typeof token === 'string' ? this.#runs.get(token) : undefined
-    ;(request as unknown as Record<symbol, LongRunningJob | null>)[kRun] = run?.job ?? null
-    if (run !== undefined) adopt(request, run.request)
-    return run?.job ?? null
+    const run = (typeof token === 'string' ? this.#runs.get(token) : undefined) ?? null
+    ;(request as unknown as Record<symbol, Run | null>)[kRun] = run
+    if (run !== null) adopt(request, run.request)
+    return run
   }
 }
 
