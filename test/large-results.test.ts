@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
@@ -133,11 +134,11 @@ t.test('an app without `results` cannot hand over a body stored outside: a clear
 
 t.test('the body the route sent is the one stored: held once, never copied on the way', async t => {
   const real = s3Results({ bucket: s3.bucket, client: s3.client, partBytes: 5 * 1024 * 1024 })
-  const put: Buffer[] = []
+  const put: Array<readonly Buffer[]> = []
   const results: ResultBodies = {
     thresholdBytes: 10,
     put: async (id, owner, body, headers) => {
-      put.push(body)
+      put.push(Buffer.isBuffer(body) ? [body] : body)
       return await real.put(id, owner, body, headers)
     },
     url: async (body) => await real.url(body),
@@ -156,13 +157,26 @@ t.test('the body the route sent is the one stored: held once, never copied on th
     return await reply.type('application/octet-stream').send(sent.at(-1))
   })
   app.get('/text', { longRunning: true }, async () => 'é'.repeat(20))
+  // A streaming route: its chunks go to S3 as they are, never joined into one copy.
+  app.get('/stream', { longRunning: true }, async (_request, reply) => {
+    const chunks = Array.from({ length: 120 }, (_, i) => bytes(100_000 + i))
+    sent.push(...chunks)
+    return await reply.type('text/csv').send(Readable.from(chunks))
+  })
   await app.ready()
 
   const first = await app.inject('/buffer')
   t.equal(first.statusCode, 303)
   t.equal(put.length, 1)
-  t.equal(put[0]?.buffer, sent[0]?.buffer, 'the route\'s own memory, not a copy')
+  t.equal(put[0]?.length, 1)
+  t.equal(put[0]?.[0]?.buffer, sent[0]?.buffer, 'the route\'s own memory, not a copy')
   t.ok((await fetch(first.headers.location as string).then(async response => Buffer.from(await response.arrayBuffer()))).equals(bytes(11 * 1024 * 1024)))
+
+  const streamed = await app.inject('/stream')
+  t.equal(streamed.statusCode, 303)
+  t.equal(put[1]?.length, 120, 'the route\'s chunks, not joined')
+  t.ok(put[1]?.every((chunk, i) => chunk.buffer === sent[i + 1]?.buffer), 'each of them the route\'s own memory')
+  t.ok(Buffer.from(await (await fetch(streamed.headers.location as string)).arrayBuffer()).equals(Buffer.concat(sent.slice(1))), 'byte for byte through S3')
 
   const text = await app.inject('/text')
   t.equal(text.statusCode, 303, 'a string body, encoded as the route wrote it')

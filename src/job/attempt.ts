@@ -5,11 +5,12 @@ import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { RequestSnapshot } from './wire.js'
 
-/** The route's response as the replay gave it: status, headers and the body's bytes. */
+/** The route's response as the replay gave it: status, headers and the body as the chunks the route wrote. */
 export interface Replayed {
   statusCode: number
   headers: Record<string, string | string[] | number | undefined>
-  rawPayload: Buffer
+  chunks: Buffer[]
+  bytes: number
 }
 
 /** How one attempt ended: the route's response, its signal aborted (`reason`), or the replay itself failed. */
@@ -86,7 +87,11 @@ export class Attempt {
     // hook installed it (every ordinary run), through light-my-request's stream if a hook before
     // it answered (a rate limit's 429, say). Either way, one list in order.
     const chunks: Buffer[] = []
-    const collect = (chunk: Buffer): void => { chunks.push(chunk) }
+    let bytes = 0
+    const collect = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      bytes += chunk.length
+    }
     const registration = this.#runs.add({ job, request: plan.request, body: collect })
     let onAbort: (() => void) | undefined
     try {
@@ -112,8 +117,7 @@ export class Attempt {
           const body = response.stream()
           body.on('data', collect)
           await finished(body)
-          const rawPayload = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
-          return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, rawPayload } }
+          return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, chunks, bytes } }
         },
         (error: unknown): AttemptEnd => ({ kind: 'failed', error })
       )

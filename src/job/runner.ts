@@ -162,35 +162,27 @@ export class JobRunner {
     try {
       const end = await attempt.run()
       if (end.kind === 'response') {
-        const body = end.response.rawPayload
-        const response: StoredResponse = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers), body }
-        const limit = message.responseLimit
-        // The Lambda response it would make, sized once and only where a front end limits it:
-        // for a large text body the sizing itself is costly.
-        let frontEndBytes = 0
-        const overFrontEnd = (): boolean => limit !== undefined && (frontEndBytes ||= lambdaResponseBytes(response)) > limit
+        const { chunks, bytes } = end.response
+        const head = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers) }
         const { results } = this.#settings
-        if (results !== undefined && (body.length >= results.thresholdBytes || body.length > MAX_RESPONSE_BYTES || overFrontEnd())) {
-          // Too large for the store or the front end: the body goes to S3, and the client to it.
-          // A failed upload is a failed attempt: the claim goes back, the job runs again.
-          let external
-          try {
-            external = await results.put(message.id, owner, body, response.headers)
-          } catch (error) {
-            log.error({ err: error, bytes: body.length }, 'storing the result body outside failed')
-            await this.#release(message.id, owner)
-            return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
-          }
-          return await this.#finish(message, owner, { ...response, body: Buffer.alloc(0), external }, { ...run, outcome: JobOutcome.completed })
+        // Too large for the store: the body goes to S3 as the chunks the route wrote, never
+        // joined into a copy, and the client to it. Smaller ones are joined (≤ 6 MiB).
+        if (results !== undefined && (bytes >= results.thresholdBytes || bytes > MAX_RESPONSE_BYTES)) {
+          return await this.#storeOutside(message, owner, delivery, head, chunks, run, log)
         }
-        if (body.length > MAX_RESPONSE_BYTES) {
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(body.length, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
+        if (bytes > MAX_RESPONSE_BYTES) {
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(bytes, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
         }
+        const response: StoredResponse = { ...head, body: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, bytes) }
         // Stored only if the front end the request came through can return it: otherwise every
-        // read of it would fail there (a 502 from API Gateway) until it expired.
-        if (overFrontEnd()) {
+        // read of it would fail there (a 502 from API Gateway) until it expired. Sized only where
+        // a front end limits it: for a large text body the sizing itself is costly.
+        const limit = message.responseLimit
+        const frontEndBytes = limit === undefined ? 0 : lambdaResponseBytes(response)
+        if (limit !== undefined && frontEndBytes > limit) {
+          if (results !== undefined) return await this.#storeOutside(message, owner, delivery, head, [response.body], run, log)
           log.warn({ bytes: frontEndBytes, limit }, 'job result too large for its front end')
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(frontEndBytes, limit as number)), { ...run, outcome: JobOutcome.tooLarge })
+          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(frontEndBytes, limit)), { ...run, outcome: JobOutcome.tooLarge })
         }
         return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
       }
@@ -219,6 +211,30 @@ export class JobRunner {
     } finally {
       this.#running.delete(attempt)
     }
+  }
+
+  /**
+   * Puts the body in the results store and stores the response that names it. A failed upload
+   * is a failed attempt: the claim goes back and the job runs again.
+   */
+  async #storeOutside (
+    message: JobMessage,
+    owner: string,
+    delivery: Delivery,
+    head: Omit<StoredResponse, 'body'>,
+    chunks: readonly Buffer[],
+    run: { attempt: number, startedAt: number },
+    log: FastifyBaseLogger
+  ): Promise<Disposition> {
+    let external
+    try {
+      external = await (this.#settings.results as ResultBodies).put(message.id, owner, chunks, head.headers)
+    } catch (error) {
+      log.error({ err: error, bytes: chunks.reduce((sum, chunk) => sum + chunk.length, 0) }, 'storing the result body outside failed')
+      await this.#release(message.id, owner)
+      return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
+    }
+    return await this.#finish(message, owner, { ...head, body: Buffer.alloc(0), external }, { ...run, outcome: JobOutcome.completed })
   }
 
   /**

@@ -17,10 +17,12 @@ export interface ResultBodies {
   /** Bodies of at least this many bytes go out of the store even when the front end could return them. */
   readonly thresholdBytes: number
   /**
-   * Stores job `id`'s body from the attempt of `owner`, with the travelling headers. Resolves
-   * once the whole object exists; a failure leaves no object that could ever be served.
+   * Stores job `id`'s body from the attempt of `owner`, with the travelling headers. The body
+   * comes whole or as the chunks the route wrote, in order: a large one is then held once, so
+   * join chunks only a part at a time. Resolves once the whole object exists; a failure leaves
+   * no object that could ever be served.
    */
-  put (id: string, owner: string, body: Buffer, headers: Headers): Promise<ExternalBody>
+  put (id: string, owner: string, body: Buffer | readonly Buffer[], headers: Headers): Promise<ExternalBody>
   /** A URL the client can GET the body from, for a short while. */
   url (body: ExternalBody): Promise<string>
   /** Removes every body of job `id`, of any attempt. */

@@ -67,22 +67,26 @@ class S3Results implements ResultBodies {
     this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({ forcePathStyle }), client)
   }
 
-  async put (id: string, owner: string, body: Buffer, headers: Headers): Promise<ExternalBody> {
+  async put (id: string, owner: string, body: Buffer | readonly Buffer[], headers: Headers): Promise<ExternalBody> {
     const { bucket, keyPrefix } = this.#settings
     const key = `${keyPrefix}${id}/${owner}`
     const object = { Bucket: bucket, Key: key, ...objectHeaders(headers) }
+    const chunks = Buffer.isBuffer(body) ? [body] : body
+    const bytes = chunks.reduce((sum, chunk) => sum + chunk.length, 0)
     // Parts grow when a body would need more than S3's 10,000 of them.
-    const partBytes = Math.max(this.#settings.partBytes, Math.ceil(body.length / MAX_PARTS))
+    const partBytes = Math.max(this.#settings.partBytes, Math.ceil(bytes / MAX_PARTS))
     const sdk = await this.#aws.sdk()
-    if (body.length <= partBytes) {
-      await this.#retried(async () => await this.#aws.send(new sdk.PutObjectCommand({ ...object, Body: body })))
-      return { key, bytes: body.length }
+    if (bytes <= partBytes) {
+      const whole = partOf(chunks, 0, bytes)
+      await this.#retried(async () => await this.#aws.send(new sdk.PutObjectCommand({ ...object, Body: whole })))
+      return { key, bytes }
     }
     const { UploadId } = await this.#retried(async () => await this.#aws.send(new sdk.CreateMultipartUploadCommand(object))) as { UploadId: string }
     try {
       const parts: Array<{ ETag: string, PartNumber: number }> = []
-      for (let start = 0, number = 1; start < body.length; start += partBytes, number++) {
-        const part = body.subarray(start, start + partBytes)
+      for (let start = 0, number = 1; start < bytes; start += partBytes, number++) {
+        // One part in memory besides the body: a copy only where it spans several chunks.
+        const part = partOf(chunks, start, Math.min(bytes, start + partBytes))
         const { ETag } = await this.#retried(async () => await this.#aws.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: number, Body: part }))) as { ETag: string }
         parts.push({ ETag, PartNumber: number })
       }
@@ -92,7 +96,7 @@ class S3Results implements ResultBodies {
       await this.#aws.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => {})
       throw error
     }
-    return { key, bytes: body.length }
+    return { key, bytes }
   }
 
   async url (body: ExternalBody): Promise<string> {
@@ -122,6 +126,23 @@ class S3Results implements ResultBodies {
   async #retried<T> (operation: () => Promise<T>): Promise<T> {
     return await withRetries(operation, { attempts: 3, onRetry: () => {} })
   }
+}
+
+/**
+ * Bytes `start` to `end` of the body made of `chunks`: a view of one chunk where they all lie in
+ * it, else one copy of those bytes (never of the whole body).
+ */
+function partOf (chunks: readonly Buffer[], start: number, end: number): Buffer {
+  const pieces: Buffer[] = []
+  let offset = 0
+  for (const chunk of chunks) {
+    const from = Math.max(start, offset)
+    const to = Math.min(end, offset + chunk.length)
+    if (from < to) pieces.push(chunk.subarray(from - offset, to - offset))
+    offset += chunk.length
+    if (offset >= end) break
+  }
+  return pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, end - start)
 }
 
 /** The travelling headers as the object's own: S3 serves them with the body. */

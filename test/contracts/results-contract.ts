@@ -27,6 +27,19 @@ export function resultsContract (t: Test, make: () => Promise<ResultBodies>): vo
     }
   })
 
+  t.test('a body given as chunks (as a streaming route wrote them) comes back joined, byte for byte', async t => {
+    const results = await make()
+    // Chunks of uneven sizes that straddle part boundaries, an empty one among them.
+    const chunks = [randomBytes(3 * 1024 * 1024 + 1), Buffer.alloc(0), randomBytes(9 * 1024 * 1024), ...Array.from({ length: 40 }, () => randomBytes(100_003))]
+    const whole = Buffer.concat(chunks)
+    for (const body of [chunks, chunks.slice(3, 5)]) {
+      const stored = await results.put(newJobId(), randomUUID(), body, {})
+      const expected = body === chunks ? whole : Buffer.concat(body)
+      t.equal(stored.bytes, expected.length)
+      t.ok(Buffer.from(await (await fetch(await results.url(stored))).arrayBuffer()).equals(expected), `${body.length} chunks, byte for byte`)
+    }
+  })
+
   t.test('a stale attempt\'s body never replaces the newer one\'s; delete removes both', async t => {
     const results = await make()
     const id = newJobId()
