@@ -79,7 +79,13 @@ export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>, 
     origin: { ip: request.ip, protocol: request.protocol === 'https' ? 'https' : 'http', host: request.host }
   }
   const captured = (request as unknown as Record<symbol, Captured | undefined>)[kBody]
-  if (captured !== undefined) snapshot.body = Buffer.concat(captured.chunks, captured.bytes)
+  if (captured !== undefined) {
+    // A copy of exactly the body's size, even from one chunk: a chunk may be a slice of the
+    // socket's 64 KiB read buffer, which the job would otherwise keep alive for its lifetime.
+    snapshot.body = Buffer.concat(captured.chunks, captured.bytes)
+    // The chunks are garbage from here: a request waiting for its result holds its body once.
+    captured.chunks = [snapshot.body]
+  }
   if (carried !== undefined) snapshot.carried = carried
   return snapshot
 }
