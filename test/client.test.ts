@@ -100,8 +100,8 @@ t.test('an abort before the first answer of an ordinary route cancels nothing', 
   t.same(methods, ['GET'])
 })
 
-/** A server whose `/flaky` answers 503 `failures` times, then 201; counts the requests. */
-async function flaky (t: Test, failures: number, retryAfter?: string): Promise<{ url: string, requests: Array<Record<string, string | string[] | undefined>> }> {
+/** A server whose `/flaky` answers `status` (503) `failures` times, then 201; counts the requests. */
+async function flaky (t: Test, failures: number, retryAfter?: string, status = 503): Promise<{ url: string, requests: Array<Record<string, string | string[] | undefined>> }> {
   const app = Fastify()
   const requests: Array<Record<string, string | string[] | undefined>> = []
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
@@ -112,7 +112,7 @@ async function flaky (t: Test, failures: number, retryAfter?: string): Promise<{
       requests.push(request.headers)
       if (requests.length <= failures) {
         if (retryAfter !== undefined) reply.header('retry-after', retryAfter)
-        return await reply.code(503).send({ code: 'FST_LONG_RUNNING_ENQUEUE_FAILED' })
+        return await reply.code(status).send({ code: 'FST_LONG_RUNNING_ENQUEUE_FAILED' })
       }
       return await reply.code(201).send(request.body ?? 'ok')
     }
@@ -143,6 +143,12 @@ t.test('503 beyond the retries is the answer; a GET or a request without a key i
   t.equal(unkeyed.requests.length, 2, 'each sent once')
   t.equal(unkeyed.requests[0]?.['idempotency-key'], undefined)
   t.equal(unkeyed.requests[1]?.['idempotency-key'], undefined, 'GET gets no key')
+})
+
+t.test('a 429 to the first request is the answer: only a status request\'s is retried (test/ecosystem/client.test.ts)', async t => {
+  const { url, requests } = await flaky(t, 1, '0', 429)
+  t.equal((await fetchLongRunning(`${url}/flaky`, { method: 'POST', body: 'x' })).status, 429)
+  t.equal(requests.length, 1)
 })
 
 t.test('the key given as an option or a header is the one sent', async t => {

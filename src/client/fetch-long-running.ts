@@ -30,7 +30,7 @@ export interface FetchLongRunningOptions {
    * `init.headers`; `false` sends none (and then a lost first answer is not retried).
    */
   idempotencyKey?: string | false
-  /** Retries of a request that failed on the network or got `503`. @default 5 */
+  /** Retries of a request that failed on the network or got `503` (a status request: or `429`). @default 5 */
   retries?: number
 }
 
@@ -90,12 +90,18 @@ export async function fetchLongRunning (
       job.locate(status, response)
       settings.onProgress?.({ ...status, location: job.location as string })
       await sleep(retryAfterMs(response, 1_000), signal)
-      response = await job.send(() => job.statusRequest(), true)
+      // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
+      response = await job.send(() => job.statusRequest(), true, STATUS_RETRIES)
     }
   } finally {
     job.settle()
   }
 }
+
+/** Answers after which the first request is sent again (with its key): the server took nothing. */
+const FIRST_RETRIES: ReadonlySet<number> = new Set([503])
+/** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
+const STATUS_RETRIES: ReadonlySet<number> = new Set([503, 429])
 
 /** The requests of one job. */
 class Job {
@@ -136,27 +142,27 @@ class Job {
   }
 
   /**
-   * Sends `request()`, and again after a network error or a `503` while `retryable` and
-   * retries remain; the last answer or error is the call's.
+   * Sends `request()`, and again after a network error or an answer in `again` (`503`) while
+   * `retryable` and retries remain; the last answer or error is the call's.
    */
-  async send (request: () => Request, retryable: boolean): Promise<Response> {
+  async send (request: () => Request, retryable: boolean, again: ReadonlySet<number> = FIRST_RETRIES): Promise<Response> {
     const retries = retryable ? this.#settings.retries : 0
-    let outcome = await this.#attempt(request())
+    let outcome = await this.#attempt(request(), again)
     for (let attempt = 0; outcome.retry && attempt < retries; attempt++) {
       const waitMs = outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0))
       await outcome.response?.body?.cancel()
       await sleep(waitMs, this.#signal)
-      outcome = await this.#attempt(request())
+      outcome = await this.#attempt(request(), again)
     }
     if (outcome.response === undefined) throw outcome.error
     return outcome.response
   }
 
   /** One request: its answer or its network error, and whether another try may help. */
-  async #attempt (request: Request): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
+  async #attempt (request: Request, again: ReadonlySet<number>): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
     try {
       const response = await this.#settings.fetch(request)
-      return { response, retry: response.status === 503 }
+      return { response, retry: again.has(response.status) }
     } catch (error) {
       // fetch rejects with a TypeError for a network failure, and with the reason on abort.
       if (this.#signal.aborted) throw this.#signal.reason
