@@ -21,6 +21,11 @@ process.env.ALB_MULTI_VALUE_HEADERS = 'true'
 const albMultiModule = '../example/lambda.js?alb-multi-value' // a second instance of the module, read with this env
 const { handler: albMultiHandler } = await import(albMultiModule) as typeof import('../example/lambda.js')
 delete process.env.ALB_MULTI_VALUE_HEADERS
+// And once more with the default wait (25 s), for the waits the Lambda deadline cuts short.
+process.env.WAIT_SECONDS = '25'
+const waitingModule = '../example/lambda.js?waiting'
+const { handler: waitingHandler } = await import(waitingModule) as typeof import('../example/lambda.js')
+process.env.WAIT_SECONDS = '0'
 
 interface HttpResult { statusCode: number, headers: Record<string, string>, body: string, isBase64Encoded: boolean }
 const http = async (event: unknown): Promise<HttpResult> => await (handler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(30_000))
@@ -209,4 +214,17 @@ t.test('ALB, both header modes: what the load balancer reads of the answer carri
     t.match(read(result), { 'x-echo': '1', 'content-type': /^text\/plain/ }, `${name}: the route's headers reach the client`)
     t.equal(bodyOf(result).toString(), `hello from ${name}`)
   }
+})
+
+t.test('Prefer: respond-async, wait=N never waits past the Lambda deadline: a function with a second left answers 202 at once', async t => {
+  // With no time to wait, the 202 says Retry-After: 1 (a wait that ran its course says 0).
+  const event = restEvent({ method: 'GET', path: '/payload', query: { delay: '0' }, headers: { Prefer: 'respond-async, wait=20' } })
+  const accepted = await (waitingHandler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(1_000))
+  t.equal(accepted.statusCode, 202)
+  t.equal(accepted.headers['retry-after'], '1')
+  t.equal(accepted.headers['preference-applied'], 'respond-async')
+  t.match(locationPath(accepted), /^\/prod\/async-response\/[0-9a-f-]{36}/)
+  // Its job still runs, and the queue is left empty for the tests after this one.
+  const [message] = await receive(1)
+  t.same(await runBatch([message as Message]), [])
 })
