@@ -38,6 +38,10 @@ const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /** Headers that describe the first request's body: they do not travel to the status requests. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
 const FIRST_WAIT_SECONDS = 2
+/** Answers after which the first request is sent again (with its key): the server took nothing. */
+const FIRST_RETRIES: ReadonlySet<number> = new Set([503])
+/** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
+const STATUS_RETRIES: ReadonlySet<number> = new Set([503, 429])
 
 interface Settings {
   fetch: (request: Request) => Promise<Response>
@@ -97,11 +101,6 @@ export async function fetchLongRunning (
     job.settle()
   }
 }
-
-/** Answers after which the first request is sent again (with its key): the server took nothing. */
-const FIRST_RETRIES: ReadonlySet<number> = new Set([503])
-/** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
-const STATUS_RETRIES: ReadonlySet<number> = new Set([503, 429])
 
 /** The requests of one job. */
 class Job {

@@ -76,21 +76,22 @@ class S3Results implements ResultBodies {
     // Parts grow when a body would need more than S3's 10,000 of them.
     const partBytes = Math.max(this.#settings.partBytes, Math.ceil(bytes / MAX_PARTS))
     const sdk = await this.#aws.sdk()
+    const parts = partsOf(chunks, partBytes)
     if (bytes <= partBytes) {
-      const whole = partOf(chunks, 0, bytes)
+      const whole = parts.next().value ?? Buffer.alloc(0)
       await this.#retried(async () => await this.#aws.send(new sdk.PutObjectCommand({ ...object, Body: whole })))
       return { key, bytes }
     }
     const { UploadId } = await this.#retried(async () => await this.#aws.send(new sdk.CreateMultipartUploadCommand(object))) as { UploadId: string }
     try {
-      const parts: Array<{ ETag: string, PartNumber: number }> = []
-      for (let start = 0, number = 1; start < bytes; start += partBytes, number++) {
-        // One part in memory besides the body: a copy only where it spans several chunks.
-        const part = partOf(chunks, start, Math.min(bytes, start + partBytes))
+      const uploaded: Array<{ ETag: string, PartNumber: number }> = []
+      // One part in memory besides the body: a copy only where it spans several chunks.
+      for (const part of parts) {
+        const number = uploaded.length + 1
         const { ETag } = await this.#retried(async () => await this.#aws.send(new sdk.UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: number, Body: part }))) as { ETag: string }
-        parts.push({ ETag, PartNumber: number })
+        uploaded.push({ ETag, PartNumber: number })
       }
-      await this.#retried(async () => await this.#aws.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } })))
+      await this.#retried(async () => await this.#aws.send(new sdk.CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId, MultipartUpload: { Parts: uploaded } })))
     } catch (error) {
       // Parts of an upload never completed are billed until aborted (or a lifecycle rule does it).
       await this.#aws.send(new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId })).catch(() => {})
@@ -129,20 +130,28 @@ class S3Results implements ResultBodies {
 }
 
 /**
- * Bytes `start` to `end` of the body made of `chunks`: a view of one chunk where they all lie in
- * it, else one copy of those bytes (never of the whole body).
+ * The body made of `chunks` in parts of `partBytes` (the last one shorter), walking the chunks
+ * once: a part that lies in one chunk is a view of it, else one copy of its own bytes (never of
+ * the whole body).
  */
-function partOf (chunks: readonly Buffer[], start: number, end: number): Buffer {
-  const pieces: Buffer[] = []
-  let offset = 0
+function * partsOf (chunks: readonly Buffer[], partBytes: number): Generator<Buffer, undefined> {
+  let pieces: Buffer[] = []
+  let size = 0
   for (const chunk of chunks) {
-    const from = Math.max(start, offset)
-    const to = Math.min(end, offset + chunk.length)
-    if (from < to) pieces.push(chunk.subarray(from - offset, to - offset))
-    offset += chunk.length
-    if (offset >= end) break
+    for (let offset = 0; offset < chunk.length;) {
+      const piece = chunk.subarray(offset, offset + partBytes - size)
+      pieces.push(piece)
+      size += piece.length
+      offset += piece.length
+      if (size === partBytes) {
+        yield pieces.length === 1 ? piece : Buffer.concat(pieces, size)
+        pieces = []
+        size = 0
+      }
+    }
   }
-  return pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, end - start)
+  if (size > 0) yield pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, size)
+  return undefined
 }
 
 /** The travelling headers as the object's own: S3 serves them with the body. */
