@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks'
 import { MessageTooLargeError, QueueFullError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { number, optionsObject } from '../validate.js'
-import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
+import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 
 interface Message {
   body: string
@@ -66,11 +66,13 @@ class MemoryQueue implements JobQueue {
     this.#maxQueued = maxQueued
   }
 
-  async send (body: string): Promise<void> {
+  async send (body: string, options?: SendOptions): Promise<void> {
+    const delay = sendDelay(options)
     const size = Buffer.byteLength(body)
     if (size > this.maxMessageBytes) throw new MessageTooLargeError(size, this.maxMessageBytes)
     if (this.queued() >= this.#maxQueued) throw new QueueFullError(this.#maxQueued)
-    this.#push({ body, receiveCount: 0 })
+    if (delay === 0) this.#push({ body, receiveCount: 0 })
+    else this.#pushLater({ body, receiveCount: 0 }, delay)
   }
 
   queued (): number {
@@ -91,7 +93,7 @@ class MemoryQueue implements JobQueue {
       if (!disposition.ack) this.#pushLater(message, disposition.delaySeconds)
     }
     const pump = (): void => {
-      while (inFlight.size < options.concurrency && this.#ready.length > 0) {
+      while (inFlight.size + (options.busyElsewhere?.() ?? 0) < options.concurrency && this.#ready.length > 0) {
         const running = deliver(this.#ready.shift() as Message).finally(() => {
           inFlight.delete(running)
           pump()
@@ -105,7 +107,8 @@ class MemoryQueue implements JobQueue {
       stop: async () => {
         this.#pumps.delete(pump)
         await Promise.all(inFlight)
-      }
+      },
+      freed: () => { this.#scope.runInAsyncScope(pump) }
     }
   }
 

@@ -1,4 +1,5 @@
 import type { Backoff } from '../retry.js'
+import { number } from '../validate.js'
 
 /**
  * The job queue: carries job messages from the HTTP side to whatever runs them. Written for
@@ -25,6 +26,8 @@ export type Disposition = { ack: true } | { ack: false, delaySeconds: number }
 /** A running consumer; `stop()` stops taking messages and waits for the ones in hand. */
 export interface Consumer {
   stop (): Promise<void>
+  /** A slot counted by `busyElsewhere` is free again: the consumer may receive into it now. */
+  freed? (): void
 }
 
 /** Options of {@link JobQueue.consume}. */
@@ -33,6 +36,19 @@ export interface ConsumeOptions {
   concurrency: number
   /** Called when the queue backend fails, so that the error is logged rather than lost. */
   onError (error: unknown): void
+  /**
+   * Slots of `concurrency` taken by jobs this process runs without a delivery in hand (started
+   * where they were accepted): the consumer receives only into the rest. Call `freed()` when
+   * one of them frees. A receive already under way may still bring what it asked for: at most
+   * one batch beyond the concurrency. @default () => 0
+   */
+  busyElsewhere? (): number
+}
+
+/** Options of {@link JobQueue.send}. */
+export interface SendOptions {
+  /** Keeps the message invisible this long after sending, 0 to 900 seconds (SQS's `DelaySeconds`). @default 0 */
+  delaySeconds?: number
 }
 
 /** The queue contract. */
@@ -61,8 +77,11 @@ export interface JobQueue {
    */
   readonly deliveryWindowSeconds?: number
 
-  /** Sends one message; rejects with `MessageTooLargeError` over `maxMessageBytes`. Resolves once the queue has durably accepted it. */
-  send (body: string): Promise<void>
+  /**
+   * Sends one message; rejects with `MessageTooLargeError` over `maxMessageBytes`. Resolves once
+   * the queue has durably accepted it.
+   */
+  send (body: string, options?: SendOptions): Promise<void>
 
   /**
    * Starts delivering messages to `handler` in this process. A handler that throws counts as
@@ -76,4 +95,12 @@ export interface JobQueue {
 
   /** Releases timers and connections. */
   close? (): Promise<void>
+}
+
+/** SQS's most `DelaySeconds`. */
+export const MAX_SEND_DELAY_SECONDS = 900
+
+/** The checked delay of a `send`, for every queue alike. */
+export function sendDelay (options: SendOptions | undefined): number {
+  return number(options?.delaySeconds, 'delaySeconds', 0, 0, MAX_SEND_DELAY_SECONDS, true)
 }

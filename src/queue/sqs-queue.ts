@@ -4,7 +4,7 @@ import { sleep, systemClock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
 import { backoffs, redeliveryBackoff, type Backoff } from '../retry.js'
 import { matching, number, optionsObject } from '../validate.js'
-import type { ConsumeOptions, Consumer, Delivery, Disposition, JobQueue } from './queue.js'
+import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 
 const loadSdk = async () => await import('@aws-sdk/client-sqs')
 type Sdk = Awaited<ReturnType<typeof loadSdk>>
@@ -125,11 +125,12 @@ class SqsQueue implements SqsJobQueue {
     this.#batch = settings.batch
   }
 
-  async send (body: string): Promise<void> {
+  async send (body: string, options?: SendOptions): Promise<void> {
+    const delay = sendDelay(options)
     const size = Buffer.byteLength(body)
     if (size > this.maxMessageBytes) throw new MessageTooLargeError(size, this.maxMessageBytes)
     const { SendMessageCommand } = await this.#aws.sdk()
-    await this.#aws.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }))
+    await this.#aws.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body, ...(delay === 0 ? {} : { DelaySeconds: delay }) }))
   }
 
   async changeVisibility (receiptHandle: string, seconds: number): Promise<void> {
@@ -174,18 +175,25 @@ class SqsQueue implements SqsJobQueue {
       }
     }
 
+    // Slots asked for by a receive under way: several pollers must not ask for the same ones.
+    let asked = 0
+    const free = (): number => options.concurrency - inFlight.size - asked - (options.busyElsewhere?.() ?? 0)
+
     const poll = async (): Promise<void> => {
       const { ReceiveMessageCommand } = await this.#aws.sdk()
       for (let failures = 0; !stopping.signal.aborted;) {
-        if (inFlight.size >= options.concurrency) {
+        if (free() <= 0) {
           await new Promise<void>(resolve => waiting.push(resolve))
           continue
         }
         let messages: Message[] = []
+        let failed = false
+        const want = Math.min(this.#batch, free())
+        asked += want
         try {
           const result = await this.#aws.send(new ReceiveMessageCommand({
             QueueUrl: this.queueUrl,
-            MaxNumberOfMessages: Math.min(this.#batch, options.concurrency - inFlight.size),
+            MaxNumberOfMessages: want,
             WaitTimeSeconds: 20,
             VisibilityTimeout: this.#visibility,
             // Both spellings: the newer name, and the older one that emulators still read.
@@ -195,10 +203,12 @@ class SqsQueue implements SqsJobQueue {
           messages = result.Messages ?? []
           failures = 0
         } catch (error) {
-          if (stopping.signal.aborted) break
-          options.onError(error)
-          await sleep(systemClock, backoffs.receive.delayMs(++failures))
+          failed = true
+          if (!stopping.signal.aborted) options.onError(error)
         }
+        asked -= want
+        if (stopping.signal.aborted && failed) break
+        if (failed) await sleep(systemClock, backoffs.receive.delayMs(++failures))
         for (const message of messages) {
           const running = work(message).finally(() => {
             inFlight.delete(running)
@@ -217,7 +227,8 @@ class SqsQueue implements SqsJobQueue {
         wake()
         await polling
         await Promise.all(inFlight)
-      }
+      },
+      freed: wake
     }
   }
 

@@ -71,6 +71,9 @@ class DynamoDbStore implements ResultStore {
       [A.ttl]: n(ttlOf(job.expiresAt))
     }
     if (job.binding !== undefined) item[A.binding] = s(job.binding)
+    if (job.claim !== undefined) {
+      Object.assign(item, { [A.status]: s(JobStatus.running), [A.attempt]: n(1), [A.owner]: s(job.claim.owner), [A.leaseUntil]: n(job.claim.leaseUntil) })
+    }
     if (job.request !== undefined) {
       const packed = packBody(requestBlob(job.request))
       await this.#putChunks(job.id, 'q', packed, job.expiresAt)

@@ -89,6 +89,7 @@ class MemoryStore implements ResultStore {
     if (this.#bytes + bytes > this.#maxBytes) throw new StoreFullError(bytes, this.#maxBytes)
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
+    if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
     this.#entries.set(job.id, job.request === undefined ? { record, bytes } : { record, request: job.request, bytes })
     this.#bytes += bytes
     return { ...record }

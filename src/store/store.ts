@@ -66,6 +66,11 @@ export interface NewJob {
   expiresAt: number
   /** The request, when it is too large to travel inside the queue message (claim-check). */
   request?: RequestSnapshot
+  /**
+   * Created already claimed for its first attempt (`running`, attempt 1): the process that
+   * accepted the job runs it at once, and a queue message is only its backup.
+   */
+  claim?: { owner: string, leaseUntil: number }
 }
 
 /**
@@ -93,7 +98,10 @@ export type ClaimResult =
  * conditional. Implementations translate backend errors at the boundary and rethrow the rest.
  */
 export interface ResultStore {
-  /** Records a new pending job and returns its record. Rejects with `JobExistsError` if a live job has the id. */
+  /**
+   * Records a new job, pending or (with `claim`) running its first attempt, and returns its
+   * record. Rejects with `JobExistsError` if a live job has the id.
+   */
   create (job: NewJob): Promise<JobRecord>
 
   /**

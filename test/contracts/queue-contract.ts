@@ -73,6 +73,49 @@ export function queueContract (t: Test, make: () => Promise<JobQueue>): void {
     t.equal(handled, 12)
   })
 
+  t.test('a delayed message comes after an immediate one sent later; bad delays are refused', async t => {
+    const queue = await make()
+    await queue.send('later', { delaySeconds: 1 })
+    await queue.send('now', { delaySeconds: 0 })
+    const done = new Gate()
+    const seen: string[] = []
+    await consumeUntil(queue, async delivery => {
+      seen.push(delivery.body)
+      if (seen.length === 2) done.open()
+      return { ack: true }
+    }, done)
+    t.same(seen, ['now', 'later'])
+    for (const delaySeconds of [-1, 901, 1.5, Number.NaN, '5']) {
+      await t.rejects(queue.send('x', { delaySeconds } as never), { code: 'FST_LONG_RUNNING_INVALID_OPTION' }, String(delaySeconds))
+    }
+  })
+
+  t.test('slots busy elsewhere are left free until freed() says so', async t => {
+    const queue = await make()
+    for (let i = 0; i < 4; i++) await queue.send(`s${i}`)
+    let busy = 2
+    let inHand = 0
+    let most = 0
+    let handled = 0
+    const done = new Gate()
+    const consumer = queue.consume(async () => {
+      inHand += 1
+      most = Math.max(most, inHand + busy)
+      await new Promise(resolve => setImmediate(resolve))
+      inHand -= 1
+      handled += 1
+      if (handled === 4) done.open()
+      return { ack: true }
+    }, { concurrency: 2, onError: t.error, busyElsewhere: () => busy })
+    t.equal(handled, 0)
+    busy = 1
+    t.type(consumer.freed, 'function')
+    consumer.freed?.()
+    await done.opened
+    await consumer.stop()
+    t.ok(most <= 2, `never more than the concurrency in all (saw ${most})`)
+  })
+
   t.test('a message larger than maxMessageBytes is refused', async t => {
     const queue = await make()
     await t.rejects(queue.send('x'.repeat(queue.maxMessageBytes + 1)), { code: 'FST_LONG_RUNNING_MESSAGE_TOO_LARGE' })

@@ -87,6 +87,21 @@ export function storeContract (
     t.match(await store.get(id), { status: 'running', attempt: 2, progress: { fraction: 0.25, message: 'quarter' } })
   })
 
+  t.test('a job created claimed runs its first attempt at once: a second claim waits for its lease', async t => {
+    const store = await make()
+    const id = newJobId()
+    const createdAt = Date.now()
+    const expiresAt = soon()
+    const leaseUntil = Date.now() + 30_000
+    const created = await store.create({ id, waitSeconds: 3, createdAt, expiresAt, claim: { owner: 'here', leaseUntil } })
+    t.same(created, { id, status: 'running', attempt: 1, owner: 'here', leaseUntil, waitSeconds: 3, createdAt, expiresAt })
+    t.same(await store.get(id), created)
+    t.match(await store.claim(id, lease('backup')), { claimed: false, record: { status: 'running', owner: 'here', attempt: 1 } })
+    t.equal(await store.renew(id, 'here', Date.now() - 1), true, 'the creator holds the claim (here: lets it lapse)')
+    t.match(await store.claim(id, lease('backup')), { claimed: true, attempt: 2 }, 'a lapsed first lease is taken over like any other')
+    t.equal(await store.complete(id, 'here', response(Buffer.from('late')), soon()), false, 'and the creator lost it')
+  })
+
   t.test('complete only while holding the claim; a done job is never claimed again', async t => {
     const store = await make()
     const id = newJobId()
