@@ -88,7 +88,8 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   consume?: boolean
   /**
-   * Jobs this process runs at once when it consumes.
+   * Jobs this process runs at once when it consumes: those it receives and, on a shared queue
+   * (SQS), those it accepts and runs itself while a slot is free.
    * @default 10
    */
   concurrency?: number
@@ -155,6 +156,7 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
   /**
    * How long a worker's claim on a job lasts without renewal, in seconds. A crashed worker's
    * job can be retried this long after its last renewal; renewals happen every third of it.
+   * A job a container runs where it was accepted has its backup message delayed as long.
    * At most 900.
    * @default 30
    */

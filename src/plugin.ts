@@ -11,6 +11,7 @@ import { Waiter } from './http/waiter.js'
 import { sinkBody } from './job/body-sink.js'
 import { isJobRun, RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
+import { LocalStarts } from './job/local-start.js'
 import { JobRunner } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions, type RouteSettings } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
@@ -71,10 +72,15 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     onJobEnd: options.onJobEnd,
     results: options.results,
     // A worker in this process hands results to the requests waiting here, without a read.
-    onStored: poller.completed.bind(poller)
+    onStored: poller.completed.bind(poller),
+    queue
   })
+  // A container consuming a shared queue runs the jobs it accepts itself while it has slots free.
+  const local = options.consume && queue.inProcess !== true
+    ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
+    : undefined
   const admission = new Admission(store.memory)
-  const responder = new Responder(options, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
+  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
@@ -156,8 +162,10 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     if (!options.consume) return
     consumer = queue.consume(async delivery => await runner.handle(delivery), {
       concurrency: options.concurrency,
-      onError: error => app.log.error({ err: error }, 'job delivery failed')
+      onError: error => app.log.error({ err: error }, 'job delivery failed'),
+      ...(local === undefined ? {} : { busyElsewhere: () => local.busy })
     })
+    if (local !== undefined) local.onFree = () => consumer?.freed?.()
   })
   // Jobs of an in-process queue die with the process: at close they may finish first, and the
   // requests waiting on them get their results. This happens in preClose, after Fastify began
@@ -171,6 +179,9 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   app.addHook('onClose', async () => {
     runner.shutdown()
     await consumer?.stop()
+    // Jobs started here go back to the queue before it closes; only now, so that no long poll
+    // of this consumer, cut short by its stop, is under way to take them.
+    await local?.settle()
     await queue.close?.()
     await store.close?.()
     await options.results?.close?.()

@@ -1,9 +1,9 @@
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../example/emulators.js'
-import { dynamoDbStore, sqsQueue, type ResultStore } from '../src/index.js'
+import { dynamoDbStore, sqsQueue, type ResultStore, type SqsJobQueue } from '../src/index.js'
 import { newJobId } from '../src/job/id.js'
-import { buildTestApp, closeTestApp } from './helpers/app.js'
+import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
 import { strictDynamoDb, strictSqs } from './helpers/strict-aws.js'
@@ -41,6 +41,20 @@ async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consum
   return test
 }
 
+/** A container worker on `http`'s queue (it serves no requests: every job it runs, it received). */
+async function workerOf (t: Test, http: TestApp, c: ReturnType<typeof clients>, store = dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb })) {
+  const { queueUrl } = http.app.longRunning.queue as SqsJobQueue
+  const worker = await buildTestApp({
+    queue: sqsQueue({ queueUrl, client: c.sqs, receiveBatchSize: 1, retryDelaySeconds: 0 }),
+    store,
+    consume: true,
+    clock: new FakeClock({ autoAdvanceUpToMs: 5_000 })
+  })
+  t.teardown(() => closeTestApp(worker))
+  await worker.app.ready()
+  return worker
+}
+
 t.test('adapter options are checked, naming the option', async t => {
   const cases: Array<[() => unknown, string]> = [
     [() => sqsQueue(undefined as never), 'Expected `sqsQueue options` to be an object, got undefined'],
@@ -62,18 +76,20 @@ t.test('throttled claims and a lost receive: the job still runs once and complet
     [{ command: 'ReceiveMessageCommand', name: 'ServiceUnavailable' }],
     [{ command: 'UpdateItemCommand', times: 2, name: 'ProvisionedThroughputExceededException' }]
   )
-  const test = await awsApp(t, c)
-  test.gates.open('throttled')
+  const test = await awsApp(t, c, { consume: false })
+  const worker = await workerOf(t, test, c)
+  worker.gates.open('throttled')
   const response = await test.app.inject('/job/throttled')
   t.equal(response.statusCode, 201)
-  t.equal(test.runs.get('throttled'), 1, 'ran once')
+  t.equal(worker.runs.get('throttled'), 1, 'ran once')
   t.equal(c.dynamoFaults.injected.get('UpdateItemCommand'), 2)
   t.equal(c.sqsFaults.injected.get('ReceiveMessageCommand'), 1)
 })
 
 t.test('a completion that was written but reported as failed: kept, and the handler does not run again', async t => {
   const c = clients(t)
-  const test = await awsApp(t, c)
+  const test = await awsApp(t, c, { consume: false })
+  const worker = await workerOf(t, test, c)
   // The second UpdateItem of the job is its completion (the first is the claim).
   let updates = 0
   addMiddleware(c.dynamodb, (next, context) => async (args) => {
@@ -81,19 +97,20 @@ t.test('a completion that was written but reported as failed: kept, and the hand
     if (context.commandName === 'UpdateItemCommand' && ++updates === 2) throw Object.assign(new Error('timeout'), { name: 'TimeoutError' })
     return result
   })
-  test.gates.open('ghost')
+  worker.gates.open('ghost')
   const response = await test.app.inject('/job/ghost')
   t.equal(response.statusCode, 201)
-  t.equal(test.runs.get('ghost'), 1)
+  t.equal(worker.runs.get('ghost'), 1)
 })
 
 t.test('a send that fails once is sent again, and the job runs once', async t => {
   const c = clients(t, [{ command: 'SendMessageCommand', name: 'ServiceUnavailable', when: 'after' }])
-  const test = await awsApp(t, c)
-  test.gates.open('resent')
+  const test = await awsApp(t, c, { consume: false })
+  const worker = await workerOf(t, test, c)
+  worker.gates.open('resent')
   const response = await test.app.inject('/job/resent')
   t.equal(response.statusCode, 201)
-  t.equal(test.runs.get('resent'), 1, 'the duplicate message did not run it again')
+  t.equal(worker.runs.get('resent'), 1, 'the duplicate message did not run it again')
 })
 
 t.test('SQS send keeps failing: 503 with Retry-After, and the job record is gone', async t => {
@@ -154,12 +171,15 @@ t.test('a claim whose answer was lost and that the SDK sent again is recognised 
     return result
   }, 'deserialize')
   const store = dynamoDbStore({ tableName: emulators.tableName, client: dynamodb })
-  const test = await awsApp(t, { sqs, dynamodb, sqsFaults: injectFaults(sqs, []), dynamoFaults: injectFaults(dynamodb, []) }, { store })
-  test.gates.open('own')
+  const c = { sqs, dynamodb, sqsFaults: injectFaults(sqs, []), dynamoFaults: injectFaults(dynamodb, []) }
+  // A worker of its own: a container claims only the jobs it receives, not those it accepts.
+  const test = await awsApp(t, c, { store, consume: false })
+  const worker = await workerOf(t, test, c, store)
+  worker.gates.open('own')
   const response = await test.app.inject('/job/own')
   t.equal(response.statusCode, 201)
   t.equal(lost, 2, 'the claim was sent twice, the first answer lost')
-  t.equal(test.runs.get('own'), 1)
+  t.equal(worker.runs.get('own'), 1)
   t.match(await store.get(response.headers['x-job-id'] as string), { status: 'done', attempt: 1 }, 'one attempt: no lease waited out, no attempt spent')
 })
 

@@ -4,7 +4,7 @@ import t from 'tap'
 import { buildApp } from '../example/app.js'
 import { startEmulators } from '../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../src/index.js'
-import { childProcesses, follow, stopChild, type Child } from './helpers/child.js'
+import { childProcesses, follow, listeningUrl, stopChild, type Child } from './helpers/child.js'
 import { Ledger } from './helpers/ledger.js'
 import { randomBody } from './helpers/random.js'
 
@@ -73,4 +73,30 @@ t.test('maxAttempts crashes in a row end the job with the contract\'s 502', asyn
   t.equal(response.status, 502)
   t.match(await response.json(), { code: 'FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED' })
   t.equal(runs, 3, 'three attempts, no fourth')
+})
+
+t.test('SIGKILL inside a job the container started itself: its backup message has another worker deliver it', async t => {
+  const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: 'crash-local', Attributes: { VisibilityTimeout: '3' } }))
+  const http = await buildApp({
+    queue: sqsQueue({ queueUrl: queueUrl as string, client: emulators.sqs }),
+    store: dynamoDbStore({ tableName: emulators.tableName, client: emulators.dynamodb }),
+    waitSeconds: 2,
+    pollIntervalMs: 50
+  })
+  t.teardown(async () => await http.close())
+  await http.listen({ port: 0, host: '127.0.0.1' })
+  const container = start('test/fixtures/crash-worker.ts', { JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: 'local-in-handler', LISTEN: '1' })
+  const body = randomBody(2048)
+  const exited = once(container.process, 'exit')
+  await t.rejects(fetch(`${await listeningUrl(container)}/echo?delay=1`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } }),
+    'the container dies with the request in hand')
+  await exited
+  const started = container.lines.filter(line => line.msg === 'job attempt started')
+  t.equal(started.length, 1, 'the job started where it was accepted')
+  const survivor = start('test/fixtures/crash-worker.ts', { JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: 'none' })
+  const response = await follow(`http://127.0.0.1:${(http.server.address() as { port: number }).port}/async-response/${String(started[0]?.jobId)}`)
+  t.equal(response.status, 201)
+  t.same(Buffer.from(await response.arrayBuffer()), body, 'the exact response')
+  t.match(survivor.lines.filter(line => line.msg === 'job attempt started'), [{ attempt: 2 }], 'run once more, by the backup\'s worker')
+  await stopChild(survivor)
 })

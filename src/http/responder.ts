@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import {
   IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
 } from '../errors.js'
-import { enqueueJob, type NewRequest } from '../job/enqueue.js'
+import { enqueueJob, type Acceptance, type NewRequest } from '../job/enqueue.js'
 import { isJobId } from '../job/id.js'
 import { resultExpiry } from '../job/lifetime.js'
 import { enqueueOnce } from '../job/once.js'
@@ -27,14 +27,14 @@ import type { Waiter } from './waiter.js'
  * request and on every `/async-response/:id` after it, with the result, a 303 or a 202.
  */
 export class Responder {
-  readonly #options: ResolvedOptions
+  readonly #options: ResolvedOptions & Acceptance
   readonly #waiter: Waiter
   /** The prefix of the context the plugin was registered in (`app.register(…, { prefix })`). */
   readonly #prefix: string
   readonly #waits = new Set<AbortController>()
   readonly #admission: Admission
 
-  constructor (options: ResolvedOptions, waiter: Waiter, prefix: string, admission: Admission) {
+  constructor (options: ResolvedOptions & Acceptance, waiter: Waiter, prefix: string, admission: Admission) {
     this.#options = options
     this.#waiter = waiter
     this.#prefix = prefix

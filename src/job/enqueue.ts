@@ -6,6 +6,7 @@ import { withRetries } from '../retry.js'
 import type { JobRecord, NewJob, ResultStore } from '../store/store.js'
 import { newJobId } from './id.js'
 import { pendingExpiry, type JobTiming } from './lifetime.js'
+import type { LocalStarts } from './local-start.js'
 import { encodeMessage, type JobMessage } from './message.js'
 import type { RequestSnapshot } from './wire.js'
 
@@ -16,6 +17,8 @@ export interface Acceptance {
   resultTtlSeconds: number
   leaseSeconds: number
   clock: Clock
+  /** Set in a container that consumes its shared queue: jobs run where they are accepted while slots are free. */
+  local?: LocalStarts | undefined
 }
 
 /** One request to accept: the request, the route's timing, and what the HTTP side knows of it. */
@@ -56,7 +59,7 @@ export function messageOf (acceptance: Acceptance, accepted: NewRequest, id: str
  * idempotency key reserved), a `JobExistsError` passes through untouched: the job is someone else's to run.
  */
 export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, log: FastifyBaseLogger, keyedId?: string): Promise<JobRecord> {
-  const { store, queue, clock } = acceptance
+  const { store, queue, clock, local } = acceptance
   const id = keyedId ?? newJobId()
   const { request, timing, binding } = accepted
   const job: NewJob = { id, waitSeconds: timing.waitSeconds, createdAt: clock.now(), expiresAt: acceptedExpiry(acceptance, timing) }
@@ -67,20 +70,33 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
     job.request = request
     delete message.request
   }
-  const body = encodeMessage(message)
+  // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
+  // while giving up on an answer that was merely lost would turn a queued job into a 503.
+  const send = async (body: string, delaySeconds = 0): Promise<void> => await withRetries(async () => await queue.send(body, { delaySeconds }), {
+    attempts: 3,
+    clock,
+    // A full queue is the answer, not a fault: the client hears it at once.
+    retryable: error => !(error instanceof QueueFullError),
+    onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
+  })
+  const slot = keyedId === undefined ? local?.reserve() : undefined
   let record: JobRecord | undefined
   try {
-    record = await store.create(job)
-    // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
-    // while giving up on an answer that was merely lost would turn a queued job into a 503.
-    await withRetries(async () => await queue.send(body), {
-      attempts: 3,
-      clock,
-      // A full queue is the answer, not a fault: the client hears it at once.
-      retryable: error => !(error instanceof QueueFullError),
-      onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
-    })
+    if (slot === undefined) {
+      record = await store.create(job)
+      await send(encodeMessage(message))
+    } else {
+      // Run here (local-start.ts): the record is created claimed, and the backup goes out at
+      // the same time, since it stays invisible for a lease. Both must hold before the job
+      // starts; a backup whose record failed finds no job and is dropped.
+      job.claim = { owner: slot.owner, leaseUntil: slot.leaseUntil }
+      const [created, sent] = await Promise.allSettled([store.create(job), send(encodeMessage({ ...message, backup: true }), slot.backupDelaySeconds)])
+      if (created.status === 'rejected') throw created.reason
+      record = created.value
+      if (sent.status === 'rejected') throw sent.reason
+    }
   } catch (error) {
+    if (slot !== undefined) local?.release()
     if (keyedId !== undefined && record === undefined && error instanceof JobExistsError) throw error
     // No phantom job, even when a write went through but its answer was lost: the client gets
     // a 503 and no id, so nobody would ever wait for it.
@@ -91,7 +107,8 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
     }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
     throw enqueueFailed(error)
   }
-  log.debug({ jobId: id }, 'job queued')
+  if (slot === undefined) log.debug({ jobId: id }, 'job queued')
+  else local?.start(slot, message, request)
   return record
 }
 

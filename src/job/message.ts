@@ -20,6 +20,12 @@ export interface JobMessage {
   responseLimit?: number
   /** The request; absent when it was too large for the queue and waits in the store instead. */
   request?: RequestSnapshot
+  /**
+   * Sent delayed while the process that accepted the job runs it: it matters only if that
+   * process dies. A delivery that finds the job still running sends it again, delayed, rather
+   * than counting receives towards the dead-letter queue.
+   */
+  backup?: true
 }
 
 /**
@@ -56,6 +62,10 @@ export function decodeMessage (body: string): JobMessage {
   }
   if (raw.enqueuedAt !== undefined) message.enqueuedAt = positive(raw.enqueuedAt, 'enqueuedAt')
   if (raw.responseLimit !== undefined) message.responseLimit = positive(raw.responseLimit, 'responseLimit')
+  if (raw.backup !== undefined) {
+    if (raw.backup !== true) throw new InvalidMessageError('bad backup')
+    message.backup = true
+  }
   if (raw.request !== undefined) message.request = snapshotFromJson(raw.request)
   return message
 }

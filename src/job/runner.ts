@@ -5,7 +5,7 @@ import {
   AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError,
   WorkerStoppingError
 } from '../errors.js'
-import type { Delivery, Disposition } from '../queue/queue.js'
+import { MAX_SEND_DELAY_SECONDS, type Delivery, type Disposition, type JobQueue } from '../queue/queue.js'
 import { withRetries, type Backoff } from '../retry.js'
 import type { ResultBodies } from '../results/results.js'
 import type { ResultStore } from '../store/store.js'
@@ -16,8 +16,8 @@ import { resultExpiry } from './lifetime.js'
 import { decodeMessage, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits, type JobEndEvent } from './outcome.js'
 import { progressReporter } from './progress.js'
-import { errorResponse, keepHeaders, lambdaResponseBytes, MAX_RESPONSE_BYTES } from './response.js'
-import type { StoredResponse } from './wire.js'
+import { errorResponse, keepHeaders, placeResult } from './response.js'
+import type { RequestSnapshot, StoredResponse } from './wire.js'
 
 const ACK: Disposition = { ack: true }
 /** Back to the queue at once: this attempt stopped for reasons of its own process. */
@@ -36,6 +36,8 @@ export interface RunnerSettings {
   results?: ResultBodies | undefined
   /** Told of every final response this process stored: its waiting requests need not read it. */
   onStored?: ((id: string, response: StoredResponse, expiresAt: number) => void) | undefined
+  /** Where a backup message that finds its job still running goes again (see `JobMessage.backup`). */
+  queue: Pick<JobQueue, 'send'>
 }
 
 /**
@@ -82,12 +84,31 @@ export class JobRunner {
     const delivering = this.#deliver(message, delivery, limits, log)
     this.#delivering.add(delivering)
     try {
+      return await this.#settled(delivering, delivery, log)
+    } finally {
+      this.#delivering.delete(delivering)
+    }
+  }
+
+  /** Runs job `message.id`, created here already claimed by `owner` (`local-start.ts`): no delivery to extend. Never rejects. */
+  async runClaimed (message: JobMessage, owner: string, startedAt: number): Promise<Disposition> {
+    if (this.#shuttingDown) return AGAIN
+    const delivery: Delivery = { body: '', receiveCount: 1, extend: async () => {} }
+    const log = this.#app.log.child({ jobId: message.id })
+    return await this.#settled(this.#attempt(message, owner, { attempt: 1, startedAt }, message.request, delivery, {}, log), delivery, log)
+  }
+
+  /** Deliveries in hand (those `handle` is working on), local runs aside. */
+  get inHand (): number {
+    return this.#delivering.size
+  }
+
+  async #settled (delivering: Promise<Disposition>, delivery: Delivery, log: FastifyBaseLogger): Promise<Disposition> {
+    try {
       return await delivering
     } catch (error) {
       log.error({ err: error, receiveCount: delivery.receiveCount }, 'job delivery failed')
       return { ack: false, delaySeconds: this.#settings.redelivery.delaySeconds(delivery.receiveCount) }
-    } finally {
-      this.#delivering.delete(delivering)
     }
   }
 
@@ -126,8 +147,13 @@ export class JobRunner {
       const record = claim.record
       if (record?.status === JobStatus.running) {
         // Another worker holds a live lease. Come back when it ends: if that worker died,
-        // this delivery takes over; if it finished, this one is acknowledged then.
-        return { ack: false, delaySeconds: Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000)) }
+        // this delivery takes over; if it finished, this one is acknowledged then. A backup
+        // goes out again instead: a job run where it was accepted renews no message, and
+        // counting receives for it would move its backup to the dead-letter queue mid-run.
+        const delaySeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000))
+        if (message.backup !== true) return { ack: false, delaySeconds }
+        await this.#settings.queue.send(delivery.body, { delaySeconds: Math.min(MAX_SEND_DELAY_SECONDS, delaySeconds) })
+        return ACK
       }
       // A finished job's duplicate is routine; a job gone before it ran means its record expired
       // before its queue's last delivery (a delivery window longer than configured).
@@ -135,20 +161,26 @@ export class JobRunner {
       else log.debug({ status: record.status }, 'job not runnable, message dropped')
       return ACK
     }
-    const run = { attempt: claim.attempt, startedAt: now }
-    if (claim.attempt > message.maxAttempts) {
-      log.error({ attempts: claim.attempt - 1 }, 'job failed: attempts exhausted')
+    return await this.#attempt(message, owner, { attempt: claim.attempt, startedAt: now }, message.request ?? claim.request, delivery, limits, log)
+  }
+
+  /** Runs one attempt this process holds the claim of, and stores its outcome. */
+  async #attempt (message: JobMessage, owner: string, run: { attempt: number, startedAt: number }, request: RequestSnapshot | undefined,
+    delivery: Delivery, limits: DeliveryLimits, log: FastifyBaseLogger): Promise<Disposition> {
+    const { store, clock } = this.#settings
+    const now = run.startedAt
+    if (run.attempt > message.maxAttempts) {
+      log.error({ attempts: run.attempt - 1 }, 'job failed: attempts exhausted')
       return await this.#finish(message, owner, errorResponse(new AttemptsExhaustedError(message.maxAttempts)), { ...run, outcome: JobOutcome.attemptsExhausted })
     }
-    const request = message.request ?? claim.request
     if (request === undefined) {
       log.error('job request missing from both message and store')
       return await this.#finish(message, owner, errorResponse(new InvalidMessageError('request missing')), { ...run, outcome: JobOutcome.invalid })
     }
-    log.info({ attempt: claim.attempt }, 'job attempt started')
+    log.info({ attempt: run.attempt }, 'job attempt started')
     const attempt = new Attempt(this.#app, this.#settings.runs, clock, {
       id: message.id,
-      attempt: claim.attempt,
+      attempt: run.attempt,
       request,
       timeoutSeconds: message.timeoutSeconds,
       ...(limits.deadline === undefined ? {} : { deadline: limits.deadline }),
@@ -162,29 +194,12 @@ export class JobRunner {
     try {
       const end = await attempt.run()
       if (end.kind === 'response') {
-        const { chunks, bytes } = end.response
         const head = { statusCode: end.response.statusCode, headers: keepHeaders(end.response.headers) }
-        const { results } = this.#settings
-        // Too large for the store: the body goes to S3 as the chunks the route wrote, never
-        // joined into a copy, and the client to it. Smaller ones are joined (≤ 6 MiB).
-        if (results !== undefined && (bytes >= results.thresholdBytes || bytes > MAX_RESPONSE_BYTES)) {
-          return await this.#storeOutside(message, owner, delivery, head, chunks, run, log)
-        }
-        if (bytes > MAX_RESPONSE_BYTES) {
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(bytes, MAX_RESPONSE_BYTES)), { ...run, outcome: JobOutcome.tooLarge })
-        }
-        const response: StoredResponse = { ...head, body: chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks, bytes) }
-        // Stored only if the front end the request came through can return it: otherwise every
-        // read of it would fail there (a 502 from API Gateway) until it expired. Sized only where
-        // a front end limits it: for a large text body the sizing itself is costly.
-        const limit = message.responseLimit
-        const frontEndBytes = limit === undefined ? 0 : lambdaResponseBytes(response)
-        if (limit !== undefined && frontEndBytes > limit) {
-          if (results !== undefined) return await this.#storeOutside(message, owner, delivery, head, [response.body], run, log)
-          log.warn({ bytes: frontEndBytes, limit }, 'job result too large for its front end')
-          return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(frontEndBytes, limit)), { ...run, outcome: JobOutcome.tooLarge })
-        }
-        return await this.#finish(message, owner, response, { ...run, outcome: JobOutcome.completed })
+        const placed = placeResult(head, end.response, message.responseLimit, this.#settings.results?.thresholdBytes)
+        if (placed.kind === 'outside') return await this.#storeOutside(message, owner, delivery, head, placed.chunks, run, log)
+        if (placed.kind === 'stored') return await this.#finish(message, owner, placed.response, { ...run, outcome: JobOutcome.completed })
+        log.warn({ bytes: placed.bytes, limit: placed.limit }, 'job result too large')
+        return await this.#finish(message, owner, errorResponse(new ResponseTooLargeError(placed.bytes, placed.limit)), { ...run, outcome: JobOutcome.tooLarge })
       }
       if (end.kind === 'failed') {
         // The replay itself failed (the app is closing): not the handler's doing, so retried.
