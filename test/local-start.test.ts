@@ -5,6 +5,7 @@ import { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.j
 import { decodeMessage } from '../src/job/message.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
+import { Gate } from './helpers/gate.js'
 import { strictDynamoDb, strictSqs } from './helpers/strict-aws.js'
 
 // A container that consumes its own SQS queue runs the jobs it accepts itself while it has
@@ -141,6 +142,28 @@ t.test('app.close() with a job running here: it goes to the queue at once, and a
   const response = await worker.app.inject(`/async-response/${message.id}`)
   t.equal(response.statusCode, 201)
   t.equal(worker.runs.get('moved'), 1)
+})
+
+t.test('a job accepted as the app closes never starts here: its claim is released and it goes to the queue at once', async t => {
+  const c = clients(t)
+  const test = await container(t, c, { waitSeconds: 1 })
+  const created = new Gate()
+  const held = new Gate()
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    if (context.commandName !== 'PutItemCommand') return await next(args)
+    held.open()
+    await created.opened
+    return await next(args)
+  })
+  const pending = test.app.inject('/job/late?open=1')
+  await held.opened
+  await closeTestApp(test)
+  const requeued = c.next(call => call.command === 'SendMessageCommand' && call.input.DelaySeconds === undefined)
+  created.open()
+  const { id } = decodeMessage((await requeued).input.MessageBody)
+  t.equal(test.runs.get('late'), undefined, 'not run here')
+  t.match(await dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb }).get(id), { status: 'running', attempt: 1, leaseUntil: 0 }, 'the claim released')
+  await pending
 })
 
 t.test('the backup cannot be sent: 503, no job left, the handler never ran', async t => {

@@ -92,7 +92,7 @@ export class JobRunner {
 
   /** Runs job `message.id`, created here already claimed by `owner` (`local-start.ts`): no delivery to extend. Never rejects. */
   async runClaimed (message: JobMessage, owner: string, startedAt: number): Promise<Disposition> {
-    if (this.#shuttingDown) return AGAIN
+    if (this.#shuttingDown) return await this.#release(message.id, owner).then(() => AGAIN)
     const delivery: Delivery = { body: '', receiveCount: 1, extend: async () => {} }
     const log = this.#app.log.child({ jobId: message.id })
     return await this.#settled(this.#attempt(message, owner, { attempt: 1, startedAt }, message.request, delivery, {}, log), delivery, log)
