@@ -33,9 +33,10 @@ export interface LocalStartSettings {
  * The job's record is created already claimed, and its message goes out at the same time,
  * delayed by the lease: a backup that matters only if this process dies. Then it finds the
  * lease lapsed and takes over, like any redelivery; while the job runs it finds the lease live
- * and goes out again; once the job is done it is dropped. An attempt that stops here (the
- * process is closing, the store failed) sends the job to the queue at once. Jobs with an
- * idempotency key always take the queue: their record may be someone else's.
+ * and goes out again; once the job is done it is dropped. An attempt that stops here goes
+ * back to the queue with the delay a delivery would have been given: at once when the process
+ * is closing. Jobs with an idempotency key always take the queue: their record may be someone
+ * else's.
  */
 export class LocalStarts {
   readonly #runner: JobRunner
@@ -44,8 +45,8 @@ export class LocalStarts {
   #taken = 0
   readonly #runs = new Set<Promise<void>>()
   // Runs start in the async context of the plugin's registration, never in that of the request
-  // that was accepted, as a delivery from the queue would: AsyncLocalStorage (@fastify/request-context)
-  // sees the job run as a request of its own.
+  // that was accepted, just like a delivery from the queue: AsyncLocalStorage
+  // (@fastify/request-context) sees the job run as a request of its own.
   readonly #scope = new AsyncResource('fastify-long-running.local-start')
   /** Told when a slot frees: the consumer may receive into it. */
   onFree?: () => void
