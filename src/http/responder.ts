@@ -32,6 +32,7 @@ export class Responder {
   /** The prefix of the context the plugin was registered in (`app.register(…, { prefix })`). */
   readonly #prefix: string
   readonly #waits = new Set<AbortController>()
+  #stopped = false
   readonly #admission: Admission
 
   constructor (options: ResolvedOptions & Acceptance, waiter: Waiter, prefix: string, admission: Admission) {
@@ -41,8 +42,12 @@ export class Responder {
     this.#admission = admission
   }
 
-  /** Ends every wait at once (at shutdown): the clients get their 303 and retry elsewhere. */
+  /**
+   * Ends every wait at once (at shutdown), and any that would begin later (a request accepted
+   * while the app closes): the clients get their 303 and retry elsewhere.
+   */
   stopWaiting (): void {
+    this.#stopped = true
     for (const wait of this.#waits) wait.abort()
   }
 
@@ -120,7 +125,7 @@ export class Responder {
     const seconds = prefer.respondAsync && prefer.waitSeconds === undefined
       ? 0
       : Math.min(current.waitSeconds, prefer.waitSeconds ?? Infinity, timeLeftMs(request, this.#options.awsLambdaProperty) / 1000)
-    if (seconds > 0) {
+    if (seconds > 0 && !this.#stopped) {
       // Ends early when the client goes away or the server shuts down.
       const wait = new AbortController()
       const abort = (): void => wait.abort()
