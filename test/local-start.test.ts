@@ -91,6 +91,21 @@ t.test('with a slot free, the job runs where it was accepted: created claimed, n
   t.equal(sends(c).length, 1, 'and not sent again')
 })
 
+t.test('SQS delays are whole seconds: a lease of 3.5 s delays the backup 4 s, a back-off of 0.5 s delays the requeue 1 s', async t => {
+  const c = clients(t, [], [{ command: 'UpdateItemCommand', times: 4, name: 'InternalServerError' }])
+  const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `local-${queues++}` }))
+  const test = await container(t, c, { leaseSeconds: 3.5, queue: sqsQueue({ queueUrl: queueUrl as string, client: c.sqs, receiveBatchSize: 1, retryDelaySeconds: 0.5 }) })
+  // Its four tries at storing the result fail: the attempt goes back to the queue after the back-off.
+  const requeued = c.next(call => call.command === 'SendMessageCommand' && call.input.DelaySeconds !== 4)
+  const response = await test.app.inject('/job/rounded?open=1')
+  t.equal(response.statusCode, 201, 'stored by the next attempt')
+  t.match(sends(c)[0], { delaySeconds: 4, message: { backup: true } })
+  const again = await requeued
+  t.equal(again.input.DelaySeconds, 1)
+  t.equal(decodeMessage(again.input.MessageBody).backup, undefined)
+  t.equal(test.runs.get('rounded'), 2)
+})
+
 t.test('a backup that finds its job still running goes out again, delayed, without counting a receive', async t => {
   const c = clients(t)
   const test = await container(t, c)

@@ -2,7 +2,7 @@ import { AsyncResource } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import { MAX_SEND_DELAY_SECONDS, type JobQueue } from '../queue/queue.js'
+import { sendableDelay, type JobQueue } from '../queue/queue.js'
 import { withRetries } from '../retry.js'
 import { encodeMessage, type JobMessage } from './message.js'
 import type { JobRunner } from './runner.js'
@@ -12,7 +12,7 @@ import type { RequestSnapshot } from './wire.js'
 export interface LocalSlot {
   owner: string
   leaseUntil: number
-  /** How long the backup message stays invisible: the lease (SQS delays at most 15 minutes). */
+  /** How long the backup message stays invisible: the lease in whole seconds (SQS delays at most 15 minutes). */
   backupDelaySeconds: number
 }
 
@@ -67,7 +67,7 @@ export class LocalStarts {
     const { concurrency, leaseSeconds, clock } = this.#settings
     if (this.#runner.inHand + this.#taken >= concurrency) return undefined
     this.#taken += 1
-    return { owner: randomUUID(), leaseUntil: clock.now() + leaseSeconds * 1000, backupDelaySeconds: Math.min(MAX_SEND_DELAY_SECONDS, leaseSeconds) }
+    return { owner: randomUUID(), leaseUntil: clock.now() + leaseSeconds * 1000, backupDelaySeconds: sendableDelay(leaseSeconds) }
   }
 
   /** Gives a slot back: its job was not created after all, or its run has ended. */
@@ -100,7 +100,7 @@ export class LocalStarts {
   async #requeue (message: JobMessage, delaySeconds: number): Promise<void> {
     const { clock, log } = this.#settings
     const body = encodeMessage(message)
-    const options = { delaySeconds: Math.min(MAX_SEND_DELAY_SECONDS, delaySeconds) }
+    const options = { delaySeconds: sendableDelay(delaySeconds) }
     await withRetries(async () => await this.#queue.send(body, options), {
       attempts: 3,
       clock,

@@ -5,7 +5,7 @@ import {
   AttemptsExhaustedError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError,
   WorkerStoppingError
 } from '../errors.js'
-import { MAX_SEND_DELAY_SECONDS, type Delivery, type Disposition, type JobQueue } from '../queue/queue.js'
+import { sendableDelay, type Delivery, type Disposition, type JobQueue } from '../queue/queue.js'
 import { withRetries, type Backoff } from '../retry.js'
 import type { ResultBodies } from '../results/results.js'
 import type { ResultStore } from '../store/store.js'
@@ -152,7 +152,7 @@ export class JobRunner {
         // counting receives for it would move its backup to the dead-letter queue mid-run.
         const delaySeconds = Math.max(1, Math.ceil(((record.leaseUntil ?? now) - now) / 1000))
         if (message.backup !== true) return { ack: false, delaySeconds }
-        await this.#settings.queue.send(delivery.body, { delaySeconds: Math.min(MAX_SEND_DELAY_SECONDS, delaySeconds) })
+        await this.#settings.queue.send(delivery.body, { delaySeconds: sendableDelay(delaySeconds) })
         return ACK
       }
       // A finished job's duplicate is routine; a job gone before it ran means its record expired

@@ -98,7 +98,15 @@ export interface JobQueue {
 }
 
 /** SQS's most `DelaySeconds`. */
-export const MAX_SEND_DELAY_SECONDS = 900
+const MAX_SEND_DELAY_SECONDS = 900
+
+/**
+ * The delay to send for a wish of `seconds` (a lease, a back-off): whole seconds, rounded up, and
+ * at most SQS's 15 minutes, as `send` takes it.
+ */
+export function sendableDelay (seconds: number): number {
+  return Math.min(MAX_SEND_DELAY_SECONDS, Math.max(0, Math.ceil(seconds)))
+}
 
 /** The checked delay of a `send`, for every queue alike. */
 export function sendDelay (options: SendOptions | undefined): number {
