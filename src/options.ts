@@ -3,12 +3,12 @@ import { clockOption, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import type { JobTiming } from './job/lifetime.js'
 import type { JobEndEvent } from './job/outcome.js'
-import type { JsonValue } from './job/wire.js'
+import type { JsonValue } from './core/wire.js'
 import { memoryQueue } from './queue/memory-queue.js'
 import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultBodies } from './results/results.js'
-import type { ResultStore } from './store/store.js'
+import type { JobStore } from './store/store.js'
 import { checkAdapter, describe, headerName, headerNames, matching, number, optionalBoolean, optionalFunction, optionsObject, pathPrefix } from './validate.js'
 
 /**
@@ -76,7 +76,7 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
   /** Where jobs go. @default memoryQueue(): jobs run in this process */
   queue?: JobQueue
   /** Where job state and results live. @default memoryStore() */
-  store?: ResultStore
+  store?: JobStore
   /**
    * Where result bodies too large for the store or for the front end go (`s3Results({ bucket })`);
    * the client is redirected to them. Without it such results end as `502 FST_LONG_RUNNING_RESPONSE_TOO_LARGE`.
@@ -180,7 +180,7 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
 /** Options after defaults and validation. */
 export interface ResolvedOptions extends RouteSettings {
   queue: JobQueue
-  store: ResultStore
+  store: JobStore
   results: ResultBodies | undefined
   consume: boolean
   concurrency: number

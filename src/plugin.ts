@@ -16,12 +16,12 @@ import { JobRunner } from './job/runner.js'
 import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions, type RouteSettings } from './options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
 import { redeliveryBackoff } from './retry.js'
-import type { ResultStore, StoreStats } from './store/store.js'
+import type { JobStore, StoreStats } from './store/store.js'
 
 /** What the plugin adds to the Fastify instance as `app.longRunning`. */
 export interface LongRunningDecorator {
   readonly queue: JobQueue
-  readonly store: ResultStore
+  readonly store: JobStore
   /**
    * Runs one delivery of a job message and says whether the message may be deleted. For
    * consumers that receive messages themselves (the Lambda handler, a custom worker). Never

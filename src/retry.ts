@@ -42,6 +42,18 @@ export const backoffs = {
 } as const
 
 /**
+ * How often each kind of call is tried, here and nowhere else. Sending a message for an
+ * accepted request and each S3 request of an upload: 3 tries (a client or the redelivery waits
+ * behind them). Storing a result or removing a job never queued: 4, since losing the write costs
+ * more than a short wait (minutes of computing, or a phantom job).
+ */
+export const retries = {
+  send: { attempts: 3, backoff: backoffs.write },
+  upload: { attempts: 3, backoff: backoffs.write },
+  write: { attempts: 4, backoff: backoffs.write }
+} as const
+
+/**
  * Redelivery of a message whose handling failed (the store was down, say): `baseSeconds × 2^(receives − 1)`,
  * at most 15 minutes, so that an outage does not burn through the queue's `maxReceiveCount` in seconds.
  */

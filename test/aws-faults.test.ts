@@ -1,8 +1,8 @@
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../example/emulators.js'
-import { dynamoDbStore, sqsQueue, type ResultStore, type SqsJobQueue } from '../src/index.js'
-import { newJobId } from '../src/job/id.js'
+import { dynamoDbStore, sqsQueue, type JobStore, type SqsJobQueue } from '../src/index.js'
+import { newJobId } from '../src/core/job-id.js'
 import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { addMiddleware, injectFaults, type Fault } from './helpers/faults.js'
@@ -25,7 +25,7 @@ function clients (t: Test, sqsFaults: Fault[] = [], dynamoFaults: Fault[] = []) 
 let queues = 0
 
 /** An app on its own queue (no other test's consumer can take its jobs), closed with its test. */
-async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consume?: boolean, store?: ResultStore } = {}) {
+async function awsApp (t: Test, c: ReturnType<typeof clients>, options: { consume?: boolean, store?: JobStore } = {}) {
   const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `faults-${queues++}` }))
   const test = await buildTestApp({
     queue: sqsQueue({ queueUrl: queueUrl as string, client: c.sqs, receiveBatchSize: 1, retryDelaySeconds: 0 }),

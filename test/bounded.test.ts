@@ -1,7 +1,7 @@
 import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import { buildApp } from '../example/app.js'
-import { memoryQueue, memoryStore, type ResultStore } from '../src/index.js'
+import { memoryQueue, memoryStore, type JobStore } from '../src/index.js'
 import { buildTestApp, closeTestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { pollUntil } from './helpers/poll.js'
@@ -106,7 +106,7 @@ t.test('stats on other backends: only what the process knows', async t => {
   // A store that keeps nothing in this process's memory (as DynamoDB): the memory store, without its budget.
   const plain = memoryStore()
   const methods = ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete', 'watch', 'close'] as const
-  const store = Object.fromEntries(methods.map(name => [name, (plain[name] as (...args: unknown[]) => unknown).bind(plain)])) as unknown as ResultStore
+  const store = Object.fromEntries(methods.map(name => [name, (plain[name] as (...args: unknown[]) => unknown).bind(plain)])) as unknown as JobStore
   const test = await buildTestApp({ store })
   t.teardown(() => closeTestApp(test))
   t.same(test.app.longRunning.stats(), { queued: 0, running: 0 })

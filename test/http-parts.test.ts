@@ -2,7 +2,7 @@ import t from 'tap'
 import { keyedRequest, keyOf } from '../src/http/idempotency.js'
 import { basePathOf, nextHop, parseHop, resultLocation } from '../src/http/location.js'
 import { parsePrefer } from '../src/http/prefer.js'
-import { isJobId, newJobId } from '../src/job/id.js'
+import { isJobId, newJobId } from '../src/core/job-id.js'
 import type { FastifyRequest } from 'fastify'
 
 t.test('Prefer (RFC 7240): respond-async and wait, case-insensitive, quoted, several headers', async t => {

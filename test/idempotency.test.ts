@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http'
 import t, { type Test } from 'tap'
-import { errors, memoryQueue, memoryStore, type LongRunningOptions, type ResultStore } from '../src/index.js'
+import { errors, memoryQueue, memoryStore, type LongRunningOptions, type JobStore } from '../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
 import { FakeClock } from './helpers/clock.js'
 import { Gate } from './helpers/gate.js'
@@ -36,7 +36,7 @@ t.test('one key, two concurrent requests: one run, the same answer; later the st
   let reserved = 0
   const seen = new Gate()
   const memory = memoryStore()
-  const store: ResultStore = spyStore(memory, {
+  const store: JobStore = spyStore(memory, {
     reserveKey: async (reservation) => {
       const holder = await memory.reserveKey(reservation)
       if (++reserved === 2) seen.open()

@@ -1,12 +1,12 @@
 import t from 'tap'
-import { memoryQueue, memoryStore, type JobRecord, type ResultStore } from '../src/index.js'
-import { newJobId } from '../src/job/id.js'
+import { memoryQueue, memoryStore, type JobRecord, type JobStore } from '../src/index.js'
+import { newJobId } from '../src/core/job-id.js'
 import { queueContract } from './contracts/queue-contract.js'
 import { storeContract } from './contracts/store-contract.js'
 import { FakeClock } from './helpers/clock.js'
 import { pollUntil } from './helpers/poll.js'
 
-const stores: ResultStore[] = []
+const stores: JobStore[] = []
 t.teardown(async () => { for (const store of stores) await store.close?.() })
 
 t.test('memory store', async t => {
@@ -56,14 +56,14 @@ t.test('memory store: expired jobs are swept from memory, and their watchers tol
 })
 
 const MiB = 1024 * 1024
-const job = (bytes: number): Parameters<ResultStore['create']>[0] => ({
+const job = (bytes: number): Parameters<JobStore['create']>[0] => ({
   id: newJobId(),
   waitSeconds: 1,
   createdAt: Date.now(),
   expiresAt: Date.now() + 60_000,
   request: { method: 'POST', url: '/r', headers: {}, body: Buffer.alloc(bytes) }
 })
-const done = async (store: ResultStore, id: string, bytes: number): Promise<void> => {
+const done = async (store: JobStore, id: string, bytes: number): Promise<void> => {
   await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 60_000, now: Date.now() })
   await store.complete(id, 'w', { statusCode: 200, headers: {}, body: Buffer.alloc(bytes) }, Date.now() + 60_000)
 }

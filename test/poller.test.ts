@@ -1,8 +1,8 @@
 import pino from 'pino'
 import t from 'tap'
 import { Poller, pollIntervalMs } from '../src/http/poller.js'
-import { memoryStore, type JobRecord, type ResultStore } from '../src/index.js'
-import { newJobId } from '../src/job/id.js'
+import { memoryStore, type JobRecord, type JobStore } from '../src/index.js'
+import { newJobId } from '../src/core/job-id.js'
 import { FakeClock } from './helpers/clock.js'
 import { spyStore } from './helpers/spy-store.js'
 
@@ -13,7 +13,7 @@ import { spyStore } from './helpers/spy-store.js'
 const log = pino({ level: 'silent' })
 
 /** A store (no change feed) holding jobs that end at the given age; every read is counted. */
-async function setup (endsAt: Map<string, number>, clock: FakeClock): Promise<{ poller: Poller, reads: number[], store: ResultStore, batches: number[] }> {
+async function setup (endsAt: Map<string, number>, clock: FakeClock): Promise<{ poller: Poller, reads: number[], store: JobStore, batches: number[] }> {
   const memory = memoryStore({ clock })
   const reads: number[] = []
   const batches: number[] = []

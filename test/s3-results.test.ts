@@ -1,6 +1,6 @@
 import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import t from 'tap'
-import { newJobId } from '../src/job/id.js'
+import { newJobId } from '../src/core/job-id.js'
 import { s3Results } from '../src/results/s3-results.js'
 import { resultsContract } from './contracts/results-contract.js'
 import { addMiddleware, injectFaults } from './helpers/faults.js'

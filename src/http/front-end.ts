@@ -1,16 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-
-/**
- * The largest Lambda response JSON (the envelope @fastify/aws-lambda builds, body base64 or
- * JSON-escaped inside) that the front end a request came through can return:
- * - Lambda behind API Gateway (REST or HTTP API) or a function URL: 6,291,556 bytes, Lambda's
- *   synchronous invocation payload quota (Lambda Developer Guide, "Lambda quotas");
- * - an Application Load Balancer: 1 MB ("The maximum size of the response JSON that the Lambda
- *   function can send is 1 MB", ELB Guide, "Lambda functions as targets"), counted as 10^6;
- * - no Lambda event (a plain server, a container): none besides the store's own limit.
- */
-export const LAMBDA_RESPONSE_BYTES = 6_291_556
-export const ALB_RESPONSE_BYTES = 1_000_000
+import { ALB_RESPONSE_BYTES, LAMBDA_RESPONSE_BYTES } from '../core/response-limits.js'
 
 interface LambdaEvent { requestContext?: { elb?: unknown, path?: unknown, http?: { path?: unknown } }, path?: unknown, rawPath?: unknown }
 interface LambdaContext { getRemainingTimeInMillis?: () => number }

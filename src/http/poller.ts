@@ -1,7 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import type { StoredResponse } from '../job/wire.js'
-import { JobStatus, type JobRecord, type ResultStore } from '../store/store.js'
+import type { StoredResponse } from '../core/wire.js'
+import { JobStatus, type JobRecord } from '../core/job-state.js'
+import { type JobStore } from '../store/store.js'
 import { Watchers, type Listener } from '../store/watchers.js'
 
 /**
@@ -43,7 +44,7 @@ interface Polled {
  * save at most 2 % of what the job costs (`bench/cost-model.ts`).
  */
 export class Poller {
-  readonly #store: ResultStore
+  readonly #store: JobStore
   readonly #baseMs: number
   readonly #clock: Clock
   readonly #log: FastifyBaseLogger
@@ -53,14 +54,14 @@ export class Poller {
   #timerAt = Infinity
   #reading = false
 
-  constructor (store: ResultStore, options: { baseMs: number, clock: Clock, log: FastifyBaseLogger }) {
+  constructor (store: JobStore, options: { baseMs: number, clock: Clock, log: FastifyBaseLogger }) {
     this.#store = store
     this.#baseMs = options.baseMs
     this.#clock = options.clock
     this.#log = options.log
   }
 
-  /** {@link ResultStore.watch}, with the state the caller read last (`current`). */
+  /** {@link JobStore.watch}, with the state the caller read last (`current`). */
   watch (id: string, listener: Listener, current: JobRecord): () => void {
     const stop = this.#watchers.add(id, listener)
     if (!this.#jobs.has(id)) {

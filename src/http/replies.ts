@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify'
-import type { StoredResponse } from '../job/wire.js'
-import type { JobRecord } from '../store/store.js'
+import type { StoredResponse } from '../core/wire.js'
+import type { JobRecord } from '../core/job-state.js'
 
 /** The JSON body of 303 and 202 answers. */
 export interface JobStatusBody {

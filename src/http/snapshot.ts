@@ -3,7 +3,7 @@ import { finished } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BodyTooLargeError } from '../errors.js'
 import { isJobRun, RUN_HEADER } from '../job/context.js'
-import type { Headers, JsonValue, RequestSnapshot } from '../job/wire.js'
+import type { Headers, JsonValue, RequestSnapshot } from '../core/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
 

@@ -1,5 +1,6 @@
-import type { JobRecord, ResultStore } from '../store/store.js'
-import { JobStatus } from '../store/store.js'
+import type { JobRecord } from '../core/job-state.js'
+import type { JobStore } from '../store/store.js'
+import { JobStatus } from '../core/job-state.js'
 
 type Watch = (id: string, listener: (record: JobRecord | undefined) => void, current: JobRecord) => () => void
 
@@ -8,11 +9,11 @@ type Watch = (id: string, listener: (record: JobRecord | undefined) => void, cur
  * once) or on the shared {@link Poller}. No timers spin and no request polls on its own.
  */
 export class Waiter {
-  readonly #store: ResultStore
+  readonly #store: JobStore
   readonly #watch: Watch
   readonly #native: boolean
 
-  constructor (store: ResultStore, fallback: Watch) {
+  constructor (store: JobStore, fallback: Watch) {
     this.#store = store
     this.#native = store.watch !== undefined
     this.#watch = store.watch?.bind(store) ?? fallback

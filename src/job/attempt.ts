@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
-import type { RequestSnapshot } from './wire.js'
+import type { RequestSnapshot } from '../core/wire.js'
 
 /** The route's response as the replay gave it: status, headers and the body as the chunks the route wrote. */
 export interface Replayed {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { InvalidProgressError } from '../errors.js'
-import type { JobProgress } from '../store/store.js'
+import type { JobProgress } from '../core/job-state.js'
 import type { BodySink } from './body-sink.js'
-import type { RequestSnapshot } from './wire.js'
+import type { RequestSnapshot } from '../core/wire.js'
 
 /**
  * What a handler sees as `request.longRunning` while it runs as a job (`null` otherwise).

@@ -2,17 +2,18 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
 import { EnqueueFailedError, JobExistsError, QueueFullError } from '../errors.js'
 import type { JobQueue } from '../queue/queue.js'
-import { withRetries } from '../retry.js'
-import type { JobRecord, NewJob, ResultStore } from '../store/store.js'
-import { newJobId } from './id.js'
+import { retries, withRetries } from '../retry.js'
+import type { JobRecord } from '../core/job-state.js'
+import type { NewJob, JobStore } from '../store/store.js'
+import { newJobId } from '../core/job-id.js'
 import { pendingExpiry, type JobTiming } from './lifetime.js'
 import type { LocalStarts } from './local-start.js'
 import { encodeMessage, type JobMessage } from './message.js'
-import type { RequestSnapshot } from './wire.js'
+import type { RequestSnapshot } from '../core/wire.js'
 
 /** What accepting a job needs, resolved once at registration. */
 export interface Acceptance {
-  store: ResultStore
+  store: JobStore
   queue: JobQueue
   resultTtlSeconds: number
   leaseSeconds: number
@@ -73,7 +74,7 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
   // Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
   // while giving up on an answer that was merely lost would turn a queued job into a 503.
   const send = async (body: string, delaySeconds = 0): Promise<void> => await withRetries(async () => await queue.send(body, { delaySeconds }), {
-    attempts: 3,
+    ...retries.send,
     clock,
     // A full queue is the answer, not a fault: the client hears it at once.
     retryable: error => !(error instanceof QueueFullError),
@@ -101,7 +102,7 @@ export async function enqueueJob (acceptance: Acceptance, accepted: NewRequest, 
     // No phantom job, even when a write went through but its answer was lost: the client gets
     // a 503 and no id, so nobody would ever wait for it.
     await withRetries(async () => await store.delete(id), {
-      attempts: 4,
+      ...retries.write,
       clock,
       onRetry: (deleteError, attempt) => log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again')
     }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))

@@ -1,12 +1,12 @@
-import { AsyncResource } from 'node:async_hooks'
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
+import { jobScope } from '../core/job-scope.js'
 import { sendableDelay, type JobQueue } from '../queue/queue.js'
-import { withRetries } from '../retry.js'
+import { retries, withRetries } from '../retry.js'
 import { encodeMessage, type JobMessage } from './message.js'
 import type { JobRunner } from './runner.js'
-import type { RequestSnapshot } from './wire.js'
+import type { RequestSnapshot } from '../core/wire.js'
 
 /** A slot taken for one job run where it was accepted: the claim its record is created with. */
 export interface LocalSlot {
@@ -44,10 +44,7 @@ export class LocalStarts {
   readonly #settings: LocalStartSettings
   #taken = 0
   readonly #runs = new Set<Promise<void>>()
-  // Runs start in the async context of the plugin's registration, never in that of the request
-  // that was accepted, just like a delivery from the queue: AsyncLocalStorage
-  // (@fastify/request-context) sees the job run as a request of its own.
-  readonly #scope = new AsyncResource('fastify-long-running.local-start')
+  readonly #scope = jobScope('local-start')
   /** Told when a slot frees: the consumer may receive into it. */
   onFree?: () => void
 
@@ -81,7 +78,7 @@ export class LocalStarts {
    * that waits in the store); `request` is the request itself.
    */
   start (slot: LocalSlot, message: JobMessage, request: RequestSnapshot): void {
-    const run = this.#scope.runInAsyncScope(async () => {
+    const run = this.#scope(async () => {
       const disposition = await this.#runner.runClaimed({ ...message, request }, slot.owner, this.#settings.clock.now())
       if (!disposition.ack) await this.#requeue(message, disposition.delaySeconds)
     }).finally(() => {
@@ -102,7 +99,7 @@ export class LocalStarts {
     const body = encodeMessage(message)
     const options = { delaySeconds: sendableDelay(delaySeconds) }
     await withRetries(async () => await this.#queue.send(body, options), {
-      attempts: 3,
+      ...retries.send,
       clock,
       onRetry: (error, attempt) => log.warn({ err: error, jobId: message.id, attempt }, 'queueing a stopped job failed, trying again')
     }).catch((error: unknown) => log.error({ err: error, jobId: message.id }, 'queueing a stopped job failed: its backup message takes it over after the lease'))

@@ -1,6 +1,6 @@
 import { InvalidMessageError } from '../errors.js'
-import { isJobId } from './id.js'
-import { isObject, snapshotFromJson, snapshotToJson, type RequestSnapshot } from './wire.js'
+import { isJobId } from '../core/job-id.js'
+import { isObject, snapshotFromJson, snapshotToJson, type RequestSnapshot } from '../core/wire.js'
 
 /** Wire format version; a worker refuses messages of any other version instead of guessing. */
 export const MESSAGE_VERSION = 1

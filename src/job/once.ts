@@ -1,9 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { JobExistsError } from '../errors.js'
-import type { JobRecord } from '../store/store.js'
-import { JobStatus } from '../store/store.js'
+import type { JobRecord } from '../core/job-state.js'
+import { JobStatus } from '../core/job-state.js'
 import { acceptedExpiry, enqueueFailed, enqueueJob, messageOf, type Acceptance, type NewRequest } from './enqueue.js'
-import { newJobId } from './id.js'
+import { newJobId } from '../core/job-id.js'
 import { encodeMessage } from './message.js'
 
 /** An idempotency key as the job layer sees it: digests only. */

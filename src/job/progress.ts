@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { JobProgress } from '../store/store.js'
+import type { JobProgress } from '../core/job-state.js'
 import { checkProgress } from './context.js'
 
 /**

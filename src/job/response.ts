@@ -1,8 +1,6 @@
 import { STATUS_CODES } from 'node:http'
-import type { Headers, StoredResponse } from './wire.js'
-
-/** The largest response a job may store: API Gateway's and Lambda's 6 MiB payload limit. */
-export const MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+import { lambdaResponseBytes, MAX_RESPONSE_BYTES } from '../core/response-limits.js'
+import type { Headers, StoredResponse } from '../core/wire.js'
 
 // Framing headers describe one transfer, not the response: the replaying server sets its own.
 const FRAMING = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'date'])
@@ -33,26 +31,6 @@ export function errorResponse (error: { statusCode?: number, code: string, messa
     headers: { 'content-type': 'application/json; charset=utf-8' },
     body: Buffer.from(JSON.stringify(body))
   }
-}
-
-const TEXT = /^(text\/|application\/(json|xml|javascript)|[^;]*\+(json|xml))/i
-
-/**
- * The size of the Lambda response JSON that @fastify/aws-lambda makes of `response`: the body
- * travels base64-encoded when it is encoded (gzip...) or not text (as `example/lambda.ts`
- * configures it, and as API Gateway needs binary bodies), else as a JSON string. Headers and
- * the envelope's fields are counted as they serialise, with room for the ones the HTTP side
- * adds when it answers (date, content-length, CORS...).
- */
-export function lambdaResponseBytes (response: StoredResponse): number {
-  const type = String(response.headers['content-type'] ?? '')
-  const encoding = String(response.headers['content-encoding'] ?? 'identity')
-  const base64 = encoding !== 'identity' || !TEXT.test(type)
-  const body = base64
-    ? 4 * Math.ceil(response.body.length / 3)
-    : Buffer.byteLength(JSON.stringify(response.body.toString('utf8'))) - 2
-  const envelope = { statusCode: response.statusCode, headers: response.headers, multiValueHeaders: response.headers, isBase64Encoded: base64, body: '' }
-  return Buffer.byteLength(JSON.stringify(envelope)) + body + 1024
 }
 
 /** Where a route's response goes: {@link placeResult}. */

@@ -6,10 +6,10 @@ import {
   WorkerStoppingError
 } from '../errors.js'
 import { sendableDelay, type Delivery, type Disposition, type JobQueue } from '../queue/queue.js'
-import { withRetries, type Backoff } from '../retry.js'
+import { retries, withRetries, type Backoff } from '../retry.js'
 import type { ResultBodies } from '../results/results.js'
-import type { ResultStore } from '../store/store.js'
-import { JobStatus } from '../store/store.js'
+import type { JobStore } from '../store/store.js'
+import { JobStatus } from '../core/job-state.js'
 import { Attempt } from './attempt.js'
 import type { RunRegistry } from './context.js'
 import { resultExpiry } from './lifetime.js'
@@ -17,7 +17,7 @@ import { decodeMessage, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits, type JobEndEvent } from './outcome.js'
 import { progressReporter } from './progress.js'
 import { errorResponse, keepHeaders, placeResult } from './response.js'
-import type { RequestSnapshot, StoredResponse } from './wire.js'
+import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 
 const ACK: Disposition = { ack: true }
 /** Back to the queue at once: this attempt stopped for reasons of its own process. */
@@ -25,7 +25,7 @@ const AGAIN: Disposition = { ack: false, delaySeconds: 0 }
 
 /** What the runner needs, resolved once at registration. */
 export interface RunnerSettings {
-  store: ResultStore
+  store: JobStore
   runs: RunRegistry
   leaseSeconds: number
   /** Redelivery of a message whose handling failed, by receive count. */
@@ -266,7 +266,7 @@ export class JobRunner {
     const { store, clock, onJobEnd } = this.#settings
     const expiresAt = resultExpiry(clock.now(), message.resultTtlSeconds)
     const stored = await withRetries(async () => await store.complete(message.id, owner, response, expiresAt), {
-      attempts: 4,
+      ...retries.write,
       clock,
       onRetry: (error, attempt) => this.#app.log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again')
     })

@@ -1,4 +1,4 @@
-import { AsyncResource } from 'node:async_hooks'
+import { jobScope } from '../core/job-scope.js'
 import { MessageTooLargeError, QueueFullError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { number, optionsObject } from '../validate.js'
@@ -51,10 +51,7 @@ class MemoryQueue implements JobQueue {
   readonly maxMessageBytes: number
   readonly redelivery: Backoff
   readonly inProcess = true
-  // Deliveries run in the async context the queue was made in, never in the one of the request
-  // that sent the job, as with SQS: AsyncLocalStorage (@fastify/request-context) sees the job
-  // run as a request of its own on both backends.
-  readonly #scope = new AsyncResource('fastify-long-running.memory-queue')
+  readonly #scope = jobScope('memory-queue')
   readonly #ready: Message[] = []
   readonly #delayed = new Set<NodeJS.Timeout>()
   readonly #pumps = new Set<() => void>()
@@ -108,7 +105,7 @@ class MemoryQueue implements JobQueue {
         this.#pumps.delete(pump)
         await Promise.all(inFlight)
       },
-      freed: () => { this.#scope.runInAsyncScope(pump) }
+      freed: () => { this.#scope(pump) }
     }
   }
 
@@ -119,7 +116,7 @@ class MemoryQueue implements JobQueue {
 
   #push (message: Message): void {
     this.#ready.push(message)
-    this.#scope.runInAsyncScope(() => { for (const pump of this.#pumps) pump() })
+    this.#scope(() => { for (const pump of this.#pumps) pump() })
   }
 
   #pushLater (message: Message, delaySeconds: number): void {

@@ -1,4 +1,4 @@
-import type { ExternalBody, Headers } from '../job/wire.js'
+import type { ExternalBody, Headers } from '../core/wire.js'
 
 export type { ExternalBody }
 

@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
-import type { ExternalBody, Headers } from '../job/wire.js'
-import { withRetries } from '../retry.js'
+import type { ExternalBody, Headers } from '../core/wire.js'
+import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
 import { TRAVELLING_HEADERS, type ResultBodies } from './results.js'
 
@@ -125,7 +125,7 @@ class S3Results implements ResultBodies {
 
   /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */
   async #retried<T> (operation: () => Promise<T>): Promise<T> {
-    return await withRetries(operation, { attempts: 3, onRetry: () => {} })
+    return await withRetries(operation, { ...retries.upload, onRetry: () => {} })
   }
 }
 

@@ -1,9 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib'
 import type { AttributeValue } from '@aws-sdk/client-dynamodb'
-import { InvalidMessageError } from '../errors.js'
-import { checkHeaders, snapshotFromJson, snapshotToJson, type RequestSnapshot, type StoredResponse } from '../job/wire.js'
 import type { Item } from './dynamodb-table.js'
-import type { JobRecord, JobStatus } from './store.js'
+import type { JobRecord, JobStatus } from '../core/job-state.js'
 
 /**
  * How jobs map onto items of the one table (partition key `id`, TTL attribute `ttl`).
@@ -131,50 +129,6 @@ export function recordOf (item: Item): JobRecord {
   const progress = str(item, A.progress)
   if (progress !== undefined) record.progress = JSON.parse(progress)
   return record
-}
-
-/**
- * One blob for a request or a response: `[u32 length][JSON head][u8 has body][body]`. The head
- * is the one snapshot codec's JSON with the body left out, or the response's status and headers.
- */
-function frame (head: unknown, body: Buffer | undefined): Buffer {
-  const json = Buffer.from(JSON.stringify(head))
-  const prefix = Buffer.alloc(5)
-  prefix.writeUInt32BE(json.length, 0)
-  prefix.writeUInt8(body === undefined ? 0 : 1, 4)
-  return Buffer.concat([prefix.subarray(0, 4), json, prefix.subarray(4), body ?? Buffer.alloc(0)])
-}
-
-function unframe (blob: Buffer): { head: unknown, body: Buffer | undefined } {
-  const length = blob.readUInt32BE(0)
-  const head: unknown = JSON.parse(blob.subarray(4, 4 + length).toString())
-  return { head, body: blob.readUInt8(4 + length) === 1 ? blob.subarray(5 + length) : undefined }
-}
-
-export function requestBlob (request: RequestSnapshot): Buffer {
-  return frame(snapshotToJson(request, false), request.body)
-}
-
-export function requestOf (blob: Buffer): RequestSnapshot {
-  const { head, body } = unframe(blob)
-  return snapshotFromJson(head, body)
-}
-
-export function responseBlob (response: StoredResponse): Buffer {
-  const head = { statusCode: response.statusCode, headers: response.headers }
-  return frame(response.external === undefined ? head : { ...head, external: response.external }, response.body)
-}
-
-export function responseOf (blob: Buffer): StoredResponse {
-  const { head, body } = unframe(blob)
-  const { statusCode, headers, external } = head as { statusCode: unknown, headers: unknown, external?: { key?: unknown, bytes?: unknown } }
-  if (typeof statusCode !== 'number') throw new InvalidMessageError('bad stored response')
-  const response: StoredResponse = { statusCode, headers: checkHeaders(headers), body: body ?? Buffer.alloc(0) }
-  if (external !== undefined) {
-    if (typeof external.key !== 'string' || typeof external.bytes !== 'number') throw new InvalidMessageError('bad stored response')
-    response.external = { key: external.key, bytes: external.bytes }
-  }
-  return response
 }
 
 /** Keys of a body's chunk items. */

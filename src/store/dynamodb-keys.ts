@@ -1,7 +1,8 @@
 import { BackendError } from '../errors.js'
 import { A, n, num, s, str, ttlOf } from './dynamodb-items.js'
 import { names, type DynamoDbTable, type Item } from './dynamodb-table.js'
-import { isExpired, type KeyReservation } from './store.js'
+import { isExpired } from '../core/job-state.js'
+import { type KeyReservation } from './store.js'
 
 /**
  * Idempotency keys as items of the job table: `k#{digest}`, which never collides with a job id
@@ -12,7 +13,7 @@ import { isExpired, type KeyReservation } from './store.js'
  */
 const K = { job: 'job', fingerprint: 'fp' } as const
 
-/** Reserves the key, or returns the live reservation that holds it (see `ResultStore.reserveKey`). */
+/** Reserves the key, or returns the live reservation that holds it (see `JobStore.reserveKey`). */
 export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation): Promise<KeyReservation> {
   const { PutItemCommand, GetItemCommand } = await db.aws.sdk()
   const id = `k#${reservation.key}`

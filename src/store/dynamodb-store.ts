@@ -1,16 +1,18 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { LazyAwsClient } from '../aws-client.js'
+import { requestBlob, requestOf, responseBlob, responseOf } from '../core/blob.js'
 import { BackendError, JobExistsError } from '../errors.js'
-import type { StoredResponse } from '../job/wire.js'
+import type { StoredResponse } from '../core/wire.js'
 import { matching, optionsObject } from '../validate.js'
 import {
-  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, requestBlob, requestOf, responseBlob, responseOf, s, str,
+  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, s, str,
   ttlOf, unpackBody, type Item, type PackedBody
 } from './dynamodb-items.js'
 import { reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
-import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore } from './store.js'
-import { isExpired, JobStatus } from './store.js'
+import type { JobProgress, JobRecord } from '../core/job-state.js'
+import type { ClaimResult, KeyReservation, NewJob, JobStore } from './store.js'
+import { isExpired, JobStatus } from '../core/job-state.js'
 
 /** Options of {@link dynamoDbStore}. */
 export interface DynamoDbStoreOptions {
@@ -31,7 +33,7 @@ export interface DynamoDbStoreOptions {
  *   store: dynamoDbStore({ tableName: process.env.JOBS_TABLE! })
  * })
  */
-export function dynamoDbStore (options: DynamoDbStoreOptions): ResultStore {
+export function dynamoDbStore (options: DynamoDbStoreOptions): JobStore {
   const checked = optionsObject(options, 'dynamoDbStore options', true)
   const tableName = matching(checked.tableName, 'tableName', /^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name')
   return new DynamoDbStore(tableName, checked.client)
@@ -49,7 +51,7 @@ const CLAIMABLE = `attribute_exists(#id) AND ${LIVE} AND (#st = :pending OR (#st
 const OWNED = '#st = :running AND #own = :owner'
 const UNFINISHED = 'attribute_exists(#id) AND #st <> :done'
 
-class DynamoDbStore implements ResultStore {
+class DynamoDbStore implements JobStore {
   readonly #table: string
   readonly #aws: LazyAwsClient<Sdk, DynamoDBClient>
   readonly #db: DynamoDbTable

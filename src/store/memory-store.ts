@@ -1,9 +1,10 @@
 import { JobExistsError, StoreFullError } from '../errors.js'
-import type { Headers, RequestSnapshot, StoredResponse } from '../job/wire.js'
+import type { Headers, RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
-import type { ClaimResult, JobProgress, JobRecord, KeyReservation, NewJob, ResultStore, StoreMemory, StoreStats } from './store.js'
-import { isExpired, JobStatus } from './store.js'
+import type { JobProgress, JobRecord } from '../core/job-state.js'
+import type { ClaimResult, KeyReservation, NewJob, JobStore, StoreMemory, StoreStats } from './store.js'
+import { isExpired, JobStatus } from '../core/job-state.js'
 import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
@@ -46,7 +47,7 @@ export interface MemoryStoreOptions {
  * @example
  * await app.register(longRunning, { store: memoryStore() })
  */
-export function memoryStore (options?: MemoryStoreOptions): ResultStore {
+export function memoryStore (options?: MemoryStoreOptions): JobStore {
   const checked = optionsObject(options, 'memoryStore options')
   const clock = clockOption(checked.clock, 'clock')
   return new MemoryStore(
@@ -56,7 +57,7 @@ export function memoryStore (options?: MemoryStoreOptions): ResultStore {
   )
 }
 
-class MemoryStore implements ResultStore {
+class MemoryStore implements JobStore {
   readonly #entries = new Map<string, Entry>()
   readonly #keys = new Map<string, KeyReservation>()
   readonly #watchers = new Watchers()

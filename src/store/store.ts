@@ -1,4 +1,5 @@
-import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
+import type { JobProgress, JobRecord } from '../core/job-state.js'
+import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 
 /**
  * The result store: where a job's state lives between the HTTP side that waits for it and the
@@ -6,56 +7,6 @@ import type { RequestSnapshot, StoredResponse } from '../job/wire.js'
  * items of at most 400 KB, no change notifications, late TTL deletion); the in-memory store
  * implements exactly the same contract and both pass `test/contracts/store-contract.ts`.
  */
-
-/**
- * Job states. A job only moves forward: pending → running → done (running → running on takeover).
- *
- * @example
- * const record = await app.longRunning.store.get(id)
- * if (record?.status === JobStatus.done) console.log(record.response?.statusCode)
- */
-export const JobStatus = {
-  pending: 'pending',
-  running: 'running',
-  done: 'done'
-} as const
-export type JobStatus = typeof JobStatus[keyof typeof JobStatus]
-
-/** What a running handler last reported through `request.longRunning.progress()`. */
-export interface JobProgress {
-  fraction: number
-  message?: string
-}
-
-/** A job's state as the waiting side sees it. */
-export interface JobRecord {
-  id: string
-  status: JobStatus
-  /** Claims taken so far; the running attempt's number while `running`. */
-  attempt: number
-  /** Opaque value from `bindTo`; only a request with the same value may read the job. */
-  binding?: string
-  /** Token of the worker holding the claim, and until when (epoch ms) the claim holds. */
-  owner?: string
-  leaseUntil?: number
-  progress?: JobProgress
-  /** Present exactly when `status` is `done`. */
-  response?: StoredResponse
-  /** How long one request waits for this job (the route's `waitSeconds`). */
-  waitSeconds: number
-  /** Epoch ms when the job was accepted: a store that cannot notify is polled by the job's age. */
-  createdAt: number
-  /** Epoch ms after which the record counts as gone, whether or not the backend deleted it. */
-  expiresAt: number
-}
-
-/**
- * The one expiry rule: a record counts as gone from `expiresAt` on, whether or not the backend
- * has deleted it yet (DynamoDB's TTL deletes up to days late; the memory store sweeps).
- */
-export function isExpired (record: { expiresAt: number }, now = Date.now()): boolean {
-  return record.expiresAt <= now
-}
 
 /** What the HTTP side writes when it accepts a request. */
 export interface NewJob {
@@ -87,7 +38,7 @@ export interface KeyReservation {
   expiresAt: number
 }
 
-/** The outcome of {@link ResultStore.claim}. */
+/** The outcome of {@link JobStore.claim}. */
 export type ClaimResult =
   | { claimed: true, attempt: number, request?: RequestSnapshot }
   /** Not claimable now: done, or another worker holds a live lease. `record` is absent when unknown or expired. */
@@ -97,7 +48,7 @@ export type ClaimResult =
  * The store contract. Every method is one atomic step; every write that can race is
  * conditional. Implementations translate backend errors at the boundary and rethrow the rest.
  */
-export interface ResultStore {
+export interface JobStore {
   /**
    * Records a new job, pending or (with `claim`) running its first attempt, and returns its
    * record. Rejects with `JobExistsError` if a live job has the id.
@@ -147,7 +98,7 @@ export interface ResultStore {
 
   /**
    * Optional change feed. A store that has one (memory) wakes waiters at once; for a store
-   * without (DynamoDB) the plugin polls with {@link ResultStore.getMany} or `get`.
+   * without (DynamoDB) the plugin polls with {@link JobStore.getMany} or `get`.
    * Returns the function that stops the watch.
    */
   watch? (id: string, listener: (record: JobRecord | undefined) => void): () => void

@@ -1,10 +1,10 @@
-import type { JobRecord } from './store.js'
+import type { JobRecord } from '../core/job-state.js'
 
 /** Hears a job's latest state; `undefined` once the job is gone. */
 export type Listener = (record: JobRecord | undefined) => void
 
 /**
- * Listeners by job id: the change feed behind `ResultStore.watch`, for the memory store (which
+ * Listeners by job id: the change feed behind `JobStore.watch`, for the memory store (which
  * notifies on every write) and for the poller (which notifies on every read).
  */
 export class Watchers {

@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import type { Test } from 'tap'
-import { newJobId } from '../../src/job/id.js'
+import { newJobId } from '../../src/core/job-id.js'
 import type { ResultBodies } from '../../src/results/results.js'
 
 /**

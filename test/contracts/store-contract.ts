@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
-import { newJobId } from '../../src/job/id.js'
-import type { JobRecord, ResultStore, StoredResponse } from '../../src/index.js'
+import { newJobId } from '../../src/core/job-id.js'
+import type { JobRecord, JobStore, StoredResponse } from '../../src/index.js'
 
 /**
- * The contract every ResultStore passes: the in-memory store and the DynamoDB store run the
+ * The contract every JobStore passes: the in-memory store and the DynamoDB store run the
  * very same assertions (`test/memory-adapters.test.ts`, `test/aws-adapters.test.ts`).
  */
 export function storeContract (
   t: Test,
-  make: () => Promise<ResultStore>,
+  make: () => Promise<JobStore>,
   /**
    * Items the backend holds for a job besides its record (DynamoDB: chunk items of bodies too
    * large for the record's item); `outOfLine` says the 900 KiB bodies below must have made some.

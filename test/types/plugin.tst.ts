@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longRunning, {
   JobStatus, memoryQueue, memoryStore, type Disposition, type JobEndEvent, type JobQueue, type JobRecord, type LongRunningJob, type LongRunningOptions,
-  type NewJob, type ResultStore
+  type NewJob, type JobStore
 } from '../../src/index.js'
 
 describe('route option', () => {
@@ -46,7 +46,7 @@ describe('plugin options and decorators', () => {
   test('app.longRunning runs deliveries', () => {
     const app = Fastify()
     expect(app.longRunning.handle({ body: '', receiveCount: 1, extend: async () => {} })).type.toBe<Promise<Disposition>>()
-    expect(app.longRunning.store).type.toBe<ResultStore>()
+    expect(app.longRunning.store).type.toBe<JobStore>()
     expect(app.longRunning.queue).type.toBe<JobQueue>()
   })
 })
@@ -62,7 +62,7 @@ describe('adapter contracts', () => {
     expect({ send: async () => {} }).type.not.toBeAssignableTo<JobQueue>()
   })
   test('a store written against the types alone fits the option', () => {
-    const store: ResultStore = {
+    const store: JobStore = {
       create: async (job) => ({ id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }),
       reserveKey: async (reservation) => reservation,
       get: async () => undefined,
@@ -74,14 +74,14 @@ describe('adapter contracts', () => {
       delete: async () => {}
     }
     expect(store).type.toBeAssignableTo<LongRunningOptions['store']>()
-    expect({ get: async () => undefined }).type.not.toBeAssignableTo<ResultStore>()
-    expect<ResultStore['create']>().type.toBe<(job: NewJob) => Promise<JobRecord>>()
+    expect({ get: async () => undefined }).type.not.toBeAssignableTo<JobStore>()
+    expect<JobStore['create']>().type.toBe<(job: NewJob) => Promise<JobRecord>>()
   })
   test('onJobEnd hears a typed event', () => {
     expect<LongRunningOptions['onJobEnd']>().type.toBe<((event: JobEndEvent) => void) | undefined>()
   })
   test('the built-in adapters satisfy their contracts', () => {
-    expect(memoryStore()).type.toBe<ResultStore>()
+    expect(memoryStore()).type.toBe<JobStore>()
     expect(memoryQueue()).type.toBe<JobQueue>()
   })
 })
