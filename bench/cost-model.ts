@@ -95,7 +95,7 @@ export function synchronousCost (seconds: number, deployment: Deployment = {}): 
   return (seconds + handlingMs / 1000) * (memoryMb / 1024) * PRICES.lambdaGbSecond + PRICES.lambdaRequest + PRICES.apiRequest
 }
 
-/** The README's table: dollars per 1,000 jobs by job length, the plugin's two ways beside the synchronous one. */
+/** The table in docs/aws.md ("What a job costs on Lambda"): dollars per 1,000 jobs by job length, the plugin's two ways beside the synchronous one. */
 export function costTable (lengths: number[]): string {
   const usd = (value: number): string => `$${(value * 1000).toFixed(4)}`
   const rows = lengths.map(seconds => {

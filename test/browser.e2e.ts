@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import { buildApp } from '../example/app.js'
 
-// `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see the README),
+// `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see CONTRIBUTING.md),
 // as a browser, not imagined: a tab following the 303s, a page of another origin fetching with
 // CORS, and a tab kept waiting past the browser's redirect limit by 202 + Refresh.
 t.setTimeout(120_000)

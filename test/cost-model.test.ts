@@ -1,8 +1,8 @@
 import t from 'tap'
 import { costChart, costTable, pluginCost, pollReads, PRICES, synchronousCost } from '../bench/cost-model.js'
 
-// The README's cost table is arithmetic: prices × counts. These are the counts and the sums,
-// checked by hand for one job, and the shape of the rest.
+// The cost table in docs/aws.md ("What a job costs on Lambda") is arithmetic: prices × counts.
+// These are the counts and the sums, checked by hand for one job, and the shape of the rest.
 
 t.test('a 10 s job whose client waits: every part priced by hand', async t => {
   const cost = pluginCost(10)
