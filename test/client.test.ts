@@ -193,32 +193,33 @@ t.test('a status request lost on the network is retried; other errors are the ca
   await t.rejects(fetchLongRunning(`${url}/job/other`, {}, { waitSeconds: 0, fetch: fetcher(new RangeError('not the network')) }), RangeError)
 })
 
-t.test('202s that are not the plugin\'s are final answers; a hidden Preference-Applied is read from the body', async t => {
+t.test('202s that are not the plugin\'s are final answers: the plugin\'s status is known by Preference-Applied alone', async t => {
   const app = Fastify()
   app.get('/own', async (_request, reply) => await reply.code(202).send({ queued: true }))
   app.get('/null', async (_request, reply) => await reply.code(202).type('application/json').send('null'))
   app.get('/text', async (_request, reply) => await reply.code(202).type('text/plain').send('later'))
   app.get('/other', async (_request, reply) => await reply.code(202).header('preference-applied', 'return=minimal').send({ id: 'x', status: 'pending', location: '/x' }))
+  // A route's own final 202 whose body looks just like the plugin's status.
+  app.get('/lookalike', async (_request, reply) => await reply.code(202).send({ id: 'x', status: 'pending', location: '/x' }))
   const url = await listen(t, app)
   t.same(await (await fetchLongRunning(`${url}/own`)).json(), { queued: true })
   t.equal(await (await fetchLongRunning(`${url}/text`)).text(), 'later')
   t.equal(await (await fetchLongRunning(`${url}/null`)).text(), 'null')
   t.match(await (await fetchLongRunning(`${url}/other`)).json(), { id: 'x' })
+  t.match(await (await fetchLongRunning(`${url}/lookalike`)).json(), { id: 'x' }, 'no marker: the route\'s answer')
 
-  // A page of another origin that does not expose Preference-Applied; responses without a URL.
+  // Responses without a URL (a custom fetch): locations resolve against the request's URL.
   const test = await buildTestApp({ waitSeconds: 25 })
   t.teardown(() => closeTestApp(test))
   const jobs = await test.listen()
-  const hidden = async (request: Request): Promise<Response> => {
+  const bare = async (request: Request): Promise<Response> => {
     const response = await fetch(request)
-    const headers = new Headers(response.headers)
-    headers.delete('preference-applied')
-    return new Response(response.body, { status: response.status, headers })
+    return new Response(response.body, { status: response.status, headers: response.headers })
   }
   const progress: string[] = []
-  const call = fetchLongRunning(`${jobs}/job/hidden`, {}, { fetch: hidden, waitSeconds: 0, onProgress: ({ location }) => progress.push(location) })
-  await test.ran('hidden')
-  test.gates.open('hidden')
+  const call = fetchLongRunning(`${jobs}/job/bare`, {}, { fetch: bare, waitSeconds: 0, onProgress: ({ location }) => progress.push(location) })
+  await test.ran('bare')
+  test.gates.open('bare')
   t.equal((await call).status, 201)
   t.ok(progress.length >= 1 && progress.every(location => location.startsWith(`${jobs}/async-response/`)), 'locations resolved against the request URL')
 })
@@ -251,7 +252,9 @@ t.test('every option is checked', async t => {
     [{ retries: -1 }, /retries/], [{ timeoutMs: 0 }, /timeoutMs/], [{ timeoutMs: 1.5 }, /timeoutMs/],
     [{ onProgress: 'no' as never }, /onProgress/], [{ fetch: 5 as never }, /fetch must/],
     [{ idempotencyKey: '' }, /idempotencyKey/], [{ idempotencyKey: 'a"b' }, /idempotencyKey/], [{ idempotencyKey: 'é' }, /idempotencyKey/],
-    [{ idempotencyKey: 'x'.repeat(256) }, /idempotencyKey/]
+    [{ idempotencyKey: 'x'.repeat(256) }, /idempotencyKey/],
+    [{ allowedOrigins: 'https://a.example' as never }, /allowedOrigins/], [{ allowedOrigins: ['https://a.example/path'] }, /allowedOrigins/],
+    [{ allowedOrigins: ['ftp://a.example'] }, /allowedOrigins/], [{ allowedOrigins: ['not a url'] }, /allowedOrigins/], [{ allowedOrigins: [5 as never] }, /allowedOrigins/]
   ]
   for (const [options, message] of bad) await t.rejects(fetchLongRunning('http://127.0.0.1:9/', {}, options), { name: 'TypeError', message }, JSON.stringify(options))
 })

@@ -1,7 +1,7 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
 // (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
 import { conflictOf, statusOf, type LongRunningProgress } from './status.js'
-import { backoffMs, combinedSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
+import { backoffMs, callSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
 
 export type { LongRunningProgress }
 
@@ -32,6 +32,13 @@ export interface FetchLongRunningOptions {
   idempotencyKey?: string | false
   /** Retries of a request that failed on the network or got `503` (a status request: or `429`). @default 5 */
   retries?: number
+  /**
+   * Origins (`https://jobs.example.com`) besides the first request's whose job URLs the call
+   * may follow. Requests there carry no credentials, no cookies and none of your headers, and an
+   * abort cancels nothing there. A job URL on any other origin, or not http(s), rejects the call.
+   * @default []
+   */
+  allowedOrigins?: string[]
 }
 
 const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
@@ -42,12 +49,20 @@ const FIRST_WAIT_SECONDS = 2
 const FIRST_RETRIES: ReadonlySet<number> = new Set([503])
 /** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
 const STATUS_RETRIES: ReadonlySet<number> = new Set([503, 429])
+/**
+ * Status requests start at least this far apart, whatever `Retry-After` says (`0`, a past date):
+ * one that waited on the server is asked again at once, one answered at once a second later.
+ */
+const MIN_STATUS_INTERVAL_MS = 1_000
+/** A server that answers `202` for ever is given up on: over a day at one status a second. */
+const MAX_STATUS_ANSWERS = 100_000
 
 interface Settings {
   fetch: (request: Request) => Promise<Response>
   waitSeconds: number
   retries: number
   onProgress: ((progress: LongRunningProgress) => void) | undefined
+  allowedOrigins: ReadonlySet<string>
 }
 
 /**
@@ -71,10 +86,15 @@ export async function fetchLongRunning (
   options: FetchLongRunningOptions = {}
 ): Promise<Response> {
   const settings = settingsOf(options)
-  const signal = combinedSignal([
-    input instanceof Request ? input.signal : undefined, init.signal ?? undefined, options.signal,
-    options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs)
-  ])
+  const { signal, dispose } = callSignal([input instanceof Request ? input.signal : undefined, init.signal ?? undefined, options.signal], options.timeoutMs)
+  try {
+    return await follow(settings, input, init, options, signal)
+  } finally {
+    dispose()
+  }
+}
+
+async function follow (settings: Settings, input: string | URL | Request, init: RequestInit, options: FetchLongRunningOptions, signal: AbortSignal): Promise<Response> {
   if (signal.aborted) throw signal.reason
   const { signal: _ignored, ...rest } = init
   const base = new Request(input, rest)
@@ -86,14 +106,18 @@ export async function fetchLongRunning (
   const job = new Job(settings, first, signal)
   try {
     // The first request is not aborted: its answer names the job, which an abort then cancels.
+    let sentAt = Date.now()
     const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
-    let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response), () => {}) })
-    while (true) {
+    let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response)).catch(() => {}) })
+    for (let answers = 1; ; answers++) {
       const status = await statusOf(response) ?? await conflictOf(response)
       if (status === undefined) return response
+      job.unhook()
       job.locate(status, response)
+      if (answers >= MAX_STATUS_ANSWERS) throw new Error(`fetchLongRunning: job ${job.location as string} still not done after ${answers} status answers`)
       settings.onProgress?.({ ...status, location: job.location as string })
-      await sleep(retryAfterMs(response, 1_000), signal)
+      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_STATUS_INTERVAL_MS - (Date.now() - sentAt)), signal)
+      sentAt = Date.now()
       // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
       response = await job.send(() => job.statusRequest(), true, STATUS_RETRIES)
     }
@@ -107,25 +131,37 @@ class Job {
   readonly #settings: Settings
   /** The first request: its URL, headers, credentials and mode are the status requests' too. */
   readonly #base: Request
+  readonly #origin: string
   readonly #signal: AbortSignal
   readonly #headers: Headers
   readonly #onAbort = (): void => { this.cancel().catch(() => {}) }
+  /** Unhooks the latest status request from the call's signal, once its answer is read. */
+  #unhook = (): void => {}
   /** The job's URL, once an answer named it. */
   location: string | undefined
 
   constructor (settings: Settings, base: Request, signal: AbortSignal) {
     this.#settings = settings
     this.#base = base
+    this.#origin = new URL(base.url).origin
     this.#signal = signal
     this.#headers = new Headers(base.headers)
     for (const name of BODY_HEADERS) this.#headers.delete(name)
     signal.addEventListener('abort', this.#onAbort, { once: true })
   }
 
-  /** Notes the job's absolute URL from a status answer (relative to where it came from). */
+  /**
+   * Notes the job's absolute URL from a status answer (relative to where it came from): only an
+   * http(s) URL on the first request's origin or an allowed one, never `data:` or a stranger's.
+   */
   locate (status: { location: string }, response: Response): void {
     // A custom fetch may build its responses without a URL: the request's is the base then.
-    this.location = new URL(status.location, response.url === '' ? this.#base.url : response.url).href
+    const url = new URL(status.location, response.url === '' ? this.#base.url : response.url)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetchLongRunning: the job's URL ${url.protocol} is not http(s)`)
+    if (url.origin !== this.#origin && !this.#settings.allowedOrigins.has(url.origin)) {
+      throw new TypeError(`fetchLongRunning: the job's URL is on ${url.origin}, not ${this.#origin}; list it in allowedOrigins to follow it`)
+    }
+    this.location = url.href
   }
 
   /** The call is over: a later abort of the signal no longer concerns the job. */
@@ -133,11 +169,28 @@ class Job {
     this.#signal.removeEventListener('abort', this.#onAbort)
   }
 
-  /** A request for the job's status or result, carrying the first request's credentials. */
+  /**
+   * A request for the job's status or result: on the first request's origin with its
+   * credentials and headers; on an allowed other origin with none of them.
+   */
   statusRequest (): Request {
-    const headers = new Headers(this.#headers)
+    const own = this.#sameOrigin()
+    const headers = new Headers(own ? this.#headers : undefined)
     headers.set('prefer', `respond-async, wait=${this.#settings.waitSeconds}`)
-    return new Request(this.#location(), { ...this.#like(), headers, redirect: this.#base.redirect, signal: this.#signal })
+    // Each request follows the call's signal through a controller of its own, unhooked once its
+    // status is read: a long job's hundreds of requests leave no listener on the call's signal.
+    this.#unhook()
+    const controller = new AbortController()
+    const forward = (): void => { controller.abort(this.#signal.reason) }
+    this.#signal.addEventListener('abort', forward, { once: true })
+    this.#unhook = () => { this.#signal.removeEventListener('abort', forward) }
+    const like: RequestInit = own ? this.#like() : { credentials: 'omit', mode: 'cors' }
+    return new Request(this.#location(), { ...like, headers, redirect: this.#base.redirect, signal: controller.signal })
+  }
+
+  /** The latest status request's answer has been read: it needs the call's signal no more. */
+  unhook (): void {
+    this.#unhook()
   }
 
   /**
@@ -171,7 +224,7 @@ class Job {
 
   /**
    * Cancels the job (best effort): `DELETE` on its URL, known from `response` when the abort
-   * came before the first answer.
+   * came before the first answer. Never on another origin than the first request's.
    */
   async cancel (response?: Response): Promise<void> {
     if (response !== undefined) {
@@ -179,7 +232,7 @@ class Job {
       if (status === undefined) return await response.body?.cancel()
       this.locate(status, response)
     }
-    if (this.location === undefined) return
+    if (this.location === undefined || !this.#sameOrigin()) return
     const answer = await this.#settings.fetch(new Request(this.#location(), {
       ...this.#like(), method: 'DELETE', headers: this.#headers, keepalive: true
     }))
@@ -190,6 +243,10 @@ class Job {
   #like (): RequestInit {
     // Never `navigate`: the Request that `first` was built from with an init is `same-origin` then.
     return { credentials: this.#base.credentials, mode: this.#base.mode }
+  }
+
+  #sameOrigin (): boolean {
+    return new URL(this.#location()).origin === this.#origin
   }
 
   #location (): string {
@@ -214,5 +271,21 @@ function settingsOf (options: FetchLongRunningOptions): Settings {
     throw new TypeError('fetchLongRunning: idempotencyKey must be 1 to 255 visible ASCII characters other than " and \\')
   }
   const fetcher = options.fetch ?? (async (request: Request) => await globalThis.fetch(request))
-  return { fetch: fetcher, waitSeconds, retries, onProgress: options.onProgress }
+  return { fetch: fetcher, waitSeconds, retries, onProgress: options.onProgress, allowedOrigins: originsOf(options.allowedOrigins) }
+}
+
+function urlOf (value: unknown): URL | undefined {
+  try {
+    return typeof value === 'string' ? new URL(value) : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function originsOf (value: unknown): ReadonlySet<string> {
+  if (value === undefined) return new Set()
+  const origins = Array.isArray(value) ? value.map(urlOf) : [undefined]
+  const bad = origins.findIndex(url => url === undefined || !['http:', 'https:'].includes(url.protocol) || url.href !== `${url.origin}/`)
+  if (bad !== -1) throw new TypeError(`fetchLongRunning: allowedOrigins must be an array of http(s) origins such as "https://jobs.example.com", got ${JSON.stringify(value)}`)
+  return new Set(origins.map(url => (url as URL).origin))
 }

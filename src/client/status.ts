@@ -18,10 +18,9 @@ export interface LongRunningProgress {
  */
 export async function statusOf (response: Response): Promise<LongRunningProgress | undefined> {
   if (response.status !== 202) return undefined
-  // `Preference-Applied` marks the plugin's 202 from a route's own; a page of another origin
-  // may not see the header (CORS exposes it only when told), so the body's shape decides then.
-  const applied = response.headers.get('preference-applied')
-  if (applied !== null && !/respond-async/i.test(applied)) return undefined
+  // `Preference-Applied: respond-async` marks the plugin's 202 from a route's own, however
+  // status-like the route's body: a page of another origin sees it when the API's CORS exposes it.
+  if (!/(^|,)\s*respond-async\s*(,|$)/i.test(response.headers.get('preference-applied') ?? '')) return undefined
   const body = await jsonOf(response)
   if (!isStatusBody(body)) return undefined
   await response.body?.cancel()
