@@ -82,12 +82,22 @@ export const InvalidEventError = createError<'FST_LONG_RUNNING_INVALID_EVENT', [
   'Expected an SQS event with a `Records` array, got %s'
 )
 
-/** A store or queue backend failed; `cause` holds the SDK error. */
-export const BackendError = createError<'FST_LONG_RUNNING_BACKEND', [string, { cause: unknown }?]>(
-  'FST_LONG_RUNNING_BACKEND',
-  'Backend call failed: %s',
-  503
-)
+const BackendFailure = createError('FST_LONG_RUNNING_BACKEND', 'The jobs backend is unavailable, retry later', 503)
+
+/**
+ * A store or queue backend failed. The client hears only that, with `Retry-After` (a 503 is
+ * worth a retry); what failed (`detail`: service, command and AWS's error name) and the SDK's
+ * error (`cause`) stay in the logs, where the error is logged whole.
+ */
+export class BackendError extends BackendFailure {
+  readonly detail: string
+  readonly headers = { 'retry-after': '1' }
+
+  constructor (detail: string, options?: { cause: unknown }) {
+    super(...(options === undefined ? [] : [options]))
+    this.detail = detail
+  }
+}
 
 /** A message larger than the queue takes (`maxMessageBytes`); the HTTP side claim-checks before this. */
 export const MessageTooLargeError = createError<'FST_LONG_RUNNING_MESSAGE_TOO_LARGE', [number, number]>(

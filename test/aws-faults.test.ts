@@ -128,12 +128,14 @@ t.test('SQS send keeps failing: 503 with Retry-After, and the job record is gone
   t.equal(await test.app.longRunning.store.get(created as string), undefined, 'no phantom job')
 })
 
-t.test('the store failing on the HTTP side answers 503, never a hang', async t => {
-  const c = clients(t, [], [{ command: 'GetItemCommand', times: 1, name: 'InternalServerError' }])
+t.test('the store failing on the HTTP side answers 503 with Retry-After, never a hang, and names no AWS internals', async t => {
+  const c = clients(t, [], [{ command: 'GetItemCommand', times: 1, name: 'ProvisionedThroughputExceededException' }])
   const test = await awsApp(t, c, { consume: false })
   const response = await test.app.inject('/async-response/44444444-4444-4444-8444-444444444444')
   t.equal(response.statusCode, 503)
+  t.equal(response.headers['retry-after'], '1')
   t.equal(response.json().code, 'FST_LONG_RUNNING_BACKEND')
+  t.notMatch(response.body, /DynamoDB|GetItem|ProvisionedThroughput/, 'the body names no AWS internals')
 })
 
 t.test('DynamoDB leaving batch items unprocessed: retried, and bounded under sustained throttling', async t => {
@@ -155,7 +157,7 @@ t.test('DynamoDB leaving batch items unprocessed: retried, and bounded under sus
   t.equal(calls, 2)
   unprocessed = Infinity
   calls = 0
-  await t.rejects(getMany(ids), { code: 'FST_LONG_RUNNING_BACKEND', message: /unprocessed after 8 tries/ }, 'a poll fails rather than block its waiters')
+  await t.rejects(getMany(ids), { code: 'FST_LONG_RUNNING_BACKEND', detail: /unprocessed after 8 tries/ }, 'a poll fails rather than block its waiters')
   t.equal(calls, 8)
 })
 
@@ -226,5 +228,5 @@ t.test('a reservation that expires between its refused write and its read answer
     if (context.commandName === 'GetItemCommand' && result.output.Item?.exp !== undefined) result.output.Item.exp = { N: '0' }
     return result
   })
-  await t.rejects(store.reserveKey({ ...reservation, jobId: newJobId() }), { code: 'FST_LONG_RUNNING_BACKEND', message: /expired while being read/ })
+  await t.rejects(store.reserveKey({ ...reservation, jobId: newJobId() }), { code: 'FST_LONG_RUNNING_BACKEND', detail: /expired while being read/ })
 })
