@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
-import { Admission } from './http/admission.js'
+import { BodyBudget } from './http/body-budget.js'
 import { KEYED_METHODS } from './http/idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './http/location.js'
 import { Poller } from './http/poller.js'
@@ -79,8 +79,8 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const local = options.consume && queue.inProcess !== true
     ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
     : undefined
-  const admission = new Admission(store.memory)
-  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
+  const budget = new BodyBudget(store.memory)
+  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, budget)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
@@ -123,7 +123,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
-    route.preParsing = [...asArray(route.preParsing), ...admission.preParsing, captureBody]
+    route.preParsing = [...asArray(route.preParsing), ...budget.preParsing, captureBody]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyError, FastifyReply } from 'fastify'
 import { IdempotencyKeyMissingError, InvalidIdempotencyKeyError } from '../errors.js'
-import type { KeyedRequest } from '../job/once.js'
+import type { KeyedRequest } from '../job/acceptance.js'
 import type { RequestSnapshot } from '../core/wire.js'
 import type { IdempotencySettings } from '../options.js'
 
