@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
   IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
 } from '../errors.js'
@@ -12,7 +12,7 @@ import type { ExternalBody, JsonValue } from '../core/wire.js'
 import type { ResolvedOptions, RouteSettings } from '../options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../core/job-state.js'
-import { KEYED_METHODS, keyedRequest, keyOf, REPLAYED_HEADER, sendProblem } from './idempotency.js'
+import { keyedRequest, keyOfRequest, REPLAYED_HEADER, sendProblem } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
@@ -59,13 +59,8 @@ export class Responder {
       binding: await this.#bindingOf(request),
       responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty)
     }
-    const { idempotency } = route
-    let key: string | undefined
-    try {
-      if (idempotency !== undefined && KEYED_METHODS.has(request.method)) key = keyOf(request.headers[idempotency.header], idempotency)
-    } catch (error) {
-      return await sendProblem(reply, error as FastifyError)
-    }
+    // Checked before the body was read (`checkKey`): a request that got this far has a usable key, or none.
+    const key = keyOfRequest(request)
     // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
     const admitted = (): void => this.#budget.forget(request)
     if (key === undefined) return await this.#answer(request, reply, await acceptJob(this.#options, accepted, request.log).finally(admitted), 0)
@@ -75,7 +70,7 @@ export class Responder {
     if (keyed.kind === 'created') return await this.#answer(request, reply, record, 0)
     request.log.info({ jobId: record.id }, 'idempotency key seen before: answering for its job')
     reply.header(REPLAYED_HEADER, 'true')
-    if (idempotency?.strict === true && record.response === undefined) {
+    if (route.idempotency?.strict === true && record.response === undefined) {
       reply.header('location', this.#location(request, record.id, 0))
       return await sendProblem(reply, new IdempotencyConflictError())
     }

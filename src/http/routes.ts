@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { isJobRun } from '../job/context.js'
 import { resolveRouteOptions, type RouteSettings } from '../options.js'
 import type { BodyBudget } from './body-budget.js'
-import { KEYED_METHODS } from './idempotency.js'
+import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
@@ -21,7 +21,8 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
-    route.preParsing = [...asArray(route.preParsing), ...budget.preParsing, captureBody]
+    const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
+    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
