@@ -4,7 +4,7 @@ import { IdempotencyKeyMissingError, InvalidIdempotencyKeyError } from '../error
 import type { KeyedRequest } from '../job/acceptance.js'
 import { isJobRun } from '../job/context.js'
 import type { RequestSnapshot } from '../core/wire.js'
-import type { IdempotencySettings } from '../options.js'
+import type { IdempotencySettings } from '../route-options.js'
 import type { Payload } from './snapshot.js'
 
 /**

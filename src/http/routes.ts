@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { isJobRun } from '../job/context.js'
-import { resolveRouteOptions, type RouteSettings } from '../options.js'
+import { resolveRouteOptions, type RouteSettings } from '../route-options.js'
 import type { BodyBudget } from './body-budget.js'
 import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
