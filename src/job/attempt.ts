@@ -64,6 +64,7 @@ export class Attempt {
     if (!this.#stop.signal.aborted) this.#stop.abort(reason)
   }
 
+  /** Runs the attempt; resolves with how it ended (never rejects), its timers and lease let go. */
   async run (): Promise<AttemptEnd> {
     const timers = this.#arm()
     const signal = this.#stop.signal

@@ -145,6 +145,7 @@ export class JobRunner {
     return await this.#attempt(job, message.request ?? claim.request, limits)
   }
 
+  /** The job as finishing it sees it: the claim, held through a lease on it and on this delivery. */
   #finishing (message: JobMessage, owner: string, run: { attempt: number, startedAt: number }, delivery: Delivery, log: FastifyBaseLogger): Finishing {
     const lease = new Lease(message.id, owner, delivery, this.#settings, log)
     return { message, owner, lease, ...run, receiveCount: delivery.receiveCount, log }
