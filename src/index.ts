@@ -3,7 +3,8 @@ import { longRunning } from './plugin.js'
 export default longRunning
 export { longRunning }
 export type { LongRunningDecorator, LongRunningStats } from './plugin.js'
-export type { IdempotencyOptions, LongRunningOptions, LongRunningRouteOptions } from './options.js'
+export type { LongRunningOptions } from './options.js'
+export type { IdempotencyOptions, LongRunningRouteOptions } from './route-options.js'
 export type { LongRunningJob } from './job/context.js'
 export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/outcome.js'
 export type { Headers, RequestSnapshot, StoredResponse, ExternalBody } from './core/wire.js'

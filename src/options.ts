@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { clockOption, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
-import type { JobTiming } from './job/lifetime.js'
 import type { JobEndEvent } from './job/outcome.js'
 import type { JsonValue } from './core/wire.js'
 import { memoryQueue } from './queue/memory-queue.js'
@@ -9,67 +8,8 @@ import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultBodies } from './results/results.js'
 import type { JobStore } from './store/store.js'
-import { checkAdapter, describe, headerName, headerNames, matching, number, optionalBoolean, optionalFunction, optionsObject, pathPrefix } from './validate.js'
-
-/**
- * How a route treats `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header) on POST,
- * PUT, PATCH and DELETE: a request that repeats a key (same route and caller, same method, path,
- * query, content type and body) gets the first request's job instead of a new run.
- */
-export interface IdempotencyOptions {
-  /** The request header carrying the key (lower case). @default 'idempotency-key' */
-  header?: string
-  /** Whether a request without a key is refused (`400`). @default false */
-  required?: boolean
-  /**
-   * The draft's strict reading: a retry while the key's job still runs gets `409` with the
-   * job's `Location`, instead of waiting for the job as the first request does.
-   * @default false
-   */
-  strict?: boolean
-}
-
-/** {@link IdempotencyOptions} after defaults and validation. */
-export interface IdempotencySettings {
-  header: string
-  required: boolean
-  strict: boolean
-}
-
-/** Timing and idempotency as a route has them: the plugin's, overridden by `longRunning: { ... }`. */
-export interface RouteSettings extends JobTiming {
-  /** `undefined`: keys are ignored. */
-  idempotency: IdempotencySettings | undefined
-}
-
-/** Options that a route may override with `longRunning: { ... }`. */
-export interface LongRunningRouteOptions {
-  /**
-   * Longest one HTTP request waits for the result before answering 303 (or 202), in seconds.
-   * Keep it under the timeout in front of the app (API Gateway: 29 s).
-   * @default 25
-   */
-  waitSeconds?: number
-  /**
-   * Longest one attempt of the handler may run; then its `signal` aborts and the job ends
-   * with `FST_LONG_RUNNING_JOB_TIMEOUT` (504). At most 42,000 (SQS hides a message for at most
-   * 12 hours from its receipt).
-   * @default 900
-   */
-  timeoutSeconds?: number
-  /**
-   * Attempts before a job whose worker keeps crashing ends with `FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED` (502).
-   * A handler that throws is not a crash: its error response is the result.
-   * @default 3
-   */
-  maxAttempts?: number
-  /**
-   * `Idempotency-Key` handling; `false` ignores the header. A route's object is merged over
-   * the plugin's. Keys expire with their job's result (`resultTtlSeconds`).
-   * @default true: the header `idempotency-key`, optional, retries wait for the job
-   */
-  idempotency?: boolean | IdempotencyOptions
-}
+import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
+import { IDEMPOTENCY_DEFAULTS, MAX_LEASE_SECONDS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
 
 /** Options of the plugin. */
 export interface LongRunningOptions extends LongRunningRouteOptions {
@@ -198,15 +138,6 @@ export interface ResolvedOptions extends RouteSettings {
   clock: Clock
 }
 
-// SQS keeps a received message hidden for at most 12 hours from its receipt, however often the
-// worker extends it ("Amazon SQS visibility timeout", SQS Developer Guide): a job, with its
-// longest lease and the writing of its result, must end within that, or its message reappears
-// and a second worker starts it while the first still runs.
-const MAX_LEASE_SECONDS = 900
-const MAX_TIMEOUT_SECONDS = 43_200 - MAX_LEASE_SECONDS - 300
-
-const IDEMPOTENCY_DEFAULTS: IdempotencySettings = { header: 'idempotency-key', required: false, strict: false }
-
 /** Checks every option, naming the option, what it expects and what it got. */
 export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
   if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
@@ -237,37 +168,5 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     results: checkAdapter(options.results, 'results', ['put', 'url', 'delete']),
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
     store: checkAdapter(options.store, 'store', ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore({ clock })
-  }
-}
-
-/**
- * Resolves a route's `longRunning` value (`true` or an object) against the plugin's defaults.
- * `where` prefixes option names in error messages (the route, or '' for the plugin's own).
- */
-export function resolveRouteOptions (value: unknown, where: string, defaults: RouteSettings): RouteSettings {
-  if (value === true) return defaults
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionError(where, 'true or an object', describe(value))
-  }
-  const route = value as LongRunningRouteOptions
-  const name = (option: string): string => where === '' ? option : `${where}.${option}`
-  return {
-    waitSeconds: number(route.waitSeconds, name('waitSeconds'), defaults.waitSeconds, 0, 900),
-    timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, MAX_TIMEOUT_SECONDS),
-    maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, 100, true),
-    idempotency: resolveIdempotency(route.idempotency, name('idempotency'), defaults.idempotency)
-  }
-}
-
-function resolveIdempotency (value: unknown, name: string, inherited: IdempotencySettings | undefined): IdempotencySettings | undefined {
-  if (value === undefined) return inherited
-  if (value === false) return undefined
-  const base = inherited ?? IDEMPOTENCY_DEFAULTS
-  if (value === true) return base
-  const options = optionsObject(value as IdempotencyOptions, name, true)
-  return {
-    header: options.header === undefined ? base.header : headerName(options.header, `${name}.header`),
-    required: optionalBoolean(options.required, `${name}.required`) ?? base.required,
-    strict: optionalBoolean(options.strict, `${name}.strict`) ?? base.strict
   }
 }

@@ -1,19 +1,17 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { Admission } from './http/admission.js'
-import { KEYED_METHODS } from './http/idempotency.js'
-import { ASYNC_RESPONSE_PATH } from './http/location.js'
+import { BodyBudget } from './http/body-budget.js'
 import { Poller } from './http/poller.js'
-import { Responder, type JobParams } from './http/responder.js'
-import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './http/schemas.js'
-import { captureBody } from './http/snapshot.js'
+import { Responder } from './http/responder.js'
+import { addResultRoutes, markLongRunningRoutes } from './http/routes.js'
 import { Waiter } from './http/waiter.js'
 import { sinkBody } from './job/body-sink.js'
-import { isJobRun, RunRegistry, type LongRunningJob } from './job/context.js'
+import { RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
 import { LocalStarts } from './job/local-start.js'
 import { JobRunner } from './job/runner.js'
-import { resolveOptions, resolveRouteOptions, type LongRunningOptions, type LongRunningRouteOptions, type RouteSettings } from './options.js'
+import { resolveOptions, type LongRunningOptions, type ResolvedOptions } from './options.js'
+import type { LongRunningRouteOptions } from './route-options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
 import { redeliveryBackoff } from './retry.js'
 import type { JobStore, StoreStats } from './store/store.js'
@@ -60,6 +58,25 @@ declare module 'fastify' {
 const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, rawOptions) => {
   const options = resolveOptions(rawOptions)
   warnAboutEarlierRoutes(app)
+  const parts = buildParts(app, options)
+  decorate(app, options, parts)
+  addRunHook(app, parts.runs)
+  const { waitSeconds, timeoutSeconds, maxAttempts, idempotency } = options
+  markLongRunningRoutes(app, parts.responder, parts.budget, { waitSeconds, timeoutSeconds, maxAttempts, idempotency })
+  addResultRoutes(app, options.routePrefix, parts.responder, id => parts.runner.cancel(id))
+  addLifecycle(app, options, parts)
+}
+
+/** The plugin's working parts, made once per registration. */
+interface Parts {
+  runs: RunRegistry
+  runner: JobRunner
+  local: LocalStarts | undefined
+  budget: BodyBudget
+  responder: Responder
+}
+
+function buildParts (app: FastifyInstance, options: ResolvedOptions): Parts {
   const { queue, store } = options
   const runs = new RunRegistry()
   const poller = new Poller(store, { baseMs: options.pollIntervalMs, clock: options.clock, log: app.log })
@@ -79,10 +96,13 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const local = options.consume && queue.inProcess !== true
     ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
     : undefined
-  const admission = new Admission(store.memory)
-  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
-  const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
+  const budget = new BodyBudget(store.memory)
+  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, budget)
+  return { runs, runner, local, budget, responder }
+}
 
+function decorate (app: FastifyInstance, options: ResolvedOptions, { runs, runner }: Parts): void {
+  const { queue, store } = options
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
   // job run from a client's request (as @fastify/aws-lambda resolves its event).
   app.decorateRequest('longRunning', { getter (this: FastifyRequest) { return runs.resolve(this) } })
@@ -95,11 +115,15 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
       return { ...(queued === undefined ? {} : { queued }), running: runner.running, ...store.memory?.stats() }
     }
   } satisfies LongRunningDecorator)
+}
 
-  // Resolves the run marker of every request (so that its header never reaches a later hook),
-  // and gives a job run's log lines the job id and the original request id (`x-request-id`:
-  // API Gateway's, through @fastify/aws-lambda), so that a job's logs join the request that
-  // queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
+/**
+ * Resolves the run marker of every request (so that its header never reaches a later hook),
+ * and gives a job run's log lines the job id and the original request id (`x-request-id`:
+ * API Gateway's, through @fastify/aws-lambda), so that a job's logs join the request that
+ * queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
+ */
+function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
   app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     if (runs.idle) {
       done()
@@ -115,48 +139,11 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     }
     done()
   })
+}
 
-  app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
-    const value = route.longRunning
-    if (value === undefined || value === false) return
-    // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
-    // running a slow handler inside the request just to answer HEAD would defeat the point.
-    const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
-    const handler = route.handler
-    route.preParsing = [...asArray(route.preParsing), ...admission.preParsing, captureBody]
-    // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
-    // route's compilers read (zod's, say, would refuse it and the app would not start).
-    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
-    // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
-    // route has run by the time the job is queued, and none of them runs twice on this side.
-    route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
-      if (isJobRun(request)) return handler.call(this, request, reply)
-      return responder.accept(request, reply, settings)
-    }
-  })
-
-  // `:id` is the documented route; its wildcard twin (hidden from OpenAPI) catches ids longer
-  // than the router's `maxParamLength`, so that every bad id gets the same 404.
-  // `POST` answers like `GET`: `curl -X POST -L` keeps the method on a 303, and with it the
-  // request's `content-type` but not its body: an empty body is then no body at all.
-  for (const path of [':id', '*']) {
-    const hide = path === '*' ? { hide: true } : {}
-    const url = `${options.routePrefix}${ASYNC_RESPONSE_PATH}/${path}`
-    app.route<{ Params: JobParams, Querystring: { hop?: string } }>({
-      method: ['GET', 'POST'],
-      url,
-      schema: { ...resultSchema, ...hide },
-      ...ownCompilers,
-      onRequest: ignoreEmptyBody,
-      handler: async (request, reply) => await responder.resume(request, reply)
-    })
-    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody },
-      async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
-        runner.cancel(await responder.cancel(request, reply))
-        return reply
-      })
-  }
-
+/** Starts consuming once the app is ready, and at close lets jobs finish or hands them back. */
+function addLifecycle (app: FastifyInstance, options: ResolvedOptions, { runner, local, responder }: Parts): void {
+  const { queue, store } = options
   let consumer: Consumer | undefined
   app.addHook('onReady', async () => {
     if (!options.consume) return
@@ -199,23 +186,6 @@ function warnAboutEarlierRoutes (app: FastifyInstance): void {
     .map(([, url, methods]) => `${String(methods).replace(', HEAD', '')} ${String(url)}`)
   if (routes.length === 0) return
   app.log.warn({ routes }, 'fastify-long-running loaded after these routes were declared: a longRunning option on them has no effect. Register the plugin first, with await')
-}
-
-/** The idempotency key header a route documents: when it takes keys and has a method they apply to. */
-function keyHeaderOf (route: RouteOptions, settings: RouteSettings): string | undefined {
-  const keyed = asArray(route.method).some(method => KEYED_METHODS.has(method))
-  return keyed ? settings.idempotency?.header : undefined
-}
-
-function ignoreEmptyBody (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
-  const { headers } = request
-  if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') delete headers['content-type']
-  done()
-}
-
-function asArray<T> (value: T | T[] | undefined): T[] {
-  if (value === undefined) return []
-  return Array.isArray(value) ? value : [value]
 }
 
 /**

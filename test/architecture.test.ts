@@ -10,7 +10,7 @@ const LAYERS: Array<[number, RegExp]> = [
   [1, /^aws-client\.ts$|^core\//],
   [2, /^(queue|store|results)\//],
   [3, /^job\//],
-  [4, /^options\.ts$/],
+  [4, /^(options|route-options)\.ts$/],
   [5, /^(http|lambda)\//],
   [6, /^plugin\.ts$/],
   [7, /^index\.ts$/],

@@ -1,4 +1,5 @@
-import { request as httpRequest } from 'node:http'
+import { once } from 'node:events'
+import { request as httpRequest, type IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
 import { errors, memoryQueue, memoryStore, type LongRunningOptions, type JobStore } from '../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from './helpers/app.js'
@@ -204,6 +205,31 @@ t.test('Structured Field strings and bare tokens; anything else is a 400 that ru
     t.match(JSON.parse(refused.body), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID' })
   }
   t.equal(test.runs.get('never'), undefined)
+})
+
+t.test('a malformed or missing key is answered before the body is read: the upload need not finish', async t => {
+  let parsed = 0
+  const test = await setup(t, {}, app => {
+    app.addContentTypeParser('application/x-upload', { parseAs: 'buffer' }, (_request, body, done) => { parsed++; done(null, body) })
+    app.post('/upload', { longRunning: { idempotency: { required: true } } }, async () => 'ran')
+  })
+  for (const key of ['"a", "b"', undefined]) {
+    const request = httpRequest(`${test.url}/upload`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-upload', 'content-length': String(64 * 1024 * 1024), ...(key === undefined ? {} : { 'idempotency-key': key }) }
+    })
+    request.on('error', () => {})
+    const answered = once(request, 'response')
+    // A first part of a 64 MiB upload, and no more: the answer must come without the rest.
+    request.write(Buffer.alloc(64 * 1024))
+    const [response] = await answered as [IncomingMessage]
+    const body = Buffer.concat(await response.toArray()).toString()
+    request.destroy()
+    t.equal(response.statusCode, 400, String(key))
+    t.match(JSON.parse(body), { code: key === undefined ? 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING' : 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID' })
+    t.notOk(request.writableFinished, 'the client never finished sending')
+  }
+  t.equal(parsed, 0, 'the body parser never ran')
 })
 
 t.test('fuzzed keys get 201, 400 or 422, never a 5xx', async t => {

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto'
-import type { FastifyError, FastifyReply } from 'fastify'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { IdempotencyKeyMissingError, InvalidIdempotencyKeyError } from '../errors.js'
-import type { KeyedRequest } from '../job/once.js'
+import type { KeyedRequest } from '../job/acceptance.js'
+import { isJobRun } from '../job/context.js'
 import type { RequestSnapshot } from '../core/wire.js'
-import type { IdempotencySettings } from '../options.js'
+import type { IdempotencySettings } from '../route-options.js'
+import type { Payload } from './snapshot.js'
 
 /**
  * `Idempotency-Key` on the HTTP side (draft-ietf-httpapi-idempotency-key-header-07): reading
@@ -25,6 +27,31 @@ const BARE_KEY = /^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/
 
 // Problem details (RFC 9457): `type` points at the draft's section on these answers.
 const PROBLEM_TYPE = 'https://www.ietf.org/archive/id/draft-ietf-httpapi-idempotency-key-header-07.html#section-2.7'
+
+const kKey = Symbol('fastify-long-running.idempotency-key')
+
+/**
+ * The `preParsing` hook of a route that takes keys: the key is read from the header before a
+ * byte of the body is, so that a request without one (where required) or with a malformed one
+ * is answered at once instead of after its whole upload. The key is kept for {@link keyOfRequest}.
+ */
+export function checkKey (settings: IdempotencySettings): (request: FastifyRequest, reply: FastifyReply, payload: Payload) => Promise<Payload> {
+  return async (request, reply, payload) => {
+    if (!KEYED_METHODS.has(request.method) || isJobRun(request)) return payload
+    try {
+      (request as unknown as Record<symbol, string | undefined>)[kKey] = keyOf(request.headers[settings.header], settings)
+    } catch (error) {
+      // Fastify reads no further once the reply is sent: the body is left unread, and discarded.
+      await sendProblem(reply, error as FastifyError)
+    }
+    return payload
+  }
+}
+
+/** The key {@link checkKey} read from the request, unescaped; `undefined` without one. */
+export function keyOfRequest (request: FastifyRequest): string | undefined {
+  return (request as unknown as Record<symbol, string | undefined>)[kKey]
+}
 
 /**
  * The key a request carries, unescaped; `undefined` without one (unless the route requires it).

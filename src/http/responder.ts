@@ -1,25 +1,25 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
   IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
 } from '../errors.js'
-import { enqueueJob, type Acceptance, type NewRequest } from '../job/enqueue.js'
+import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '../job/acceptance.js'
 import { isJobId } from '../core/job-id.js'
 import { resultExpiry } from '../job/lifetime.js'
-import { enqueueOnce } from '../job/once.js'
 import { errorResponse } from '../job/response.js'
 import type { ExternalBody, JsonValue } from '../core/wire.js'
-import type { ResolvedOptions, RouteSettings } from '../options.js'
+import type { ResolvedOptions } from '../options.js'
+import type { RouteSettings } from '../route-options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../core/job-state.js'
-import { KEYED_METHODS, keyedRequest, keyOf, REPLAYED_HEADER, sendProblem } from './idempotency.js'
+import { keyedRequest, keyOfRequest, REPLAYED_HEADER, sendProblem } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
 import { responseLimitOf, timeLeftMs } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
-import type { Admission } from './admission.js'
+import type { BodyBudget } from './body-budget.js'
 import type { Waiter } from './waiter.js'
 
 /**
@@ -27,19 +27,19 @@ import type { Waiter } from './waiter.js'
  * request and on every `/async-response/:id` after it, with the result, a 303 or a 202.
  */
 export class Responder {
-  readonly #options: ResolvedOptions & Acceptance
+  readonly #options: ResolvedOptions & AcceptSettings
   readonly #waiter: Waiter
   /** The prefix of the context the plugin was registered in (`app.register(…, { prefix })`). */
   readonly #prefix: string
   readonly #waits = new Set<AbortController>()
   #stopped = false
-  readonly #admission: Admission
+  readonly #budget: BodyBudget
 
-  constructor (options: ResolvedOptions & Acceptance, waiter: Waiter, prefix: string, admission: Admission) {
+  constructor (options: ResolvedOptions & AcceptSettings, waiter: Waiter, prefix: string, budget: BodyBudget) {
     this.#options = options
     this.#waiter = waiter
     this.#prefix = prefix
-    this.#admission = admission
+    this.#budget = budget
   }
 
   /**
@@ -60,23 +60,18 @@ export class Responder {
       binding: await this.#bindingOf(request),
       responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty)
     }
-    const { idempotency } = route
-    let key: string | undefined
-    try {
-      if (idempotency !== undefined && KEYED_METHODS.has(request.method)) key = keyOf(request.headers[idempotency.header], idempotency)
-    } catch (error) {
-      return await sendProblem(reply, error as FastifyError)
-    }
+    // Checked before the body was read (`checkKey`): a request that got this far has a usable key, or none.
+    const key = keyOfRequest(request)
     // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
-    const admitted = (): void => this.#admission.release(request)
-    if (key === undefined) return await this.#answer(request, reply, await enqueueJob(this.#options, accepted, request.log).finally(admitted), 0)
-    const admission = await enqueueOnce(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
-    if (admission.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
-    const { record } = admission
-    if (admission.kind === 'created') return await this.#answer(request, reply, record, 0)
+    const admitted = (): void => this.#budget.forget(request)
+    if (key === undefined) return await this.#answer(request, reply, await acceptJob(this.#options, accepted, request.log).finally(admitted), 0)
+    const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
+    if (keyed.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
+    const { record } = keyed
+    if (keyed.kind === 'created') return await this.#answer(request, reply, record, 0)
     request.log.info({ jobId: record.id }, 'idempotency key seen before: answering for its job')
     reply.header(REPLAYED_HEADER, 'true')
-    if (idempotency?.strict === true && record.response === undefined) {
+    if (route.idempotency?.strict === true && record.response === undefined) {
       reply.header('location', this.#location(request, record.id, 0))
       return await sendProblem(reply, new IdempotencyConflictError())
     }

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
+import type { KeptLease } from './lease.js'
 import type { RequestSnapshot } from '../core/wire.js'
 
 /** The route's response as the replay gave it: status, headers and the body as the chunks the route wrote. */
@@ -27,9 +28,8 @@ export interface AttemptPlan {
   timeoutSeconds: number
   /** Epoch ms by which the process must be done (a Lambda's deadline): no lease renewals then. */
   deadline?: number
-  /** Renewal period of the claim; `renew` resolves false once the claim is lost. */
-  renewEveryMs: number
-  renew: () => Promise<boolean>
+  /** The claim, renewed while the attempt runs without a deadline. */
+  lease: KeptLease
   progress: (fraction: number, message?: string) => void
   log: FastifyBaseLogger
 }
@@ -48,6 +48,8 @@ export class Attempt {
   readonly #runs: RunRegistry
   readonly #clock: Clock
   readonly #stop = new AbortController()
+  /** The run's entry in the registry, removed as soon as the attempt ends, even if the handler goes on. */
+  #registration: { remove (): void } | undefined
 
   constructor (app: FastifyInstance, runs: RunRegistry, clock: Clock, plan: AttemptPlan) {
     this.id = plan.id
@@ -62,7 +64,28 @@ export class Attempt {
     if (!this.#stop.signal.aborted) this.#stop.abort(reason)
   }
 
+  /** Runs the attempt; resolves with how it ended (never rejects), its timers and lease let go. */
   async run (): Promise<AttemptEnd> {
+    const timers = this.#arm()
+    const signal = this.#stop.signal
+    let onAbort: (() => void) | undefined
+    try {
+      const stopped = new Promise<AttemptEnd>(resolve => {
+        onAbort = () => resolve({ kind: 'stopped', reason: signal.reason })
+        if (signal.aborted) onAbort()
+        else signal.addEventListener('abort', onAbort, { once: true })
+      })
+      return await Promise.race([this.#replay(signal), stopped])
+    } finally {
+      this.#registration?.remove()
+      this.#plan.lease.stop()
+      for (const timer of timers) this.#clock.clearTimeout(timer)
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Arms the attempt's time limits, and keeps its claim where no deadline ends it anyway. */
+  #arm (): unknown[] {
     const plan = this.#plan
     const clock = this.#clock
     const timers = [clock.setTimeout(() => this.stop(new JobTimeoutError(plan.timeoutSeconds)), plan.timeoutSeconds * 1000)]
@@ -71,17 +94,14 @@ export class Attempt {
       timers.push(clock.setTimeout(() => this.stop(new WorkerDeadlineError()), Math.max(0, plan.deadline - clock.now() - 1000)))
     } else {
       // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
-      const beat = (): void => {
-        timers[1] = clock.setTimeout(() => {
-          plan.renew().then(held => {
-            if (!held) this.stop(new LeaseLostError())
-          }, (error: unknown) => plan.log.warn({ err: error }, 'lease renewal failed'))
-          beat()
-        }, plan.renewEveryMs)
-      }
-      beat()
+      plan.lease.keep(() => this.stop(new LeaseLostError()))
     }
-    const signal = this.#stop.signal
+    return timers
+  }
+
+  /** Replays the request through the app; resolves with the route's response or the replay's failure. */
+  async #replay (signal: AbortSignal): Promise<AttemptEnd> {
+    const plan = this.#plan
     const job: LongRunningJob = { id: plan.id, attempt: plan.attempt, signal, progress: plan.progress }
     // The body's chunks as the route wrote them: through the run's sink once the plugin's onRequest
     // hook installed it (every ordinary run), through light-my-request's stream if a hook before
@@ -93,39 +113,27 @@ export class Attempt {
       bytes += chunk.length
     }
     const registration = this.#runs.add({ job, request: plan.request, body: collect })
-    let onAbort: (() => void) | undefined
-    try {
-      const stopped = new Promise<AttemptEnd>(resolve => {
-        onAbort = () => resolve({ kind: 'stopped', reason: signal.reason })
-        if (signal.aborted) onAbort()
-        else signal.addEventListener('abort', onAbort, { once: true })
-      })
-      const { request } = plan
-      const injected = this.#app.inject({
-        method: request.method as 'GET',
-        url: request.url,
-        headers: { ...request.headers, [RUN_HEADER]: registration.token },
-        // From the client's address, so that per-client hooks (rate limits, logs) see the client.
-        ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
-        ...(request.body === undefined ? {} : { payload: request.body }),
-        // A stream rather than a payload: light-my-request would otherwise join the chunks into
-        // one buffer and decode that into a string too, holding a 50 MiB result three times.
-        payloadAsStream: true
-      }).then(
-        async (response): Promise<AttemptEnd> => {
-          // Events rather than an async iterator: cheaper per job, which matters for tiny ones.
-          const body = response.stream()
-          body.on('data', collect)
-          await finished(body)
-          return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, chunks, bytes } }
-        },
-        (error: unknown): AttemptEnd => ({ kind: 'failed', error })
-      )
-      return await Promise.race([injected, stopped])
-    } finally {
-      registration.remove()
-      for (const timer of timers) clock.clearTimeout(timer)
-      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
-    }
+    this.#registration = registration
+    const { request } = plan
+    return await this.#app.inject({
+      method: request.method as 'GET',
+      url: request.url,
+      headers: { ...request.headers, [RUN_HEADER]: registration.token },
+      // From the client's address, so that per-client hooks (rate limits, logs) see the client.
+      ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
+      ...(request.body === undefined ? {} : { payload: request.body }),
+      // A stream rather than a payload: light-my-request would otherwise join the chunks into
+      // one buffer and decode that into a string too, holding a 50 MiB result three times.
+      payloadAsStream: true
+    }).then(
+      async (response): Promise<AttemptEnd> => {
+        // Events rather than an async iterator: cheaper per job, which matters for tiny ones.
+        const body = response.stream()
+        body.on('data', collect)
+        await finished(body)
+        return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, chunks, bytes } }
+      },
+      (error: unknown): AttemptEnd => ({ kind: 'failed', error })
+    )
   }
 }

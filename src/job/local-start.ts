@@ -68,7 +68,7 @@ export class LocalStarts {
   }
 
   /** Gives a slot back: its job was not created after all, or its run has ended. */
-  release (): void {
+  freeSlot (): void {
     this.#taken -= 1
     this.onFree?.()
   }
@@ -83,7 +83,7 @@ export class LocalStarts {
       if (!disposition.ack) await this.#requeue(message, disposition.delaySeconds)
     }).finally(() => {
       this.#runs.delete(run)
-      this.release()
+      this.freeSlot()
     })
     this.#runs.add(run)
   }

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { StoreFullError } from '../errors.js'
 import { isJobRun } from '../job/context.js'
-import { enqueueFailed } from '../job/enqueue.js'
+import { enqueueFailed } from '../job/acceptance.js'
 import type { StoreMemory } from '../store/store.js'
 import type { Payload } from './snapshot.js'
 
@@ -14,7 +14,7 @@ const RECEIVING_COPIES = 2
  * not yet in the store (the body arriving, the job being created) are held here meanwhile.
  * Stores without a budget (DynamoDB) get no hook at all.
  */
-export class Admission {
+export class BodyBudget {
   #inFlightBytes = 0
   readonly #held = new WeakMap<FastifyRequest, number>()
 
@@ -37,12 +37,12 @@ export class Admission {
     if (memory.heldBytes() + this.#inFlightBytes + bytes > memory.maxBytes) throw enqueueFailed(new StoreFullError(bytes, memory.maxBytes))
     this.#inFlightBytes += bytes
     this.#held.set(request, bytes)
-    reply.raw.once('close', () => this.release(request))
+    reply.raw.once('close', () => this.forget(request))
     return payload
   }
 
   /** The request's bytes are in the store now, or never will be. */
-  release (request: FastifyRequest): void {
+  forget (request: FastifyRequest): void {
     const bytes = this.#held.get(request)
     if (bytes === undefined) return
     this.#held.delete(request)

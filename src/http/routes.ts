@@ -1,0 +1,81 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { isJobRun } from '../job/context.js'
+import { resolveRouteOptions, type RouteSettings } from '../route-options.js'
+import type { BodyBudget } from './body-budget.js'
+import { checkKey, KEYED_METHODS } from './idempotency.js'
+import { ASYNC_RESPONSE_PATH } from './location.js'
+import type { JobParams, Responder } from './responder.js'
+import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
+import { captureBody } from './snapshot.js'
+
+/**
+ * Turns every route declared with `longRunning` into one that accepts its requests as jobs,
+ * through an `onRoute` hook: its handler runs only in job runs; on the HTTP side the responder
+ * answers instead.
+ */
+export function markLongRunningRoutes (app: FastifyInstance, responder: Responder, budget: BodyBudget, defaults: RouteSettings): void {
+  app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
+    const value = route.longRunning
+    if (value === undefined || value === false) return
+    // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
+    // running a slow handler inside the request just to answer HEAD would defeat the point.
+    const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
+    const handler = route.handler
+    const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
+    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
+    // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
+    // route's compilers read (zod's, say, would refuse it and the app would not start).
+    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
+    // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
+    // route has run by the time the job is queued, and none of them runs twice on this side.
+    route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {
+      if (isJobRun(request)) return handler.call(this, request, reply)
+      return responder.accept(request, reply, settings)
+    }
+  })
+}
+
+/**
+ * Adds `/async-response/:id` (`GET` and `POST` answer with the result or another wait, `DELETE`
+ * cancels; `cancelled` hears the id cancelled, for the runner of this process).
+ */
+export function addResultRoutes (app: FastifyInstance, routePrefix: string, responder: Responder, cancelled: (id: string) => void): void {
+  // `:id` is the documented route; its wildcard twin (hidden from OpenAPI) catches ids longer
+  // than the router's `maxParamLength`, so that every bad id gets the same 404.
+  // `POST` answers like `GET`: `curl -X POST -L` keeps the method on a 303, and with it the
+  // request's `content-type` but not its body: an empty body is then no body at all.
+  for (const path of [':id', '*']) {
+    const hide = path === '*' ? { hide: true } : {}
+    const url = `${routePrefix}${ASYNC_RESPONSE_PATH}/${path}`
+    app.route<{ Params: JobParams, Querystring: { hop?: string } }>({
+      method: ['GET', 'POST'],
+      url,
+      schema: { ...resultSchema, ...hide },
+      ...ownCompilers,
+      onRequest: ignoreEmptyBody,
+      handler: async (request, reply) => await responder.resume(request, reply)
+    })
+    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody },
+      async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
+        cancelled(await responder.cancel(request, reply))
+        return reply
+      })
+  }
+}
+
+/** The idempotency key header a route documents: when it takes keys and has a method they apply to. */
+function keyHeaderOf (route: RouteOptions, settings: RouteSettings): string | undefined {
+  const keyed = asArray(route.method).some(method => KEYED_METHODS.has(method))
+  return keyed ? settings.idempotency?.header : undefined
+}
+
+function ignoreEmptyBody (request: FastifyRequest, _reply: FastifyReply, done: () => void): void {
+  const { headers } = request
+  if (headers['transfer-encoding'] === undefined && (headers['content-length'] ?? '0') === '0') delete headers['content-type']
+  done()
+}
+
+function asArray<T> (value: T | T[] | undefined): T[] {
+  if (value === undefined) return []
+  return Array.isArray(value) ? value : [value]
+}

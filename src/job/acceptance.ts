@@ -1,0 +1,219 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Clock } from '../clock.js'
+import { EnqueueFailedError, JobExistsError, QueueFullError } from '../errors.js'
+import type { JobQueue } from '../queue/queue.js'
+import { retries, withRetries } from '../retry.js'
+import { JobStatus, type JobRecord } from '../core/job-state.js'
+import type { NewJob, JobStore } from '../store/store.js'
+import { newJobId } from '../core/job-id.js'
+import { pendingExpiry, type JobTiming } from './lifetime.js'
+import type { LocalSlot, LocalStarts } from './local-start.js'
+import { encodeMessage, type JobMessage } from './message.js'
+import type { RequestSnapshot } from '../core/wire.js'
+
+/**
+ * Accepting a request as a job, once: record it in the store and queue its message (or run it
+ * here, `local-start.ts`), and with an idempotency key, at most once per key across processes.
+ */
+
+/** What accepting a job needs, resolved once at registration. */
+export interface AcceptSettings {
+  store: JobStore
+  queue: JobQueue
+  resultTtlSeconds: number
+  leaseSeconds: number
+  clock: Clock
+  /** Set in a container that consumes its shared queue: jobs run where they are accepted while slots are free. */
+  local?: LocalStarts | undefined
+}
+
+/** One request to accept: the request, the route's timing, and what the HTTP side knows of it. */
+export interface NewRequest {
+  request: RequestSnapshot
+  timing: JobTiming
+  /** Digest of the `bindTo` value. */
+  binding?: string | undefined
+  /** The largest Lambda response JSON its front end can return (see `JobMessage`). */
+  responseLimit?: number | undefined
+}
+
+/** An idempotency key as the job layer sees it: digests only. */
+export interface KeyedRequest {
+  /** Digest of the key with its scope (route, caller). */
+  key: string
+  /** Digest of the request (method, path, query, content type, body). */
+  fingerprint: string
+}
+
+/** What became of a keyed request: a new job, the key's existing job, or a key reused with another request. */
+export type KeyedAcceptance =
+  | { kind: 'created', record: JobRecord }
+  | { kind: 'attached', record: JobRecord }
+  | { kind: 'mismatch' }
+
+/**
+ * Rounds of "read the key's job, else create it": a job that vanishes between the two (its
+ * enqueue failed and removed it, or it expired) is created again at most this often.
+ */
+const MAX_ROUNDS = 3
+
+/**
+ * Accepts a request as a job: records it in the store, then queues its message, and returns
+ * the record the store wrote. Either both happen or the client gets
+ * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
+ */
+export async function acceptJob (settings: AcceptSettings, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
+  try {
+    return await createJob(settings, accepted, newJobId(), log, settings.local)
+  } catch (error) {
+    throw enqueueFailed(error)
+  }
+}
+
+/**
+ * Accepts a request that carries an idempotency key, running the handler at most once per key
+ * across processes: the key is reserved first (one conditional write names the job), then the
+ * job is created under the reserved id (one conditional write on that id). Whoever finds the
+ * reservation but not the job creates it, so that a crash between the two writes loses nothing
+ * and the next request with the key queues the job; the id's own condition lets only one
+ * create it, and everyone else attaches to it. Keyed jobs always take the queue: their record
+ * may be someone else's.
+ */
+export async function acceptKeyed (settings: AcceptSettings, accepted: NewRequest, keyed: KeyedRequest, log: FastifyBaseLogger): Promise<KeyedAcceptance> {
+  const { store } = settings
+  const mine = newJobId()
+  const holder = await store.reserveKey({ key: keyed.key, jobId: mine, fingerprint: keyed.fingerprint, expiresAt: acceptedExpiry(settings, accepted.timing) })
+  if (holder.fingerprint !== keyed.fingerprint) return { kind: 'mismatch' }
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    if (round > 0 || holder.jobId !== mine) {
+      const record = await store.get(holder.jobId)
+      if (record !== undefined) {
+        await resend(settings, accepted, record, log)
+        return { kind: 'attached', record }
+      }
+    }
+    try {
+      return { kind: 'created', record: await createJob(settings, accepted, holder.jobId, log, undefined) }
+    } catch (error) {
+      // The job is someone else's now: read it in the next round and attach to it.
+      if (!(error instanceof JobExistsError)) throw enqueueFailed(error)
+    }
+  }
+  throw enqueueFailed()
+}
+
+/** The 503 `ENQUEUE_FAILED` a client gets, with `Retry-After` (Fastify's error handler sends an error's `headers`). */
+export function enqueueFailed (cause?: unknown): Error {
+  return Object.assign(new EnqueueFailedError(cause === undefined ? undefined : { cause }), { headers: { 'retry-after': '1' } })
+}
+
+/**
+ * Creates job `id` and queues its message, or runs it here while `local` has a slot free.
+ * Either both happen or neither does: on a failure the job is removed (unless another request
+ * created it first: `JobExistsError`) and the error thrown.
+ */
+async function createJob (settings: AcceptSettings, accepted: NewRequest, id: string, log: FastifyBaseLogger, local: LocalStarts | undefined): Promise<JobRecord> {
+  const { store, clock } = settings
+  const { request, timing, binding } = accepted
+  const job: NewJob = { id, waitSeconds: timing.waitSeconds, createdAt: clock.now(), expiresAt: acceptedExpiry(settings, timing) }
+  if (binding !== undefined) job.binding = binding
+  const { message, fits } = messageOf(settings, accepted, id)
+  if (!fits) {
+    // Claim-check: the request waits in the store and the message only points at it.
+    job.request = request
+    delete message.request
+  }
+  const slot = local?.reserve()
+  let record: JobRecord | undefined
+  try {
+    record = slot === undefined ? await createQueued(settings, job, message, log) : await createClaimed(settings, job, message, slot, log)
+  } catch (error) {
+    if (slot !== undefined) local?.freeSlot()
+    if (error instanceof JobExistsError) throw error
+    // No phantom job, even when a write went through but its answer was lost: the client gets
+    // a 503 and no id, so nobody would ever wait for it.
+    await withRetries(async () => await store.delete(id), {
+      ...retries.write,
+      clock,
+      onRetry: (deleteError, attempt) => log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again')
+    }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
+    throw error
+  }
+  if (slot === undefined) log.debug({ jobId: id }, 'job queued')
+  else local?.start(slot, message, request)
+  return record
+}
+
+async function createQueued (settings: AcceptSettings, job: NewJob, message: JobMessage, log: FastifyBaseLogger): Promise<JobRecord> {
+  const record = await settings.store.create(job)
+  await send(settings, encodeMessage(message), 0, job.id, log)
+  return record
+}
+
+/**
+ * Run here (local-start.ts): the record is created claimed, and the backup goes out at the same
+ * time, since it stays invisible for a lease. Both must hold before the job starts; a backup
+ * whose record failed finds no job and is dropped.
+ */
+async function createClaimed (settings: AcceptSettings, job: NewJob, message: JobMessage, slot: LocalSlot, log: FastifyBaseLogger): Promise<JobRecord> {
+  job.claim = { owner: slot.owner, leaseUntil: slot.leaseUntil }
+  const backup = encodeMessage({ ...message, backup: true })
+  const [created, sent] = await Promise.allSettled([settings.store.create(job), send(settings, backup, slot.backupDelaySeconds, job.id, log)])
+  if (created.status === 'rejected') throw created.reason
+  if (sent.status === 'rejected') throw sent.reason
+  return created.value
+}
+
+/**
+ * Sending again is safe: a duplicate message never runs a job twice (the claim sees to it),
+ * while giving up on an answer that was merely lost would turn a queued job into a 503.
+ */
+async function send (settings: AcceptSettings, body: string, delaySeconds: number, id: string, log: FastifyBaseLogger): Promise<void> {
+  await withRetries(async () => await settings.queue.send(body, { delaySeconds }), {
+    ...retries.send,
+    clock: settings.clock,
+    // A full queue is the answer, not a fault: the client hears it at once.
+    retryable: error => !(error instanceof QueueFullError),
+    onRetry: (error, attempt) => log.warn({ err: error, jobId: id, attempt }, 'queueing the job failed, trying again')
+  })
+}
+
+/** When a job accepted now expires while it has no result. */
+export function acceptedExpiry (settings: AcceptSettings, timing: JobTiming): number {
+  const { clock, leaseSeconds, resultTtlSeconds, queue } = settings
+  return pendingExpiry(clock.now(), timing, leaseSeconds, resultTtlSeconds, queue.deliveryWindowSeconds)
+}
+
+/** The queue message of job `id`, with the request inside, and whether it fits the queue. */
+export function messageOf (settings: AcceptSettings, accepted: NewRequest, id: string): { message: JobMessage, fits: boolean } {
+  const { timing, request, responseLimit } = accepted
+  const message: JobMessage = {
+    id,
+    timeoutSeconds: timing.timeoutSeconds,
+    maxAttempts: timing.maxAttempts,
+    resultTtlSeconds: settings.resultTtlSeconds,
+    enqueuedAt: settings.clock.now(),
+    request
+  }
+  if (responseLimit !== undefined) message.responseLimit = responseLimit
+  return { message, fits: Buffer.byteLength(encodeMessage(message)) <= settings.queue.maxMessageBytes }
+}
+
+/**
+ * Sends a pending job's message again, from the retry's own request (the same one, by its
+ * fingerprint): the process that created the job may have died before it queued the message,
+ * and then nothing else ever would. A duplicate message is harmless (the claim runs a job once).
+ * An in-process queue dies with the store, so its jobs cannot be orphaned that way; a request
+ * too large for a message is left to the original's claim-check.
+ */
+async function resend (settings: AcceptSettings, accepted: NewRequest, record: JobRecord, log: FastifyBaseLogger): Promise<void> {
+  const { queue } = settings
+  if (record.status !== JobStatus.pending || queue.inProcess === true) return
+  const { message, fits } = messageOf(settings, accepted, record.id)
+  if (!fits) return
+  try {
+    await queue.send(encodeMessage(message))
+  } catch (error) {
+    log.warn({ err: error, jobId: record.id }, 'sending a pending job\'s message again failed; its first message may still run it')
+  }
+}

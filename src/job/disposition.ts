@@ -1,0 +1,39 @@
+import type { Disposition } from '../queue/queue.js'
+import { JobCancelledError, JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
+import type { AttemptEnd } from './attempt.js'
+import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
+import { JobOutcome } from './outcome.js'
+import { errorResponse } from './response.js'
+
+/**
+ * What happens to a job's message once an attempt at it ended: its response is placed and
+ * stored; a timeout is the job's end (a 504 stored, never retried); a cancelled job's message is
+ * acknowledged (its record already holds the cancellation); every other stop hands it back at once.
+ * `deadline` is the delivery's (a Lambda's), for the log.
+ */
+export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: FinishSettings, deadline?: number): Promise<Disposition> {
+  const { log } = job
+  if (end.kind === 'response') return await finishWithResponse(settings, job, end.response)
+  if (end.kind === 'failed') {
+    // The replay itself failed (the app is closing): not the handler's doing, so retried.
+    log.error({ err: end.error }, 'job replay failed')
+    await job.lease.end()
+    return AGAIN
+  }
+  const { reason } = end
+  if (reason instanceof JobTimeoutError || reason instanceof WorkerDeadlineError) {
+    // The platform's deadline is this attempt's time limit too: another attempt would only
+    // run out of time again (and be billed for it), so the job ends here as a timeout.
+    const timeout = reason instanceof JobTimeoutError ? reason : new JobTimeoutError(Math.round((settings.clock.now() - job.startedAt) / 1000))
+    log.warn({ timeoutSeconds: job.message.timeoutSeconds, deadline }, 'job timed out')
+    return await finish(settings, job, errorResponse(timeout), JobOutcome.timedOut)
+  }
+  if (reason instanceof JobCancelledError) {
+    log.info('job cancelled while running')
+    return ACK
+  }
+  log.warn({ reason: reason.code }, 'job attempt stopped, message returned to the queue')
+  // A lost claim is someone else's now: nothing to give back.
+  if (!(reason instanceof LeaseLostError)) await job.lease.end()
+  return AGAIN
+}

@@ -1,0 +1,100 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Clock } from '../clock.js'
+import { ResponseTooLargeError } from '../errors.js'
+import type { Disposition } from '../queue/queue.js'
+import { retries, withRetries, type Backoff } from '../retry.js'
+import type { ResultBodies } from '../results/results.js'
+import type { JobStore } from '../store/store.js'
+import type { StoredResponse } from '../core/wire.js'
+import type { Replayed } from './attempt.js'
+import type { Lease } from './lease.js'
+import { resultExpiry } from './lifetime.js'
+import type { JobMessage } from './message.js'
+import { JobOutcome, type JobEndEvent } from './outcome.js'
+import { errorResponse, keepHeaders, placeResult } from './response.js'
+
+/** Acknowledged: the store holds the job's final response, or the job is not this message's to run. */
+export const ACK: Disposition = { ack: true }
+/** Back to the queue at once: this attempt stopped for reasons of its own process. */
+export const AGAIN: Disposition = { ack: false, delaySeconds: 0 }
+
+/** What finishing a job needs, resolved once at registration. */
+export interface FinishSettings {
+  store: JobStore
+  clock: Clock
+  leaseSeconds: number
+  /** Redelivery of a message whose handling failed, by receive count. */
+  redelivery: Backoff
+  onJobEnd?: ((event: JobEndEvent) => void) | undefined
+  /** Where bodies too large for the store or the front end go (`results`); without it they end as a 502. */
+  results?: ResultBodies | undefined
+  /** Told of every final response this process stored: its waiting requests need not read it. */
+  onStored?: ((id: string, response: StoredResponse, expiresAt: number) => void) | undefined
+  log: FastifyBaseLogger
+}
+
+/** One attempt's job as finishing it sees it: its message, the claim, and the attempt. */
+export interface Finishing {
+  message: JobMessage
+  owner: string
+  lease: Lease
+  attempt: number
+  startedAt: number
+  /** The delivery's receive count, for the back-off of a failed upload. */
+  receiveCount: number
+  log: FastifyBaseLogger
+}
+
+/** Places a route's response (the store, the results bucket, or too large), and stores it. */
+export async function finishWithResponse (settings: FinishSettings, job: Finishing, replayed: Replayed): Promise<Disposition> {
+  const head = { statusCode: replayed.statusCode, headers: keepHeaders(replayed.headers) }
+  const placed = placeResult(head, replayed, job.message.responseLimit, settings.results?.thresholdBytes)
+  if (placed.kind === 'outside') return await storeOutside(settings, job, head, placed.chunks)
+  if (placed.kind === 'stored') return await finish(settings, job, placed.response, JobOutcome.completed)
+  job.log.warn({ bytes: placed.bytes, limit: placed.limit }, 'job result too large')
+  return await finish(settings, job, errorResponse(new ResponseTooLargeError(placed.bytes, placed.limit)), JobOutcome.tooLarge)
+}
+
+/**
+ * Puts the body in the results store and stores the response that names it. A failed upload
+ * is a failed attempt: the claim goes back and the job runs again.
+ */
+async function storeOutside (settings: FinishSettings, job: Finishing, head: Omit<StoredResponse, 'body'>, chunks: readonly Buffer[]): Promise<Disposition> {
+  let external
+  try {
+    external = await (settings.results as ResultBodies).put(job.message.id, job.owner, chunks, head.headers)
+  } catch (error) {
+    job.log.error({ err: error, bytes: chunks.reduce((sum, chunk) => sum + chunk.length, 0) }, 'storing the result body outside failed')
+    await job.lease.end()
+    return { ack: false, delaySeconds: settings.redelivery.delaySeconds(job.receiveCount) }
+  }
+  return await finish(settings, job, { ...head, body: Buffer.alloc(0), external }, JobOutcome.completed)
+}
+
+/**
+ * Stores the final response. If the claim was lost meanwhile, the newer attempt decides.
+ * A failing write is tried again here, a few times, before the message goes back: the
+ * response may have taken minutes to compute, and only this process holds it.
+ */
+export async function finish (settings: FinishSettings, job: Finishing, response: StoredResponse, outcome: JobOutcome): Promise<Disposition> {
+  const { store, clock, log } = settings
+  const { message } = job
+  const expiresAt = resultExpiry(clock.now(), message.resultTtlSeconds)
+  const stored = await withRetries(async () => await store.complete(message.id, job.owner, response, expiresAt), {
+    ...retries.write,
+    clock,
+    onRetry: (error, attempt) => log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again')
+  })
+  if (!stored) return { ack: false, delaySeconds: Math.ceil(settings.leaseSeconds) }
+  settings.onStored?.(message.id, response, expiresAt)
+  const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, attempt: job.attempt, startedAt: job.startedAt, outcome, endedAt: clock.now() }
+  if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
+  log.info({ jobId: event.id, job: event }, 'job ended')
+  try {
+    settings.onJobEnd?.(event)
+  } catch (error) {
+    // A metrics hook must never decide a job's fate.
+    log.error({ err: error, jobId: event.id }, 'onJobEnd threw')
+  }
+  return ACK
+}
