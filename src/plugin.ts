@@ -9,6 +9,7 @@ import { sinkBody } from './job/body-sink.js'
 import { RunRegistry, type LongRunningJob } from './job/context.js'
 import type { DeliveryLimits } from './job/outcome.js'
 import { LocalStarts } from './job/local-start.js'
+import { runLogger } from './job/run-log.js'
 import { JobRunner } from './job/runner.js'
 import { resolveOptions, type LongRunningOptions, type ResolvedOptions } from './options.js'
 import type { LongRunningRouteOptions } from './route-options.js'
@@ -135,7 +136,9 @@ function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
       // Nothing is written before onRequest: every byte of the run's body reaches the attempt uncopied.
       sinkBody(reply.raw, run.body)
       const requestId = request.headers['x-request-id']
-      request.log = request.log.child({ jobId: job.id, attempt: job.attempt, ...(requestId === undefined ? {} : { requestId }) })
+      request.log = runLogger(request.log.child({ jobId: job.id, attempt: job.attempt, ...(requestId === undefined ? {} : { requestId }) }), job.signal)
+      // Fastify's error handler and its request-completed line write through the reply's logger.
+      reply.log = request.log
     }
     done()
   })

@@ -8,7 +8,19 @@ import { FakeClock } from './helpers/clock.js'
 /** An app whose log lines are kept (parsed), and whose ended jobs are recorded. */
 async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, timeoutSeconds?: number } = {}) {
   const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); done() } })
+  const watchers = new Set<() => void>()
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); for (const watcher of watchers) watcher(); done() } })
+  /** Resolves once a log line `match` accepts has been written. */
+  const logged = async (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => await new Promise(resolve => {
+    const check = (): void => {
+      const line = lines.find(match)
+      if (line === undefined) return
+      watchers.delete(check)
+      resolve(line)
+    }
+    watchers.add(check)
+    check()
+  })
   const app = Fastify({ logger: { level: 'info', stream } })
   const clock = new FakeClock()
   await app.register(longRunning, { waitSeconds: 10, clock, ...options })
@@ -20,8 +32,14 @@ async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, tim
     await untilAborted(request.longRunning?.signal)
     return 'late'
   })
+  // As a handler passing its signal to fetch or timers/promises does: the stop makes it throw.
+  app.get('/throws', { longRunning: { timeoutSeconds: 1 } }, async (request) => {
+    await untilAborted(request.longRunning?.signal)
+    throw Object.assign(new Error('The operation was aborted'), { name: 'AbortError', cause: request.longRunning?.signal.reason })
+  })
+  app.get('/fails', { longRunning: true }, async () => { throw new Error('boom') })
   t.teardown(() => app.close())
-  return { app, lines, clock }
+  return { app, lines, clock, logged }
 }
 
 t.test('a job\'s log lines carry its id, its attempt and the original x-request-id', async t => {
@@ -65,4 +83,25 @@ t.test('an onJobEnd that throws is logged and changes nothing', async t => {
 t.test('onJobEnd must be a function', async t => {
   const app = Fastify()
   await t.rejects(async () => await app.register(longRunning, { onJobEnd: 'yes' as never }), { message: 'Expected `onJobEnd` to be a function, got "yes"' })
+})
+
+t.test('a handler that throws because its job was stopped is logged at info, never as a server error', async t => {
+  const { app, lines, clock, logged } = await observed()
+  // Cancelled by its client (a closed tab's client aborting, say).
+  const accepted = await app.inject({ url: '/throws', headers: { prefer: 'respond-async' } })
+  t.equal(accepted.statusCode, 202)
+  t.equal((await app.inject({ method: 'DELETE', url: accepted.headers.location as string })).statusCode, 204)
+  const cancelled = await logged(line => line.msg === 'job run ended by its stop')
+  t.match(cancelled, { level: 30, stoppedBy: 'FST_LONG_RUNNING_JOB_CANCELLED', err: { type: 'Error', message: /aborted/ } })
+  t.equal(cancelled.res, undefined, 'no status: no client was sent the replay\'s 500')
+  // Past its time limit.
+  const late = app.inject('/throws')
+  await clock.armed(2)
+  await clock.advance(1000)
+  t.equal((await late).statusCode, 504)
+  await logged(line => line.stoppedBy === 'FST_LONG_RUNNING_JOB_TIMEOUT')
+  t.same(lines.filter(line => (line.level as number) >= 50), [], 'no error line')
+  // A handler that fails of its own accord is still a server error.
+  t.equal((await app.inject('/fails')).statusCode, 500)
+  t.match(await logged(line => line.level === 50), { err: { message: 'boom' }, res: { statusCode: 500 } })
 })
