@@ -17,6 +17,8 @@ const ECHO_BODY_LIMIT = 6 * 1024 * 1024
 // Runs of long-running handlers in this process, whichever app instance ran them: under
 // `npm run dev:aws` the HTTP app and the worker Lambda's app share one process.
 let executions = 0
+// Of those, the ones still running (a cancelled job's handler stops at once: its signal aborts the wait).
+let running = 0
 
 /**
  * The example app: three long-running routes and two ordinary ones. Backends come from
@@ -37,7 +39,12 @@ export async function buildApp (
 
   const wait = async (seconds: string, signal: AbortSignal | undefined): Promise<void> => {
     executions += 1
-    await sleep(Number(seconds) * 1000, undefined, signal === undefined ? {} : { signal })
+    running += 1
+    try {
+      await sleep(Number(seconds) * 1000, undefined, signal === undefined ? {} : { signal })
+    } finally {
+      running -= 1
+    }
   }
 
   app.get<{ Querystring: { delay: string } }>('/payload', { longRunning: true, schema: { querystring: DELAY } }, async (request) => {
@@ -93,7 +100,7 @@ export async function buildApp (
     })
   })
 
-  app.get('/stats', async () => ({ executions }))
+  app.get('/stats', async () => ({ executions, running }))
   app.get('/health', async () => ({ ok: true }))
   return app
 }
