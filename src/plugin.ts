@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Clock } from './clock.js'
 import { Admission } from './http/admission.js'
 import { KEYED_METHODS } from './http/idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './http/location.js'
@@ -22,6 +23,8 @@ import type { JobStore, StoreStats } from './store/store.js'
 export interface LongRunningDecorator {
   readonly queue: JobQueue
   readonly store: JobStore
+  /** The plugin's `clock`: consumers outside the plugin (the Lambda handler) keep time on it too. */
+  readonly clock: Clock
   /**
    * Runs one delivery of a job message and says whether the message may be deleted. For
    * consumers that receive messages themselves (the Lambda handler, a custom worker). Never
@@ -80,7 +83,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
     : undefined
   const admission = new Admission(store.memory)
-  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, admission)
+  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller), options.clock), app.prefix, admission)
   const defaults = { waitSeconds: options.waitSeconds, timeoutSeconds: options.timeoutSeconds, maxAttempts: options.maxAttempts, idempotency: options.idempotency }
 
   // Resolved lazily, whichever hook asks first: a hook registered before the plugin can tell a
@@ -89,6 +92,7 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   app.decorate('longRunning', {
     queue,
     store,
+    clock: options.clock,
     handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits),
     stats: () => {
       const queued = queue.queued?.()
