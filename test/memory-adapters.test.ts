@@ -10,8 +10,8 @@ const stores: JobStore[] = []
 t.teardown(async () => { for (const store of stores) await store.close?.() })
 
 t.test('memory store', async t => {
-  storeContract(t, async () => {
-    const store = memoryStore()
+  storeContract(t, async clock => {
+    const store = memoryStore({ clock })
     stores.push(store)
     return store
   })
