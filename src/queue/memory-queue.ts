@@ -41,7 +41,8 @@ export interface MemoryQueueOptions {
    * plugin then treats it as it treats SQS (`inProcess` false), so that an app consuming it runs
    * the jobs it accepts itself with a backup message, and hands the jobs it runs back to the
    * queue at `app.close()` rather than letting them finish. For tests of that logic on a fake
-   * clock; the messages still live in this process's memory only.
+   * clock. The messages still live in this process's memory only, and outlive `close()`:
+   * delayed ones keep their timers until they come.
    * @default false
    */
   shared?: boolean
@@ -131,6 +132,9 @@ class MemoryQueue implements JobQueue {
   }
 
   async close (): Promise<void> {
+    // A shared queue outlives each app that closes it, as an SQS queue does: its delayed
+    // messages still come, for the apps still consuming it.
+    if (!this.inProcess) return
     for (const timer of this.#delayed) this.#clock.clearTimeout(timer)
     this.#delayed.clear()
   }
