@@ -60,6 +60,10 @@ export interface JobRecord {
  * The one expiry rule: a record counts as gone from `expiresAt` on, whether or not the backend
  * has deleted it yet (DynamoDB's TTL deletes up to days late; the memory store sweeps). `now`
  * comes from the plugin's clock, so that JavaScript and the backend agree on what now is.
+ *
+ * @example
+ * // A record kept elsewhere (a cache, say) is as gone as the store's own.
+ * if (isExpired(cached, app.longRunning.clock.now())) cache.delete(cached.id)
  */
 export function isExpired (record: { expiresAt: number }, now: number): boolean {
   return record.expiresAt <= now

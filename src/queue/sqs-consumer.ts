@@ -75,7 +75,13 @@ export class SqsConsumer implements Consumer {
       // Counted at once, before any await: another poller must not ask for the same slots.
       const want = Math.min(this.#queue.batch, this.#free())
       this.#asked += want
-      const received = await this.#receive(want).finally(() => { this.#asked -= want })
+      let received: Message[] | undefined
+      try {
+        received = await this.#receive(want)
+      } finally {
+        // In the same turn as the messages join `#inFlight` below: no poller sees them in neither.
+        this.#asked -= want
+      }
       if (received === undefined) {
         if (this.#stopping.signal.aborted) break
         await sleep(this.#queue.clock, backoffs.receive.delayMs(++failures))
