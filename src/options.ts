@@ -166,7 +166,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
     results: checkAdapter(options.results, 'results', ['put', 'url', 'delete']),
-    queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue(),
+    queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue({ clock }),
     store: checkAdapter(options.store, 'store', ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore({ clock })
   }
 }

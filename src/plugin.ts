@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import type { Clock } from './clock.js'
 import { BodyBudget } from './http/body-budget.js'
 import { Poller } from './http/poller.js'
 import { Responder } from './http/responder.js'
@@ -21,6 +22,8 @@ import type { JobStore, StoreStats } from './store/store.js'
 export interface LongRunningDecorator {
   readonly queue: JobQueue
   readonly store: JobStore
+  /** The plugin's `clock`: consumers outside the plugin (the Lambda handler) keep time on it too. */
+  readonly clock: Clock
   /**
    * Runs one delivery of a job message and says whether the message may be deleted. For
    * consumers that receive messages themselves (the Lambda handler, a custom worker). Never
@@ -98,7 +101,7 @@ function buildParts (app: FastifyInstance, options: ResolvedOptions): Parts {
     ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
     : undefined
   const budget = new BodyBudget(store.memory)
-  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller)), app.prefix, budget)
+  const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller), options.clock), app.prefix, budget)
   return { runs, runner, local, budget, responder }
 }
 
@@ -110,6 +113,7 @@ function decorate (app: FastifyInstance, options: ResolvedOptions, { runs, runne
   app.decorate('longRunning', {
     queue,
     store,
+    clock: options.clock,
     handle: async (delivery: Delivery, limits?: DeliveryLimits) => await runner.handle(delivery, limits),
     stats: () => {
       const queued = queue.queued?.()

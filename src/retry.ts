@@ -1,4 +1,4 @@
-import { sleep, systemClock, type Clock } from './clock.js'
+import { sleep, type Clock } from './clock.js'
 
 /**
  * The one back-off policy: exponential from `baseMs`, doubling with every try, capped at
@@ -63,14 +63,14 @@ export function redeliveryBackoff (baseSeconds: number): Backoff {
 
 /**
  * Calls `operation` until it resolves, `attempts` times at most, waiting `backoff` between
- * tries; `onRetry` hears each failure that is tried again, and `retryable` (default: all)
+ * tries on `clock`; `onRetry` hears each failure that is tried again, and `retryable` (default: all)
  * picks the failures worth another try.
  */
 export async function withRetries<T> (
   operation: () => Promise<T>,
-  options: { attempts: number, backoff?: Backoff, clock?: Clock, onRetry: (error: unknown, attempt: number) => void, retryable?: (error: unknown) => boolean }
+  options: { attempts: number, backoff?: Backoff, clock: Clock, onRetry: (error: unknown, attempt: number) => void, retryable?: (error: unknown) => boolean }
 ): Promise<T> {
-  const { attempts, backoff = backoffs.write, clock = systemClock, onRetry, retryable = () => true } = options
+  const { attempts, backoff = backoffs.write, clock, onRetry, retryable = () => true } = options
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation()

@@ -66,6 +66,55 @@ t.test('no source file over 300 lines', async t => {
   t.same(long, [])
 })
 
+// Every time the plugin keeps comes from its clock (src/clock.ts): a test's fake clock then
+// reaches every timer and every `now`, DynamoDB's `:now` included, as pg-boss's clock reaches
+// Postgres. The client is a separate browser bundle with no plugin clock.
+const OWN_TIME = [/\bDate\.now\b/, /\bnew Date\(\s*\)/, /(?<![.\w#])(?:setTimeout|setInterval|clearTimeout|clearInterval)\s*\(/, /\bsystemClock\b/]
+const OWN_TIME_ALLOWED = (file: string): boolean => file === 'clock.ts' || file.startsWith('client/')
+
+/** The code of a line, without its comment: comments may name what the code must not call. */
+function codeOf (line: string): string {
+  const trimmed = line.trim()
+  if (trimmed.startsWith('*') || trimmed.startsWith('/*') || trimmed.startsWith('//')) return ''
+  return line.replace(/\s\/\/ .*$/, '')
+}
+
+function readsOwnTime (line: string): boolean {
+  const code = codeOf(line)
+  return OWN_TIME.some(pattern => pattern.test(code))
+}
+
+t.test('no source file reads the time but through the plugin\'s clock (src/clock.ts; the client apart)', async t => {
+  const offending: string[] = []
+  for (const file of files.filter(file => !OWN_TIME_ALLOWED(file))) {
+    readFileSync(join(SRC, file), 'utf8').split('\n').forEach((line, index) => {
+      if (readsOwnTime(line)) offending.push(`${file}:${index + 1}: ${line.trim()}`)
+    })
+  }
+  t.same(offending, [])
+})
+
+t.test('the check itself sees time read outside the clock', async t => {
+  for (const line of [
+    'const deadline = Date.now() + remaining',
+    '    ExpressionAttributeValues: { \':now\': numberValue(Date.now()) }',
+    'const stamp = new Date()',
+    'const timer = setTimeout(finish, ms)',
+    '  clearTimeout(timer)',
+    'setInterval(() => sweep(), 1000)',
+    'withRetries(op, { clock: systemClock, ...retries.send })'
+  ]) t.ok(readsOwnTime(line), line)
+  for (const line of [
+    'const timer = this.#clock.setTimeout(finish, ms)',
+    'clock.clearTimeout(timer)',
+    'const expiry = new Date(expiresAt)',
+    ' * waits on `setTimeout` of its own',
+    'const now = clock.now() // never Date.now()'
+  ]) t.notOk(readsOwnTime(line), line)
+  t.ok(OWN_TIME_ALLOWED('clock.ts') && OWN_TIME_ALLOWED('client/waiting.ts'))
+  t.notOk(OWN_TIME_ALLOWED('store/dynamodb-store.ts'))
+})
+
 t.test('the check itself sees an upward import', async t => {
   t.ok(layerOf('options.ts') > layerOf('job/runner.ts'))
   t.ok(layerOf('http/location.ts') > layerOf('options.ts'), 'options.ts may not import from http/')

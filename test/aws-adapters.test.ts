@@ -39,7 +39,7 @@ t.test('DynamoDB store', async t => {
     } while (start !== undefined)
     return found
   }
-  storeContract(t, async () => dynamoDbStore({ tableName: emulators.tableName, client: strict.dynamodb }), { count, outOfLine: true })
+  storeContract(t, async clock => dynamoDbStore({ tableName: emulators.tableName, client: strict.dynamodb, clock }), { count, outOfLine: true })
 })
 
 t.test('DynamoDB: the job item that waiters poll and workers update stays under one 4 KB read unit', async t => {

@@ -152,11 +152,16 @@ t.test('Prefer: respond-async answers 202 at once on both requests; the status s
 })
 
 t.test('Prefer: respond-async, wait=N waits up to N seconds, then answers 202 with Retry-After: 0', async t => {
-  const test = await buildTestApp({ waitSeconds: 30 })
+  const clock = new FakeClock()
+  const test = await buildTestApp({ waitSeconds: 30, clock })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
   const prefer = { prefer: 'respond-async, wait=1' }
-  const first = await fetch(`${url}/job/late`, { headers: prefer, redirect: 'manual' })
+  const answered = fetch(`${url}/job/late`, { headers: prefer, redirect: 'manual' })
+  await test.ran('late')
+  await clock.armed(4) // the store's sweep, the attempt's timeout and renewal, and the wait
+  await clock.advance(1000)
+  const first = await answered
   t.equal(first.status, 202, 'a job still running after the wait is accepted')
   t.equal(first.headers.get('preference-applied'), 'respond-async')
   t.equal(first.headers.get('retry-after'), '0', 'the server waited: the client may ask again at once')

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { memoryQueue, memoryStore, type JobRecord, type JobStore } from '../src/index.js'
+import { dynamoDbStore, memoryQueue, memoryStore, s3Results, sqsQueue, type JobRecord, type JobStore } from '../src/index.js'
 import { newJobId } from '../src/core/job-id.js'
 import { queueContract } from './contracts/queue-contract.js'
 import { storeContract } from './contracts/store-contract.js'
@@ -10,8 +10,8 @@ const stores: JobStore[] = []
 t.teardown(async () => { for (const store of stores) await store.close?.() })
 
 t.test('memory store', async t => {
-  storeContract(t, async () => {
-    const store = memoryStore()
+  storeContract(t, async clock => {
+    const store = memoryStore({ clock })
     stores.push(store)
     return store
   })
@@ -135,5 +135,44 @@ t.test('memory queue maxQueued: a send beyond it is refused; redeliveries never 
   await pollUntil(async () => seen.length, count => count === 4)
   await consumer.stop()
   t.same(seen.sort(), ['a', 'a', 'b', 'b'])
+  t.equal(queue.queued?.(), 0)
+})
+
+t.test('every adapter factory takes a clock, checked like the plugin\'s; memoryQueue\'s shared is a boolean', async t => {
+  const bad = { now: Date.now } as never
+  const message = 'Expected `clock` to be an object with now, setTimeout, clearTimeout, got an object'
+  const factories: Array<[string, () => unknown]> = [
+    ['memoryQueue', () => memoryQueue({ clock: bad })],
+    ['memoryStore', () => memoryStore({ clock: bad })],
+    ['sqsQueue', () => sqsQueue({ queueUrl: 'http://localhost:9324/000000000000/jobs', clock: bad })],
+    ['dynamoDbStore', () => dynamoDbStore({ tableName: 'jobs', clock: bad })],
+    ['s3Results', () => s3Results({ bucket: 'results', clock: bad })]
+  ]
+  for (const [name, make] of factories) t.throws(make, { code: 'FST_LONG_RUNNING_INVALID_OPTION', message }, name)
+  t.throws(() => memoryQueue({ shared: 'yes' as never }), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: 'Expected `shared` to be a boolean, got "yes"' })
+  t.equal(memoryQueue().inProcess, true, 'a queue of this process alone by default')
+  t.equal(memoryQueue({ shared: true }).inProcess, false, 'shared: treated as SQS is')
+})
+
+t.test('memory queue: send delays and redeliveries run on its clock', async t => {
+  const clock = new FakeClock()
+  const queue = memoryQueue({ clock, retryDelaySeconds: 2 })
+  t.teardown(async () => await queue.close?.())
+  const seen: Array<[string, number]> = []
+  const consumer = queue.consume(async delivery => {
+    seen.push([delivery.body, delivery.receiveCount])
+    if (delivery.receiveCount === 1) throw new Error('handed back after the back-off')
+    return { ack: true }
+  }, { concurrency: 1, onError: () => {} })
+  t.teardown(async () => await consumer.stop())
+  await queue.send('later', { delaySeconds: 5 })
+  await clock.advance(4999)
+  t.same(seen, [], 'still delayed a millisecond before its time')
+  await clock.advance(1)
+  t.same(seen, [['later', 1]])
+  await clock.advance(1999)
+  t.same(seen, [['later', 1]], 'the back-off of retryDelaySeconds not over yet')
+  await clock.advance(1)
+  t.same(seen, [['later', 1], ['later', 2]])
   t.equal(queue.queued?.(), 0)
 })

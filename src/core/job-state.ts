@@ -45,10 +45,48 @@ export interface JobRecord {
   expiresAt: number
 }
 
+// The job state machine, written once: the memory store calls these rules, and the DynamoDB
+// store's condition expressions (store/dynamodb-conditions.ts) spell each one as a condition;
+// the store contract checks that both decide every case alike.
+//
+//   create ──► pending ──claim──► running(owner, lease) ──complete(owner)──► done
+//                 │                 │  ▲                                      ▲
+//                 │   lease lapsed  └──┘ claim by the next attempt (attempt + 1)
+//                 └───────────── cancel (anyone, while not done) ─────────────┘
+//
+// Every rule applies to a live record only: from `expiresAt` on, a record counts as gone.
+
 /**
  * The one expiry rule: a record counts as gone from `expiresAt` on, whether or not the backend
- * has deleted it yet (DynamoDB's TTL deletes up to days late; the memory store sweeps).
+ * has deleted it yet (DynamoDB's TTL deletes up to days late; the memory store sweeps). `now`
+ * comes from the plugin's clock, so that JavaScript and the backend agree on what now is.
+ *
+ * @example
+ * // A record kept elsewhere (a cache, say) is as gone as the store's own.
+ * if (isExpired(cached, app.longRunning.clock.now())) cache.delete(cached.id)
  */
-export function isExpired (record: { expiresAt: number }, now = Date.now()): boolean {
+export function isExpired (record: { expiresAt: number }, now: number): boolean {
   return record.expiresAt <= now
+}
+
+/**
+ * Whether a claim made at `now` may take the job: it is pending, or running with a lease that
+ * ended before `now` (its worker died, so the next attempt takes over). A done job, or one whose
+ * lease is live (until `leaseUntil` itself), is never claimed.
+ */
+export function isClaimable (record: Pick<JobRecord, 'status' | 'leaseUntil'>, now: number): boolean {
+  return record.status === JobStatus.pending || (record.status === JobStatus.running && (record.leaseUntil ?? 0) < now)
+}
+
+/**
+ * Whether `owner` holds the job's claim: only the holder renews the lease, reports progress and
+ * completes the job, so that a stale worker whose lease was taken over writes nothing.
+ */
+export function isOwnedBy (record: Pick<JobRecord, 'status' | 'owner'>, owner: string): boolean {
+  return record.status === JobStatus.running && record.owner === owner
+}
+
+/** Whether a cancellation may end the job: pending or running, whoever holds the claim. */
+export function isCancellable (record: Pick<JobRecord, 'status'>): boolean {
+  return record.status !== JobStatus.done
 }

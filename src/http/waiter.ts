@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.js'
 import type { JobRecord } from '../core/job-state.js'
 import type { JobStore } from '../store/store.js'
 import { JobStatus } from '../core/job-state.js'
@@ -12,9 +13,12 @@ export class Waiter {
   readonly #store: JobStore
   readonly #watch: Watch
   readonly #native: boolean
+  readonly #clock: Clock
 
-  constructor (store: JobStore, fallback: Watch) {
+  /** `clock` times each wait: the plugin's, so that a test's fake clock ends waits too. */
+  constructor (store: JobStore, fallback: Watch, clock: Clock) {
     this.#store = store
+    this.#clock = clock
     this.#native = store.watch !== undefined
     this.#watch = store.watch?.bind(store) ?? fallback
   }
@@ -32,7 +36,7 @@ export class Waiter {
         if (settled) return
         settled = true
         stop()
-        clearTimeout(timer)
+        this.#clock.clearTimeout(timer)
         signal.removeEventListener('abort', finish)
         resolve(latest)
       }
@@ -41,7 +45,7 @@ export class Waiter {
         if (record === undefined || record.status === JobStatus.done) finish()
       }
       const stop = this.#watch(current.id, onRecord, current)
-      const timer = setTimeout(finish, ms)
+      const timer = this.#clock.setTimeout(finish, ms)
       signal.addEventListener('abort', finish)
       // A change between the caller's read and the subscription would otherwise be missed
       // until the timeout. Free for a store with a change feed; a polled store reads soon anyway.

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { InvalidEventError } from '../errors.js'
+import { changeVisibilityOf } from '../queue/sqs-queue.js'
 import { describe } from '../validate.js'
 
 /** The part of an SQS event record the consumer reads. */
@@ -26,10 +27,6 @@ export interface SqsBatchResponse {
   batchItemFailures: Array<{ itemIdentifier: string }>
 }
 
-interface VisibilityQueue {
-  changeVisibility?: (receiptHandle: string, seconds: number) => Promise<void>
-}
-
 /**
  * A Lambda handler for the jobs queue's SQS events. It runs the batch's records concurrently
  * and answers `{ batchItemFailures }` with exactly the records that must come back; enable
@@ -52,8 +49,8 @@ export function createSqsHandler (app: FastifyInstance): (event: SqsEvent, conte
       throw new InvalidEventError('a Lambda context without getRemainingTimeInMillis()')
     }
     await app.ready()
-    const deadline = Date.now() + context.getRemainingTimeInMillis()
-    const queue = app.longRunning.queue as VisibilityQueue
+    // On the plugin's clock, as every other time it keeps: a test's fake clock reaches it too.
+    const deadline = app.longRunning.clock.now() + context.getRemainingTimeInMillis()
     const failures = await Promise.all(records.map(async (record): Promise<string | undefined> => {
       // Never rejects: a delivery that failed comes back with the queue's redelivery back-off.
       const disposition = await app.longRunning.handle({
@@ -65,7 +62,7 @@ export function createSqsHandler (app: FastifyInstance): (event: SqsEvent, conte
       if (disposition.ack) return undefined
       // The event source mapping leaves a failed record hidden for the queue's whole
       // visibility timeout (6× the function's); bring it back when it can actually run.
-      await queue.changeVisibility?.(record.receiptHandle, disposition.delaySeconds)
+      await changeVisibilityOf(app.longRunning.queue, record.receiptHandle, disposition.delaySeconds)
         .catch((error: unknown) => app.log.warn({ err: error, messageId: record.messageId }, 'visibility not changed'))
       return record.messageId
     }))

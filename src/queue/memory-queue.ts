@@ -1,7 +1,8 @@
+import { clockOption, type Clock } from '../clock.js'
 import { jobScope } from '../core/job-scope.js'
 import { MessageTooLargeError, QueueFullError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
-import { number, optionsObject } from '../validate.js'
+import { number, optionalBoolean, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 
 interface Message {
@@ -29,6 +30,22 @@ export interface MemoryQueueOptions {
    * @default 1000
    */
   maxQueued?: number
+  /**
+   * The source of time for send delays and redelivery back-offs (the plugin's `clock` for its
+   * default queue): tests move it.
+   * @default the system clock
+   */
+  clock?: Clock
+  /**
+   * Plays a queue shared by several apps in one process, as SQS is shared by containers: the
+   * plugin then treats it as it treats SQS (`inProcess` false), so that an app consuming it runs
+   * the jobs it accepts itself with a backup message, and hands the jobs it runs back to the
+   * queue at `app.close()` rather than letting them finish. For tests of that logic on a fake
+   * clock. The messages still live in this process's memory only, and outlive `close()`:
+   * delayed ones keep their timers until they come.
+   * @default false
+   */
+  shared?: boolean
 }
 
 /**
@@ -43,24 +60,29 @@ export function memoryQueue (options?: MemoryQueueOptions): JobQueue {
   return new MemoryQueue(
     number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024 * 1024, true),
     redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
-    number(checked.maxQueued, 'maxQueued', 1000, 1, 1_000_000_000, true)
+    number(checked.maxQueued, 'maxQueued', 1000, 1, 1_000_000_000, true),
+    clockOption(checked.clock, 'clock'),
+    optionalBoolean(checked.shared, 'shared') ?? false
   )
 }
 
 class MemoryQueue implements JobQueue {
   readonly maxMessageBytes: number
   readonly redelivery: Backoff
-  readonly inProcess = true
+  readonly inProcess: boolean
   readonly #scope = jobScope('memory-queue')
   readonly #ready: Message[] = []
-  readonly #delayed = new Set<NodeJS.Timeout>()
+  readonly #delayed = new Set<unknown>()
   readonly #pumps = new Set<() => void>()
   readonly #maxQueued: number
+  readonly #clock: Clock
 
-  constructor (maxMessageBytes: number, redelivery: Backoff, maxQueued: number) {
+  constructor (maxMessageBytes: number, redelivery: Backoff, maxQueued: number, clock: Clock, shared: boolean) {
     this.maxMessageBytes = maxMessageBytes
     this.redelivery = redelivery
     this.#maxQueued = maxQueued
+    this.#clock = clock
+    this.inProcess = !shared
   }
 
   async send (body: string, options?: SendOptions): Promise<void> {
@@ -110,7 +132,10 @@ class MemoryQueue implements JobQueue {
   }
 
   async close (): Promise<void> {
-    for (const timer of this.#delayed) clearTimeout(timer)
+    // A shared queue outlives each app that closes it, as an SQS queue does: its delayed
+    // messages still come, for the apps still consuming it.
+    if (!this.inProcess) return
+    for (const timer of this.#delayed) this.#clock.clearTimeout(timer)
     this.#delayed.clear()
   }
 
@@ -120,7 +145,7 @@ class MemoryQueue implements JobQueue {
   }
 
   #pushLater (message: Message, delaySeconds: number): void {
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimeout(() => {
       this.#delayed.delete(timer)
       this.#push(message)
     }, delaySeconds * 1000)

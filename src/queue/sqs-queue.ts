@@ -1,13 +1,11 @@
-import type { Message, SQSClient } from '@aws-sdk/client-sqs'
+import type { SQSClient } from '@aws-sdk/client-sqs'
 import { LazyAwsClient } from '../aws-client.js'
-import { sleep, systemClock } from '../clock.js'
+import { clockOption, type Clock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
-import { backoffs, redeliveryBackoff, type Backoff } from '../retry.js'
+import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { matching, number, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
-
-const loadSdk = async () => await import('@aws-sdk/client-sqs')
-type Sdk = Awaited<ReturnType<typeof loadSdk>>
+import { loadSdk, SqsConsumer, type Sdk } from './sqs-consumer.js'
 
 /** Options of {@link sqsQueue}. */
 export interface SqsQueueOptions {
@@ -54,6 +52,12 @@ export interface SqsQueueOptions {
    * @default 10
    */
   receiveBatchSize?: number
+  /**
+   * The source of time for the container worker's back-off after a failed receive: pass the
+   * plugin's `clock` when you pass one there.
+   * @default the system clock
+   */
+  clock?: Clock
 }
 
 /** The SQS queue adapter's extras, for the Lambda consumer. */
@@ -93,7 +97,8 @@ export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
     redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 15, 0, 900)),
     maxReceiveCount: number(checked.maxReceiveCount, 'maxReceiveCount', 10, 1, 1000, true),
     retention: number(checked.messageRetentionSeconds, 'messageRetentionSeconds', 345_600, 60, 1_209_600, true),
-    batch: number(checked.receiveBatchSize, 'receiveBatchSize', 10, 1, 10, true)
+    batch: number(checked.receiveBatchSize, 'receiveBatchSize', 10, 1, 10, true),
+    clock: clockOption(checked.clock, 'clock')
   })
 }
 
@@ -106,12 +111,13 @@ class SqsQueue implements SqsJobQueue {
   readonly outageToleranceSeconds: number
   readonly #visibility: number
   readonly #batch: number
+  readonly #clock: Clock
   readonly #aws: LazyAwsClient<Sdk, SQSClient>
 
   constructor (
     queueUrl: string,
     client: SQSClient | undefined,
-    settings: { maxMessageBytes: number, visibility: number, redelivery: Backoff, batch: number, maxReceiveCount: number, retention: number }
+    settings: { maxMessageBytes: number, visibility: number, redelivery: Backoff, batch: number, maxReceiveCount: number, retention: number, clock: Clock }
   ) {
     this.queueUrl = queueUrl
     this.#aws = new LazyAwsClient('SQS', loadSdk, sdk => new sdk.SQSClient({}), client)
@@ -123,6 +129,7 @@ class SqsQueue implements SqsJobQueue {
     this.outageToleranceSeconds = Array.from({ length: settings.maxReceiveCount - 1 }, (_, i) => settings.redelivery.delaySeconds(i + 1))
       .reduce((sum, delay) => sum + delay, 0)
     this.#batch = settings.batch
+    this.#clock = settings.clock
   }
 
   async send (body: string, options?: SendOptions): Promise<void> {
@@ -143,93 +150,16 @@ class SqsQueue implements SqsJobQueue {
   }
 
   consume (handler: (delivery: Delivery) => Promise<Disposition>, options: ConsumeOptions): Consumer {
-    const stopping = new AbortController()
-    const inFlight = new Set<Promise<void>>()
-    // Pollers waiting for a free slot; woken together whenever a job ends.
-    let waiting: Array<() => void> = []
-    const wake = (): void => {
-      const woken = waiting
-      waiting = []
-      for (const resolve of woken) resolve()
-    }
-
-    const work = async (message: Message): Promise<void> => {
-      const receipt = message.ReceiptHandle as string
-      const receiveCount = Number(message.Attributes?.ApproximateReceiveCount ?? 1)
-      let disposition: Disposition
-      try {
-        disposition = await handler({
-          body: message.Body ?? '',
-          receiveCount,
-          extend: async seconds => await this.changeVisibility(receipt, seconds)
-        })
-      } catch (error) {
-        options.onError(error)
-        disposition = { ack: false, delaySeconds: this.redelivery.delaySeconds(receiveCount) }
-      }
-      try {
-        if (disposition.ack) await this.#delete(receipt)
-        else await this.changeVisibility(receipt, disposition.delaySeconds)
-      } catch (error) {
-        options.onError(error)
-      }
-    }
-
-    // Slots asked for by a receive under way: several pollers must not ask for the same ones.
-    let asked = 0
-    const free = (): number => options.concurrency - inFlight.size - asked - (options.busyElsewhere?.() ?? 0)
-
-    const poll = async (): Promise<void> => {
-      const { ReceiveMessageCommand } = await this.#aws.sdk()
-      for (let failures = 0; !stopping.signal.aborted;) {
-        if (free() <= 0) {
-          await new Promise<void>(resolve => waiting.push(resolve))
-          continue
-        }
-        let messages: Message[] = []
-        let failed = false
-        const want = Math.min(this.#batch, free())
-        asked += want
-        try {
-          const result = await this.#aws.send(new ReceiveMessageCommand({
-            QueueUrl: this.queueUrl,
-            MaxNumberOfMessages: want,
-            WaitTimeSeconds: 20,
-            VisibilityTimeout: this.#visibility,
-            // Both spellings: the newer name, and the older one that emulators still read.
-            MessageSystemAttributeNames: ['ApproximateReceiveCount'],
-            AttributeNames: ['All']
-          }), { abortSignal: stopping.signal })
-          messages = result.Messages ?? []
-          failures = 0
-        } catch (error) {
-          failed = true
-          if (!stopping.signal.aborted) options.onError(error)
-        }
-        asked -= want
-        if (stopping.signal.aborted && failed) break
-        if (failed) await sleep(systemClock, backoffs.receive.delayMs(++failures))
-        for (const message of messages) {
-          const running = work(message).finally(() => {
-            inFlight.delete(running)
-            wake()
-          })
-          inFlight.add(running)
-        }
-      }
-    }
-    // Several long polls at once when one batch cannot fill the slots: a single poll loop would
-    // cap throughput at one round trip per batch.
-    const polling = Promise.all(Array.from({ length: Math.min(10, Math.ceil(options.concurrency / this.#batch)) }, poll))
-    return {
-      stop: async () => {
-        stopping.abort()
-        wake()
-        await polling
-        await Promise.all(inFlight)
-      },
-      freed: wake
-    }
+    return new SqsConsumer({
+      queueUrl: this.queueUrl,
+      aws: this.#aws,
+      redelivery: this.redelivery,
+      clock: this.#clock,
+      visibilitySeconds: this.#visibility,
+      batch: this.#batch,
+      changeVisibility: async (receiptHandle, seconds) => await this.changeVisibility(receiptHandle, seconds),
+      deleteMessage: async receiptHandle => await this.#delete(receiptHandle)
+    }, handler, options)
   }
 
   async close (): Promise<void> {
@@ -240,4 +170,13 @@ class SqsQueue implements SqsJobQueue {
     const { DeleteMessageCommand } = await this.#aws.sdk()
     await this.#aws.send(new DeleteMessageCommand({ QueueUrl: this.queueUrl, ReceiptHandle: receiptHandle }))
   }
+}
+
+/**
+ * Makes a message that a consumer of its own received (the Lambda event source mapping) visible
+ * again `seconds` from now, when `queue` is an SQS queue made by {@link sqsQueue}; any other
+ * queue has no visibility to change, and this does nothing.
+ */
+export async function changeVisibilityOf (queue: JobQueue, receiptHandle: string, seconds: number): Promise<void> {
+  if (queue instanceof SqsQueue) await queue.changeVisibility(receiptHandle, seconds)
 }

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
+import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers } from '../core/wire.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
@@ -27,6 +28,12 @@ export interface S3ResultsOptions {
   urlTtlSeconds?: number
   /** Bytes per part of a multipart upload: 5 MiB to 5 GiB, as S3 takes them. @default 8388608 */
   partBytes?: number
+  /**
+   * The source of time for the back-off between tries of an upload's requests: pass the
+   * plugin's `clock` when you pass one there.
+   * @default the system clock
+   */
+  clock?: Clock
 }
 
 // S3's multipart limits (Amazon S3 User Guide, "Amazon S3 multipart upload limits"): parts of
@@ -50,11 +57,12 @@ export function s3Results (options: S3ResultsOptions): ResultBodies {
     keyPrefix: checked.keyPrefix === undefined ? 'results/' : matching(checked.keyPrefix, 'keyPrefix', /^[A-Za-z0-9!_.*'()/-]{0,512}$/, 'an S3 key prefix'),
     thresholdBytes: number(checked.thresholdBytes, 'thresholdBytes', 4 * 1024 * 1024, 1, 6 * 1024 * 1024, true),
     urlTtlSeconds: number(checked.urlTtlSeconds, 'urlTtlSeconds', 300, 1, MAX_URL_TTL, true),
-    partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true)
+    partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true),
+    clock: clockOption(checked.clock, 'clock')
   }, checked.client, optionalBoolean(checked.forcePathStyle, 'forcePathStyle') ?? false)
 }
 
-interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number }
+interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number, clock: Clock }
 
 class S3Results implements ResultBodies {
   readonly thresholdBytes: number
@@ -125,7 +133,7 @@ class S3Results implements ResultBodies {
 
   /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */
   async #retried<T> (operation: () => Promise<T>): Promise<T> {
-    return await withRetries(operation, { ...retries.upload, onRetry: () => {} })
+    return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {} })
   }
 }
 

@@ -1,6 +1,7 @@
 import { BackendError } from '../errors.js'
-import { A, n, num, s, str, ttlOf } from './dynamodb-items.js'
-import { names, type DynamoDbTable, type Item } from './dynamodb-table.js'
+import { condition, CONDITIONS } from './dynamodb-conditions.js'
+import { ATTR, numberValue, readNumber, readString, stringValue, ttlOf } from './dynamodb-items.js'
+import type { DynamoDbTable, Item } from './dynamodb-table.js'
 import { isExpired } from '../core/job-state.js'
 import { type KeyReservation } from './store.js'
 
@@ -11,39 +12,37 @@ import { type KeyReservation } from './store.js'
  * because DynamoDB bills a transaction's writes twice and the emulator has none. The
  * reservation comes first and names the job; `create`'s condition on the job's id does the rest.
  */
-const K = { job: 'job', fingerprint: 'fp' } as const
+const KEY_ATTR = { job: 'job', fingerprint: 'fp' } as const
 
 /** Reserves the key, or returns the live reservation that holds it (see `JobStore.reserveKey`). */
 export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation): Promise<KeyReservation> {
   const { PutItemCommand, GetItemCommand } = await db.aws.sdk()
   const id = `k#${reservation.key}`
   const item: Item = {
-    [A.id]: s(id),
-    [K.job]: s(reservation.jobId),
-    [K.fingerprint]: s(reservation.fingerprint),
-    [A.expiresAt]: n(reservation.expiresAt),
-    [A.ttl]: n(ttlOf(reservation.expiresAt))
+    [ATTR.id]: stringValue(id),
+    [KEY_ATTR.job]: stringValue(reservation.jobId),
+    [KEY_ATTR.fingerprint]: stringValue(reservation.fingerprint),
+    [ATTR.expiresAt]: numberValue(reservation.expiresAt),
+    [ATTR.ttl]: numberValue(ttlOf(reservation.expiresAt))
   }
   const written = await db.conditional(new PutItemCommand({
     TableName: db.name,
     Item: item,
     // An expired reservation is free again, whether or not TTL has deleted it yet.
-    ConditionExpression: 'attribute_not_exists(#id) OR #exp <= :now',
-    ExpressionAttributeNames: names(A.id, A.expiresAt),
-    ExpressionAttributeValues: { ':now': n(Date.now()) },
+    ...condition(CONDITIONS.free, db.clock.now()),
     ReturnValuesOnConditionCheckFailure: 'ALL_OLD'
   }))
   if (written.ok) return reservation
   // An SDK retry of a write that went through finds the caller's own reservation: it holds.
-  const old = written.old ?? (await db.aws.send(new GetItemCommand({ TableName: db.name, Key: { [A.id]: s(id) }, ConsistentRead: true }))).Item
+  const old = written.old ?? (await db.aws.send(new GetItemCommand({ TableName: db.name, Key: { [ATTR.id]: stringValue(id) }, ConsistentRead: true }))).Item
   const held = old === undefined ? undefined : reservationOf(reservation.key, old)
   // Live when the write was refused, gone when read: it expired in between (nothing else removes
   // a reservation). Rare enough for a 503 that the client retries.
-  if (held === undefined || isExpired(held)) throw new BackendError('idempotency key reservation expired while being read')
+  if (held === undefined || isExpired(held, db.clock.now())) throw new BackendError('idempotency key reservation expired while being read')
   return held
 }
 
 function reservationOf (key: string, item: Item): KeyReservation {
   // Written by `reserveKey` alone, with every attribute.
-  return { key, jobId: str(item, K.job) as string, fingerprint: str(item, K.fingerprint) as string, expiresAt: num(item, A.expiresAt) as number }
+  return { key, jobId: readString(item, KEY_ATTR.job) as string, fingerprint: readString(item, KEY_ATTR.fingerprint) as string, expiresAt: readNumber(item, ATTR.expiresAt) as number }
 }

@@ -1,12 +1,14 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { LazyAwsClient } from '../aws-client.js'
 import { requestBlob, requestOf, responseBlob, responseOf } from '../core/blob.js'
-import { BackendError, JobExistsError } from '../errors.js'
+import { clockOption, type Clock } from '../clock.js'
+import { JobExistsError } from '../errors.js'
 import type { StoredResponse } from '../core/wire.js'
 import { matching, optionsObject } from '../validate.js'
+import { CHUNK_ATTRIBUTES, chunkKeysOf, DynamoDbBodies, packBody, REQUEST_BODY, REQUEST_TAG, RESPONSE_BODY } from './dynamodb-bodies.js'
+import { condition, CONDITIONS } from './dynamodb-conditions.js'
 import {
-  A, b, bytes, chunkKey, chunkKeys, n, num, packBody, RECORD_ATTRIBUTES, recordOf, s, str,
-  ttlOf, unpackBody, type Item, type PackedBody
+  ATTR, newJobItem, numberValue, readNumber, readString, RECORD_ATTRIBUTES, recordOf, stringValue, ttlOf, type Item
 } from './dynamodb-items.js'
 import { reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
@@ -20,6 +22,12 @@ export interface DynamoDbStoreOptions {
   tableName: string
   /** A client of your own (region, retries, tracing). @default new DynamoDBClient({}) */
   client?: DynamoDBClient
+  /**
+   * The source of time for expiry (`:now` in every condition) and batch back-offs: pass the
+   * plugin's `clock` when you pass one there, so that the store and the plugin agree on what now is.
+   * @default the system clock
+   */
+  clock?: Clock
 }
 
 /**
@@ -36,60 +44,37 @@ export interface DynamoDbStoreOptions {
 export function dynamoDbStore (options: DynamoDbStoreOptions): JobStore {
   const checked = optionsObject(options, 'dynamoDbStore options', true)
   const tableName = matching(checked.tableName, 'tableName', /^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name')
-  return new DynamoDbStore(tableName, checked.client)
+  return new DynamoDbStore(tableName, checked.client, clockOption(checked.clock, 'clock'))
 }
 
-// Each condition below names who may write, at which point of a job's timeline:
-//   create ──► pending ──claim──► running(owner, lease) ──complete(owner)──► done
-//                 │                 │  ▲                                      ▲
-//                 │   lease lapsed  └──┘ claim by the next attempt (attempt + 1)
-//                 └───────────── cancel (anyone, while not done) ─────────────┘
-// Attribute names go through `#name` placeholders: several (`ttl`...) are reserved words.
-// `isExpired` (store.ts) spelt as a condition, so that a write never revives an expired job.
-const LIVE = '#exp > :now'
-const CLAIMABLE = `attribute_exists(#id) AND ${LIVE} AND (#st = :pending OR (#st = :running AND #lease < :now))`
-const OWNED = '#st = :running AND #own = :owner'
-const UNFINISHED = 'attribute_exists(#id) AND #st <> :done'
-
+// Which writes may happen at which point of a job's timeline: see dynamodb-conditions.ts.
 class DynamoDbStore implements JobStore {
   readonly #table: string
   readonly #aws: LazyAwsClient<Sdk, DynamoDBClient>
   readonly #db: DynamoDbTable
+  readonly #bodies: DynamoDbBodies
+  readonly #clock: Clock
 
-  constructor (table: string, client: DynamoDBClient | undefined) {
+  constructor (table: string, client: DynamoDBClient | undefined, clock: Clock) {
     this.#table = table
+    this.#clock = clock
     this.#aws = new LazyAwsClient('DynamoDB', loadSdk, sdk => new sdk.DynamoDBClient({}), client)
-    this.#db = new DynamoDbTable(table, this.#aws)
+    this.#db = new DynamoDbTable(table, this.#aws, clock)
+    this.#bodies = new DynamoDbBodies(this.#db)
   }
 
   async create (job: NewJob): Promise<JobRecord> {
-    const item: Item = {
-      [A.id]: s(job.id),
-      [A.status]: s(JobStatus.pending),
-      [A.attempt]: n(0),
-      [A.waitSeconds]: n(job.waitSeconds),
-      [A.createdAt]: n(job.createdAt),
-      [A.expiresAt]: n(job.expiresAt),
-      [A.ttl]: n(ttlOf(job.expiresAt))
-    }
-    if (job.binding !== undefined) item[A.binding] = s(job.binding)
-    if (job.claim !== undefined) {
-      Object.assign(item, { [A.status]: s(JobStatus.running), [A.attempt]: n(1), [A.owner]: s(job.claim.owner), [A.leaseUntil]: n(job.claim.leaseUntil) })
-    }
+    const item = newJobItem(job)
     if (job.request !== undefined) {
       const packed = packBody(requestBlob(job.request))
-      await this.#putChunks(job.id, 'q', packed, job.expiresAt)
-      Object.assign(item, this.#bodyAttributes(packed, A.request, A.requestChunks, A.requestEncoding))
+      await this.#bodies.putChunks(job.id, REQUEST_TAG, packed, job.expiresAt)
+      Object.assign(item, this.#bodies.attributes(packed, REQUEST_BODY))
     }
     const { PutItemCommand } = await this.#aws.sdk()
     const written = await this.#db.conditional(new PutItemCommand({
       TableName: this.#table,
       Item: item,
-      // An expired job is gone (`isExpired`) even while its item waits for TTL: an idempotency
-      // key may create its job again under the same id.
-      ConditionExpression: `attribute_not_exists(#id) OR NOT (${LIVE})`,
-      ExpressionAttributeNames: names(A.id, A.expiresAt),
-      ExpressionAttributeValues: { ':now': n(Date.now()) }
+      ...condition(CONDITIONS.free, this.#clock.now())
     }))
     if (!written.ok) throw new JobExistsError(job.id)
     return recordOf(item)
@@ -103,7 +88,7 @@ class DynamoDbStore implements JobStore {
     const { GetItemCommand } = await this.#aws.sdk()
     const { Item: item } = await this.#aws.send(new GetItemCommand({
       TableName: this.#table,
-      Key: { [A.id]: s(id) },
+      Key: { [ATTR.id]: stringValue(id) },
       ConsistentRead: true,
       ...projection(RECORD_ATTRIBUTES)
     }))
@@ -122,19 +107,18 @@ class DynamoDbStore implements JobStore {
 
   async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
     const { UpdateItemCommand } = await this.#aws.sdk()
+    const when = condition(CONDITIONS.claimable, claim.now)
     const result = await this.#db.conditional(new UpdateItemCommand({
       TableName: this.#table,
-      Key: { [A.id]: s(id) },
+      Key: { [ATTR.id]: stringValue(id) },
       UpdateExpression: 'SET #st = :running, #att = #att + :one, #own = :owner, #lease = :lease',
-      ConditionExpression: CLAIMABLE,
-      ExpressionAttributeNames: names(A.id, A.status, A.attempt, A.owner, A.leaseUntil, A.expiresAt),
+      ...when,
+      ExpressionAttributeNames: { ...when.ExpressionAttributeNames, ...names(ATTR.attempt, ATTR.owner) },
       ExpressionAttributeValues: {
-        ':running': s(JobStatus.running),
-        ':pending': s(JobStatus.pending),
-        ':one': n(1),
-        ':owner': s(claim.owner),
-        ':lease': n(claim.leaseUntil),
-        ':now': n(claim.now)
+        ...when.ExpressionAttributeValues,
+        ':one': numberValue(1),
+        ':owner': stringValue(claim.owner),
+        ':lease': numberValue(claim.leaseUntil)
       },
       ReturnValues: 'ALL_NEW',
       // The record comes with a failed condition: no second read to learn why.
@@ -152,17 +136,17 @@ class DynamoDbStore implements JobStore {
 
   /** A claim's result, from the claimed item: its attempt, and the request when the store keeps it. */
   async #claimed (id: string, item: Item): Promise<ClaimResult> {
-    const attempt = num(item, A.attempt) as number
-    const blob = await this.#body(item, id, 'q', A.request, A.requestChunks, A.requestEncoding)
+    const attempt = readNumber(item, ATTR.attempt) as number
+    const blob = await this.#bodies.read(item, id, REQUEST_TAG, REQUEST_BODY)
     return blob === undefined ? { claimed: true, attempt } : { claimed: true, attempt, request: requestOf(blob) }
   }
 
   async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
-    return await this.#updateIf(id, { owner }, 'SET #lease = :lease', { ':lease': n(leaseUntil) }, [A.leaseUntil])
+    return await this.#updateIf(id, { owner }, 'SET #lease = :lease', { ':lease': numberValue(leaseUntil) }, [ATTR.leaseUntil])
   }
 
   async setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean> {
-    return await this.#updateIf(id, { owner }, 'SET #prog = :prog', { ':prog': s(JSON.stringify(progress)) }, [A.progress])
+    return await this.#updateIf(id, { owner }, 'SET #prog = :prog', { ':prog': stringValue(JSON.stringify(progress)) }, [ATTR.progress])
   }
 
   async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
@@ -178,16 +162,16 @@ class DynamoDbStore implements JobStore {
     const packed = packBody(responseBlob(response))
     const tag = `r.${by.owner ?? 'cancel'}`
     // Chunks first, the state last: a reader that sees `done` finds every chunk in place.
-    await this.#putChunks(id, tag, packed, expiresAt)
+    await this.#bodies.putChunks(id, tag, packed, expiresAt)
     const set: Item = {
-      [A.status]: s(JobStatus.done),
-      [A.expiresAt]: n(expiresAt),
-      [A.ttl]: n(ttlOf(expiresAt)),
-      [A.responseTag]: s(tag),
-      ...this.#bodyAttributes(packed, A.response, A.responseChunks, A.responseEncoding)
+      [ATTR.status]: stringValue(JobStatus.done),
+      [ATTR.expiresAt]: numberValue(expiresAt),
+      [ATTR.ttl]: numberValue(ttlOf(expiresAt)),
+      [ATTR.responseTag]: stringValue(tag),
+      ...this.#bodies.attributes(packed, RESPONSE_BODY)
     }
     // The request goes, but its chunk count stays: `delete()` needs it to find the chunk items.
-    const removed = [A.owner, A.leaseUntil, A.request, A.requestEncoding]
+    const removed = [ATTR.owner, ATTR.leaseUntil, ATTR.request, ATTR.requestEncoding]
     return await this.#updateIf(
       id,
       by,
@@ -200,7 +184,7 @@ class DynamoDbStore implements JobStore {
   /** The whole item, strongly consistent. */
   async #item (id: string): Promise<Item | undefined> {
     const { GetItemCommand } = await this.#aws.sdk()
-    const { Item: item } = await this.#aws.send(new GetItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) }, ConsistentRead: true }))
+    const { Item: item } = await this.#aws.send(new GetItemCommand({ TableName: this.#table, Key: { [ATTR.id]: stringValue(id) }, ConsistentRead: true }))
     return item
   }
 
@@ -208,17 +192,13 @@ class DynamoDbStore implements JobStore {
     const { GetItemCommand, DeleteItemCommand } = await this.#aws.sdk()
     const { Item: item } = await this.#aws.send(new GetItemCommand({
       TableName: this.#table,
-      Key: { [A.id]: s(id) },
+      Key: { [ATTR.id]: stringValue(id) },
       ConsistentRead: true,
-      ...projection([A.requestChunks, A.responseChunks, A.responseTag])
+      ...projection(CHUNK_ATTRIBUTES)
     }))
     if (item === undefined) return
-    const keys = [
-      ...chunkKeys(id, 'q', num(item, A.requestChunks)),
-      ...chunkKeys(id, str(item, A.responseTag) ?? '', num(item, A.responseChunks))
-    ]
-    await this.#db.batchWrite(keys.map(key => ({ DeleteRequest: { Key: { [A.id]: s(key) } } })))
-    await this.#aws.send(new DeleteItemCommand({ TableName: this.#table, Key: { [A.id]: s(id) } }))
+    await this.#db.batchWrite(chunkKeysOf(id, item).map(key => ({ DeleteRequest: { Key: { [ATTR.id]: stringValue(key) } } })))
+    await this.#aws.send(new DeleteItemCommand({ TableName: this.#table, Key: { [ATTR.id]: stringValue(id) } }))
   }
 
   async close (): Promise<void> {
@@ -228,58 +208,32 @@ class DynamoDbStore implements JobStore {
   /** The record of an item, its response assembled; undefined once expired. */
   async #record (item: Item): Promise<JobRecord | undefined> {
     const record = recordOf(item)
-    if (isExpired(record)) return undefined
+    if (isExpired(record, this.#clock.now())) return undefined
     if (record.status === JobStatus.done) {
-      const blob = await this.#body(item, record.id, str(item, A.responseTag) ?? '', A.response, A.responseChunks, A.responseEncoding)
+      const blob = await this.#bodies.read(item, record.id, readString(item, ATTR.responseTag) ?? '', RESPONSE_BODY)
       if (blob !== undefined) record.response = responseOf(blob)
     }
     return record
   }
 
-  #bodyAttributes (packed: PackedBody, inline: string, chunks: string, encoding: string): Item {
-    return packed.inline !== undefined
-      ? { [inline]: b(packed.inline), [encoding]: s(packed.encoding) }
-      : { [chunks]: n(packed.chunks?.length ?? 0), [encoding]: s(packed.encoding) }
-  }
-
-  async #body (item: Item, id: string, tag: string, inline: string, chunks: string, encoding: string): Promise<Buffer | undefined> {
-    const count = num(item, chunks)
-    let data = bytes(item, inline)
-    if (count !== undefined) {
-      const keys = chunkKeys(id, tag, count)
-      const parts = new Map((await this.#db.batchGet(keys, [A.id, 'data'])).map(part => [str(part, A.id), bytes(part, 'data')]))
-      data = Buffer.concat(keys.map(key => {
-        const part = parts.get(key)
-        if (part === undefined) throw new BackendError(`chunk ${key} missing`)
-        return part
-      }))
-    }
-    return data === undefined ? undefined : unpackBody(data, str(item, encoding))
-  }
-
-  async #putChunks (id: string, tag: string, packed: PackedBody, expiresAt: number): Promise<void> {
-    await this.#db.batchWrite((packed.chunks ?? []).map((data, index) => ({
-      PutRequest: { Item: { [A.id]: s(chunkKey(id, tag, index)), data: b(data), [A.ttl]: n(ttlOf(expiresAt)) } }
-    })))
-  }
-
   /**
-   * A write that only the claim's owner may make (`by.owner`), or, without an owner, anyone while
-   * the job is unfinished. `attributes` are the ones `update` names as `#name`.
+   * A write that only the claim's owner may make (`by.owner`: `isOwnedBy`), or, without an
+   * owner, anyone while the job is unfinished (`isCancellable`). `attributes` are the ones
+   * `update` names as `#name`.
    */
   async #updateIf (id: string, by: { owner?: string }, update: string, values: Item, attributes: string[]): Promise<boolean> {
     const { UpdateItemCommand } = await this.#aws.sdk()
-    const owned = by.owner !== undefined
+    const when = condition(by.owner !== undefined ? CONDITIONS.owned : CONDITIONS.cancellable, this.#clock.now())
     const result = await this.#db.conditional(new UpdateItemCommand({
       TableName: this.#table,
-      Key: { [A.id]: s(id) },
+      Key: { [ATTR.id]: stringValue(id) },
       UpdateExpression: update,
-      ConditionExpression: `${owned ? OWNED : UNFINISHED} AND ${LIVE}`,
-      ExpressionAttributeNames: names(A.status, A.expiresAt, owned ? A.owner : A.id, ...attributes),
+      ...when,
+      ExpressionAttributeNames: { ...when.ExpressionAttributeNames, ...names(...attributes) },
       ExpressionAttributeValues: {
         ...values,
-        ':now': n(Date.now()),
-        ...(owned ? { ':running': s(JobStatus.running), ':owner': s(by.owner as string) } : { ':done': s(JobStatus.done) })
+        ...when.ExpressionAttributeValues,
+        ...(by.owner !== undefined ? { ':owner': stringValue(by.owner) } : {})
       }
     }))
     return result.ok

@@ -1,6 +1,6 @@
 import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import type { LazyAwsClient } from '../aws-client.js'
-import { sleep, systemClock } from '../clock.js'
+import { sleep, type Clock } from '../clock.js'
 import { BackendError } from '../errors.js'
 import { backoffs } from '../retry.js'
 
@@ -24,10 +24,13 @@ const MAX_BATCH_TRIES = 8
 export class DynamoDbTable {
   readonly name: string
   readonly aws: LazyAwsClient<Sdk, DynamoDBClient>
+  /** The store's clock: its back-offs, and its expiry checks. */
+  readonly clock: Clock
 
-  constructor (name: string, aws: LazyAwsClient<Sdk, DynamoDBClient>) {
+  constructor (name: string, aws: LazyAwsClient<Sdk, DynamoDBClient>, clock: Clock) {
     this.name = name
     this.aws = aws
+    this.clock = clock
   }
 
   /**
@@ -56,7 +59,7 @@ export class DynamoDbTable {
       }
       for (let round = 0; request !== undefined && Object.keys(request).length > 0; round++) {
         if (round >= MAX_BATCH_TRIES) throw new BackendError(`DynamoDB BatchGetItem: keys left unprocessed after ${MAX_BATCH_TRIES} tries`)
-        if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
+        if (round > 0) await sleep(this.clock, backoffs.batch.delayMs(round))
         const result = await this.aws.send(new BatchGetItemCommand({ RequestItems: request }))
         items.push(...(result.Responses?.[this.name] ?? []))
         request = result.UnprocessedKeys as typeof request
@@ -73,7 +76,7 @@ export class DynamoDbTable {
       let pending: Record<string, typeof requests> | undefined = { [this.name]: requests.slice(start, start + 12) }
       for (let round = 0; pending !== undefined && Object.keys(pending).length > 0; round++) {
         if (round >= MAX_BATCH_TRIES) throw new BackendError(`DynamoDB BatchWriteItem: items left unprocessed after ${MAX_BATCH_TRIES} tries`)
-        if (round > 0) await sleep(systemClock, backoffs.batch.delayMs(round))
+        if (round > 0) await sleep(this.clock, backoffs.batch.delayMs(round))
         const result = await this.aws.send(new BatchWriteItemCommand({ RequestItems: pending }))
         pending = result.UnprocessedItems as typeof pending
       }

@@ -1,10 +1,11 @@
 import { JobExistsError, StoreFullError } from '../errors.js'
-import type { Headers, RequestSnapshot, StoredResponse } from '../core/wire.js'
+import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
 import type { JobProgress, JobRecord } from '../core/job-state.js'
-import type { ClaimResult, KeyReservation, NewJob, JobStore, StoreMemory, StoreStats } from './store.js'
-import { isExpired, JobStatus } from '../core/job-state.js'
+import type { ClaimResult, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
+import { isCancellable, isClaimable, isExpired, isOwnedBy, JobStatus } from '../core/job-state.js'
+import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
 import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
@@ -13,9 +14,6 @@ interface Entry {
   /** What this entry counts against `maxBytes`: its request's or its response's bytes. */
   bytes: number
 }
-
-/** Counted per entry on top of bodies and headers: the record, the maps, the objects. */
-const ENTRY_OVERHEAD_BYTES = 512
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -64,20 +62,13 @@ class MemoryStore implements JobStore {
   readonly #clock: Clock
   readonly #sweepIntervalMs: number
   #sweep: unknown
-  readonly #maxBytes: number
-  /** Bytes of every entry, and of the delivered results among them (which may be evicted). */
-  #bytes = 0
-  #evictableBytes = 0
-  /** Ids of delivered results, oldest delivery first: the eviction order. */
-  readonly #delivered = new Set<string>()
-  #evictions = 0
-  #expired = 0
+  readonly #budget: MemoryBudget
 
   constructor (sweepIntervalMs: number, clock: Clock, maxBytes: number) {
     this.#clock = clock
     this.#sweepIntervalMs = sweepIntervalMs
-    this.#maxBytes = maxBytes
-    this.memory = { maxBytes, heldBytes: () => this.#bytes - this.#evictableBytes, stats: () => this.#stats() }
+    this.#budget = new MemoryBudget(maxBytes)
+    this.memory = { maxBytes, heldBytes: () => this.#budget.heldBytes(), stats: () => this.#budget.stats(this.#entries.size) }
     this.#scheduleSweep()
   }
 
@@ -85,25 +76,21 @@ class MemoryStore implements JobStore {
 
   async create (job: NewJob): Promise<JobRecord> {
     if (this.#live(job.id) !== undefined) throw new JobExistsError(job.id)
-    const bytes = ENTRY_OVERHEAD_BYTES + (job.request === undefined ? 0 : requestBytes(job.request))
+    const bytes = requestEntryBytes(job.request)
     this.#makeRoom(bytes)
-    if (this.#bytes + bytes > this.#maxBytes) throw new StoreFullError(bytes, this.#maxBytes)
+    if (!this.#budget.fits(bytes)) throw new StoreFullError(bytes, this.#budget.maxBytes)
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
     if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
     this.#entries.set(job.id, job.request === undefined ? { record, bytes } : { record, request: job.request, bytes })
-    this.#bytes += bytes
+    this.#budget.add(bytes)
     return { ...record }
   }
 
   /** A client has been handed the result of job `id`: from now on it may be evicted for room. */
   delivered (id: string): void {
     const entry = this.#entries.get(id)
-    if (entry?.record.status !== JobStatus.done) return
-    // Delivered again: it moves to the back of the eviction order.
-    if (this.#delivered.delete(id)) this.#evictableBytes -= entry.bytes
-    this.#delivered.add(id)
-    this.#evictableBytes += entry.bytes
+    if (entry?.record.status === JobStatus.done) this.#budget.delivered(id, entry.bytes)
   }
 
   async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
@@ -131,8 +118,7 @@ class MemoryStore implements JobStore {
     const entry = this.#live(id)
     if (entry === undefined) return { claimed: false }
     const { record } = entry
-    const leaseEnded = record.status === JobStatus.running && (record.leaseUntil ?? 0) < claim.now
-    if (record.status !== JobStatus.pending && !leaseEnded) return { claimed: false, record: { ...record } }
+    if (!isClaimable(record, claim.now)) return { claimed: false, record: { ...record } }
     record.status = JobStatus.running
     record.attempt += 1
     record.owner = claim.owner
@@ -163,7 +149,8 @@ class MemoryStore implements JobStore {
   }
 
   async cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
-    return this.#live(id)?.record.status !== JobStatus.done && this.#end(id, response, expiresAt)
+    const record = this.#live(id)?.record
+    return record !== undefined && isCancellable(record) && this.#end(id, response, expiresAt)
   }
 
   #end (id: string, response: StoredResponse, expiresAt: number): boolean {
@@ -178,8 +165,8 @@ class MemoryStore implements JobStore {
     delete entry.request
     // The request's bytes make way for the response's: a result is never refused, but delivered
     // ones make room for it.
-    const bytes = ENTRY_OVERHEAD_BYTES + responseBytes(response)
-    this.#bytes += bytes - entry.bytes
+    const bytes = responseEntryBytes(response)
+    this.#budget.add(bytes, entry.bytes)
     entry.bytes = bytes
     this.#makeRoom(0)
     this.#watchers.notify(record.id, record)
@@ -202,7 +189,7 @@ class MemoryStore implements JobStore {
     const entry = this.#entries.get(id)
     if (entry === undefined || !isExpired(entry.record, this.#clock.now())) return entry
     this.#remove(id)
-    this.#expired += 1
+    this.#budget.expired += 1
     return undefined
   }
 
@@ -211,27 +198,18 @@ class MemoryStore implements JobStore {
     const entry = this.#entries.get(id)
     if (entry === undefined) return
     this.#entries.delete(id)
-    this.#bytes -= entry.bytes
-    if (this.#delivered.delete(id)) this.#evictableBytes -= entry.bytes
+    this.#budget.removed(id, entry.bytes)
     this.#watchers.notify(id, undefined)
   }
 
   /** Evicts delivered results, oldest delivery first, until `bytes` more fit (or none is left). */
   #makeRoom (bytes: number): void {
-    for (const id of this.#delivered) {
-      if (this.#bytes + bytes <= this.#maxBytes) return
-      this.#remove(id)
-      this.#evictions += 1
-    }
-  }
-
-  #stats (): StoreStats {
-    return { storedJobs: this.#entries.size, storedBytes: this.#bytes, evictions: this.#evictions, expired: this.#expired }
+    this.#budget.makeRoom(bytes, id => this.#remove(id))
   }
 
   #owned (id: string, owner: string): JobRecord | undefined {
     const record = this.#live(id)?.record
-    return record?.status === JobStatus.running && record.owner === owner ? record : undefined
+    return record !== undefined && isOwnedBy(record, owner) ? record : undefined
   }
 
   // On the store's clock, so that a test moving a fake clock sees expired jobs leave memory.
@@ -249,18 +227,4 @@ class MemoryStore implements JobStore {
     const now = this.#clock.now()
     for (const [key, reservation] of this.#keys) if (isExpired(reservation, now)) this.#keys.delete(key)
   }
-}
-
-function headerBytes (headers: Headers): number {
-  let bytes = 0
-  for (const [name, value] of Object.entries(headers)) bytes += name.length + (Array.isArray(value) ? value.join('').length : value.length)
-  return bytes
-}
-
-function requestBytes (request: RequestSnapshot): number {
-  return request.url.length + headerBytes(request.headers) + (request.body?.length ?? 0)
-}
-
-function responseBytes (response: StoredResponse): number {
-  return headerBytes(response.headers) + response.body.length
 }

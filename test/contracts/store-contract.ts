@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import { newJobId } from '../../src/core/job-id.js'
-import type { JobRecord, JobStore, StoredResponse } from '../../src/index.js'
+import type { Clock, JobRecord, JobStore, StoredResponse } from '../../src/index.js'
+import { isCancellable, isClaimable, isExpired, isOwnedBy } from '../../src/core/job-state.js'
+import { FakeClock } from '../helpers/clock.js'
 
 /**
  * The contract every JobStore passes: the in-memory store and the DynamoDB store run the
@@ -9,7 +11,8 @@ import type { JobRecord, JobStore, StoredResponse } from '../../src/index.js'
  */
 export function storeContract (
   t: Test,
-  make: () => Promise<JobStore>,
+  /** A new store, on `clock` when given (its expiry, and DynamoDB's `:now`). */
+  make: (clock?: Clock) => Promise<JobStore>,
   /**
    * Items the backend holds for a job besides its record (DynamoDB: chunk items of bodies too
    * large for the record's item); `outOfLine` says the 900 KiB bodies below must have made some.
@@ -218,5 +221,70 @@ export function storeContract (
     t.equal(found.size, ids.length)
     t.notOk(found.has(unknown))
     t.match(found.get(ids[0] as string), { status: 'pending' })
+  })
+  t.test('the job state machine: every (status, owner, lease, expiry) case decided as core/job-state.ts rules', async t => {
+    // The memory store calls the rules; the DynamoDB store sends them as condition expressions
+    // (dynamodb-conditions.ts). Both run this table, so both decide every case alike. The store
+    // keeps time on a fake clock: expiry at `expiresAt` exactly is decided by the store's own now.
+    const clock = new FakeClock()
+    const store = await make(clock)
+    const t0 = clock.now()
+    const t1 = t0 + 1000
+    const far = t1 + 60_000
+    type State = Pick<JobRecord, 'status' | 'owner' | 'leaseUntil' | 'expiresAt'>
+    const states: Record<string, State> = {
+      pending: { status: 'pending', expiresAt: far },
+      'running, lease live': { status: 'running', owner: 'a', leaseUntil: t1 + 30_000, expiresAt: far },
+      'running, lease ends now': { status: 'running', owner: 'a', leaseUntil: t1, expiresAt: far },
+      'running, lease lapsed': { status: 'running', owner: 'a', leaseUntil: t1 - 1, expiresAt: far },
+      done: { status: 'done', expiresAt: far },
+      'pending, expires now': { status: 'pending', expiresAt: t1 },
+      'running, expires now': { status: 'running', owner: 'a', leaseUntil: t1 + 30_000, expiresAt: t1 }
+    }
+    const operations: Record<string, { rule: (state: State) => boolean, run: (id: string) => Promise<boolean> }> = {
+      'claim(b)': { rule: state => isClaimable(state, t1), run: async id => (await store.claim(id, { owner: 'b', leaseUntil: t1 + 30_000, now: t1 })).claimed },
+      'renew(a)': { rule: state => isOwnedBy(state, 'a'), run: async id => await store.renew(id, 'a', t1 + 30_000) },
+      'renew(b)': { rule: state => isOwnedBy(state, 'b'), run: async id => await store.renew(id, 'b', t1 + 30_000) },
+      'progress(a)': { rule: state => isOwnedBy(state, 'a'), run: async id => await store.setProgress(id, 'a', { fraction: 0.5 }) },
+      'complete(a)': { rule: state => isOwnedBy(state, 'a'), run: async id => await store.complete(id, 'a', response(Buffer.from('a')), far) },
+      'complete(b)': { rule: state => isOwnedBy(state, 'b'), run: async id => await store.complete(id, 'b', response(Buffer.from('b')), far) },
+      cancel: { rule: state => isCancellable(state), run: async id => await store.cancel(id, response(Buffer.from('c')), far) }
+    }
+    // Each (state, operation) on a job of its own, set up at t0; then time moves to t1.
+    const jobs = new Map<string, string>()
+    for (const [name, state] of Object.entries(states)) {
+      for (const operation of Object.keys(operations)) {
+        const id = newJobId()
+        jobs.set(`${name} / ${operation}`, id)
+        await store.create({ id, waitSeconds: 1, createdAt: t0, expiresAt: state.expiresAt })
+        if (state.status === 'pending') continue
+        t.ok((await store.claim(id, { owner: 'a', leaseUntil: state.leaseUntil ?? t1, now: t0 })).claimed)
+        if (state.status === 'done') t.ok(await store.complete(id, 'a', response(Buffer.from('done')), far))
+      }
+    }
+    await clock.advance(t1 - t0)
+    const decided: Record<string, string> = {}
+    const ruled: Record<string, string> = {}
+    for (const [name, state] of Object.entries(states)) {
+      const row: string[] = []
+      const expected: string[] = []
+      for (const [operation, { rule, run }] of Object.entries(operations)) {
+        row.push(await run(jobs.get(`${name} / ${operation}`) as string) ? 'y' : '-')
+        expected.push(!isExpired(state, t1) && rule(state) ? 'y' : '-')
+      }
+      decided[name] = row.join(' ')
+      ruled[name] = expected.join(' ')
+    }
+    t.same(decided, ruled, 'the store decides as the rules do')
+    // The table itself, spelt out: claim(b) renew(a) renew(b) progress(a) complete(a) complete(b) cancel.
+    t.same(ruled, {
+      pending: 'y - - - - - y',
+      'running, lease live': '- y - y y - y',
+      'running, lease ends now': '- y - y y - y',
+      'running, lease lapsed': 'y y - y y - y',
+      done: '- - - - - - -',
+      'pending, expires now': '- - - - - - -',
+      'running, expires now': '- - - - - - -'
+    })
   })
 }

@@ -4,8 +4,9 @@ interface Timer { at: number, callback: () => void }
 
 /**
  * A clock the test moves: it starts at the real time and then stands still; timers fire only
- * when `advance()` passes their time, in order. (Stores check expiry against the real clock:
- * the fake one lagging by a test's few seconds is far inside any job's lifetime.)
+ * when `advance()` passes their time, in order. Pass it to the plugin and to the adapters a
+ * test builds itself (their `clock` option): their expiry, delays and DynamoDB's `:now` then
+ * keep its time too.
  *
  * With `autoAdvanceUpToMs`, timers of at most that delay fire at once (on the next turn of the
  * event loop, the clock moved by their delay): retry back-offs cost nothing, while timeouts and

@@ -1,6 +1,7 @@
 import Fastify from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longRunning, {
+  type Clock,
   JobStatus, memoryQueue, memoryStore, type Disposition, type JobEndEvent, type JobQueue, type JobRecord, type LongRunningJob, type LongRunningOptions,
   type NewJob, type JobStore
 } from '../../src/index.js'
@@ -48,6 +49,7 @@ describe('plugin options and decorators', () => {
     expect(app.longRunning.handle({ body: '', receiveCount: 1, extend: async () => {} })).type.toBe<Promise<Disposition>>()
     expect(app.longRunning.store).type.toBe<JobStore>()
     expect(app.longRunning.queue).type.toBe<JobQueue>()
+    expect(app.longRunning.clock).type.toBe<Clock>()
   })
 })
 
