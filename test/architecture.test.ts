@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join, normalize, relative } from 'node:path'
 import t from 'tap'
+import ts from 'typescript'
 
 // The layers of src/, lowest first. A file may import from its own layer or a lower one,
 // never from a higher one: each change then has one place to land, and no cycle can form.
@@ -61,9 +62,60 @@ t.test('the client and the plugin share no code: the client imports only its own
   t.ok(files.some(file => file.startsWith('client/')))
 })
 
-t.test('no source file over 300 lines', async t => {
-  const long = files.filter(file => readFileSync(join(SRC, file), 'utf8').split('\n').length > 300)
+// One concept a file, one step a function: past these a file or a function is doing two things.
+const MAX_FILE_LINES = 250
+const MAX_FUNCTION_LINES = 60
+
+t.test(`no source file over ${MAX_FILE_LINES} lines, no function over ${MAX_FUNCTION_LINES}`, async t => {
+  const long = files.filter(file => readFileSync(join(SRC, file), 'utf8').split('\n').length > MAX_FILE_LINES)
   t.same(long, [])
+  t.same(files.flatMap(file => longFunctions(file, readFileSync(join(SRC, file), 'utf8'))), [])
+})
+
+/** Functions (methods, arrows, accessors) of `text` longer than {@link MAX_FUNCTION_LINES}. */
+function longFunctions (file: string, text: string): string[] {
+  const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true)
+  const found: string[] = []
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node) && 'body' in node && node.body !== undefined) {
+      const line = (position: number): number => source.getLineAndCharacterOfPosition(position).line
+      const lines = line(node.getEnd()) - line(node.getStart()) + 1
+      if (lines > MAX_FUNCTION_LINES) found.push(`${file}:${line(node.getStart()) + 1} ${lines} lines`)
+    }
+    ts.forEachChild(node, visit)
+  }
+  visit(source)
+  return found
+}
+
+t.test('no import cycle between source files', async t => {
+  const imports = new Map(files.map(file => [file, [...readFileSync(join(SRC, file), 'utf8').matchAll(/from '(\.[^']+)'/g)]
+    .map(([, target]) => normalize(join(dirname(file), (target as string).replace(/\.js$/, '.ts'))))]))
+  t.same(cyclesOf(imports), [])
+  t.same(cyclesOf(new Map([['a.ts', ['b.ts']], ['b.ts', ['c.ts']], ['c.ts', ['a.ts']]])), ['a.ts → b.ts → c.ts → a.ts'], 'the check sees a cycle')
+})
+
+/** Every import cycle of `imports` (file → files it imports), as `a → b → a`. */
+function cyclesOf (imports: Map<string, string[]>): string[] {
+  const state = new Map<string, 'open' | 'done'>()
+  const cycles: string[] = []
+  const visit = (file: string, path: string[]): void => {
+    if (state.get(file) === 'done') return
+    if (state.get(file) === 'open') {
+      cycles.push([...path.slice(path.indexOf(file)), file].join(' → '))
+      return
+    }
+    state.set(file, 'open')
+    for (const next of imports.get(file) ?? []) visit(next, [...path, file])
+    state.set(file, 'done')
+  }
+  for (const file of imports.keys()) visit(file, [])
+  return cycles
+}
+
+t.test('the size check sees a long function', async t => {
+  const body = Array.from({ length: MAX_FUNCTION_LINES }, (_, i) => `  const v${i} = ${i}`).join('\n')
+  t.same(longFunctions('x.ts', `function long () {\n${body}\n}\nconst short = () => 1\n`), [`x.ts:1 ${MAX_FUNCTION_LINES + 2} lines`])
 })
 
 // Every time the plugin keeps comes from its clock (src/clock.ts): a test's fake clock then
