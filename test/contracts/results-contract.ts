@@ -4,7 +4,7 @@ import { newJobId } from '../../src/core/job-id.js'
 import type { ResultBodies } from '../../src/results/results.js'
 
 /**
- * The contract every ResultBodies passes (`test/s3-results.test.ts` runs it on the S3 emulator
+ * The contract every ResultBodies passes (`test/adapters/s3-results.test.ts` runs it on the S3 emulator
  * through the strict-AWS layer): bodies of any size back byte for byte through their URL, with
  * the headers that travel; a stale attempt's body never replaces the one served; delete removes
  * every attempt's body.

@@ -7,7 +7,7 @@ import { FakeClock } from '../helpers/clock.js'
 
 /**
  * The contract every JobStore passes: the in-memory store and the DynamoDB store run the
- * very same assertions (`test/memory-adapters.test.ts`, `test/aws-adapters.test.ts`).
+ * very same assertions (`test/adapters/memory-adapters.test.ts`, `test/adapters/aws-adapters.test.ts`).
  */
 export function storeContract (
   t: Test,

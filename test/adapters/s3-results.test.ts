@@ -1,0 +1,61 @@
+import { HeadObjectCommand } from '@aws-sdk/client-s3'
+import t from 'tap'
+import { newJobId } from '../../src/core/job-id.js'
+import { s3Results } from '../../src/results/s3-results.js'
+import { resultsContract } from '../contracts/results-contract.js'
+import { addMiddleware, injectFaults } from '../helpers/faults.js'
+import { startS3 } from '../helpers/s3.js'
+import { strictS3 } from '../helpers/strict-aws.js'
+
+// Result bodies in S3, on the s3rver emulator through the strict-AWS layer (S3's part sizes).
+const s3 = await startS3()
+t.teardown(() => s3.close())
+strictS3(s3.client)
+
+t.test('S3 results', async t => {
+  resultsContract(t, async () => s3Results({ bucket: s3.bucket, client: s3.client, partBytes: 5 * 1024 * 1024 }))
+})
+
+t.test('options are checked, naming the option', async t => {
+  const cases: Array<[unknown, string]> = [
+    [undefined, 'Expected `s3Results options` to be an object, got undefined'],
+    [{ bucket: 'A_B' }, 'Expected `bucket` to be an S3 bucket name, got "A_B"'],
+    [{ bucket: 'results', keyPrefix: 'a b' }, 'Expected `keyPrefix` to be an S3 key prefix, got "a b"'],
+    [{ bucket: 'results', urlTtlSeconds: 604_801 }, 'Expected `urlTtlSeconds` to be an integer from 1 to 604800, got 604801'],
+    [{ bucket: 'results', partBytes: 1024 }, 'Expected `partBytes` to be an integer from 5242880 to 5368709120, got 1024'],
+    [{ bucket: 'results', thresholdBytes: 0 }, 'Expected `thresholdBytes` to be an integer from 1 to 6291456, got 0']
+  ]
+  for (const [options, message] of cases) t.throws(() => s3Results(options as never), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message })
+})
+
+t.test('a URL is scoped to its object and expires after urlTtlSeconds (the presigner\'s SigV4 parameters)', async t => {
+  const results = s3Results({ bucket: s3.bucket, client: s3.client, urlTtlSeconds: 120, keyPrefix: 'jobs/' })
+  const stored = await results.put(newJobId(), 'owner', Buffer.from('x'), {})
+  const url = new URL(await results.url(stored))
+  t.equal(url.pathname, `/${s3.bucket}/${stored.key}`)
+  t.match(stored.key, /^jobs\/[0-9a-f-]{36}\/owner$/)
+  t.equal(url.searchParams.get('X-Amz-Expires'), '120')
+  t.equal(url.searchParams.get('X-Amz-Algorithm'), 'AWS4-HMAC-SHA256')
+  t.equal(url.searchParams.get('X-Amz-SignedHeaders'), 'host', 'nothing but the host is signed: any client can use it')
+  // S3 refuses a SigV4 URL after X-Amz-Date + X-Amz-Expires: that moment is urlTtlSeconds from now.
+  const signed = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(url.searchParams.get('X-Amz-Date') ?? '')?.slice(1).map(Number) ?? []
+  const [year = 0, month = 1, day = 0, hours = 0, minutes = 0, seconds = 0] = signed
+  const expires = Date.UTC(year, month - 1, day, hours, minutes, seconds) + Number(url.searchParams.get('X-Amz-Expires')) * 1000
+  t.ok(Math.abs(expires - (Date.now() + 120_000)) < 5000, 'refused by S3 from two minutes on')
+})
+
+t.test('a failed multipart upload leaves no object and no upload behind', async t => {
+  const { client } = s3
+  const faults = injectFaults(client, [{ command: 'CompleteMultipartUploadCommand', times: 3 }])
+  const aborted: string[] = []
+  addMiddleware(client, (next, context) => async (args) => {
+    if (context.commandName === 'AbortMultipartUploadCommand') aborted.push(args.input.Key)
+    return await next(args)
+  })
+  const results = s3Results({ bucket: s3.bucket, client, partBytes: 5 * 1024 * 1024 })
+  const id = newJobId()
+  await t.rejects(results.put(id, 'owner', Buffer.alloc(11 * 1024 * 1024, 1), {}), { code: 'FST_LONG_RUNNING_BACKEND' })
+  t.equal(faults.injected.get('CompleteMultipartUploadCommand'), 3, 'tried three times')
+  await t.rejects(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `results/${id}/owner` })), { name: 'NotFound' })
+  t.same(aborted, [`results/${id}/owner`], 'its parts aborted (s3rver has no ListMultipartUploads to check)')
+})

@@ -1,0 +1,107 @@
+import { Writable } from 'node:stream'
+import Fastify from 'fastify'
+import t from 'tap'
+import longRunning, { type JobEndEvent } from '../../src/index.js'
+import { untilAborted } from '../helpers/app.js'
+import { FakeClock } from '../helpers/clock.js'
+
+/** An app whose log lines are kept (parsed), and whose ended jobs are recorded. */
+async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, timeoutSeconds?: number } = {}) {
+  const lines: Array<Record<string, unknown>> = []
+  const watchers = new Set<() => void>()
+  const stream = new Writable({ write (chunk, _encoding, done) { lines.push(JSON.parse(String(chunk))); for (const watcher of watchers) watcher(); done() } })
+  /** Resolves once a log line `match` accepts has been written. */
+  const logged = async (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => await new Promise(resolve => {
+    const check = (): void => {
+      const line = lines.find(match)
+      if (line === undefined) return
+      watchers.delete(check)
+      resolve(line)
+    }
+    watchers.add(check)
+    check()
+  })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  const clock = new FakeClock()
+  await app.register(longRunning, { waitSeconds: 10, clock, ...options })
+  app.get('/work', { longRunning: true }, async (request) => {
+    request.log.info('working')
+    return 'done'
+  })
+  app.get('/forever', { longRunning: { timeoutSeconds: 1 } }, async (request) => {
+    await untilAborted(request.longRunning?.signal)
+    return 'late'
+  })
+  // As a handler passing its signal to fetch or timers/promises does: the stop makes it throw.
+  app.get('/throws', { longRunning: { timeoutSeconds: 1 } }, async (request) => {
+    await untilAborted(request.longRunning?.signal)
+    throw Object.assign(new Error('The operation was aborted'), { name: 'AbortError', cause: request.longRunning?.signal.reason })
+  })
+  app.get('/fails', { longRunning: true }, async () => { throw new Error('boom') })
+  t.teardown(() => app.close())
+  return { app, lines, clock, logged }
+}
+
+t.test('a job\'s log lines carry its id, its attempt and the original x-request-id', async t => {
+  const { app, lines } = await observed()
+  const response = await app.inject({ url: '/work', headers: { 'x-request-id': 'apigw-123' } })
+  t.equal(response.body, 'done')
+  const working = lines.find(line => line.msg === 'working')
+  t.match(working, { jobId: /^[0-9a-f-]{36}$/, attempt: 1, requestId: 'apigw-123' })
+  const ended = lines.find(line => line.msg === 'job ended')
+  t.equal(ended?.jobId, working?.jobId)
+  t.ok(lines.some(line => line.msg === 'job attempt started' && line.jobId === working?.jobId))
+})
+
+t.test('onJobEnd hears every job\'s outcome and timing', async t => {
+  const events: JobEndEvent[] = []
+  const { app, clock } = await observed({ onJobEnd: event => events.push(event) })
+  const before = clock.now()
+  await app.inject('/work')
+  const forever = app.inject('/forever')
+  // Two timers on the clock: the memory store's expiry sweep, and the attempt's timeout.
+  await clock.armed(2)
+  await clock.advance(1000)
+  await forever
+  t.equal(events.length, 2)
+  const [done, late] = events as [JobEndEvent, JobEndEvent]
+  t.match(done, { outcome: 'completed', statusCode: 200, attempt: 1 })
+  t.match(late, { outcome: 'timed-out', statusCode: 504, attempt: 1 })
+  for (const event of events) {
+    t.ok((event.queuedAt ?? 0) >= before && event.startedAt >= (event.queuedAt ?? 0) && event.endedAt >= event.startedAt, 'queued ≤ started ≤ ended')
+  }
+  t.equal(late.endedAt - late.startedAt, 1000, 'the timed-out attempt lasted its timeout')
+})
+
+t.test('an onJobEnd that throws is logged and changes nothing', async t => {
+  const { app, lines } = await observed({ onJobEnd: () => { throw new Error('metrics down') } })
+  const response = await app.inject('/work')
+  t.equal(response.body, 'done')
+  t.ok(lines.some(line => line.msg === 'onJobEnd threw'))
+})
+
+t.test('onJobEnd must be a function', async t => {
+  const app = Fastify()
+  await t.rejects(async () => await app.register(longRunning, { onJobEnd: 'yes' as never }), { message: 'Expected `onJobEnd` to be a function, got "yes"' })
+})
+
+t.test('a handler that throws because its job was stopped is logged at info, never as a server error', async t => {
+  const { app, lines, clock, logged } = await observed()
+  // Cancelled by its client (a closed tab's client aborting, say).
+  const accepted = await app.inject({ url: '/throws', headers: { prefer: 'respond-async' } })
+  t.equal(accepted.statusCode, 202)
+  t.equal((await app.inject({ method: 'DELETE', url: accepted.headers.location as string })).statusCode, 204)
+  const cancelled = await logged(line => line.msg === 'job run ended by its stop')
+  t.match(cancelled, { level: 30, stoppedBy: 'FST_LONG_RUNNING_JOB_CANCELLED', err: { type: 'Error', message: /aborted/ } })
+  t.equal(cancelled.res, undefined, 'no status: no client was sent the replay\'s 500')
+  // Past its time limit.
+  const late = app.inject('/throws')
+  await clock.armed(2)
+  await clock.advance(1000)
+  t.equal((await late).statusCode, 504)
+  await logged(line => line.stoppedBy === 'FST_LONG_RUNNING_JOB_TIMEOUT')
+  t.same(lines.filter(line => (line.level as number) >= 50), [], 'no error line')
+  // A handler that fails of its own accord is still a server error.
+  t.equal((await app.inject('/fails')).statusCode, 500)
+  t.match(await logged(line => line.level === 50), { err: { message: 'boom' }, res: { statusCode: 500 } })
+})

@@ -1,0 +1,143 @@
+/// <reference lib="dom" />
+import Fastify from 'fastify'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import t from 'tap'
+import { buildApp } from '../../example/app.js'
+
+// `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see CONTRIBUTING.md),
+// as a browser, not imagined: a tab following the 303s, a page of another origin fetching with
+// CORS, and a tab kept waiting past the browser's redirect limit by 202 + Refresh.
+t.setTimeout(120_000)
+
+const browser: Browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+})
+t.teardown(() => browser.close())
+
+async function example (waitSeconds: number, corsOrigins: string[] = []): Promise<string> {
+  const app = await buildApp({ waitSeconds }, {}, corsOrigins)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+}
+
+/** A new tab that notes the status of every response it receives. */
+async function tab (): Promise<{ page: Page, statuses: number[] }> {
+  const page = await browser.newPage()
+  const statuses: number[] = []
+  page.on('response', response => statuses.push(response.status()))
+  return { page, statuses }
+}
+
+t.test('a tab opened on /payload?delay=3 follows the 303s and shows the JSON', async t => {
+  const url = await example(1)
+  const { page, statuses } = await tab()
+  await page.goto(`${url}/payload?delay=3`, { timeout: 30_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 3 seconds to generate this."}')
+  t.ok(statuses.filter(status => status === 303).length >= 2, `redirects: ${statuses.join(' ')}`)
+  await page.close()
+})
+
+t.test('a page of another origin POSTs to /echo with fetch and CORS, and gets the body', async t => {
+  const other = Fastify()
+  other.get('/', async (_request, reply) => await reply.type('text/html').send('<!doctype html><title>other origin</title><pre id="out">waiting</pre>'))
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => other.close())
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
+  const url = await example(0.5, [otherUrl])
+  const page = await browser.newPage()
+  await page.goto(otherUrl)
+  const result = await page.evaluate(async (target) => {
+    const response = await fetch(`${target}/echo?delay=1.5`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hello from another origin' })
+    const text = await response.text()
+    document.getElementById('out')!.textContent = text
+    return { status: response.status, redirected: response.redirected, text }
+  }, url)
+  t.same(result, { status: 201, redirected: true, text: 'hello from another origin' })
+  await page.close()
+})
+
+t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the result shows', async t => {
+  const url = await example(0.1)
+  const { page, statuses } = await tab()
+  await page.goto(`${url}/payload?delay=4`, { timeout: 30_000 })
+  await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
+  t.ok(statuses.includes(202), 'the tab got a 202 with Refresh on its way')
+  await page.close()
+})
+
+/**
+ * A page of another origin with a progress bar and a Cancel button, running the package's
+ * client (`fastify-long-running/client`, bundled for the browser as an app would) against the
+ * example: `start(path)` shows progress in `#bar`, the outcome in `#out`, the job URL in `#job`.
+ */
+async function clientPage (): Promise<Page> {
+  const { build } = await import('esbuild')
+  // platform 'browser': a Node-only import in the client would fail this build.
+  const bundle = await build({ entryPoints: ['src/client/index.ts'], bundle: true, format: 'esm', platform: 'browser', write: false })
+  const client = bundle.outputFiles[0]?.text ?? ''
+  let url = ''
+  const other = Fastify()
+  other.get('/client.js', async (_request, reply) => await reply.type('text/javascript').send(client))
+  other.get('/', async (_request, reply) => await reply.type('text/html').send(`<!doctype html><title>report</title>
+<progress id="bar" max="1" value="0"></progress> <button id="cancel">Cancel</button>
+<pre id="out">idle</pre><pre id="job"></pre>
+<script type="module">
+  import { fetchLongRunning } from '/client.js'
+  window.start = async (path) => {
+    const controller = new AbortController()
+    document.getElementById('cancel').onclick = () => controller.abort()
+    const bar = document.getElementById('bar')
+    const out = document.getElementById('out')
+    out.textContent = 'running'
+    try {
+      const response = await fetchLongRunning('${url}' + path, {}, {
+        signal: controller.signal,
+        onProgress: ({ fraction, location }) => { bar.value = fraction ?? 0; document.getElementById('job').textContent = location }
+      })
+      out.textContent = response.status + ' ' + await response.text()
+    } catch (error) {
+      out.textContent = error.name
+    }
+  }
+</script>`))
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => other.close())
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
+  url = await example(25, [otherUrl])
+  const page = await browser.newPage()
+  await page.goto(otherUrl)
+  return page
+}
+
+async function start (page: Page, path: string): Promise<void> {
+  await page.evaluate((path) => { void (window as unknown as { start: (path: string) => Promise<void> }).start(path) }, path)
+}
+
+t.test('the client in a page: the progress bar moves, then the result shows', async t => {
+  const page = await clientPage()
+  await start(page, '/payload?delay=4')
+  await page.waitForFunction(() => (document.getElementById('bar') as HTMLProgressElement).value > 0, undefined, { timeout: 30_000 })
+  const first = await page.$eval('#bar', bar => (bar as HTMLProgressElement).value)
+  await page.waitForFunction((first) => (document.getElementById('bar') as HTMLProgressElement).value > first, first, { timeout: 30_000 })
+  await page.waitForFunction(() => document.getElementById('out')?.textContent !== 'running', undefined, { timeout: 30_000 })
+  t.equal(await page.textContent('#out'), '200 {"MESSAGE":"It took 4 seconds to generate this."}')
+  t.ok(first > 0 && first < 1, `the bar moved: ${first}, then further`)
+  await page.close()
+})
+
+t.test('the client in a page: Cancel rejects the call and cancels the job on the server', async t => {
+  const page = await clientPage()
+  await start(page, '/payload?delay=30')
+  await page.waitForFunction(() => (document.getElementById('bar') as HTMLProgressElement).value > 0, undefined, { timeout: 30_000 })
+  await page.click('#cancel')
+  await page.waitForFunction(() => document.getElementById('out')?.textContent !== 'running', undefined, { timeout: 30_000 })
+  t.equal(await page.textContent('#out'), 'AbortError')
+  // The page sends its DELETE as it rejects; this request waits on the server until the job ends.
+  const answer = await fetch(await page.textContent('#job') ?? '')
+  t.equal(answer.status, 409)
+  t.match(await answer.json(), { code: 'FST_LONG_RUNNING_JOB_CANCELLED' })
+  await page.close()
+})

@@ -1,0 +1,88 @@
+import { CreateQueueCommand } from '@aws-sdk/client-sqs'
+import t from 'tap'
+import { emulatorClients, startEmulators } from '../../example/emulators.js'
+import { dynamoDbStore, sqsQueue } from '../../src/index.js'
+import { buildTestApp, closeTestApp } from '../helpers/app.js'
+import { chaos, FAULT_KINDS } from '../helpers/chaos.js'
+import { Ledger } from '../helpers/ledger.js'
+import { int, random, seedFromEnv } from '../helpers/random.js'
+import { strictDynamoDb, strictSqs } from '../helpers/strict-aws.js'
+
+// Jobs through the SQS and DynamoDB adapters while both fail at a seeded rate, every kind of
+// failure mixed in. In `npm test`: a short run with a fixed seed. `npm run test:chaos`: a longer
+// one with a new seed each time (printed; `SEED=n` replays it).
+const jobs = Number(process.env.CHAOS_JOBS ?? 30)
+const rate = Number(process.env.CHAOS_RATE ?? 0.05)
+const seed = process.env.CHAOS_JOBS === undefined ? 7 : seedFromEnv()
+const next = random(seed)
+// Run directly (`npm run test:chaos`), tap's default 30 s per test would cut the long run short.
+t.setTimeout(15 * 60_000)
+t.comment(`chaos: seed ${seed}, ${jobs} jobs, fault rate ${rate}`)
+
+const emulators = await startEmulators()
+t.teardown(() => emulators.close())
+
+t.test('under injected faults every accepted job ends with its exact response, each run at most maxAttempts times', async t => {
+  const { sqs, dynamodb } = emulatorClients(emulators.env, { maxAttempts: 1 })
+  t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  strictSqs(sqs)
+  strictDynamoDb(dynamodb)
+  const sqsFaults = chaos(sqs, FAULT_KINDS.sqs, rate, next)
+  const dynamoFaults = chaos(dynamodb, FAULT_KINDS.dynamodb, rate, next)
+  const { QueueUrl: queueUrl } = await emulators.sqs.send(new CreateQueueCommand({ QueueName: `chaos-${seed}` }))
+  const test = await buildTestApp({
+    queue: sqsQueue({ queueUrl: queueUrl as string, client: sqs, receiveBatchSize: 1, retryDelaySeconds: 0.05, visibilityTimeoutSeconds: 3 }),
+    store: dynamoDbStore({ tableName: emulators.tableName, client: dynamodb }),
+    consume: true,
+    concurrency: 8,
+    waitSeconds: 1,
+    leaseSeconds: 3,
+    pollIntervalMs: 20
+  })
+  t.teardown(() => closeTestApp(test))
+
+  const ledger = new Ledger()
+  const rejected = { enqueue: 0, reads: 0 }
+  const client = async (i: number): Promise<void> => {
+    const payload = Buffer.from(`job ${i} `.repeat(1 + int(next, 40)))
+    // Accept: a 503 means nothing was accepted, and the client tries again (a new job).
+    let location: string | undefined
+    for (let tries = 0; location === undefined; tries++) {
+      const name = `j${i}t${tries}`
+      const response = await test.app.inject({ method: 'POST', url: `/job/${name}?open=1`, payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
+      if (response.statusCode === 503) { rejected.enqueue += 1; continue }
+      location = response.headers.location as string
+      const id = /async-response\/([^?]+)/.exec(location)?.[1] as string
+      ledger.accept(id, { status: 201, body: payload })
+      jobsByName.set(name, id)
+    }
+    // Follow until the final response; a 503 (the store failed under this read) is retried.
+    for (;;) {
+      const response = await test.app.inject({ url: location })
+      if (response.statusCode === 503) { rejected.reads += 1; continue }
+      if (response.statusCode === 303 || response.statusCode === 202) { location = response.headers.location as string; continue }
+      ledger.finished(/async-response\/([^?]+)/.exec(location)?.[1] as string, response.statusCode, response.rawPayload)
+      return
+    }
+  }
+  const jobsByName = new Map<string, string>()
+  await Promise.all(Array.from({ length: jobs }, async (_, i) => await client(i)))
+  for (const [name, count] of test.runs) {
+    const id = jobsByName.get(name)
+    if (id === undefined) continue
+    for (let run = 0; run < count; run++) ledger.ran(id)
+  }
+  const report = ledger.check(t, 3)
+  // A request answered 503 can run only if SQS took its message but every answer was lost, and
+  // a worker claimed the job before the HTTP side forgot it.
+  const phantomRuns = [...test.runs.keys()].filter(name => !jobsByName.has(name)).length
+  t.ok(phantomRuns <= (sqsFaults.get('lost-reply:SendMessageCommand') ?? 0), 'a 503 leaves no job behind, but for lost SendMessage answers')
+  const kinds = (faults: Map<string, number>): Record<string, number> => Object.fromEntries([...faults].filter(([kind]) => !kind.includes(':')))
+  t.comment(`report: ${JSON.stringify({
+    seed,
+    ...report,
+    phantomRuns,
+    faults: { sqs: kinds(sqsFaults), dynamodb: kinds(dynamoFaults) },
+    clientRetries: rejected
+  })}`)
+})

@@ -1,0 +1,43 @@
+import { once } from 'node:events'
+import t from 'tap'
+import { startEmulators } from '../../example/emulators.js'
+import { childProcesses, follow, listeningUrl, stopChild, type Child } from '../helpers/child.js'
+import { randomBody } from '../helpers/random.js'
+
+// `npm start` and `npm run worker` against the emulators, each in its own process; a worker
+// killed with SIGKILL mid-job is replaced, and every accepted job still gets its exact response.
+const emulators = await startEmulators()
+t.teardown(() => emulators.close())
+// Short leases: a dead worker's jobs are taken over in seconds, not the default half minute.
+const start = childProcesses(t, { ...emulators.env, JOBS_LEASE_SECONDS: '3' })
+
+/** Job runs a worker has started: the replayed requests it logged. */
+const jobRuns = (child: Child): number =>
+  child.lines.filter(line => (line.req as { url?: string } | undefined)?.url === '/echo?delay=2').length
+
+t.test('a worker killed mid-job is replaced and every job still completes with its exact response', async t => {
+  const server = start('example/server.ts', { PORT: '0', HOST: '127.0.0.1', WAIT_SECONDS: '5' })
+  const url = await listeningUrl(server)
+  const first = start('example/worker.ts')
+  await first.waitFor(line => line.msg === 'worker started')
+
+  const bodies = [randomBody(1000), randomBody(300 * 1024), Buffer.from('plain text')]
+  const responses = bodies.map(async body => await follow(`${url}/echo?delay=2`, {
+    method: 'POST', body, headers: { 'content-type': 'application/octet-stream' }
+  }))
+  // Every job is running on the first worker (2 s each): then it dies without a word.
+  await first.waitFor(() => jobRuns(first) === bodies.length)
+  first.process.kill('SIGKILL')
+  await once(first.process, 'exit')
+
+  const second = start('example/worker.ts')
+  await second.waitFor(line => line.msg === 'worker started')
+  for (const [i, pending] of responses.entries()) {
+    const response = await pending
+    t.equal(response.status, 201, `job ${i}`)
+    t.ok(Buffer.from(await response.arrayBuffer()).equals(bodies[i] as Buffer), `job ${i}: its own bytes`)
+  }
+  t.equal(jobRuns(second), bodies.length, 'the replacement ran every job again')
+
+  t.equal(await stopChild(second), 0, 'a worker stops cleanly on SIGTERM')
+})
