@@ -22,7 +22,7 @@ export function recordingFetch (): { fetch: (request: Request) => Promise<Respon
  * rising progress, 1 MiB of binary echoed, an abort after 1 s that cancels the job, and a first
  * answer lost on the way (through a proxy that drops it) that still runs the handler once.
  */
-export async function clientScenario (t: Test, url: string): Promise<void> {
+export async function clientScenario (t: Test, url: string, { handlerStops = true } = {}): Promise<void> {
   const stats = async (): Promise<{ executions: number, running: number }> => await (await fetch(`${url}/stats`)).json() as { executions: number, running: number }
   const executions = async (): Promise<number> => (await stats()).executions
   const running = async (): Promise<number> => (await stats()).running
@@ -48,7 +48,7 @@ export async function clientScenario (t: Test, url: string): Promise<void> {
   })
 
   for (const afterMs of [50, 1500]) {
-    await t.test(`aborting /payload?delay=30 after ${afterMs} ms rejects with AbortError, cancels the job and stops its handler within 3 s`, async t => {
+    await t.test(`aborting /payload?delay=30 after ${afterMs} ms rejects with AbortError and cancels the job${handlerStops ? ', its handler stopped within 3 s' : ''}`, async t => {
       const controller = new AbortController()
       const recording = recordingFetch()
       const timer = setTimeout(() => controller.abort(), afterMs)
@@ -61,7 +61,9 @@ export async function clientScenario (t: Test, url: string): Promise<void> {
       const job = await fetch(deleted.url)
       t.equal(job.status, 409)
       t.match(await job.json(), { code: 'FST_LONG_RUNNING_JOB_CANCELLED' })
-      // The handler's signal aborts (in the process that runs it, at once; elsewhere at its next renewal).
+      // The handler's signal aborts in the process that runs it, at once (a Lambda worker runs on,
+      // its result discarded: docs/http.md).
+      if (!handlerStops) return
       const abortedAt = await aborted
       while (await running() > 0 && Date.now() - abortedAt < 3000) await new Promise(resolve => setTimeout(resolve, 50))
       t.equal(await running(), 0, 'nothing running within 3 s of the abort')

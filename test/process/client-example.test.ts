@@ -17,7 +17,7 @@ t.test('npm run dev:aws: SQS, DynamoDB, S3 and the worker Lambda on the emulator
   const start = childProcesses(t)
   const server = start('example/dev-aws.ts', { PORT: '0', HOST: '127.0.0.1' })
   const url = await listeningUrl(server)
-  await clientScenario(t, url)
+  await clientScenario(t, url, { handlerStops: false })
   await t.test('a result kept in S3 (5 MiB): the 303 to its presigned URL is followed', async t => {
     const response = await fetchLongRunning(`${url}/bytes?size=5242880&delay=1`)
     t.equal(response.status, 200)
