@@ -23,7 +23,7 @@ t.test('a job finished within the wait answers directly, without a redirect', as
 })
 
 t.test('a slow job is handed over through a chain of 303s that fetch follows', async t => {
-  const test = await buildTestApp({ waitSeconds: 0.05 })
+  const test = await buildTestApp({ waitSeconds: 0.05, clock: new FakeClock({ autoAdvanceUpToMs: 50 }) })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
   const response = await fetch(`${url}/hops/2`)
@@ -81,7 +81,7 @@ t.test('a POST answered through 303 is fetched with GET and keeps status, header
 })
 
 t.test('fetch follows a POST through the 303 chain to the final response', async t => {
-  const test = await buildTestApp({ waitSeconds: 0.05 }, (app, gates) => {
+  const test = await buildTestApp({ waitSeconds: 0.05, clock: new FakeClock({ autoAdvanceUpToMs: 50 }) }, (app, gates) => {
     // Opens the gate only once the client is inside the redirect chain.
     app.addHook('onResponse', async (request) => { if (request.url.includes('hop=1')) gates.open('post') })
   })
@@ -238,7 +238,7 @@ t.test('closing with a shared queue ends every wait with a 303 at once', async t
 })
 
 t.test('100 overlapping jobs each receive exactly their own response', async t => {
-  const test = await buildTestApp({ waitSeconds: 0.02, concurrency: 100 })
+  const test = await buildTestApp({ waitSeconds: 0.02, concurrency: 100, clock: new FakeClock({ autoAdvanceUpToMs: 20 }) })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
   const names = Array.from({ length: 100 }, (_, i) => `n${i}`)
@@ -260,7 +260,7 @@ t.test('100 overlapping jobs each receive exactly their own response', async t =
 })
 
 t.test('curl -L follows the chain', { skip: hasCurl ? false : 'curl not installed' }, async t => {
-  const test = await buildTestApp({ waitSeconds: 0.05 })
+  const test = await buildTestApp({ waitSeconds: 0.05, clock: new FakeClock({ autoAdvanceUpToMs: 50 }) })
   t.teardown(() => closeTestApp(test))
   const url = await test.listen()
   const { stdout } = await run('curl', ['-sSL', '-w', '\n%{http_code} %{num_redirects}', `${url}/hops/3`])
