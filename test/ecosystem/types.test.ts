@@ -1,0 +1,70 @@
+import { execFile } from 'node:child_process'
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import t from 'tap'
+
+// A consumer's TypeScript, strict and with `skipLibCheck` off, under each module resolution a
+// project uses: the package's declarations (dist/, built by `npm test` first) must compile and
+// keep their types (`errors.*` never `any`). Issue 25, point 6: under `bundler` the declarations
+// named a namespace that only CommonJS interop provides.
+const run = promisify(execFile)
+const ROOT = resolve('.')
+const TSC = join(ROOT, 'node_modules', '.bin', 'tsc')
+
+const CONSUMER = `
+import Fastify from 'fastify'
+import longRunning, { errors, sqsQueue, type JobStore } from 'fastify-long-running'
+import { fetchLongRunning } from 'fastify-long-running/client'
+
+const app = Fastify()
+await app.register(longRunning, { waitSeconds: 5, queue: sqsQueue({ queueUrl: 'https://sqs.invalid/1/q' }) })
+app.get('/report', { longRunning: { timeoutSeconds: 60 } }, async request => request.longRunning?.id)
+const status: 404 = new errors.JobNotFoundError().statusCode
+// @ts-expect-error a code is its literal type, not any
+const wrong: 'SOMETHING_ELSE' = new errors.JobNotFoundError().code
+const store: JobStore | undefined = undefined
+export { fetchLongRunning, status, wrong, store }
+`
+
+/** A folder whose node_modules holds this package (by its name) and what its types import. */
+async function consumerFolder (t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
+  const folder = await mkdtemp(join(tmpdir(), 'flr-types-'))
+  t.teardown(async () => await rm(folder, { recursive: true, force: true }))
+  await mkdir(join(folder, 'node_modules'))
+  await symlink(ROOT, join(folder, 'node_modules', 'fastify-long-running'))
+  await symlink(join(ROOT, 'node_modules', 'fastify'), join(folder, 'node_modules', 'fastify'))
+  return folder
+}
+
+const MODES = [
+  { name: 'bundler', module: 'esnext', moduleResolution: 'bundler', file: 'consumer.ts' },
+  { name: 'nodenext, ESM', module: 'nodenext', moduleResolution: 'nodenext', file: 'consumer.mts' },
+  { name: 'node16, ESM', module: 'node16', moduleResolution: 'node16', file: 'consumer.mts' }
+]
+
+for (const mode of MODES) {
+  t.test(`a strict consumer compiles under moduleResolution ${mode.name} with skipLibCheck off`, async t => {
+    const folder = await consumerFolder(t)
+    await writeFile(join(folder, mode.file), CONSUMER)
+    const compilerOptions = { strict: true, noEmit: true, skipLibCheck: false, module: mode.module, moduleResolution: mode.moduleResolution, target: 'es2022', types: [] }
+    await writeFile(join(folder, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: [mode.file] }))
+    const { stdout } = await run(TSC, ['-p', folder]).catch((error: { stdout: string }) => error)
+    t.equal(stdout, '', 'no error')
+  })
+}
+
+t.test('a CommonJS consumer compiles (require of the ESM package, module nodenext)', async t => {
+  const folder = await consumerFolder(t)
+  await writeFile(join(folder, 'consumer.cts'), `
+import longRunning = require('fastify-long-running')
+import client = require('fastify-long-running/client')
+const status: 404 = new longRunning.errors.JobNotFoundError().statusCode
+export = { plugin: longRunning.default, fetchLongRunning: client.fetchLongRunning, status }
+`)
+  const compilerOptions = { strict: true, noEmit: true, skipLibCheck: false, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', types: [] }
+  await writeFile(join(folder, 'tsconfig.json'), JSON.stringify({ compilerOptions, files: ['consumer.cts'] }))
+  const { stdout } = await run(TSC, ['-p', folder]).catch((error: { stdout: string }) => error)
+  t.equal(stdout, '', 'no error')
+})
