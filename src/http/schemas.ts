@@ -35,10 +35,30 @@ const prefer = {
   description: 'RFC 7240: `respond-async` answers 202 at once; `wait=N` waits at most N seconds'
 } as const
 
+/** Fastify's own error shape, as its default error serializer writes it (`code` when the error has one). */
+function fastifyError (required: readonly string[]): object {
+  return { type: 'object', required, properties: { statusCode: { type: 'number' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } } }
+}
+
+/**
+ * A schema the plugin adds to a user's route, for a status code the route may also answer with
+ * itself: it documents the plugin's answer, and never changes how the route's own answers are
+ * serialized. Fastify serializes every answer with that status through it, the route's own
+ * bodies and errors too, so it is `anyOf` the plugin's shape (extra members kept), Fastify's
+ * error shape (an error reaches the serializer as an object whose fields are not its own: they
+ * are named to be written, in Fastify's order), or anything (written as `JSON.stringify` would).
+ */
+function alongsideTheRoute ({ description, ...shape }: { description: string } & Record<string, unknown>): object {
+  return {
+    description,
+    anyOf: [{ ...shape, additionalProperties: true }, fastifyError(['statusCode', 'code', 'error', 'message']), fastifyError(['statusCode', 'error', 'message']), {}]
+  }
+}
+
 /** The answers a long-running route gains besides its own. */
 export const interimResponses = {
-  202: { ...statusBody, description: 'Accepted: the job runs on (Prefer: respond-async, or after 18 redirects); see Location and Retry-After' },
-  303: { ...statusBody, description: 'See Other: the job runs on; follow Location to wait for its result' }
+  202: alongsideTheRoute({ ...statusBody, description: 'Accepted: the job runs on (Prefer: respond-async, or after 18 redirects); see Location and Retry-After' }),
+  303: alongsideTheRoute({ ...statusBody, description: 'See Other: the job runs on; follow Location to wait for its result' })
 } as const
 
 /** `GET /async-response/{id}`. */
@@ -103,18 +123,17 @@ export function usesDefaultCompilers (instance: object, route: { validatorCompil
   return controller !== undefined && controller.isCustomValidatorCompiler === false && controller.isCustomSerializerCompiler === false
 }
 
-// Problem details (RFC 9457) of the idempotency answers. Other members pass through: the route's
-// own 409 and 422 errors, if it throws any, keep their fields when serialized by this schema.
+// Problem details (RFC 9457) of the idempotency answers (sent as text: this documents them).
 const problem = {
   type: 'object',
-  additionalProperties: true,
+  required: ['type', 'title', 'status', 'code'],
   properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' } }
 } as const
 
 /** The answers of a route that takes idempotency keys. */
 const keyedResponses = {
-  409: { ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT: the job of this key still runs (strict idempotency); see Location' },
-  422: { ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED: this key came with another request before' }
+  409: alongsideTheRoute({ ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT: the job of this key still runs (strict idempotency); see Location' }),
+  422: alongsideTheRoute({ ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED: this key came with another request before' })
 } as const
 
 /**

@@ -10,10 +10,9 @@ import { serve } from './serve.js'
 // job runs through, the job ends as a stored 503 (issue 25, point 9; the pattern is in the README).
 
 /** The README's pattern: a job run was accepted before the pressure; it runs. */
-function skipJobRuns (request: FastifyRequest, reply: FastifyReply, type: string): unknown {
-  if (request.longRunning !== null) return undefined
-  reply.code(503).header('retry-after', '10')
-  return { statusCode: 503, error: 'Service Unavailable', message: `Under pressure: ${type}` }
+function skipJobRuns (request: FastifyRequest, reply: FastifyReply, type: string): void {
+  if (request.longRunning !== null) return
+  void reply.code(503).header('retry-after', '10').send({ statusCode: 503, error: 'Service Unavailable', message: `Under pressure: ${type}` })
 }
 
 /** An app with one job slot: `/block` holds it until `blocker` opens, so `/report` runs later. */

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
 // A consumer's TypeScript, strict and with `skipLibCheck` off, under each module resolution a
 // project uses: the package's declarations (dist/, built by `npm test` first) must compile and
@@ -29,7 +29,7 @@ export { fetchLongRunning, status, wrong, store }
 `
 
 /** A folder whose node_modules holds this package (by its name) and what its types import. */
-async function consumerFolder (t: Parameters<Parameters<typeof t.test>[1]>[0]): Promise<string> {
+async function consumerFolder (t: Test): Promise<string> {
   const folder = await mkdtemp(join(tmpdir(), 'flr-types-'))
   t.teardown(async () => await rm(folder, { recursive: true, force: true }))
   await mkdir(join(folder, 'node_modules'))

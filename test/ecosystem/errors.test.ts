@@ -1,0 +1,47 @@
+import sensible from '@fastify/sensible'
+import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
+import t from 'tap'
+import longRunning from '../../src/index.js'
+import { serve } from './serve.js'
+
+// The plugin documents its own answers (202, 303; 409 and 422 on keyed routes) in the route's
+// schema; those schemas must never change how the route's own answers with those codes are
+// serialized (issue 25, point 1). Each handler runs twice: on a long-running route, and on its
+// synchronous twin; the client gets the same status and the same bytes from both.
+const handlers: Record<string, RouteHandlerMethod> = {
+  conflict: async function (this: FastifyInstance) { throw this.httpErrors.conflict('item exists') },
+  unprocessable: async () => { throw Object.assign(new Error('bad item'), { statusCode: 422, code: 'E_ITEM' }) },
+  accepted: async (_request, reply) => await reply.code(202).send({ ticket: 5 }),
+  lookalike: async (_request, reply) => await reply.code(202).send({ id: 'mine', status: 'pending', location: '/mine', extra: true })
+}
+
+t.test('a keyed route\'s own 409, 422 and 202 come back as its synchronous twin sends them', async t => {
+  const { url } = await serve(t, async app => {
+    await app.register(sensible)
+    await app.register(longRunning, { waitSeconds: 5 })
+    for (const [name, handler] of Object.entries(handlers)) {
+      app.post(`/job/${name}`, { longRunning: true }, handler)
+      app.post(`/sync/${name}`, handler)
+    }
+  })
+  for (const name of Object.keys(handlers)) {
+    const sync = await fetch(`${url}/sync/${name}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } })
+    const job = await fetch(`${url}/job/${name}`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json', 'idempotency-key': `"${name}"` } })
+    t.equal(job.status, sync.status, `${name}: status ${sync.status}`)
+    t.equal(await job.text(), await sync.text(), `${name}: the same bytes`)
+  }
+})
+
+t.test('the app\'s error handler shapes a long-running route\'s own 409 as it does a synchronous one', async t => {
+  const { url } = await serve(t, async app => {
+    await app.register(sensible)
+    app.setErrorHandler<Error & { statusCode?: number }>(async (error, _request, reply) => await reply.code(error.statusCode ?? 500).send({ ok: false, problem: error.message }))
+    await app.register(longRunning, { waitSeconds: 5 })
+    app.post('/job/conflict', { longRunning: true }, handlers.conflict as RouteHandlerMethod)
+    app.post('/sync/conflict', handlers.conflict as RouteHandlerMethod)
+  })
+  const sync = await fetch(`${url}/sync/conflict`, { method: 'POST' })
+  const job = await fetch(`${url}/job/conflict`, { method: 'POST' })
+  t.equal(job.status, 409)
+  t.same(await job.json(), await sync.json())
+})
