@@ -32,8 +32,7 @@ const NOT_FORWARDED = new Set([
  * content type, while Fastify's own parser reads them as usual (limits included).
  */
 export async function captureBody (request: FastifyRequest, _reply: FastifyReply, payload: Payload): Promise<Payload> {
-  const hasBody = request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined
-  if (!hasBody || isJobRun(request)) return payload
+  if (!hasBody(request) || isJobRun(request)) return payload
   const captured: Captured = { chunks: [], bytes: 0 }
   const tee: Payload = new Transform({
     // Never back-pressure the socket: a parser may read `request.raw` itself (multipart does)
@@ -102,6 +101,17 @@ export async function drainBody (request: FastifyRequest, limit: number): Promis
   tee.on('data', () => { if (captured.bytes > limit) tee.destroy(new BodyTooLargeError(limit)) })
   tee.resume()
   await finished(tee)
+}
+
+/**
+ * Whether the request has a body: one with a length or chunked in HTTP/1.1; in HTTP/2, where
+ * neither header is needed, one whose stream did not end with its headers (END_STREAM framing,
+ * RFC 9113 §8.1).
+ */
+function hasBody (request: FastifyRequest): boolean {
+  if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) return true
+  const stream = (request.raw as { stream?: { endAfterHeaders?: boolean } }).stream
+  return stream !== undefined && stream.endAfterHeaders === false
 }
 
 /** Headers that `Connection` declares hop-by-hop for this request. */
