@@ -128,10 +128,14 @@ export const WorkerStoppingError = createError('FST_LONG_RUNNING_WORKER_STOPPING
 export const WorkerDeadlineError = createError('FST_LONG_RUNNING_WORKER_DEADLINE', 'Worker out of time')
 export const LeaseLostError = createError('FST_LONG_RUNNING_LEASE_LOST', 'Claim lost: the job was cancelled or taken over')
 
-/** A request body left unread by the route's parser (multipart, say) is longer than the route's `bodyLimit`. */
+/**
+ * A request body left unread by the route's parser (multipart, say) is longer than the route's
+ * `bodyLimit`: a long-running route keeps the whole body for its job, so the route's own
+ * `bodyLimit` bounds uploads that the multipart plugin's per-file limits would let through.
+ */
 export const BodyTooLargeError = createError<'FST_LONG_RUNNING_BODY_TOO_LARGE', [number]>(
   'FST_LONG_RUNNING_BODY_TOO_LARGE',
-  'Request body is larger than the route\'s %d bytes',
+  'Request body is larger than the route\'s bodyLimit of %d bytes: a long-running route keeps the whole body for its job, uploads included; raise the route\'s bodyLimit',
   413
 )
 

@@ -98,7 +98,9 @@ export async function drainBody (request: FastifyRequest, limit: number): Promis
   const tee = (request as unknown as Record<symbol, Transform | undefined>)[kTee]
   if (tee === undefined || tee.readableEnded) return
   const captured = (request as unknown as Record<symbol, Captured>)[kBody] as Captured
-  tee.on('data', () => { if (captured.bytes > limit) tee.destroy(new BodyTooLargeError(limit)) })
+  // The rest of the upload is never read: the connection closes after the 413, or the client
+  // would go on sending into it and the server could never close (Fastify waits for it).
+  tee.on('data', () => { if (captured.bytes > limit) tee.destroy(Object.assign(new BodyTooLargeError(limit), { headers: { connection: 'close' } })) })
   tee.resume()
   await finished(tee)
 }

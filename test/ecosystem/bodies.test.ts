@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import compress from '@fastify/compress'
 import multipart from '@fastify/multipart'
+import type { FastifyRequest } from 'fastify'
 import t from 'tap'
 import longRunning from '../../src/index.js'
 import { curl, serve } from './serve.js'
@@ -39,6 +40,30 @@ t.test('@fastify/multipart: a handler reading request.parts() gets the whole upl
   const viaCurl = await curl(['-L', '-F', `doc=@${path}`, `${url}/upload`])
   t.equal(viaCurl.status, 200, 'curl -F -L')
   t.same(JSON.parse(viaCurl.body), { files: [{ field: 'doc', bytes: file.length, sha: sha(file) }] })
+})
+
+t.test('@fastify/multipart: an upload within multipart\'s limits but over the route\'s bodyLimit is a clear 413', async t => {
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 16 * 1024 * 1024 } })
+    await app.register(longRunning, { waitSeconds: 5 })
+    const handler = async (request: FastifyRequest): Promise<unknown> => {
+      let bytes = 0
+      for await (const part of request.parts()) if (part.type === 'file') bytes += (await part.toBuffer()).length
+      return { bytes }
+    }
+    // Fastify's default bodyLimit (1 MiB): the synchronous route streams the file to its handler.
+    app.post('/sync', handler)
+    app.post('/job', { longRunning: true }, handler)
+  })
+  const form = (): FormData => {
+    const data = new FormData()
+    data.append('doc', new Blob([randomBytes(3 * 1024 * 1024)]), 'doc.bin')
+    return data
+  }
+  t.same(await (await fetch(`${url}/sync`, { method: 'POST', body: form() })).json(), { bytes: 3 * 1024 * 1024 })
+  const job = await fetch(`${url}/job`, { method: 'POST', body: form() })
+  t.equal(job.status, 413)
+  t.match(await job.json(), { code: 'FST_LONG_RUNNING_BODY_TOO_LARGE', message: /bodyLimit of 1048576 bytes.*uploads included; raise the route's bodyLimit/ })
 })
 
 t.test('@fastify/multipart with attachFieldsToBody: the job sees the fields', async t => {
