@@ -28,6 +28,8 @@ export class Job {
   #unhook = (): void => {}
   /** The job's URL, once an answer named it. */
   location: string | undefined
+  /** When the latest request went to `fetch` (epoch ms): the floor between status requests counts from it. */
+  sentAt = 0
 
   constructor (settings: Settings, base: Request, signal: AbortSignal) {
     this.#settings = settings
@@ -102,6 +104,7 @@ export class Job {
   /** One request: its answer or its network error, and whether another try may help. */
   async #attempt (request: Request, again: ReadonlySet<number>): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
     try {
+      this.sentAt = Date.now()
       const response = await this.#settings.fetch(request)
       return { response, retry: again.has(response.status) }
     } catch (error) {

@@ -103,8 +103,9 @@ t.test('Retry-After is read strictly: 0, a past date, -5 and 1.5 never make stat
     const recording = async (request: Request): Promise<Response> => { sent.push(Date.now()); return await fetch(request) }
     t.equal(await (await fetchLongRunning(`${url}/start`, {}, { fetch: recording })).text(), 'done', `Retry-After: ${value}`)
     const gaps = sent.slice(1).map((time, i) => time - (sent[i] as number))
-    // A floor the client keeps, not a speed: no gap under its one second (a clock tick aside).
-    t.ok(gaps.length === 3 && gaps.every(gap => gap >= 998), `gaps ${gaps.join(', ')} ms`)
+    // A floor the client keeps between its calls to fetch, not a speed: no gap under its one
+    // second (a timer may fire a clock tick early), where a hot loop's are a millisecond.
+    t.ok(gaps.length === 3 && gaps.every(gap => gap >= 990), `gaps ${gaps.join(', ')} ms`)
   }
 })
 

@@ -6,10 +6,12 @@ import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
 
 // A consumer's TypeScript, strict and with `skipLibCheck` off, under each module resolution a
-// project uses: the package's declarations (dist/, built by `npm test` first) must compile and
-// keep their types (`errors.*` never `any`). Issue 25, point 6: under `bundler` the declarations
-// named a namespace that only CommonJS interop provides.
+// project uses (node16 resolves as nodenext does): the package's declarations (dist/, built by
+// `npm test` first) must compile and keep their types (`errors.*` never `any`). Issue 25, point
+// 6: under `bundler` the declarations named a namespace that only CommonJS interop provides.
 const run = promisify(execFile)
+// Each compile reads the declarations of Fastify and the AWS SDK: seconds each, more on a busy machine.
+t.setTimeout(600_000)
 const ROOT = resolve('.')
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc')
 
@@ -40,8 +42,7 @@ async function consumerFolder (t: Test): Promise<string> {
 
 const MODES = [
   { name: 'bundler', module: 'esnext', moduleResolution: 'bundler', file: 'consumer.ts' },
-  { name: 'nodenext, ESM', module: 'nodenext', moduleResolution: 'nodenext', file: 'consumer.mts' },
-  { name: 'node16, ESM', module: 'node16', moduleResolution: 'node16', file: 'consumer.mts' }
+  { name: 'nodenext, ESM', module: 'nodenext', moduleResolution: 'nodenext', file: 'consumer.mts' }
 ]
 
 for (const mode of MODES) {
