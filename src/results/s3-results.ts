@@ -4,7 +4,7 @@ import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers } from '../core/wire.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
-import { TRAVELLING_HEADERS, type ResultBodies } from './results.js'
+import { TRAVELLING_HEADERS, type ResultBodies, type UrlMethod } from './results.js'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
@@ -108,9 +108,11 @@ class S3Results implements ResultBodies {
     return { key, bytes }
   }
 
-  async url (body: ExternalBody): Promise<string> {
+  async url (body: ExternalBody, method: UrlMethod = 'GET'): Promise<string> {
     const sdk = await this.#aws.sdk()
-    const command = new sdk.GetObjectCommand({ Bucket: this.#settings.bucket, Key: body.key })
+    const object = { Bucket: this.#settings.bucket, Key: body.key }
+    // The method is part of what SigV4 signs: S3 refuses a GET URL used for HEAD (403).
+    const command = method === 'HEAD' ? new sdk.HeadObjectCommand(object) : new sdk.GetObjectCommand(object)
     // Signed here, with no request: the URL carries the signer's rights for `urlTtlSeconds`.
     return await sdk.getSignedUrl(await this.#aws.client(), command, { expiresIn: this.#settings.urlTtlSeconds })
   }

@@ -59,3 +59,24 @@ t.test('a failed multipart upload leaves no object and no upload behind', async 
   await t.rejects(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `results/${id}/owner` })), { name: 'NotFound' })
   t.same(aborted, [`results/${id}/owner`], 'its parts aborted (s3rver has no ListMultipartUploads to check)')
 })
+
+t.test('a URL is signed for its method: HEAD gets one of its own; the strict layer refuses a GET URL used with HEAD, as S3 does', async t => {
+  const results = s3Results({ bucket: s3.bucket, client: s3.client })
+  const stored = await results.put(newJobId(), 'owner', Buffer.alloc(1234, 7), { 'content-type': 'text/csv' })
+  const get = await results.url(stored)
+  const head = await results.url(stored, 'HEAD')
+  t.not(new URL(head).searchParams.get('X-Amz-Signature'), new URL(get).searchParams.get('X-Amz-Signature'), 'another signature')
+  const headed = await fetch(head, { method: 'HEAD' })
+  t.equal(headed.status, 200)
+  t.equal(headed.headers.get('content-length'), '1234')
+  t.equal(headed.headers.get('content-type'), 'text/csv')
+  t.equal((await fetch(get)).status, 200, 'GET with the GET URL')
+  for (const [url, method] of [[get, 'HEAD'], [head, 'GET']] as const) {
+    const refused = await fetch(url, { method })
+    t.equal(refused.status, 403, `a ${method} with a URL signed for the other method`)
+    if (method === 'GET') t.match(await refused.text(), /<Code>SignatureDoesNotMatch<\/Code>/)
+  }
+  const tampered = new URL(get)
+  tampered.searchParams.set('X-Amz-Expires', '604800')
+  t.equal((await fetch(tampered)).status, 403, 'and any other part of the signed request changed')
+})
