@@ -20,6 +20,12 @@ export interface ResultBodies {
   /** Bodies of at least this many bytes go out of the store even when the front end could return them. */
   readonly thresholdBytes: number
   /**
+   * The longest `resultTtlSeconds` whose bodies this store is sure to keep (a bucket's lifecycle
+   * deletes them after so many days): the plugin refuses a longer one at registration, since a
+   * result would outlive its body. Absent: no such limit is known.
+   */
+  readonly maxResultTtlSeconds?: number
+  /**
    * Stores job `id`'s body from the attempt of `owner`, with the travelling headers. The body
    * comes whole or as the chunks the route wrote, in order: a large one is then held once, so
    * join chunks only a part at a time. Resolves once the whole object exists; a failure leaves

@@ -1,8 +1,9 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3'
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { newJobId } from '../../src/core/job-id.js'
 import { s3Results } from '../../src/results/s3-results.js'
 import { resultsContract } from '../contracts/results-contract.js'
+import { FakeClock } from '../helpers/clock.js'
 import { addMiddleware, injectFaults } from '../helpers/faults.js'
 import { startS3 } from '../helpers/s3.js'
 import { strictS3 } from '../helpers/strict-aws.js'
@@ -79,4 +80,29 @@ t.test('a URL is signed for its method: HEAD gets one of its own; the strict lay
   const tampered = new URL(get)
   tampered.searchParams.set('X-Amz-Expires', '604800')
   t.equal((await fetch(tampered)).status, 403, 'and any other part of the signed request changed')
+})
+
+t.test('a URL never outlives the credentials that signed it: urlTtlSeconds is cut to their expiration, less a margin', async t => {
+  const clock = new FakeClock()
+  let expiresInMs = 120_000
+  // A role's session as the SDK's own `credentials` option takes it: a provider of credentials that expire.
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: async () => ({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', sessionToken: 'session', expiration: new Date(clock.now() + expiresInMs) })
+  })
+  t.teardown(() => client.destroy())
+  const expiresOf = async (urlTtlSeconds: number): Promise<string | null> => {
+    const results = s3Results({ bucket: s3.bucket, client, urlTtlSeconds, clock })
+    const stored = await results.put(newJobId(), 'owner', Buffer.from('x'), {})
+    return new URL(await results.url(stored)).searchParams.get('X-Amz-Expires')
+  }
+  t.equal(await expiresOf(300), '110', 'the session ends in 120 s: the URL lives 110 s, not 300')
+  t.equal(await expiresOf(60), '60', 'a shorter urlTtlSeconds stands')
+  expiresInMs = 5_000
+  t.equal(await expiresOf(300), '1', 'credentials about to expire: 1 s, the least')
+  expiresInMs = 3_600_000
+  t.equal(await expiresOf(300), '300')
+  t.equal(await expiresOf(604_800), '3590', 'never past the session, whatever urlTtlSeconds says')
 })
