@@ -14,15 +14,19 @@ export function numberFromEnv (name: string, fallback: number): number {
  * DynamoDB; neither → the embedded default (`JOBS_MEMORY_MIB`: its memory budget). Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
-export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results'> {
+export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results' | 'resultTtlSeconds'> {
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
-  if (queueUrl === undefined && tableName === undefined) return embeddedFromEnv()
+  // JOBS_RESULT_TTL_SECONDS (optional): resultTtlSeconds, on any backend.
+  const ttl = numberFromEnv('JOBS_RESULT_TTL_SECONDS', 0)
+  const resultTtl = ttl === 0 ? {} : { resultTtlSeconds: ttl }
+  if (queueUrl === undefined && tableName === undefined) return { ...embeddedFromEnv(), ...resultTtl }
   if (queueUrl === undefined || tableName === undefined) throw new Error('Set both JOBS_QUEUE_URL and JOBS_TABLE, or neither')
   // JOBS_LEASE_SECONDS (default 30): how long a container worker's claim and its hidden message
   // outlive the worker, i.e. how soon another worker takes over the jobs of one that died.
   const leaseSeconds = numberFromEnv('JOBS_LEASE_SECONDS', 30)
   return {
+    ...resultTtl,
     leaseSeconds,
     queue: sqsQueue({
       queueUrl,
@@ -53,11 +57,13 @@ function embeddedFromEnv (): Pick<LongRunningOptions, 'store'> {
 /**
  * `s3Results` when `JOBS_RESULTS_BUCKET` is set. The SDK reads `AWS_ENDPOINT_URL_S3` itself;
  * `AWS_S3_FORCE_PATH_STYLE=true` (emulators: no bucket subdomains) is passed on.
+ * `JOBS_RESULTS_EXPIRE_DAYS` (optional): the bucket's lifecycle, which resultTtlSeconds must respect.
  */
 function resultsFromEnv (): Pick<LongRunningOptions, 'results'> {
   const bucket = process.env.JOBS_RESULTS_BUCKET
   if (bucket === undefined || bucket === '') return {}
+  const days = numberFromEnv('JOBS_RESULTS_EXPIRE_DAYS', 0)
   return {
-    results: s3Results({ bucket, forcePathStyle: process.env.AWS_S3_FORCE_PATH_STYLE === 'true' })
+    results: s3Results({ bucket, forcePathStyle: process.env.AWS_S3_FORCE_PATH_STYLE === 'true', ...(days === 0 ? {} : { expireAfterDays: days }) })
   }
 }

@@ -34,7 +34,8 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   concurrency?: number
   /**
-   * How long a finished result can be fetched, in seconds.
+   * How long a finished result can be fetched, in seconds. With `results` whose bucket expires
+   * bodies (`s3Results`' `expireAfterDays`), at most what that lifecycle keeps.
    * @default 3600
    */
   resultTtlSeconds?: number
@@ -148,11 +149,18 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     idempotency: IDEMPOTENCY_DEFAULTS
   })
   const clock = clockOption(options.clock, 'clock')
+  const resultTtlSeconds = number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true)
+  const results = checkAdapter(options.results, 'results', ['put', 'url', 'delete'])
+  // A result whose body the bucket deletes first would answer with a URL of nothing.
+  const longest = results?.maxResultTtlSeconds
+  if (longest !== undefined && resultTtlSeconds > longest) {
+    throw new InvalidOptionError('resultTtlSeconds', `at most ${longest} (the results bucket's lifecycle, \`expireAfterDays\` of \`s3Results\`, deletes bodies sooner)`, describe(resultTtlSeconds))
+  }
   return {
     ...timing,
     consume: optionalBoolean(options.consume, 'consume') ?? options.queue === undefined,
     concurrency: number(options.concurrency, 'concurrency', 10, 1, 10_000, true),
-    resultTtlSeconds: number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true),
+    resultTtlSeconds,
     routePrefix: pathPrefix(options.routePrefix, 'routePrefix') ?? '',
     basePath: pathPrefix(options.basePath, 'basePath'),
     awsLambdaProperty: options.awsLambdaProperty === undefined ? 'awsLambda' : matching(options.awsLambdaProperty, 'awsLambdaProperty', /^[A-Za-z_$][\w$]{0,63}$/, 'a property name'),
@@ -165,7 +173,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
-    results: checkAdapter(options.results, 'results', ['put', 'url', 'delete']),
+    results,
     queue: checkAdapter(options.queue, 'queue', ['send', 'consume']) ?? memoryQueue({ clock }),
     store: checkAdapter(options.store, 'store', ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete']) ?? memoryStore({ clock })
   }

@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import longRunning, { memoryQueue } from '../src/index.js'
+import longRunning, { memoryQueue, s3Results } from '../src/index.js'
 
 async function register (options: unknown): Promise<unknown> {
   const app = Fastify()
@@ -107,4 +107,16 @@ t.test('routePrefix moves the result route; basePath prefixes Location', async t
   t.match(location, /^\/prod\/jobs\/async-response\/[0-9a-f-]{36}\?hop=1$/)
   const resumed = await app.inject(location.slice('/prod'.length))
   t.equal(resumed.body, 'ok')
+})
+
+t.test('a resultTtlSeconds longer than the results bucket keeps bodies (s3Results\' expireAfterDays) is refused: a result would outlive its body', async t => {
+  const results = (expireAfterDays?: number) => s3Results({ bucket: 'results', ...(expireAfterDays === undefined ? {} : { expireAfterDays }) })
+  const refused = await register({ results: results(1), resultTtlSeconds: 86_400 }) as { code?: string, message?: string } | undefined
+  t.equal(refused?.code, 'FST_LONG_RUNNING_INVALID_OPTION')
+  t.equal(refused?.message, 'Expected `resultTtlSeconds` to be at most 82800 (the results bucket\'s lifecycle, `expireAfterDays` of `s3Results`, deletes bodies sooner), got 86400')
+  t.equal(await register({ results: results(1), resultTtlSeconds: 82_800 }), undefined, 'an hour less than the lifecycle\'s day')
+  t.equal(await register({ results: results(1) }), undefined, 'the default hour')
+  t.equal(await register({ results: results(30), resultTtlSeconds: 29 * 86_400 }), undefined)
+  t.equal(await register({ results: results(), resultTtlSeconds: 366 * 86_400 }), undefined, 'no lifecycle named: nothing to contradict')
+  t.throws(() => results(0), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: 'Expected `expireAfterDays` to be an integer from 1 to 36500, got 0' })
 })

@@ -1,6 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs'
 import t from 'tap'
 import { parse, type ScalarTag } from 'yaml'
+import { buildApp } from '../example/app.js'
+import { backendsFromEnv } from '../example/backends.js'
+import { lifecycleResultTtl } from '../src/results/s3-results.js'
 
 // The SAM template, parsed with CloudFormation's short-form tags, checked for the invariants
 // the plugin relies on.
@@ -9,7 +12,7 @@ const tag = (name: string, kind: 'scalar' | 'seq' = 'scalar'): ScalarTag => ({
   ...(kind === 'seq' ? { collection: 'seq' } : {}),
   resolve: (value: unknown) => ({ [name === 'Ref' ? 'Ref' : `Fn::${name}`]: value })
 }) as ScalarTag
-const customTags = [tag('Ref'), tag('GetAtt'), tag('Sub'), tag('Join', 'seq'), tag('Select', 'seq'), tag('If', 'seq')]
+const customTags = [tag('Ref'), tag('GetAtt'), tag('Sub'), tag('Join', 'seq'), tag('Select', 'seq'), tag('If', 'seq'), tag('FindInMap', 'seq')]
 
 type Node = Record<string, any>
 const template = parse(readFileSync('example/template.yaml', 'utf8'), { customTags }) as Node
@@ -107,7 +110,50 @@ t.test('results bucket: private, encrypted, expiring, readable from other origin
   t.same(bucket.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true })
   t.same(bucket.BucketEncryption.ServerSideEncryptionConfiguration, [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }], 'S3-managed keys')
   const [rule] = bucket.LifecycleConfiguration.Rules
-  t.match(rule, { Status: 'Enabled', Prefix: 'results/', ExpirationInDays: 1, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })
+  t.match(rule, { Status: 'Enabled', Prefix: 'results/', ExpirationInDays: { Ref: 'ResultTtlDays' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })
   t.match(bucket.CorsConfiguration.CorsRules, [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'] }])
   t.same(template.Globals.Function.Environment.Variables.JOBS_RESULTS_BUCKET, { Ref: 'ResultsBucket' })
 })
+
+t.test('one parameter, ResultTtlDays, sets the bucket\'s lifecycle and the results\' lifetime, which the plugin accepts together', async t => {
+  const env = template.Globals.Function.Environment.Variables
+  const rule = resources.ResultsBucket.Properties.LifecycleConfiguration.Rules[0]
+  t.same(rule.ExpirationInDays, { Ref: 'ResultTtlDays' }, 'the lifecycle of results/')
+  t.same(env.JOBS_RESULTS_EXPIRE_DAYS, { Ref: 'ResultTtlDays' }, 's3Results\' expireAfterDays')
+  t.same(JSON.parse(JSON.stringify(env.JOBS_RESULT_TTL_SECONDS)), { 'Fn::FindInMap': ['ResultTtl', { Ref: 'ResultTtlDays' }, 'Seconds'] }, 'resultTtlSeconds')
+  const parameter = template.Parameters.ResultTtlDays
+  t.equal(parameter.Default, '1')
+  t.same(Object.keys(template.Mappings.ResultTtl).sort(), [...parameter.AllowedValues].sort(), 'a lifetime for every allowed value')
+  for (const days of parameter.AllowedValues as string[]) {
+    const seconds = template.Mappings.ResultTtl[days].Seconds
+    t.equal(typeof seconds, 'string', 'environment values are strings')
+    t.equal(Number(seconds), lifecycleResultTtl(Number(days)), `${days} days: what s3Results allows`)
+    // The example's own reading of the environment, registered: accepted, and a day more is refused.
+    const accepted = await registerExample({ JOBS_RESULTS_BUCKET: 'results', JOBS_RESULTS_EXPIRE_DAYS: days, JOBS_RESULT_TTL_SECONDS: seconds })
+    t.equal(accepted, undefined, `${days} days: the example registers`)
+    const refused = await registerExample({ JOBS_RESULTS_BUCKET: 'results', JOBS_RESULTS_EXPIRE_DAYS: days, JOBS_RESULT_TTL_SECONDS: String(Number(days) * 86_400) })
+    t.match(refused, { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: /^Expected `resultTtlSeconds` to be at most/ })
+  }
+})
+
+/**
+ * Registers the example app with the backends `example/backends.ts` reads from `env`, as the
+ * template's functions have them (the AWS adapters make no call before their first use).
+ */
+async function registerExample (variables: Record<string, string>): Promise<unknown> {
+  const env = { JOBS_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs', JOBS_TABLE: 'jobs', AWS_REGION: 'us-east-1', ...variables }
+  const saved = { ...process.env }
+  Object.assign(process.env, env)
+  try {
+    const app = await buildApp(backendsFromEnv())
+    await app.close()
+    return undefined
+  } catch (error) {
+    return error
+  } finally {
+    for (const name of Object.keys(env)) {
+      if (saved[name] === undefined) delete process.env[name]
+      else process.env[name] = saved[name]
+    }
+  }
+}

@@ -137,7 +137,7 @@ export class Responder {
     if (record.response !== undefined) {
       const sent = record.response.external === undefined
         ? await sendStored(reply, record.response)
-        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external))
+        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method))
       // From now on a store short of memory may evict it (the client has what it came for).
       this.#options.store.delivered?.(record.id)
       return sent
@@ -148,12 +148,12 @@ export class Responder {
     return await sendRedirect(reply, record, location)
   }
 
-  /** A fresh URL of a body in S3, signed now: it outlives this answer by `urlTtlSeconds`. */
-  async #urlOf (external: ExternalBody): Promise<string> {
+  /** A fresh URL of a body in S3, signed now for the request's method: it outlives this answer by `urlTtlSeconds`. */
+  async #urlOf (external: ExternalBody, method: string): Promise<string> {
     const { results } = this.#options
     // A worker with `results` and an HTTP side without: the body cannot be handed over.
     if (results === undefined) throw new ResultsUnavailableError()
-    return await results.url(external)
+    return await results.url(external, method === 'HEAD' ? 'HEAD' : 'GET')
   }
 
   /** Where the next wait for job `id` is, relative, as the client reached this app. */

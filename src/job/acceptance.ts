@@ -93,7 +93,7 @@ export async function acceptKeyed (settings: AcceptSettings, accepted: NewReques
       }
     }
     try {
-      return { kind: 'created', record: await createJob(settings, accepted, holder.jobId, log, undefined) }
+      return { kind: 'created', record: await createJob(settings, accepted, holder.jobId, log, undefined, keyed.key) }
     } catch (error) {
       // The job is someone else's now: read it in the next round and attach to it.
       if (!(error instanceof JobExistsError)) throw enqueueFailed(error)
@@ -108,15 +108,18 @@ export function enqueueFailed (cause?: unknown): Error {
 }
 
 /**
- * Creates job `id` and queues its message, or runs it here while `local` has a slot free.
+ * Creates job `id` (with the digest of the idempotency `key` it stands for, if any) and queues
+ * its message, or runs it here while `local` has a slot free.
  * Either both happen or neither does: on a failure the job is removed (unless another request
  * created it first: `JobExistsError`) and the error thrown.
  */
-async function createJob (settings: AcceptSettings, accepted: NewRequest, id: string, log: FastifyBaseLogger, local: LocalStarts | undefined): Promise<JobRecord> {
+async function createJob (settings: AcceptSettings, accepted: NewRequest, id: string, log: FastifyBaseLogger, local: LocalStarts | undefined, key?: string): Promise<JobRecord> {
   const { store, clock } = settings
   const { request, timing, binding } = accepted
   const job: NewJob = { id, waitSeconds: timing.waitSeconds, createdAt: clock.now(), expiresAt: acceptedExpiry(settings, timing) }
   if (binding !== undefined) job.binding = binding
+  // The store shortens the key's reservation to the result's expiry when the job ends.
+  if (key !== undefined) job.key = key
   const { message, fits } = messageOf(settings, accepted, id)
   if (!fits) {
     // Claim-check: the request waits in the store and the message only points at it.

@@ -12,10 +12,19 @@ export type { ExternalBody }
 /** The response headers that travel with a body kept outside: the object store serves them. */
 export const TRAVELLING_HEADERS = ['content-type', 'content-encoding', 'content-disposition', 'cache-control'] as const
 
+/** The methods a result's URL is signed for. @default 'GET' */
+export type UrlMethod = 'GET' | 'HEAD'
+
 /** The contract. */
 export interface ResultBodies {
   /** Bodies of at least this many bytes go out of the store even when the front end could return them. */
   readonly thresholdBytes: number
+  /**
+   * The longest `resultTtlSeconds` whose bodies this store is sure to keep (a bucket's lifecycle
+   * deletes them after so many days): the plugin refuses a longer one at registration, since a
+   * result would outlive its body. Absent: no such limit is known.
+   */
+  readonly maxResultTtlSeconds?: number
   /**
    * Stores job `id`'s body from the attempt of `owner`, with the travelling headers. The body
    * comes whole or as the chunks the route wrote, in order: a large one is then held once, so
@@ -23,8 +32,11 @@ export interface ResultBodies {
    * no object that could ever be served.
    */
   put (id: string, owner: string, body: Buffer | readonly Buffer[], headers: Headers): Promise<ExternalBody>
-  /** A URL the client can GET the body from, for a short while. */
-  url (body: ExternalBody): Promise<string>
+  /**
+   * A URL the client can fetch the body from, for a short while, with `method`: S3 checks the
+   * method a URL was signed for, so a `HEAD` gets a URL of its own.
+   */
+  url (body: ExternalBody, method?: UrlMethod): Promise<string>
   /** Removes every body of job `id`, of any attempt. */
   delete (id: string): Promise<void>
   /** Releases connections. */

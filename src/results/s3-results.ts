@@ -4,7 +4,7 @@ import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers } from '../core/wire.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
-import { TRAVELLING_HEADERS, type ResultBodies } from './results.js'
+import { TRAVELLING_HEADERS, type ResultBodies, type UrlMethod } from './results.js'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
@@ -26,6 +26,13 @@ export interface S3ResultsOptions {
   thresholdBytes?: number
   /** How long a URL handed to a client works, in seconds (SigV4 allows 7 days at most). @default 300 */
   urlTtlSeconds?: number
+  /**
+   * The days after which the bucket's lifecycle rule expires the objects under `keyPrefix`
+   * (`example/template.yaml`: the `ResultTtlDays` parameter). The plugin then refuses a
+   * `resultTtlSeconds` longer than these days less an hour: a result must never outlive its
+   * body and answer with a URL of a deleted object. @default none (no lifecycle known, no check)
+   */
+  expireAfterDays?: number
   /** Bytes per part of a multipart upload: 5 MiB to 5 GiB, as S3 takes them. @default 8388608 */
   partBytes?: number
   /**
@@ -58,20 +65,32 @@ export function s3Results (options: S3ResultsOptions): ResultBodies {
     thresholdBytes: number(checked.thresholdBytes, 'thresholdBytes', 4 * 1024 * 1024, 1, 6 * 1024 * 1024, true),
     urlTtlSeconds: number(checked.urlTtlSeconds, 'urlTtlSeconds', 300, 1, MAX_URL_TTL, true),
     partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true),
+    expireAfterDays: checked.expireAfterDays === undefined ? undefined : number(checked.expireAfterDays, 'expireAfterDays', 0, 1, 36_500, true),
     clock: clockOption(checked.clock, 'clock')
   }, checked.client, optionalBoolean(checked.forcePathStyle, 'forcePathStyle') ?? false)
 }
 
-interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number, clock: Clock }
+interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number, expireAfterDays: number | undefined, clock: Clock }
+
+/**
+ * What a lifecycle of `days` leaves a result: S3 counts the days from the object's creation,
+ * which comes before the job's completion (from which `resultTtlSeconds` counts), and rounds
+ * up to the next midnight UTC; an hour less covers the gap between the two with room to spare.
+ */
+export function lifecycleResultTtl (days: number): number {
+  return days * 86_400 - 3600
+}
 
 class S3Results implements ResultBodies {
   readonly thresholdBytes: number
+  readonly maxResultTtlSeconds?: number
   readonly #settings: Settings
   readonly #aws: LazyAwsClient<Sdk, S3Client>
 
   constructor (settings: Settings, client: S3Client | undefined, forcePathStyle: boolean) {
     this.#settings = settings
     this.thresholdBytes = settings.thresholdBytes
+    if (settings.expireAfterDays !== undefined) this.maxResultTtlSeconds = lifecycleResultTtl(settings.expireAfterDays)
     this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({ forcePathStyle }), client)
   }
 
@@ -108,11 +127,16 @@ class S3Results implements ResultBodies {
     return { key, bytes }
   }
 
-  async url (body: ExternalBody): Promise<string> {
+  async url (body: ExternalBody, method: UrlMethod = 'GET'): Promise<string> {
     const sdk = await this.#aws.sdk()
-    const command = new sdk.GetObjectCommand({ Bucket: this.#settings.bucket, Key: body.key })
-    // Signed here, with no request: the URL carries the signer's rights for `urlTtlSeconds`.
-    return await sdk.getSignedUrl(await this.#aws.client(), command, { expiresIn: this.#settings.urlTtlSeconds })
+    const object = { Bucket: this.#settings.bucket, Key: body.key }
+    // The method is part of what SigV4 signs: S3 refuses a GET URL used for HEAD (403).
+    const command = method === 'HEAD' ? new sdk.HeadObjectCommand(object) : new sdk.GetObjectCommand(object)
+    const client = await this.#aws.client()
+    // Signed here, with no request: the URL carries the signer's rights for `urlTtlSeconds`, or
+    // as long as the signer's credentials last, if shorter (S3 refuses the URL once they expire).
+    const { expiration } = await client.config.credentials()
+    return await sdk.getSignedUrl(client, command, { expiresIn: urlSeconds(this.#settings.urlTtlSeconds, expiration, this.#settings.clock.now()) })
   }
 
   async delete (id: string): Promise<void> {
@@ -135,6 +159,21 @@ class S3Results implements ResultBodies {
   async #retried<T> (operation: () => Promise<T>): Promise<T> {
     return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {} })
   }
+}
+
+/** Seconds before a URL's credentials expire at which it stops being offered: S3's clock may run ahead of ours. */
+const EXPIRY_MARGIN_SECONDS = 10
+
+/**
+ * How long a URL signed now lives: `urlTtlSeconds`, cut to the credentials' expiration (less
+ * the margin) when they have one (a role's session), and at least 1 s. The SDK renews
+ * credentials 5 minutes before they expire, so only a credential provider of one's own that
+ * hands out credentials about to expire makes it that short.
+ */
+export function urlSeconds (urlTtlSeconds: number, expiration: Date | undefined, now: number): number {
+  if (expiration === undefined) return urlTtlSeconds
+  const left = Math.floor((expiration.getTime() - now) / 1000) - EXPIRY_MARGIN_SECONDS
+  return Math.max(1, Math.min(urlTtlSeconds, left))
 }
 
 /**

@@ -30,7 +30,9 @@ export const ATTR = {
   /** A claim-checked request (one framed blob), inline or in chunks tagged `q`. */
   request: 'qi',
   requestChunks: 'qc',
-  requestEncoding: 'qz'
+  requestEncoding: 'qz',
+  /** Digest of the idempotency key whose reservation names the job (dynamodb-keys.ts). */
+  key: 'kd'
 } as const
 
 /** Attributes the waiting side reads: everything but the claim-checked request. */
@@ -78,6 +80,7 @@ export function newJobItem (job: NewJob): Item {
     [ATTR.ttl]: numberValue(ttlOf(job.expiresAt))
   }
   if (job.binding !== undefined) item[ATTR.binding] = stringValue(job.binding)
+  if (job.key !== undefined) item[ATTR.key] = stringValue(job.key)
   if (job.claim !== undefined) {
     Object.assign(item, {
       [ATTR.status]: stringValue(JobStatus.running),

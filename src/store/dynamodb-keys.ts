@@ -1,7 +1,7 @@
 import { BackendError } from '../errors.js'
 import { condition, CONDITIONS } from './dynamodb-conditions.js'
 import { ATTR, numberValue, readNumber, readString, stringValue, ttlOf } from './dynamodb-items.js'
-import type { DynamoDbTable, Item } from './dynamodb-table.js'
+import { names, type DynamoDbTable, type Item } from './dynamodb-table.js'
 import { isExpired } from '../core/job-state.js'
 import { type KeyReservation } from './store.js'
 
@@ -40,6 +40,31 @@ export async function reserveKey (db: DynamoDbTable, reservation: KeyReservation
   // a reservation). Rare enough for a 503 that the client retries.
   if (held === undefined || isExpired(held, db.clock.now())) throw new BackendError('idempotency key reservation expired while being read')
   return held
+}
+
+/**
+ * Once job `jobId` has ended (its item `job`, as the ending write left it), the key that names
+ * it expires with its result: a second conditional write, on the key's item, if that still
+ * names the job. Best effort: the result is stored already, and a failure here only leaves the
+ * key its longer first expiry (until then the same key and request run the job again, another
+ * request gets 422), reported as a process warning.
+ */
+export async function expireKeyWithJob (db: DynamoDbTable, job: Item | undefined, jobId: string, expiresAt: number): Promise<void> {
+  const key = job === undefined ? undefined : readString(job, ATTR.key)
+  if (key === undefined) return
+  const { UpdateItemCommand } = await db.aws.sdk()
+  try {
+    await db.conditional(new UpdateItemCommand({
+      TableName: db.name,
+      Key: { [ATTR.id]: stringValue(`k#${key}`) },
+      UpdateExpression: 'SET #exp = :exp, #ttl = :ttl',
+      ConditionExpression: '#job = :job',
+      ExpressionAttributeNames: names(ATTR.expiresAt, ATTR.ttl, KEY_ATTR.job),
+      ExpressionAttributeValues: { ':exp': numberValue(expiresAt), ':ttl': numberValue(ttlOf(expiresAt)), ':job': stringValue(jobId) }
+    }))
+  } catch (error) {
+    process.emitWarning(`job ${jobId}: its idempotency key keeps its first expiry (${String(error)})`, { code: 'FST_LONG_RUNNING_KEY_EXPIRY', detail: String((error as { detail?: unknown }).detail ?? '') })
+  }
 }
 
 function reservationOf (key: string, item: Item): KeyReservation {

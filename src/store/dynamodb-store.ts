@@ -10,7 +10,7 @@ import { condition, CONDITIONS } from './dynamodb-conditions.js'
 import {
   ATTR, newJobItem, numberValue, readNumber, readString, RECORD_ATTRIBUTES, recordOf, stringValue, ttlOf, type Item
 } from './dynamodb-items.js'
-import { reserveKey } from './dynamodb-keys.js'
+import { expireKeyWithJob, reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
 import type { JobProgress, JobRecord } from '../core/job-state.js'
 import type { ClaimResult, KeyReservation, NewJob, JobStore } from './store.js'
@@ -142,11 +142,11 @@ class DynamoDbStore implements JobStore {
   }
 
   async renew (id: string, owner: string, leaseUntil: number): Promise<boolean> {
-    return await this.#updateIf(id, { owner }, 'SET #lease = :lease', { ':lease': numberValue(leaseUntil) }, [ATTR.leaseUntil])
+    return (await this.#updateIf(id, { owner }, 'SET #lease = :lease', { ':lease': numberValue(leaseUntil) }, [ATTR.leaseUntil])).ok
   }
 
   async setProgress (id: string, owner: string, progress: JobProgress): Promise<boolean> {
-    return await this.#updateIf(id, { owner }, 'SET #prog = :prog', { ':prog': stringValue(JSON.stringify(progress)) }, [ATTR.progress])
+    return (await this.#updateIf(id, { owner }, 'SET #prog = :prog', { ':prog': stringValue(JSON.stringify(progress)) }, [ATTR.progress])).ok
   }
 
   async complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
@@ -172,13 +172,17 @@ class DynamoDbStore implements JobStore {
     }
     // The request goes, but its chunk count stays: `delete()` needs it to find the chunk items.
     const removed = [ATTR.owner, ATTR.leaseUntil, ATTR.request, ATTR.requestEncoding]
-    return await this.#updateIf(
+    const ended = await this.#updateIf(
       id,
       by,
       `SET ${Object.keys(set).map(name => `#${name} = :${name}`).join(', ')} REMOVE ${removed.map(name => `#${name}`).join(', ')}`,
       Object.fromEntries(Object.entries(set).map(([name, value]) => [`:${name}`, value])),
-      [...Object.keys(set), ...removed]
+      [...Object.keys(set), ...removed],
+      true
     )
+    // The key lives as long as the result (the item names it): then the same key is a new request.
+    if (ended.ok) await expireKeyWithJob(this.#db, ended.attributes, id, expiresAt)
+    return ended.ok
   }
 
   /** The whole item, strongly consistent. */
@@ -219,9 +223,9 @@ class DynamoDbStore implements JobStore {
   /**
    * A write that only the claim's owner may make (`by.owner`: `isOwnedBy`), or, without an
    * owner, anyone while the job is unfinished (`isCancellable`). `attributes` are the ones
-   * `update` names as `#name`.
+   * `update` names as `#name`; with `returnItem`, the item as the write left it comes back.
    */
-  async #updateIf (id: string, by: { owner?: string }, update: string, values: Item, attributes: string[]): Promise<boolean> {
+  async #updateIf (id: string, by: { owner?: string }, update: string, values: Item, attributes: string[], returnItem = false): Promise<{ ok: boolean, attributes?: Item }> {
     const { UpdateItemCommand } = await this.#aws.sdk()
     const when = condition(by.owner !== undefined ? CONDITIONS.owned : CONDITIONS.cancellable, this.#clock.now())
     const result = await this.#db.conditional(new UpdateItemCommand({
@@ -234,8 +238,9 @@ class DynamoDbStore implements JobStore {
         ...values,
         ...when.ExpressionAttributeValues,
         ...(by.owner !== undefined ? { ':owner': stringValue(by.owner) } : {})
-      }
+      },
+      ...(returnItem ? { ReturnValues: 'ALL_NEW' } : {})
     }))
-    return result.ok
+    return result
   }
 }

@@ -13,6 +13,8 @@ interface Entry {
   request?: RequestSnapshot
   /** What this entry counts against `maxBytes`: its request's or its response's bytes. */
   bytes: number
+  /** Digest of the idempotency key whose reservation names the job. */
+  key?: string
 }
 
 /** Options of {@link memoryStore}. */
@@ -82,7 +84,9 @@ class MemoryStore implements JobStore {
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
     if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
-    this.#entries.set(job.id, job.request === undefined ? { record, bytes } : { record, request: job.request, bytes })
+    const entry: Entry = job.request === undefined ? { record, bytes } : { record, request: job.request, bytes }
+    if (job.key !== undefined) entry.key = job.key
+    this.#entries.set(job.id, entry)
     this.#budget.add(bytes)
     return { ...record }
   }
@@ -163,6 +167,9 @@ class MemoryStore implements JobStore {
     delete record.owner
     delete record.leaseUntil
     delete entry.request
+    // The key lives as long as the result: then the same key is a new request.
+    const reservation = entry.key === undefined ? undefined : this.#keys.get(entry.key)
+    if (reservation?.jobId === id) reservation.expiresAt = expiresAt
     // The request's bytes make way for the response's: a result is never refused, but delivered
     // ones make room for it.
     const bytes = responseEntryBytes(response)

@@ -22,6 +22,11 @@ export interface NewJob {
    * accepted the job runs it at once, and a queue message is only its backup.
    */
   claim?: { owner: string, leaseUntil: number }
+  /**
+   * Digest of the idempotency key whose reservation names this job: when the job ends, the
+   * reservation expires with its result (`complete`, `cancel`).
+   */
+  key?: string
 }
 
 /**
@@ -34,7 +39,10 @@ export interface KeyReservation {
   jobId: string
   /** Digest of the request that first used the key. */
   fingerprint: string
-  /** Epoch ms from which the reservation counts as gone: the job's own first expiry. */
+  /**
+   * Epoch ms from which the reservation counts as gone: the job's own first expiry, until the
+   * job ends and its result's expiry becomes the key's too.
+   */
   expiresAt: number
 }
 
@@ -82,14 +90,17 @@ export interface JobStore {
 
   /**
    * Stores the final response, only while `owner` holds the claim, so that a stale worker whose
-   * lease was taken over can never overwrite the newer attempt's result.
+   * lease was taken over can never overwrite the newer attempt's result. The key reservation
+   * that names the job (`NewJob.key`) then expires at `expiresAt` too: a key lives as long as
+   * its result. That second write is best effort: if it fails, the key keeps its longer expiry.
    */
   complete (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean>
 
   /**
    * Ends a pending or running job with `response` (a cancellation), whoever holds the claim:
    * false when the job is done already, unknown or expired. A worker still running it then
-   * loses its claim: its renewals and its completion fail.
+   * loses its claim: its renewals and its completion fail. The job's key expires with it, as
+   * in `complete`.
    */
   cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean>
 

@@ -230,3 +230,32 @@ t.test('a reservation that expires between its refused write and its read answer
   })
   await t.rejects(store.reserveKey({ ...reservation, jobId: newJobId() }), { code: 'FST_LONG_RUNNING_BACKEND', detail: /expired while being read/ })
 })
+
+t.test('a key whose expiry could not follow its result keeps its first expiry; the result is stored all the same', async t => {
+  const c = clients(t)
+  let refused = 0
+  addMiddleware(c.dynamodb, (next, context) => async (args) => {
+    if (context.commandName === 'UpdateItemCommand' && String(args.input.Key?.id?.S).startsWith('k#')) {
+      refused++
+      throw Object.assign(new Error('injected InternalServerError'), { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } })
+    }
+    return await next(args)
+  })
+  const warned: string[] = []
+  const onWarning = (warning: Error & { code?: string }): void => { if (warning.code === 'FST_LONG_RUNNING_KEY_EXPIRY') warned.push(warning.message) }
+  process.on('warning', onWarning)
+  t.teardown(() => process.off('warning', onWarning))
+  const clock = new FakeClock()
+  const store = dynamoDbStore({ tableName: emulators.tableName, client: c.dynamodb, clock })
+  const key = newJobId()
+  const id = newJobId()
+  await store.reserveKey({ key, jobId: id, fingerprint: 'fp', expiresAt: clock.now() + 86_400_000 })
+  await store.create({ id, waitSeconds: 1, createdAt: clock.now(), expiresAt: clock.now() + 86_400_000, key })
+  await store.claim(id, { owner: 'w', leaseUntil: clock.now() + 30_000, now: clock.now() })
+  t.equal(await store.complete(id, 'w', { statusCode: 200, headers: {}, body: Buffer.from('kept') }, clock.now() + 1000), true, 'the completion holds')
+  t.equal(refused, 1)
+  await new Promise(resolve => setImmediate(resolve)) // warnings are emitted on the next tick
+  t.match(warned, [new RegExp(`job ${id}: its idempotency key keeps its first expiry`)], 'and it is reported')
+  await clock.advance(1000)
+  t.equal((await store.reserveKey({ key, jobId: newJobId(), fingerprint: 'other', expiresAt: clock.now() + 60_000 })).jobId, id, 'the key keeps its first, longer expiry')
+})

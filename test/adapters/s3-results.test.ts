@@ -1,8 +1,9 @@
-import { HeadObjectCommand } from '@aws-sdk/client-s3'
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3'
 import t from 'tap'
 import { newJobId } from '../../src/core/job-id.js'
 import { s3Results } from '../../src/results/s3-results.js'
 import { resultsContract } from '../contracts/results-contract.js'
+import { FakeClock } from '../helpers/clock.js'
 import { addMiddleware, injectFaults } from '../helpers/faults.js'
 import { startS3 } from '../helpers/s3.js'
 import { strictS3 } from '../helpers/strict-aws.js'
@@ -58,4 +59,50 @@ t.test('a failed multipart upload leaves no object and no upload behind', async 
   t.equal(faults.injected.get('CompleteMultipartUploadCommand'), 3, 'tried three times')
   await t.rejects(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `results/${id}/owner` })), { name: 'NotFound' })
   t.same(aborted, [`results/${id}/owner`], 'its parts aborted (s3rver has no ListMultipartUploads to check)')
+})
+
+t.test('a URL is signed for its method: HEAD gets one of its own; the strict layer refuses a GET URL used with HEAD, as S3 does', async t => {
+  const results = s3Results({ bucket: s3.bucket, client: s3.client })
+  const stored = await results.put(newJobId(), 'owner', Buffer.alloc(1234, 7), { 'content-type': 'text/csv' })
+  const get = await results.url(stored)
+  const head = await results.url(stored, 'HEAD')
+  t.not(new URL(head).searchParams.get('X-Amz-Signature'), new URL(get).searchParams.get('X-Amz-Signature'), 'another signature')
+  const headed = await fetch(head, { method: 'HEAD' })
+  t.equal(headed.status, 200)
+  t.equal(headed.headers.get('content-length'), '1234')
+  t.equal(headed.headers.get('content-type'), 'text/csv')
+  t.equal((await fetch(get)).status, 200, 'GET with the GET URL')
+  for (const [url, method] of [[get, 'HEAD'], [head, 'GET']] as const) {
+    const refused = await fetch(url, { method })
+    t.equal(refused.status, 403, `a ${method} with a URL signed for the other method`)
+    if (method === 'GET') t.match(await refused.text(), /<Code>SignatureDoesNotMatch<\/Code>/)
+  }
+  const tampered = new URL(get)
+  tampered.searchParams.set('X-Amz-Expires', '604800')
+  t.equal((await fetch(tampered)).status, 403, 'and any other part of the signed request changed')
+})
+
+t.test('a URL never outlives the credentials that signed it: urlTtlSeconds is cut to their expiration, less a margin', async t => {
+  const clock = new FakeClock()
+  let expiresInMs = 120_000
+  // A role's session as the SDK's own `credentials` option takes it: a provider of credentials that expire.
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: async () => ({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', sessionToken: 'session', expiration: new Date(clock.now() + expiresInMs) })
+  })
+  t.teardown(() => client.destroy())
+  const expiresOf = async (urlTtlSeconds: number): Promise<string | null> => {
+    const results = s3Results({ bucket: s3.bucket, client, urlTtlSeconds, clock })
+    const stored = await results.put(newJobId(), 'owner', Buffer.from('x'), {})
+    return new URL(await results.url(stored)).searchParams.get('X-Amz-Expires')
+  }
+  t.equal(await expiresOf(300), '110', 'the session ends in 120 s: the URL lives 110 s, not 300')
+  t.equal(await expiresOf(60), '60', 'a shorter urlTtlSeconds stands')
+  expiresInMs = 5_000
+  t.equal(await expiresOf(300), '1', 'credentials about to expire: 1 s, the least')
+  expiresInMs = 3_600_000
+  t.equal(await expiresOf(300), '300')
+  t.equal(await expiresOf(604_800), '3590', 'never past the session, whatever urlTtlSeconds says')
 })

@@ -6,7 +6,7 @@ import type { ResultBodies } from '../../src/results/results.js'
 /**
  * The contract every ResultBodies passes (`test/adapters/s3-results.test.ts` runs it on the S3 emulator
  * through the strict-AWS layer): bodies of any size back byte for byte through their URL, with
- * the headers that travel; a stale attempt's body never replaces the one served; delete removes
+ * the headers that travel (a HEAD too, with a URL for HEAD); a stale attempt's body never replaces the one served; delete removes
  * every attempt's body.
  */
 export function resultsContract (t: Test, make: () => Promise<ResultBodies>): void {
@@ -24,6 +24,9 @@ export function resultsContract (t: Test, make: () => Promise<ResultBodies>): vo
       t.equal(response.headers.get('content-type'), csv['content-type'])
       t.equal(response.headers.get('content-disposition'), csv['content-disposition'])
       t.equal(response.headers.get('x-not-travelling'), null)
+      const head = await fetch(await results.url(stored, 'HEAD'), { method: 'HEAD' })
+      t.equal(head.status, 200, `${size} bytes: HEAD with a URL for HEAD`)
+      t.equal(head.headers.get('content-length'), String(size))
     }
   })
 

@@ -65,6 +65,39 @@ export function storeContract (
     t.same(await store.reserveKey(next), next, 'an expired reservation is free again, deleted or not')
   })
 
+  t.test('a key expires with its job\'s result, completed or cancelled, not with its first expiry', async t => {
+    const clock = new FakeClock()
+    const store = await make(clock)
+    const far = clock.now() + 14 * 86_400_000
+    const resultAt = clock.now() + 1000
+    const keyed = async (): Promise<{ key: string, id: string }> => {
+      const key = randomBytes(32).toString('base64url')
+      const id = newJobId()
+      t.equal((await store.reserveKey({ key, jobId: id, fingerprint: 'fp', expiresAt: far })).jobId, id)
+      await store.create({ id, waitSeconds: 1, createdAt: clock.now(), expiresAt: far, key })
+      return { key, id }
+    }
+    const completed = await keyed()
+    t.ok((await store.claim(completed.id, { owner: 'w', leaseUntil: clock.now() + 30_000, now: clock.now() })).claimed)
+    t.ok(await store.complete(completed.id, 'w', response(Buffer.from('done')), resultAt))
+    const cancelled = await keyed()
+    t.ok(await store.cancel(cancelled.id, response(Buffer.from('cancelled')), resultAt))
+    // A job created under a key whose reservation names another job leaves that reservation alone.
+    const other = await keyed()
+    const stray = newJobId()
+    await store.create({ id: stray, waitSeconds: 1, createdAt: clock.now(), expiresAt: far, key: other.key })
+    t.ok(await store.cancel(stray, response(Buffer.from('stray')), resultAt))
+    const retry = (key: string) => ({ key, jobId: newJobId(), fingerprint: 'another', expiresAt: far })
+    for (const { key, id } of [completed, cancelled, other]) t.equal((await store.reserveKey(retry(key))).jobId, id, 'held while the result lives')
+
+    await clock.advance(1000)
+    for (const [name, { key }] of Object.entries({ completed, cancelled })) {
+      const next = retry(key)
+      t.same(await store.reserveKey(next), next, `${name}: the key is free once the result expired`)
+    }
+    t.equal((await store.reserveKey(retry(other.key))).jobId, other.id, 'another job\'s reservation keeps its own expiry')
+  })
+
   t.test('an expired job\'s id can be created again (a key whose job expired starts it anew)', async t => {
     const store = await make()
     const id = newJobId()

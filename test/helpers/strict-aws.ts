@@ -1,3 +1,6 @@
+import { createHash, createHmac } from 'node:crypto'
+import { createServer, request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { GetItemCommand } from '@aws-sdk/client-dynamodb'
 import { addMiddleware } from './faults.js'
 
@@ -143,4 +146,60 @@ export function strictS3 (client: { middlewareStack: { add: (middleware: any, op
     }
     return await next(args)
   })
+}
+
+/** RFC 3986 encoding as SigV4 spells it: everything but `A-Za-z0-9-_.~`. */
+const sigv4Encode = (value: string): string => encodeURIComponent(value).replace(/[!'()*]/g, c => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
+const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest()
+
+/**
+ * The SigV4 signature of a presigned URL (S3 API Reference, "Authenticating Requests: Using
+ * Query Parameters") for a request made with `method`: the method is the canonical request's
+ * first line, so a URL signed for one method carries a signature S3 refuses for another.
+ */
+export function presignedSignature (method: string, url: URL, headers: Record<string, string | string[] | undefined>, secretAccessKey: string): string {
+  const query = [...url.searchParams].filter(([name]) => name !== 'X-Amz-Signature')
+    .map(([name, value]) => `${sigv4Encode(name)}=${sigv4Encode(value)}`).sort().join('&')
+  const signed = (url.searchParams.get('X-Amz-SignedHeaders') ?? '').split(';')
+  const canonicalHeaders = signed.map(name => `${name}:${String(headers[name] ?? '').trim()}\n`).join('')
+  const canonical = [method, url.pathname, query, canonicalHeaders, signed.join(';'), 'UNSIGNED-PAYLOAD'].join('\n')
+  const [, date = '', region = '', service = ''] = (url.searchParams.get('X-Amz-Credential') ?? '').split('/')
+  const toSign = ['AWS4-HMAC-SHA256', url.searchParams.get('X-Amz-Date'), `${date}/${region}/${service}/aws4_request`, createHash('sha256').update(canonical).digest('hex')].join('\n')
+  const key = hmac(hmac(hmac(hmac(`AWS4${secretAccessKey}`, date), region), service), 'aws4_request')
+  return createHmac('sha256', key).update(toSign).digest('hex')
+}
+
+/**
+ * S3 checks a presigned URL's SigV4 signature against the request as made, its method
+ * included; s3rver checks no SigV4 signature at all. A proxy in front of the emulator: a request
+ * with a presigned URL whose signature does not match it gets S3's 403 `SignatureDoesNotMatch`,
+ * everything else passes through unchanged (the `Host` header too, as signed).
+ */
+export async function strictS3Urls (target: string, secretAccessKey: string): Promise<{ endpoint: string, close: () => Promise<void> }> {
+  const upstream = new URL(target)
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://proxy')
+    const provided = url.searchParams.get('X-Amz-Signature')
+    if (provided !== null && provided !== presignedSignature(request.method ?? 'GET', url, request.headers, secretAccessKey)) {
+      const body = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message></Error>'
+      response.writeHead(403, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) })
+      response.end(request.method === 'HEAD' ? undefined : body)
+      request.resume()
+      return
+    }
+    const forwarded = httpRequest({ host: upstream.hostname, port: upstream.port, method: request.method, path: request.url, headers: request.headers }, answer => {
+      response.writeHead(answer.statusCode ?? 502, answer.rawHeaders)
+      answer.pipe(response)
+    })
+    forwarded.on('error', () => response.destroy())
+    request.pipe(forwarded)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async close () {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    }
+  }
 }

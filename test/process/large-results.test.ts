@@ -95,7 +95,7 @@ t.test('a failed upload is a failed attempt: the claim goes back and the next de
       if (failures-- > 0) throw new Error('S3 down')
       return await real.put(...args)
     },
-    url: async (body) => await real.url(body),
+    url: async (body, method) => await real.url(body, method),
     delete: async (id) => await real.delete(id)
   }
   const test = await buildTestApp({ queue, results, waitSeconds: 0 })
@@ -141,7 +141,7 @@ t.test('the body the route sent is the one stored: held once, never copied on th
       put.push(Buffer.isBuffer(body) ? [body] : body)
       return await real.put(id, owner, body, headers)
     },
-    url: async (body) => await real.url(body),
+    url: async (body, method) => await real.url(body, method),
     delete: async (id) => await real.delete(id)
   }
   const app = Fastify()
@@ -185,4 +185,26 @@ t.test('the body the route sent is the one stored: held once, never copied on th
   const refused = await app.inject({ url: '/text', headers: { 'x-refuse': '1' } })
   t.equal(refused.statusCode, 429, 'answered by a hook before the plugin\'s (under the threshold: from the store)')
   t.equal(refused.body, 'slow down', 'its body arrives all the same')
+})
+
+t.test('HEAD on a result in S3: a 303 to a URL signed for HEAD, which S3 answers 200 with the body\'s length; GET still gets the body', async t => {
+  const url = await serve(t, {})
+  const size = 2 * 1024 * 1024 + 5
+  const accepted = await fetch(`${url}/export?size=${size}`, { headers: { prefer: 'respond-async' } })
+  const location = `${url}${accepted.headers.get('location') ?? ''}`
+  const head = await fetch(location, { method: 'HEAD', redirect: 'manual' })
+  t.equal(head.status, 303)
+  t.equal(head.headers.get('x-long-running-status'), '201')
+  const signed = head.headers.get('location') ?? ''
+  t.equal((await fetch(signed, { method: 'GET' })).status, 403, 'signed for HEAD: S3 (here the strict layer) refuses it for GET')
+  const followed = await fetch(location, { method: 'HEAD' })
+  t.equal(followed.status, 200, 'HEAD follows the 303 to S3\'s 200')
+  t.equal(followed.headers.get('content-length'), String(size))
+  t.equal(followed.headers.get('content-type'), 'text/csv')
+  const got = await fetch(location)
+  t.equal(got.status, 200)
+  t.ok(Buffer.from(await got.arrayBuffer()).equals(bytes(size)), 'GET: byte for byte')
+  const direct = await fetch(`${url}/export?size=${size}`, { method: 'HEAD' })
+  t.equal(direct.status, 200, 'a HEAD of the route itself, once its job is done, ends at S3 too')
+  t.equal(direct.headers.get('content-length'), String(size))
 })
