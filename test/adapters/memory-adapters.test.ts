@@ -39,19 +39,19 @@ t.test('memory store: watchers are woken by every change, then told when the job
 })
 
 t.test('memory store: expired jobs are swept from memory, and their watchers told', async t => {
-  const store = memoryStore({ sweepIntervalMs: 5 })
+  const clock = new FakeClock()
+  const store = memoryStore({ sweepIntervalMs: 5, clock })
   stores.push(store)
   const id = newJobId()
-  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 20 })
-  const key = { key: 'k', jobId: id, fingerprint: 'f', expiresAt: Date.now() + 20 }
+  const expiresAt = clock.now() + 20
+  await store.create({ id, waitSeconds: 1, createdAt: clock.now(), expiresAt })
+  const key = { key: 'k', jobId: id, fingerprint: 'f', expiresAt }
   await store.reserveKey(key)
-  // The sweep timer is unref'd (a store never keeps a process alive): hold the loop open meanwhile.
-  const keepAlive = setInterval(() => {}, 1000)
-  const gone = await new Promise(resolve => store.watch?.(id, resolve))
-  clearInterval(keepAlive)
-  t.equal(gone, undefined)
+  const gone = new Promise(resolve => store.watch?.(id, resolve))
+  await clock.advance(25)
+  t.equal(await gone, undefined)
   t.equal(await store.get(id), undefined)
-  const next = { ...key, jobId: newJobId(), expiresAt: Date.now() + 60_000 }
+  const next = { ...key, jobId: newJobId(), expiresAt: clock.now() + 60_000 }
   t.same(await store.reserveKey(next), next, 'its key swept with it')
 })
 
