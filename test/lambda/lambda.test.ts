@@ -18,12 +18,12 @@ Object.assign(process.env, emulators.env, { WAIT_SECONDS: '0', LOG_LEVEL: 'silen
 const { handler, worker } = await import('../../example/lambda.js')
 // The same example configured for ALB target groups with multi-value headers on.
 process.env.ALB_MULTI_VALUE_HEADERS = 'true'
-const albMultiModule = '../example/lambda.js?alb-multi-value' // a second instance of the module, read with this env
+const albMultiModule = '../../example/lambda.js?alb-multi-value' // a second instance of the module, read with this env
 const { handler: albMultiHandler } = await import(albMultiModule) as typeof import('../../example/lambda.js')
 delete process.env.ALB_MULTI_VALUE_HEADERS
 // And once more with the default wait (25 s), for the waits the Lambda deadline cuts short.
 process.env.WAIT_SECONDS = '25'
-const waitingModule = '../example/lambda.js?waiting'
+const waitingModule = '../../example/lambda.js?waiting'
 const { handler: waitingHandler } = await import(waitingModule) as typeof import('../../example/lambda.js')
 process.env.WAIT_SECONDS = '0'
 
