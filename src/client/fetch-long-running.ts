@@ -100,7 +100,6 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
   const job = new Job(settings, first, signal)
   try {
     // The first request is not aborted: its answer names the job, which an abort then cancels.
-    let sentAt = Date.now()
     const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
     let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response)).catch(() => {}) })
     for (let answers = 1; ; answers++) {
@@ -113,8 +112,7 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
       job.locate(status, response)
       if (answers >= MAX_STATUS_ANSWERS) throw new Error(`fetchLongRunning: job ${job.location as string} still not done after ${answers} status answers`)
       settings.onProgress?.({ ...status, location: job.location as string })
-      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_STATUS_INTERVAL_MS - (Date.now() - sentAt)), signal)
-      sentAt = Date.now()
+      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_STATUS_INTERVAL_MS - (Date.now() - job.sentAt)), signal)
       // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
       response = await job.send(() => job.statusRequest(), true, statusRetry)
     }

@@ -38,6 +38,8 @@ export class Job {
   #unhook = (): void => {}
   /** The job's URL, once an answer named it. */
   location: string | undefined
+  /** When the latest request went to `fetch`: the floor between status requests counts from there. */
+  sentAt = 0
 
   constructor (settings: Settings, base: Request, signal: AbortSignal) {
     this.#settings = settings
@@ -130,6 +132,7 @@ export class Job {
   /** One request: its answer or its network error, and whether another try may help. */
   async #attempt (request: Request, again: (response: Response) => boolean): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
     try {
+      this.sentAt = Date.now()
       const response = await this.#settings.fetch(request)
       return { response, retry: again(response) }
     } catch (error) {
