@@ -51,9 +51,8 @@ export async function describedResultOf (response: Response): Promise<DescribedR
   const { statusCode, headers, location } = body
   if (!Number.isInteger(statusCode) || typeof location !== 'string' || !isHeaders(headers)) return undefined
   await response.body?.cancel()
-  // `getSetCookie` is Node's and current browsers' (which list none: a page never reads cookies).
-  const cookies = typeof response.headers.getSetCookie === 'function' ? response.headers.getSetCookie() : []
-  return { statusCode: statusCode as number, headers, location, cookies }
+  // Every browser with `AbortSignal.any` has `getSetCookie`; it lists none there (a page never reads cookies).
+  return { statusCode: statusCode as number, headers, location, cookies: response.headers.getSetCookie() }
 }
 
 /**
@@ -76,7 +75,7 @@ function isAsyncAnswer (response: Response): boolean {
 
 /** The names of the preferences `Preference-Applied` lists, lower case. */
 function appliedOf (response: Response): string[] {
-  return (response.headers.get('preference-applied') ?? '').split(',').map(item => (item.split('=')[0] ?? '').trim().toLowerCase())
+  return (response.headers.get('preference-applied') ?? '').split(',').map(item => item.replace(/=.*$/s, '').trim().toLowerCase())
 }
 
 function isHeaders (value: unknown): value is Record<string, string | string[]> {
