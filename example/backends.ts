@@ -10,6 +10,17 @@ export function numberFromEnv (name: string, fallback: number): number {
 }
 
 /**
+ * `CORS_ORIGINS`: comma-separated origins (`https://app.example.com,http://localhost:5173`)
+ * whose pages may call the example (CORS for them, `DELETE` allowed, the client's headers exposed).
+ */
+export function corsOriginsFromEnv (): string[] {
+  const origins = (process.env.CORS_ORIGINS ?? '').split(',').map(origin => origin.trim()).filter(origin => origin !== '')
+  const bad = origins.find(origin => !URL.canParse(origin) || new URL(origin).origin !== origin)
+  if (bad !== undefined) throw new TypeError(`Expected CORS_ORIGINS to be comma-separated origins such as https://app.example.com, got ${JSON.stringify(bad)}`)
+  return origins
+}
+
+/**
  * The backends named by the environment: `JOBS_QUEUE_URL` and `JOBS_TABLE` both set → SQS and
  * DynamoDB; neither → the embedded default (`JOBS_MEMORY_MIB`: its memory budget). Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).

@@ -1,5 +1,5 @@
 import { buildApp } from './app.js'
-import { backendsFromEnv, numberFromEnv } from './backends.js'
+import { backendsFromEnv, corsOriginsFromEnv, numberFromEnv } from './backends.js'
 import { startEmulators } from './emulators.js'
 import { startEventSourceMapping } from './event-source-mapping.js'
 
@@ -13,7 +13,8 @@ Object.assign(process.env, emulators.env)
 const { worker } = await import('./lambda.js')
 const app = await buildApp(
   { ...backendsFromEnv(), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },
-  { logger: { level: process.env.LOG_LEVEL ?? 'info' } }
+  { logger: { level: process.env.LOG_LEVEL ?? 'info' } },
+  corsOriginsFromEnv()
 )
 await app.listen({ port: numberFromEnv('PORT', 3000), host: process.env.HOST ?? '127.0.0.1' })
 const mapping = startEventSourceMapping({

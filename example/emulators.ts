@@ -104,17 +104,20 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
 }
 
 /**
- * s3rver on a free loopback port, with `bucket`, and the variables that point the AWS SDK and the
- * example at it. Loaded only when asked for: most uses need no S3.
+ * s3rver on a free loopback port, with `bucket` and the template's CORS rules (pages of other
+ * origins read results there), and the variables that point the AWS SDK and the example at it.
+ * Loaded only when asked for: most uses need no S3.
  */
 async function startS3 (bucket: string): Promise<{ env: Record<string, string>, close: () => Promise<void> }> {
-  const [{ default: S3rver }, { CreateBucketCommand, S3Client }] = await Promise.all([import('s3rver'), import('@aws-sdk/client-s3')])
+  const [{ default: S3rver }, { CreateBucketCommand, PutBucketCorsCommand, S3Client }, { templateCorsRules }] =
+    await Promise.all([import('s3rver'), import('@aws-sdk/client-s3'), import('./results-cors.js')])
   const directory = mkdtempSync(join(tmpdir(), 'jobs-s3-'))
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory })
   const { port } = await server.run()
   const endpoint = `http://127.0.0.1:${port}`
   const client = new S3Client({ region: REGION, endpoint, forcePathStyle: true, credentials: CREDENTIALS })
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
+  await client.send(new PutBucketCorsCommand({ Bucket: bucket, CORSConfiguration: { CORSRules: templateCorsRules() } }))
   client.destroy()
   return {
     env: { AWS_ENDPOINT_URL_S3: endpoint, AWS_S3_FORCE_PATH_STYLE: 'true', JOBS_RESULTS_BUCKET: bucket },

@@ -1,11 +1,13 @@
-import { backendsFromEnv, numberFromEnv } from './backends.js'
+import { backendsFromEnv, corsOriginsFromEnv, numberFromEnv } from './backends.js'
 import { buildApp } from './app.js'
 
 // `npm start`: the example on $HOST:$PORT. With JOBS_QUEUE_URL and JOBS_TABLE it uses SQS and
-// DynamoDB (run `npm run worker` beside it); without, jobs run in this process.
+// DynamoDB (run `npm run worker` beside it); without, jobs run in this process. CORS_ORIGINS:
+// the origins whose pages may call it.
 const app = await buildApp(
   { ...backendsFromEnv(), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },
-  { logger: { level: process.env.LOG_LEVEL ?? 'info' } }
+  { logger: { level: process.env.LOG_LEVEL ?? 'info' } },
+  corsOriginsFromEnv()
 )
 await app.listen({ port: numberFromEnv('PORT', 3000), host: process.env.HOST ?? '127.0.0.1' })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

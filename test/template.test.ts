@@ -4,6 +4,7 @@ import { parse, type ScalarTag } from 'yaml'
 import { buildApp } from '../example/app.js'
 import { backendsFromEnv } from '../example/backends.js'
 import { lifecycleResultTtl } from '../src/results/s3-results.js'
+import { templateCorsRules } from '../example/results-cors.js'
 
 // The SAM template, parsed with CloudFormation's short-form tags, checked for the invariants
 // the plugin relies on.
@@ -111,7 +112,10 @@ t.test('results bucket: private, encrypted, expiring, readable from other origin
   t.same(bucket.BucketEncryption.ServerSideEncryptionConfiguration, [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }], 'S3-managed keys')
   const [rule] = bucket.LifecycleConfiguration.Rules
   t.match(rule, { Status: 'Enabled', Prefix: 'results/', ExpirationInDays: { Ref: 'ResultTtlDays' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })
-  t.match(bucket.CorsConfiguration.CorsRules, [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'] }])
+  // Any header: a page's own fetch follows the 303 here with its headers (Prefer), after a preflight.
+  t.match(bucket.CorsConfiguration.CorsRules, [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'], AllowedHeaders: ['*'], ExposedHeaders: ['Content-Disposition', 'Content-Encoding'] }])
+  t.same(templateCorsRules(), [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'], AllowedHeaders: ['*'], ExposeHeaders: ['Content-Disposition', 'Content-Encoding'], MaxAgeSeconds: 3600 }],
+    'npm run dev:aws gives its S3 emulator the same rule')
   t.same(template.Globals.Function.Environment.Variables.JOBS_RESULTS_BUCKET, { Ref: 'ResultsBucket' })
 })
 

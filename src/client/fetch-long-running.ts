@@ -1,7 +1,7 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
 // (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
-import { Job, type Settings } from './job.js'
-import { conflictOf, statusOf, type LongRunningProgress } from './status.js'
+import { Job, unavailable, type Settings } from './job.js'
+import { conflictOf, describedResultOf, statusOf, type LongRunningProgress } from './status.js'
 import { callSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
 
 export type { LongRunningProgress }
@@ -31,7 +31,11 @@ export interface FetchLongRunningOptions {
    * `init.headers`; `false` sends none (and then a lost first answer is not retried).
    */
   idempotencyKey?: string | false
-  /** Retries of a request that failed on the network or got `503` (a status request: or `429`). @default 5 */
+  /**
+   * Retries of a request that failed on the network, got `503`, or got a front end's own `500`,
+   * `502` or `504` (API Gateway, ALB: an answer without the plugin's `Preference-Applied`); a
+   * status request also after `429`. A first request only with an `Idempotency-Key`. @default 5
+   */
   retries?: number
   /**
    * Origins (`https://jobs.example.com`) besides the first request's whose job URLs the call
@@ -45,7 +49,7 @@ export interface FetchLongRunningOptions {
 const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const FIRST_WAIT_SECONDS = 2
 /** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
-const STATUS_RETRIES: ReadonlySet<number> = new Set([503, 429])
+const statusRetry = (response: Response): boolean => response.status === 429 || unavailable(response)
 /**
  * Status requests start at least this far apart, whatever `Retry-After` says (`0`, a past date):
  * one that waited on the server is asked again at once, one answered at once a second later.
@@ -56,12 +60,13 @@ const MAX_STATUS_ANSWERS = 100_000
 
 /**
  * `fetch` for a long-running route: resolves with the route's final response (status, headers,
- * body, as `fetch` would have returned it from a synchronous route; a result kept in S3 is
- * downloaded through its presigned URL), however many waits it took. The requests ask
- * `Prefer: respond-async, wait=N`, so each waits on the server and answers `202` with the job's
- * status when the wait ends; the call then asks again, honouring `Retry-After`. Requests that
- * fail on the network or get `503` are retried with a bounded back-off, but a first request
- * only when an `Idempotency-Key` makes the retry safe: the job never runs twice.
+ * body, as `fetch` would have returned it from a synchronous route; a result kept in S3 too:
+ * its body is downloaded from its presigned URL, its status and headers are the route's),
+ * however many waits it took. The requests ask `Prefer: respond-async, wait=N`, so each waits on
+ * the server and answers `202` with the job's status when the wait ends; the call then asks
+ * again, honouring `Retry-After`. Requests that fail on the network, get `503` or a front end's
+ * own error are retried with a bounded back-off, but a first request only when an
+ * `Idempotency-Key` makes the retry safe: the job never runs twice.
  *
  * @example
  * const response = await fetchLongRunning('/report', { method: 'POST', body }, {
@@ -98,6 +103,9 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
     const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
     let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response)).catch(() => {}) })
     for (let answers = 1; ; answers++) {
+      // A result kept in S3: described with the route's status and headers, its body downloaded.
+      const described = await describedResultOf(response)
+      if (described !== undefined) return await job.download(described, response)
       const status = await statusOf(response) ?? await conflictOf(response)
       if (status === undefined) return response
       job.unhook()
@@ -106,7 +114,7 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
       settings.onProgress?.({ ...status, location: job.location as string })
       await sleep(Math.max(retryAfterMs(response, 1_000), MIN_STATUS_INTERVAL_MS - (Date.now() - job.sentAt)), signal)
       // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
-      response = await job.send(() => job.statusRequest(), true, STATUS_RETRIES)
+      response = await job.send(() => job.statusRequest(), true, statusRetry)
     }
   } finally {
     job.settle()

@@ -1,10 +1,20 @@
-import { statusOf, type LongRunningProgress } from './status.js'
+import { downloadRequest, hasBody, routeResponse, s3Unavailable } from './result.js'
+import { isPluginAnswer, statusOf, type DescribedResult, type LongRunningProgress } from './status.js'
 import { backoffMs, retryAfterMs, sleep } from './waiting.js'
 
 /** Headers that describe the first request's body: they do not travel to the status requests. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
-/** Answers after which the first request is sent again (with its key): the server took nothing. */
-const FIRST_RETRIES: ReadonlySet<number> = new Set([503])
+/**
+ * A front end's own errors: API Gateway's `500 {"message":"Internal server error"}` when Lambda
+ * throttles the function, its `502` and `504`, an ALB's `502`, `503` and `504`. Without the
+ * plugin's `Preference-Applied` they are not the route's answer, and are asked again.
+ */
+const FRONT_END_ERRORS: ReadonlySet<number> = new Set([500, 502, 503, 504])
+
+/** Whether an answer is worth asking again for: `503` (the plugin's too), or a front end's error. */
+export function unavailable (response: Response): boolean {
+  return response.status === 503 || (FRONT_END_ERRORS.has(response.status) && !isPluginAnswer(response))
+}
 
 /** A call's settings, checked once (see `FetchLongRunningOptions`). */
 export interface Settings {
@@ -55,6 +65,23 @@ export class Job {
     this.location = url.href
   }
 
+  /**
+   * The route's response for a result kept in S3 (`described` by `response`): its status and
+   * headers, and the body downloaded from the presigned URL, on whatever origin (as a `303`
+   * there would have been followed), with nothing of the caller's (see `downloadRequest`).
+   */
+  async download (described: DescribedResult, response: Response): Promise<Response> {
+    const url = new URL(described.location, response.url === '' ? this.#base.url : response.url)
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`fetchLongRunning: the result's URL ${url.protocol} is not http(s)`)
+    if (!hasBody(described)) return routeResponse(described, null)
+    const download = await this.send(() => downloadRequest(url, this.#signal), true, s3Unavailable)
+    if (!download.ok) {
+      await download.body?.cancel()
+      throw new Error(`fetchLongRunning: the result's body could not be downloaded from ${url.origin}: ${download.status}`)
+    }
+    return routeResponse(described, download.body)
+  }
+
   /** The call is over: a later abort of the signal no longer concerns the job. */
   settle (): void {
     this.#signal.removeEventListener('abort', this.#onAbort)
@@ -85,10 +112,11 @@ export class Job {
   }
 
   /**
-   * Sends `request()`, and again after a network error or an answer in `again` (`503`) while
-   * `retryable` and retries remain; the last answer or error is the call's.
+   * Sends `request()`, and again after a network error or an answer that `again` accepts
+   * ({@link unavailable}) while `retryable` and retries remain, with back-off and `Retry-After`;
+   * the last answer or error is the call's.
    */
-  async send (request: () => Request, retryable: boolean, again: ReadonlySet<number> = FIRST_RETRIES): Promise<Response> {
+  async send (request: () => Request, retryable: boolean, again: (response: Response) => boolean = unavailable): Promise<Response> {
     const retries = retryable ? this.#settings.retries : 0
     let outcome = await this.#attempt(request(), again)
     for (let attempt = 0; outcome.retry && attempt < retries; attempt++) {
@@ -102,11 +130,11 @@ export class Job {
   }
 
   /** One request: its answer or its network error, and whether another try may help. */
-  async #attempt (request: Request, again: ReadonlySet<number>): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
+  async #attempt (request: Request, again: (response: Response) => boolean): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
     try {
       this.sentAt = Date.now()
       const response = await this.#settings.fetch(request)
-      return { response, retry: again.has(response.status) }
+      return { response, retry: again(response) }
     } catch (error) {
       // fetch rejects with a TypeError for a network failure, and with the reason on abort.
       if (this.#signal.aborted) throw this.#signal.reason

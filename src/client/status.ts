@@ -17,10 +17,7 @@ export interface LongRunningProgress {
  * `location` is as the server wrote it: the caller resolves it against the response's URL.
  */
 export async function statusOf (response: Response): Promise<LongRunningProgress | undefined> {
-  if (response.status !== 202) return undefined
-  // `Preference-Applied: respond-async` marks the plugin's 202 from a route's own, however
-  // status-like the route's body: a page of another origin sees it when the API's CORS exposes it.
-  if (!/(^|,)\s*respond-async\s*(,|$)/i.test(response.headers.get('preference-applied') ?? '')) return undefined
+  if (!isAsyncAnswer(response)) return undefined
   const body = await jsonOf(response)
   if (!isStatusBody(body)) return undefined
   await response.body?.cancel()
@@ -30,6 +27,60 @@ export async function statusOf (response: Response): Promise<LongRunningProgress
     if (body.progress.message !== undefined) status.message = body.progress.message
   }
   return status
+}
+
+/** A result the plugin kept in S3, as it describes it to `Prefer: respond-async`. */
+export interface DescribedResult {
+  /** The route's status and headers (but `set-cookie`). */
+  statusCode: number
+  headers: Record<string, string | string[]>
+  /** The presigned URL of the body, as the server wrote it. */
+  location: string
+  /** The route's cookies, sent as the description's own `Set-Cookie` (readable in Node only). */
+  cookies: string[]
+}
+
+/**
+ * The plugin's description of a result whose body is in S3: a `202` with
+ * `Preference-Applied: respond-async` and `{ status: 'done', statusCode, headers, location }`.
+ */
+export async function describedResultOf (response: Response): Promise<DescribedResult | undefined> {
+  if (!isAsyncAnswer(response)) return undefined
+  const body = await jsonOf(response) as Record<string, unknown> | null | undefined
+  if (typeof body !== 'object' || body === null || body.status !== 'done') return undefined
+  const { statusCode, headers, location } = body
+  if (!Number.isInteger(statusCode) || typeof location !== 'string' || !isHeaders(headers)) return undefined
+  await response.body?.cancel()
+  // Every browser with `AbortSignal.any` has `getSetCookie`; it lists none there (a page never reads cookies).
+  return { statusCode: statusCode as number, headers, location, cookies: response.headers.getSetCookie() }
+}
+
+/**
+ * Whether the plugin gave this answer: it names the preferences it applied in every answer to
+ * the client's `Prefer: respond-async, wait=N` (its 202s `respond-async`, the rest `wait`), and a
+ * front end's own errors (API Gateway, ALB) name none. From a page of another origin it sees it
+ * only when the API's CORS exposes `Preference-Applied`.
+ */
+export function isPluginAnswer (response: Response): boolean {
+  return appliedOf(response).some(name => name === 'wait' || name === 'respond-async')
+}
+
+/**
+ * `Preference-Applied: respond-async` marks the plugin's 202 from a route's own, however
+ * status-like the route's body (a route's own 202 through the plugin names only `wait`).
+ */
+function isAsyncAnswer (response: Response): boolean {
+  return response.status === 202 && appliedOf(response).includes('respond-async')
+}
+
+/** The names of the preferences `Preference-Applied` lists, lower case. */
+function appliedOf (response: Response): string[] {
+  return (response.headers.get('preference-applied') ?? '').split(',').map(item => item.replace(/=.*$/s, '').trim().toLowerCase())
+}
+
+function isHeaders (value: unknown): value is Record<string, string | string[]> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) &&
+    Object.values(value).every(item => typeof item === 'string' || (Array.isArray(item) && item.every(part => typeof part === 'string')))
 }
 
 /**

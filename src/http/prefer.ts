@@ -1,3 +1,6 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { isJobRun } from '../job/context.js'
+
 /** The preferences of an RFC 7240 `Prefer` header that this plugin honours. */
 export interface Preferences {
   /** `respond-async`: answer 202 at once instead of waiting. */
@@ -27,4 +30,23 @@ export function parsePrefer (header: string | string[] | undefined): Preferences
     }
   }
   return preferences
+}
+
+/**
+ * An `onSend` hook of the plugin's routes (long-running routes and `/async-response`): every
+ * answer to a request that asked `Prefer: wait=N` names it in `Preference-Applied` (RFC 7240
+ * §3). The plugin never waits longer than asked, so it honours `wait` with every answer it gives,
+ * results and its own errors alike; its `202` names `respond-async` as well. A front end's own
+ * error (API Gateway's `500` when Lambda throttles, an ALB's `502`) names neither: this is how
+ * the client tells them apart, through CORS too (`Preference-Applied` is what a page reads).
+ */
+export async function namePreferencesApplied (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
+  // A job run's reply is the route's own response, stored as the handler gave it.
+  if (isJobRun(request)) return payload
+  const { waitSeconds } = parsePrefer(request.headers.prefer)
+  if (waitSeconds === undefined) return payload
+  const applied = reply.getHeader('preference-applied')
+  const names = [applied].flat().filter((value): value is string => typeof value === 'string' && value !== '')
+  reply.header('preference-applied', [...names, `wait=${waitSeconds}`].join(', '))
+  return payload
 }

@@ -55,11 +55,39 @@ export const STATUS_HEADER = 'x-long-running-status'
  * A result whose body is in S3: `303 See Other` to a presigned URL of it. Only the body and the
  * headers that travel with it (content type, encoding, disposition, cache control) are served
  * there; the route's status is in {@link STATUS_HEADER} and in the JSON body of this answer.
+ *
+ * With `Prefer: respond-async` (`describe`) the result is described instead: `202` with
+ * `Preference-Applied: respond-async`, `Location` the presigned URL, and a JSON body
+ * {@link ExternalResultBody} holding the route's status and headers. The client then downloads
+ * the URL with a plain GET (no `Prefer`, so no CORS preflight at S3) and answers with the
+ * route's own status and headers. The route's cookies go out as this answer's `Set-Cookie`,
+ * where the browser takes them as it would from the route, never into a body scripts can read.
  */
-export async function sendExternal (reply: FastifyReply, id: string, response: StoredResponse, url: string): Promise<FastifyReply> {
-  return await interim(reply, 303, url)
+export async function sendExternal (reply: FastifyReply, id: string, response: StoredResponse, url: string, describe: boolean): Promise<FastifyReply> {
+  if (!describe) {
+    return await interim(reply, 303, url)
+      .header(STATUS_HEADER, String(response.statusCode))
+      .send({ id, status: 'done', statusCode: response.statusCode, location: url })
+  }
+  const { 'set-cookie': cookies, ...headers } = response.headers
+  if (cookies !== undefined) reply.header('set-cookie', cookies)
+  const body: ExternalResultBody = { id, status: 'done', statusCode: response.statusCode, headers, location: url }
+  return await interim(reply, 202, url)
     .header(STATUS_HEADER, String(response.statusCode))
-    .send({ id, status: 'done', statusCode: response.statusCode, location: url })
+    .header('preference-applied', 'respond-async')
+    .send(body)
+}
+
+/** The JSON body of a described result (`Prefer: respond-async`) whose body is in S3. */
+export interface ExternalResultBody {
+  id: string
+  status: 'done'
+  /** The route's status. */
+  statusCode: number
+  /** The route's headers but `set-cookie`, as it gave them. */
+  headers: Record<string, string | string[]>
+  /** The presigned URL of the body. */
+  location: string
 }
 
 /**

@@ -137,7 +137,7 @@ export class Responder {
     if (record.response !== undefined) {
       const sent = record.response.external === undefined
         ? await sendStored(reply, record.response)
-        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method))
+        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)
       // From now on a store short of memory may evict it (the client has what it came for).
       this.#options.store.delivered?.(record.id)
       return sent

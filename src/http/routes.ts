@@ -4,6 +4,7 @@ import { resolveRouteOptions, type RouteSettings } from '../route-options.js'
 import type { BodyBudget } from './body-budget.js'
 import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
+import { namePreferencesApplied } from './prefer.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
 import { captureBody } from './snapshot.js'
@@ -23,6 +24,8 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     const handler = route.handler
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
     route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
+    // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
+    route.onSend = [...asArray(route.onSend), namePreferencesApplied]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
@@ -53,9 +56,10 @@ export function addResultRoutes (app: FastifyInstance, routePrefix: string, resp
       schema: { ...resultSchema, ...hide },
       ...ownCompilers,
       onRequest: ignoreEmptyBody,
+      onSend: namePreferencesApplied,
       handler: async (request, reply) => await responder.resume(request, reply)
     })
-    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody },
+    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody, onSend: namePreferencesApplied },
       async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
         cancelled(await responder.cancel(request, reply))
         return reply

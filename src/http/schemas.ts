@@ -15,6 +15,7 @@ const statusBody = {
     id: { type: 'string', format: 'uuid' },
     status: { type: 'string', enum: ['pending', 'running', 'done'] },
     statusCode: { type: 'integer', description: 'With status done: the route\'s status; Location is where to fetch the body (S3)' },
+    headers: { type: 'object', additionalProperties: true, description: 'With status done and Prefer: respond-async (202): the route\'s headers but set-cookie (sent as this answer\'s own Set-Cookie)' },
     location: { type: 'string', description: 'Where to ask again (relative URL)' },
     progress: {
       type: 'object',

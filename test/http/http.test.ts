@@ -163,7 +163,7 @@ t.test('Prefer: respond-async, wait=N waits up to N seconds, then answers 202 wi
   await clock.advance(1000)
   const first = await answered
   t.equal(first.status, 202, 'a job still running after the wait is accepted')
-  t.equal(first.headers.get('preference-applied'), 'respond-async')
+  t.equal(first.headers.get('preference-applied'), 'respond-async, wait=1', 'both preferences applied')
   t.equal(first.headers.get('retry-after'), '0', 'the server waited: the client may ask again at once')
   const location = first.headers.get('location') ?? ''
   // A job that ends within the wait answers with its result, on the first request or a later one.

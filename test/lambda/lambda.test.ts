@@ -222,7 +222,7 @@ t.test('Prefer: respond-async, wait=N never waits past the Lambda deadline: a fu
   const accepted = await (waitingHandler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(1_000))
   t.equal(accepted.statusCode, 202)
   t.equal(accepted.headers['retry-after'], '1')
-  t.equal(accepted.headers['preference-applied'], 'respond-async')
+  t.equal(accepted.headers['preference-applied'], 'respond-async, wait=20')
   t.match(locationPath(accepted), /^\/prod\/async-response\/[0-9a-f-]{36}/)
   // Its job still runs, and the queue is left empty for the tests after this one.
   const [message] = await receive(1)

@@ -3,10 +3,12 @@ import Fastify from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import { buildApp } from '../../example/app.js'
+import { childProcesses, listeningUrl, stopChild } from '../helpers/child.js'
 
 // `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see CONTRIBUTING.md),
 // as a browser, not imagined: a tab following the 303s, a page of another origin fetching with
-// CORS, and a tab kept waiting past the browser's redirect limit by 202 + Refresh.
+// CORS, a tab kept waiting past the browser's redirect limit by 202 + Refresh, and the client
+// in a page of another origin, on the embedded default and on `npm run dev:aws` (results in S3).
 t.setTimeout(120_000)
 
 const browser: Browser = await chromium.launch({
@@ -73,11 +75,15 @@ t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the res
  * client (`fastify-long-running/client`, bundled for the browser as an app would) against the
  * example: `start(path)` shows progress in `#bar`, the outcome in `#out`, the job URL in `#job`.
  */
-async function clientPage (): Promise<Page> {
+async function clientBundle (): Promise<string> {
   const { build } = await import('esbuild')
   // platform 'browser': a Node-only import in the client would fail this build.
   const bundle = await build({ entryPoints: ['src/client/index.ts'], bundle: true, format: 'esm', platform: 'browser', write: false })
-  const client = bundle.outputFiles[0]?.text ?? ''
+  return bundle.outputFiles[0]?.text ?? ''
+}
+
+async function clientPage (): Promise<Page> {
+  const client = await clientBundle()
   let url = ''
   const other = Fastify()
   other.get('/client.js', async (_request, reply) => await reply.type('text/javascript').send(client))
@@ -140,4 +146,38 @@ t.test('the client in a page: Cancel rejects the call and cancels the job on the
   t.equal(answer.status, 409)
   t.match(await answer.json(), { code: 'FST_LONG_RUNNING_JOB_CANCELLED' })
   await page.close()
+})
+
+t.test('the client in a page of another origin on npm run dev:aws with CORS_ORIGINS: 5 MiB results from S3, byte for byte, with the route\'s status and headers', async t => {
+  const client = await clientBundle()
+  const other = Fastify()
+  other.get('/client.js', async (_request, reply) => await reply.type('text/javascript').send(client))
+  other.get('/', async (_request, reply) => await reply.type('text/html').send('<!doctype html><title>results</title>'))
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => other.close())
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
+  const start = childProcesses(t)
+  const server = start('example/dev-aws.ts', { PORT: '0', HOST: '127.0.0.1', CORS_ORIGINS: otherUrl })
+  const url = await listeningUrl(server)
+  const page = await browser.newPage()
+  await page.goto(otherUrl)
+  const size = 5 * 1024 * 1024
+  // In the page: the client fetches, the page checks every byte (no 5 MiB goes back to the test).
+  const result = await page.evaluate(async ({ url, size }) => {
+    const { fetchLongRunning } = await import('/client.js' as string) as typeof import('../../src/client/index.js')
+    const bytes = await fetchLongRunning(`${url}/bytes?size=${size}&delay=1`)
+    const got = new Uint8Array(await bytes.arrayBuffer())
+    const sent = new Uint8Array(size)
+    for (let i = 0; i < size; i++) sent[i] = (i * 31 + 7) & 255
+    const echo = await fetchLongRunning(`${url}/echo?delay=1`, { method: 'POST', body: sent, headers: { 'content-type': 'application/octet-stream' } })
+    const back = new Uint8Array(await echo.arrayBuffer())
+    return {
+      bytes: { status: bytes.status, type: bytes.headers.get('content-type'), length: got.length, exact: got.every((byte, i) => byte === i % 251) },
+      echo: { status: echo.status, echo: echo.headers.get('x-echo'), type: echo.headers.get('content-type'), length: back.length, exact: back.every((byte, i) => byte === sent[i]) }
+    }
+  }, { url, size })
+  t.same(result.bytes, { status: 200, type: 'application/octet-stream', length: size, exact: true }, 'GET /bytes: 5 MiB from S3')
+  t.same(result.echo, { status: 201, echo: '1', type: 'application/octet-stream', length: size, exact: true }, 'POST /echo: the route\'s 201 and x-echo, 5 MiB from S3')
+  await page.close()
+  t.equal(await stopChild(server), 0)
 })
