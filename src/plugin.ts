@@ -140,7 +140,8 @@ function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
       // Nothing is written before onRequest: every byte of the run's body reaches the attempt uncopied.
       sinkBody(reply.raw, run.body)
       const requestId = request.headers['x-request-id']
-      request.log = runLogger(request.log.child({ jobId: job.id, attempt: job.attempt, ...(requestId === undefined ? {} : { requestId }) }), job.signal)
+      const joined = { ...(requestId === undefined ? {} : { requestId }), ...(run.queuedBy === undefined ? {} : { queuedBy: run.queuedBy }) }
+      request.log = runLogger(request.log.child({ jobId: job.id, attempt: job.attempt, ...joined }), job.signal)
       // Fastify's error handler and its request-completed line write through the reply's logger.
       reply.log = request.log
     }

@@ -58,17 +58,26 @@ export class Responder {
       request: snapshotOf(request, this.#options.dropHeaders, this.#carried(request)),
       timing: route,
       binding: await this.#bindingOf(request),
-      responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty)
+      responseLimit: responseLimitOf(request, this.#options.awsLambdaProperty),
+      requestId: String(request.id)
     }
     // Checked before the body was read (`checkKey`): a request that got this far has a usable key, or none.
     const key = keyOfRequest(request)
     // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
     const admitted = (): void => this.#budget.forget(request)
-    if (key === undefined) return await this.#answer(request, reply, await acceptJob(this.#options, accepted, request.log).finally(admitted), 0)
+    if (key === undefined) {
+      const record = await acceptJob(this.#options, accepted, request.log).finally(admitted)
+      // The one line that joins this request (its reqId) to the job's own lines (its jobId).
+      request.log.info({ jobId: record.id }, 'job accepted')
+      return await this.#answer(request, reply, record, 0)
+    }
     const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
     if (keyed.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
     const { record } = keyed
-    if (keyed.kind === 'created') return await this.#answer(request, reply, record, 0)
+    if (keyed.kind === 'created') {
+      request.log.info({ jobId: record.id }, 'job accepted')
+      return await this.#answer(request, reply, record, 0)
+    }
     request.log.info({ jobId: record.id }, 'idempotency key seen before: answering for its job')
     reply.header(REPLAYED_HEADER, 'true')
     if (route.idempotency?.strict === true && record.response === undefined) {

@@ -35,6 +35,8 @@ export interface NewRequest {
   binding?: string | undefined
   /** The largest Lambda response JSON its front end can return (see `JobMessage`). */
   responseLimit?: number | undefined
+  /** The HTTP request's id, for the job run's log lines (see `JobMessage`). */
+  requestId?: string | undefined
 }
 
 /** An idempotency key as the job layer sees it: digests only. */
@@ -189,7 +191,7 @@ export function acceptedExpiry (settings: AcceptSettings, timing: JobTiming): nu
 
 /** The queue message of job `id`, with the request inside, and whether it fits the queue. */
 export function messageOf (settings: AcceptSettings, accepted: NewRequest, id: string): { message: JobMessage, fits: boolean } {
-  const { timing, request, responseLimit } = accepted
+  const { timing, request, responseLimit, requestId } = accepted
   const message: JobMessage = {
     id,
     timeoutSeconds: timing.timeoutSeconds,
@@ -199,6 +201,7 @@ export function messageOf (settings: AcceptSettings, accepted: NewRequest, id: s
     request
   }
   if (responseLimit !== undefined) message.responseLimit = responseLimit
+  if (requestId !== undefined) message.requestId = requestId
   return { message, fits: Buffer.byteLength(encodeMessage(message)) <= settings.queue.maxMessageBytes }
 }
 

@@ -32,6 +32,8 @@ export interface AttemptPlan {
   lease: KeptLease
   progress: (fraction: number, message?: string) => void
   log: FastifyBaseLogger
+  /** The id of the request that queued the job (`JobMessage.requestId`). */
+  queuedBy?: string | undefined
 }
 
 /**
@@ -112,7 +114,7 @@ export class Attempt {
       chunks.push(chunk)
       bytes += chunk.length
     }
-    const registration = this.#runs.add({ job, request: plan.request, body: collect })
+    const registration = this.#runs.add({ job, request: plan.request, body: collect, queuedBy: plan.queuedBy })
     this.#registration = registration
     const { request } = plan
     return await this.#app.inject({

@@ -54,6 +54,8 @@ export interface Run {
   job: LongRunningJob
   request: RequestSnapshot
   body: BodySink
+  /** The id of the request that queued the job, for the run's log lines. */
+  queuedBy?: string | undefined
 }
 
 /** Runs in progress in this process, by token. */

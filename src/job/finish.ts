@@ -30,7 +30,6 @@ export interface FinishSettings {
   results?: ResultBodies | undefined
   /** Told of every final response this process stored: its waiting requests need not read it. */
   onStored?: ((id: string, response: StoredResponse, expiresAt: number) => void) | undefined
-  log: FastifyBaseLogger
 }
 
 /** One attempt's job as finishing it sees it: its message, the claim, and the attempt. */
@@ -77,8 +76,9 @@ async function storeOutside (settings: FinishSettings, job: Finishing, head: Omi
  * response may have taken minutes to compute, and only this process holds it.
  */
 export async function finish (settings: FinishSettings, job: Finishing, response: StoredResponse, outcome: JobOutcome): Promise<Disposition> {
-  const { store, clock, log } = settings
-  const { message } = job
+  const { store, clock } = settings
+  // The job's own logger: its lines carry the job and the request that queued it.
+  const { message, log } = job
   const expiresAt = resultExpiry(clock.now(), message.resultTtlSeconds)
   const stored = await withRetries(async () => await store.complete(message.id, job.owner, response, expiresAt), {
     ...retries.write,

@@ -26,7 +26,15 @@ export interface JobMessage {
    * than counting receives towards the dead-letter queue.
    */
   backup?: true
+  /**
+   * The id of the request that queued the job (Fastify's `request.id`): a job run's log lines
+   * carry it as `requestId`, so that an operator gets from a client's request to its job's lines.
+   */
+  requestId?: string
 }
+
+/** A request id fit for a log field: what Fastify's default and common id generators make. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 
 /**
  * Serialises a message; the body travels as base64 so that any bytes survive JSON. SQS takes
@@ -65,6 +73,10 @@ export function decodeMessage (body: string): JobMessage {
   if (raw.backup !== undefined) {
     if (raw.backup !== true) throw new InvalidMessageError('bad backup')
     message.backup = true
+  }
+  if (raw.requestId !== undefined) {
+    if (typeof raw.requestId !== 'string' || !REQUEST_ID.test(raw.requestId)) throw new InvalidMessageError('bad requestId')
+    message.requestId = raw.requestId
   }
   if (raw.request !== undefined) message.request = snapshotFromJson(raw.request)
   return message

@@ -38,7 +38,7 @@ export class JobRunner {
 
   constructor (app: FastifyInstance, settings: RunnerSettings) {
     this.#app = app
-    this.#settings = { ...settings, log: app.log }
+    this.#settings = settings
   }
 
   /** Attempts running in this process now. */
@@ -59,7 +59,7 @@ export class JobRunner {
       this.#app.log.error({ err: error, receiveCount: delivery.receiveCount }, 'dropping invalid job message')
       return ACK
     }
-    const log = this.#app.log.child({ jobId: message.id })
+    const log = this.#app.log.child({ jobId: message.id, ...(message.requestId === undefined ? {} : { queuedBy: message.requestId }) })
     const delivering = this.#deliver(message, delivery, limits, log)
     this.#delivering.add(delivering)
     try {
@@ -72,7 +72,7 @@ export class JobRunner {
   /** Runs job `message.id`, created here already claimed by `owner` (`local-start.ts`): no delivery to extend. Never rejects. */
   async runClaimed (message: JobMessage, owner: string, startedAt: number): Promise<Disposition> {
     const delivery: Delivery = { body: '', receiveCount: 1, extend: async () => {} }
-    const log = this.#app.log.child({ jobId: message.id })
+    const log = this.#app.log.child({ jobId: message.id, ...(message.requestId === undefined ? {} : { queuedBy: message.requestId }) })
     const job = this.#finishing(message, owner, { attempt: 1, startedAt }, delivery, log)
     if (this.#shuttingDown) return await job.lease.end().then(() => AGAIN)
     return await this.#settled(this.#attempt(job, message.request, {}), delivery, log)
@@ -172,7 +172,8 @@ export class JobRunner {
       ...(limits.deadline === undefined ? {} : { deadline: limits.deadline }),
       lease: job.lease,
       progress: progressReporter(async progress => await settings.store.setProgress(message.id, job.owner, progress), log),
-      log
+      log,
+      queuedBy: message.requestId
     })
     this.#running.add(attempt)
     if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())

@@ -119,6 +119,7 @@ t.test('invalid messages are dropped, never retried', async t => {
   const good = JSON.parse(encodeMessage({ id: '00000000-0000-4000-8000-000000000000', timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: 1 }))
   const bodies = ['', 'not json', '[]', '{"v":2}', JSON.stringify({ ...good, v: 2 }), JSON.stringify({ ...good, id: 'x' }),
     JSON.stringify({ ...good, maxAttempts: 0 }), JSON.stringify({ ...good, backup: false }), JSON.stringify({ ...good, backup: 'yes' }),
+    JSON.stringify({ ...good, requestId: 5 }), JSON.stringify({ ...good, requestId: '' }), JSON.stringify({ ...good, requestId: 'a b' }), JSON.stringify({ ...good, requestId: 'x'.repeat(129) }),
     JSON.stringify({ ...good, request: { method: 'get', url: '/', headers: {} } }),
     JSON.stringify({ ...good, request: { method: 'FOO', url: '/', headers: {} } }),
     JSON.stringify({ ...good, request: { method: 'GET', url: '/', headers: {}, origin: { ip: '', protocol: 'http', host: 'h' } } }),
