@@ -66,8 +66,14 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   decorate(app, options, parts)
   addRunHook(app, parts.runs)
   const { waitSeconds, timeoutSeconds, maxAttempts, idempotency } = options
-  markLongRunningRoutes(app, parts.responder, parts.budget, { waitSeconds, timeoutSeconds, maxAttempts, idempotency })
-  addResultRoutes(app, options.routePrefix, parts.responder, id => parts.runner.cancel(id))
+  const cancelled = (id: string): void => { parts.runner.cancel(id) }
+  const versions = new Set<string>()
+  markLongRunningRoutes(app, parts.responder, parts.budget, { waitSeconds, timeoutSeconds, maxAttempts, idempotency }, version => {
+    if (versions.has(version)) return
+    versions.add(version)
+    addResultRoutes(app, options.routePrefix, parts.responder, cancelled, version)
+  })
+  addResultRoutes(app, options.routePrefix, parts.responder, cancelled)
   addLifecycle(app, options, parts)
 }
 

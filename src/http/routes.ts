@@ -14,10 +14,12 @@ import { captureBody } from './snapshot.js'
  * through an `onRoute` hook: its handler runs only in job runs; on the HTTP side the responder
  * answers instead.
  */
-export function markLongRunningRoutes (app: FastifyInstance, responder: Responder, budget: BodyBudget, defaults: RouteSettings): void {
+export function markLongRunningRoutes (app: FastifyInstance, responder: Responder, budget: BodyBudget, defaults: RouteSettings, versioned: (version: string) => void): void {
   app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
     const value = route.longRunning
     if (value === undefined || value === false) return
+    const version = (route.constraints as { version?: unknown } | undefined)?.version
+    if (typeof version === 'string') versioned(version)
     // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
@@ -42,24 +44,29 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
  * Adds `/async-response/:id` (`GET` and `POST` answer with the result or another wait, `DELETE`
  * cancels; `cancelled` hears the id cancelled, for the runner of this process).
  */
-export function addResultRoutes (app: FastifyInstance, routePrefix: string, responder: Responder, cancelled: (id: string) => void): void {
+export function addResultRoutes (app: FastifyInstance, routePrefix: string, responder: Responder, cancelled: (id: string) => void, version?: string): void {
+  // A client of a versioned route sends `Accept-Version` on every hop (curl and fetch keep it on
+  // a redirect), and the router lets no unversioned route answer such a request: each version a
+  // long-running route declares gets its own twins of these routes (hidden from OpenAPI).
+  const constraints = version === undefined ? {} : { constraints: { version } }
   // `:id` is the documented route; its wildcard twin (hidden from OpenAPI) catches ids longer
   // than the router's `maxParamLength`, so that every bad id gets the same 404.
   // `POST` answers like `GET`: `curl -X POST -L` keeps the method on a 303, and with it the
   // request's `content-type` but not its body: an empty body is then no body at all.
   for (const path of [':id', '*']) {
-    const hide = path === '*' ? { hide: true } : {}
+    const hide = path === '*' || version !== undefined ? { hide: true } : {}
     const url = `${routePrefix}${ASYNC_RESPONSE_PATH}/${path}`
     app.route<{ Params: JobParams, Querystring: { hop?: string } }>({
       method: ['GET', 'POST'],
       url,
+      ...constraints,
       schema: { ...resultSchema, ...hide },
       ...ownCompilers,
       onRequest: ignoreEmptyBody,
       onSend: namePreferencesApplied,
       handler: async (request, reply) => await responder.resume(request, reply)
     })
-    app.delete(url, { schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody, onSend: namePreferencesApplied },
+    app.delete(url, { ...constraints, schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody, onSend: namePreferencesApplied },
       async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
         cancelled(await responder.cancel(request, reply))
         return reply
