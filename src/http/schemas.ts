@@ -97,10 +97,12 @@ export const cancelSchema: DocumentedSchema = {
 export const ownCompilers = {
   validatorCompiler: () => () => true,
   // The properties a schema names, as fast-json-stringify would: Fastify hands an error over
-  // as an object whose fields are not its own.
+  // as an object whose fields are not its own. An object without the fields the schema requires
+  // (the app's error handler sending its own shape) is written as it is.
   serializerCompiler: ({ schema }: { schema: unknown }) => {
-    const names = Object.keys((schema as { properties?: object }).properties ?? {})
-    return (data: Record<string, unknown>) => JSON.stringify(names.length === 0
+    const { properties = {}, required = [] } = schema as { properties?: object, required?: string[] }
+    const names = Object.keys(properties)
+    return (data: Record<string, unknown>) => JSON.stringify(names.length === 0 || !required.every(name => data[name] !== undefined)
       ? data
       : Object.fromEntries(names.flatMap(name => data[name] === undefined ? [] : [[name, data[name]]])))
   }

@@ -45,3 +45,23 @@ t.test('the app\'s error handler shapes a long-running route\'s own 409 as it do
   t.equal(job.status, 409)
   t.same(await job.json(), await sync.json())
 })
+
+t.test('the app\'s error handler shapes the plugin\'s own 404 and 409 on /async-response', async t => {
+  const { url } = await serve(t, async app => {
+    app.setErrorHandler<Error & { statusCode?: number, code?: string }>(async (error, _request, reply) =>
+      await reply.code(error.statusCode ?? 500).send({ ok: false, problem: error.code, detail: error.message }))
+    await app.register(longRunning, { waitSeconds: 5 })
+    app.get('/quick', { longRunning: true }, async () => 'done')
+  })
+  const unknown = await fetch(`${url}/async-response/11111111-1111-4111-8111-111111111111`)
+  t.equal(unknown.status, 404)
+  t.same(await unknown.json(), { ok: false, problem: 'FST_LONG_RUNNING_NOT_FOUND', detail: 'No such job' })
+  const accepted = await fetch(`${url}/quick`, { headers: { prefer: 'respond-async, wait=5' } })
+  t.equal(await accepted.text(), 'done')
+  const job = await fetch(`${url}/quick`, { headers: { prefer: 'respond-async' } })
+  const location = url + (job.headers.get('location') ?? '')
+  t.equal((await fetch(location, { headers: { prefer: 'wait=5' } })).status, 200)
+  const finished = await fetch(location, { method: 'DELETE' })
+  t.equal(finished.status, 409)
+  t.match(await finished.json(), { ok: false, problem: 'FST_LONG_RUNNING_JOB_FINISHED' })
+})
