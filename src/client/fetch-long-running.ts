@@ -1,6 +1,6 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
 // (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
-import { Job, unavailable, type Settings } from './job.js'
+import { Job, MIN_REQUEST_INTERVAL_MS, unavailable, type Settings } from './job.js'
 import { conflictOf, describedResultOf, statusOf, type LongRunningProgress } from './status.js'
 import { callSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
 
@@ -50,11 +50,6 @@ const KEYED_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 const FIRST_WAIT_SECONDS = 2
 /** Answers after which a status request is sent again: also a rate limit's `429`, whose `Retry-After` it honours. */
 const statusRetry = (response: Response): boolean => response.status === 429 || unavailable(response)
-/**
- * Status requests start at least this far apart, whatever `Retry-After` says (`0`, a past date):
- * one that waited on the server is asked again at once, one answered at once a second later.
- */
-const MIN_STATUS_INTERVAL_MS = 1_000
 /** A server that answers `202` for ever is given up on: over a day at one status a second. */
 const MAX_STATUS_ANSWERS = 100_000
 
@@ -100,7 +95,8 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
   const job = new Job(settings, first, signal)
   try {
     // The first request is not aborted: its answer names the job, which an abort then cancels.
-    const answer = job.send(() => first.clone(), headers.has('idempotency-key'))
+    // Sent again only with a key the server honours: a body-carrying method's (GET and HEAD keys are ignored).
+    const answer = job.send(() => first.clone(), KEYED_METHODS.has(first.method) && headers.has('idempotency-key'))
     let response = await untilAborted(answer, signal, () => { answer.then(async response => await job.cancel(response)).catch(() => {}) })
     for (let answers = 1; ; answers++) {
       // A result kept in S3: described with the route's status and headers, its body downloaded.
@@ -112,7 +108,7 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
       job.locate(status, response)
       if (answers >= MAX_STATUS_ANSWERS) throw new Error(`fetchLongRunning: job ${job.location as string} still not done after ${answers} status answers`)
       settings.onProgress?.({ ...status, location: job.location as string })
-      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_STATUS_INTERVAL_MS - (Date.now() - job.sentAt)), signal)
+      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_REQUEST_INTERVAL_MS - (Date.now() - job.sentAt)), signal)
       // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
       response = await job.send(() => job.statusRequest(), true, statusRetry)
     }
@@ -131,7 +127,10 @@ function settingsOf (options: FetchLongRunningOptions): Settings {
   const { waitSeconds = options.onProgress === undefined ? 20 : 1, retries = 5, timeoutMs } = options
   if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new TypeError(`fetchLongRunning: waitSeconds must be a whole number of seconds ≥ 0, got ${String(waitSeconds)}`)
   if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`fetchLongRunning: retries must be a whole number ≥ 0, got ${String(retries)}`)
-  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0)) throw new TypeError(`fetchLongRunning: timeoutMs must be a whole number of milliseconds > 0, got ${String(timeoutMs)}`)
+  // Timers hold at most 2^31 − 1 ms (about 24.8 days); a longer one would fire at once.
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)) {
+    throw new TypeError(`fetchLongRunning: timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${String(timeoutMs)}`)
+  }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw new TypeError('fetchLongRunning: onProgress must be a function')
   if (options.fetch !== undefined && typeof options.fetch !== 'function') throw new TypeError('fetchLongRunning: fetch must be a function')
   if (options.idempotencyKey !== undefined && options.idempotencyKey !== false && !/^[\x20\x21\x23-\x5b\x5d-\x7e]{1,255}$/.test(String(options.idempotencyKey))) {

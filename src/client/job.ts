@@ -2,6 +2,11 @@ import { downloadRequest, hasBody, routeResponse, s3Unavailable } from './result
 import { isPluginAnswer, statusOf, type DescribedResult, type LongRunningProgress } from './status.js'
 import { backoffMs, retryAfterMs, sleep } from './waiting.js'
 
+/**
+ * Requests of one call start at least this far apart, whatever `Retry-After` says (`0`, a past
+ * date): one that waited on the server is asked again at once, one answered at once a second later.
+ */
+export const MIN_REQUEST_INTERVAL_MS = 1_000
 /** Headers that describe the first request's body: they do not travel to the status requests. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
 /**
@@ -120,7 +125,8 @@ export class Job {
     const retries = retryable ? this.#settings.retries : 0
     let outcome = await this.#attempt(request(), again)
     for (let attempt = 0; outcome.retry && attempt < retries; attempt++) {
-      const waitMs = outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0))
+      const backoff = outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0))
+      const waitMs = Math.max(backoff, MIN_REQUEST_INTERVAL_MS - (Date.now() - this.sentAt))
       await outcome.response?.body?.cancel()
       await sleep(waitMs, this.#signal)
       outcome = await this.#attempt(request(), again)

@@ -58,6 +58,10 @@ export function backoffMs (attempt: number): number {
 const DELAY_SECONDS = /^\d{1,10}$/
 const HTTP_DATE = /^(?:[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Z][a-z]+, \d{2}-[A-Z][a-z]{2}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/
 
+function gmt (date: string): string {
+  return date.endsWith(' GMT') ? date : `${date} GMT`
+}
+
 /**
  * `Retry-After` in ms, at most a minute; `fallback` when absent or not a valid value. A date in
  * the past, or `0`, is 0: callers put their own floor under it.
@@ -67,7 +71,8 @@ export function retryAfterMs (response: Response, fallback: number): number {
   if (value === undefined) return fallback
   let seconds: number
   if (DELAY_SECONDS.test(value)) seconds = Number(value)
-  else if (HTTP_DATE.test(value) && !Number.isNaN(Date.parse(value))) seconds = (Date.parse(value) - Date.now()) / 1000
+  // HTTP dates are GMT: the asctime form names no zone, and Date.parse would read local time.
+  else if (HTTP_DATE.test(value) && !Number.isNaN(Date.parse(gmt(value)))) seconds = (Date.parse(gmt(value)) - Date.now()) / 1000
   else return fallback
   return Math.min(MAX_RETRY_AFTER_SECONDS, Math.max(0, seconds)) * 1000
 }

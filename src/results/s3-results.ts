@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
 import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers } from '../core/wire.js'
+import { BackendError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
 import { TRAVELLING_HEADERS, type ResultBodies, type UrlMethod } from './results.js'
@@ -135,8 +136,13 @@ class S3Results implements ResultBodies {
     const client = await this.#aws.client()
     // Signed here, with no request: the URL carries the signer's rights for `urlTtlSeconds`, or
     // as long as the signer's credentials last, if shorter (S3 refuses the URL once they expire).
-    const { expiration } = await client.config.credentials()
-    return await sdk.getSignedUrl(client, command, { expiresIn: urlSeconds(this.#settings.urlTtlSeconds, expiration, this.#settings.clock.now()) })
+    // Resolving the credentials is a call to AWS too (STS, say): its failure is a backend's.
+    try {
+      const { expiration } = await client.config.credentials()
+      return await sdk.getSignedUrl(client, command, { expiresIn: urlSeconds(this.#settings.urlTtlSeconds, expiration, this.#settings.clock.now()) })
+    } catch (error) {
+      throw new BackendError(`S3 presign ${method}: ${(error as Error).name}`, { cause: error })
+    }
   }
 
   async delete (id: string): Promise<void> {

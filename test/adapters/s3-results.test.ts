@@ -106,3 +106,17 @@ t.test('a URL never outlives the credentials that signed it: urlTtlSeconds is cu
   t.equal(await expiresOf(300), '300')
   t.equal(await expiresOf(604_800), '3590', 'never past the session, whatever urlTtlSeconds says')
 })
+
+t.test('credentials that fail while a URL is signed are a backend failure (503, Retry-After), naming nothing of AWS to the client', async t => {
+  const client = new S3Client({
+    region: 'us-east-1',
+    endpoint: s3.endpoint,
+    forcePathStyle: true,
+    credentials: async () => { throw Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/jobs-http is not authorized'), { name: 'AccessDenied' }) }
+  })
+  t.teardown(() => client.destroy())
+  const results = s3Results({ bucket: s3.bucket, client })
+  const error = await results.url({ key: 'results/x/y', bytes: 1 }).catch((error: unknown) => error) as { code?: string, statusCode?: number, message?: string, headers?: Record<string, string>, detail?: string }
+  t.match(error, { code: 'FST_LONG_RUNNING_BACKEND', statusCode: 503, headers: { 'retry-after': '1' }, detail: 'S3 presign GET: AccessDenied' })
+  t.notMatch(error.message, /arn:|AccessDenied/)
+})

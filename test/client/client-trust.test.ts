@@ -127,3 +127,46 @@ t.test('status requests leave no listener on the caller\'s signal', async t => {
   t.ok(counts.length >= 4)
   t.equal(new Set(counts).size, 1, `the same number at every status: ${counts.join(', ')}`)
 })
+
+t.test('an HTTP date without a zone (asctime) is read as GMT, whatever the local time zone', async t => {
+  const zone = process.env.TZ
+  t.teardown(() => { if (zone === undefined) delete process.env.TZ; else process.env.TZ = zone })
+  process.env.TZ = 'Asia/Tokyo'
+  // "Fri, 04 Dec 2026 01:22:35 GMT" as asctime: "Fri Dec  4 01:22:35 2026".
+  const [weekday, day, month, year, time] = new Date(Date.now() + 10_000).toUTCString().replace(',', '').split(' ') as [string, string, string, string, string]
+  const asctime = `${weekday} ${month} ${String(Number(day)).padStart(2, ' ')} ${time} ${year}`
+  const ms = retryAfterMs(new Response(null, { headers: { 'retry-after': asctime } }), 7)
+  t.ok(ms > 8_000 && ms <= 10_000, `${asctime}: ${ms} ms`)
+})
+
+t.test('retries of a status request keep the second between requests, after a 503 with Retry-After: 0 too', async t => {
+  let answers = 0
+  const app = Fastify()
+  app.get('/start', async (_request, reply) => {
+    answers++
+    if (answers === 1) return await reply.code(202).header('preference-applied', 'respond-async').send({ id: 'j', status: 'running', location: '/start' })
+    if (answers <= 3) return await reply.code(503).header('retry-after', '0').send('busy')
+    return 'done'
+  })
+  const url = await listen(t, app)
+  const sent: number[] = []
+  const recording = async (request: Request): Promise<Response> => { sent.push(Date.now()); return await fetch(request) }
+  t.equal(await (await fetchLongRunning(`${url}/start`, {}, { fetch: recording })).text(), 'done')
+  const gaps = sent.slice(1).map((time, i) => time - (sent[i] as number))
+  t.ok(gaps.length === 3 && gaps.every(gap => gap >= 990), `gaps ${gaps.join(', ')} ms`)
+})
+
+t.test('a first request is sent again only with a key the server honours: never a GET, whatever its headers', async t => {
+  let runs = 0
+  const app = Fastify()
+  app.get('/report', async () => { runs++; return 'ran' })
+  const url = await listen(t, app)
+  // A front end that passes the request on, then answers 502 itself (the answer lost on the way back).
+  const lossy = async (request: Request): Promise<Response> => {
+    await (await fetch(request)).arrayBuffer()
+    return new Response('{"message":"Internal server error"}', { status: 502 })
+  }
+  const response = await fetchLongRunning(`${url}/report`, { headers: { 'idempotency-key': '"k"' } }, { fetch: lossy })
+  t.equal(response.status, 502, 'the front end\'s answer')
+  t.equal(runs, 1, 'not sent again: a GET\'s key is ignored by the server')
+})

@@ -249,7 +249,7 @@ t.test('progress carries the status, the fraction and the message', async t => {
 t.test('every option is checked', async t => {
   const bad: Array<[FetchLongRunningOptions, RegExp]> = [
     [{ waitSeconds: -1 }, /waitSeconds/], [{ waitSeconds: 1.5 }, /waitSeconds/],
-    [{ retries: -1 }, /retries/], [{ timeoutMs: 0 }, /timeoutMs/], [{ timeoutMs: 1.5 }, /timeoutMs/],
+    [{ retries: -1 }, /retries/], [{ timeoutMs: 0 }, /timeoutMs/], [{ timeoutMs: 1.5 }, /timeoutMs/], [{ timeoutMs: 2 ** 31 }, /timeoutMs/],
     [{ onProgress: 'no' as never }, /onProgress/], [{ fetch: 5 as never }, /fetch must/],
     [{ idempotencyKey: '' }, /idempotencyKey/], [{ idempotencyKey: 'a"b' }, /idempotencyKey/], [{ idempotencyKey: 'é' }, /idempotencyKey/],
     [{ idempotencyKey: 'x'.repeat(256) }, /idempotencyKey/],
