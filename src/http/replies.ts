@@ -25,9 +25,17 @@ function interim (reply: FastifyReply, status: number, location: string): Fastif
     .header('referrer-policy', 'no-referrer')
 }
 
+/**
+ * Sends the plugin's own JSON body as text: a route's own `response` schema for the same status
+ * (its `202`, say) must not reshape the plugin's answer, which the client reads field by field.
+ */
+async function sendJson (reply: FastifyReply, body: object): Promise<FastifyReply> {
+  return await reply.type('application/json; charset=utf-8').send(JSON.stringify(body))
+}
+
 /** `303 See Other` to the next wait. */
 export async function sendRedirect (reply: FastifyReply, record: JobRecord, location: string): Promise<FastifyReply> {
-  return await interim(reply, 303, location).send(statusBody(record, location))
+  return await sendJson(interim(reply, 303, location), statusBody(record, location))
 }
 
 /**
@@ -45,7 +53,7 @@ export async function sendAccepted (
   interim(reply, 202, location).header('retry-after', String(retryAfterSeconds))
   if (preferenceApplied) reply.header('preference-applied', 'respond-async')
   else reply.header('refresh', `1; url=${location}`)
-  return await reply.send(statusBody(record, location))
+  return await sendJson(reply, statusBody(record, location))
 }
 
 /** Tells the client what status the route gave a result whose body it fetches elsewhere. */
@@ -65,17 +73,12 @@ export const STATUS_HEADER = 'x-long-running-status'
  */
 export async function sendExternal (reply: FastifyReply, id: string, response: StoredResponse, url: string, describe: boolean): Promise<FastifyReply> {
   if (!describe) {
-    return await interim(reply, 303, url)
-      .header(STATUS_HEADER, String(response.statusCode))
-      .send({ id, status: 'done', statusCode: response.statusCode, location: url })
+    return await sendJson(interim(reply, 303, url).header(STATUS_HEADER, String(response.statusCode)), { id, status: 'done', statusCode: response.statusCode, location: url })
   }
   const { 'set-cookie': cookies, ...headers } = response.headers
   if (cookies !== undefined) reply.header('set-cookie', cookies)
   const body: ExternalResultBody = { id, status: 'done', statusCode: response.statusCode, headers, location: url }
-  return await interim(reply, 202, url)
-    .header(STATUS_HEADER, String(response.statusCode))
-    .header('preference-applied', 'respond-async')
-    .send(body)
+  return await sendJson(interim(reply, 202, url).header(STATUS_HEADER, String(response.statusCode)).header('preference-applied', 'respond-async'), body)
 }
 
 /** The JSON body of a described result (`Prefer: respond-async`) whose body is in S3. */

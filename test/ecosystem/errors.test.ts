@@ -1,6 +1,7 @@
 import sensible from '@fastify/sensible'
 import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
 import t from 'tap'
+import { fetchLongRunning } from '../../src/client/index.js'
 import longRunning from '../../src/index.js'
 import { serve } from './serve.js'
 
@@ -64,4 +65,21 @@ t.test('the app\'s error handler shapes the plugin\'s own 404 and 409 on /async-
   const finished = await fetch(location, { method: 'DELETE' })
   t.equal(finished.status, 409)
   t.match(await finished.json(), { ok: false, problem: 'FST_LONG_RUNNING_JOB_FINISHED' })
+})
+
+t.test('a route with a response schema of its own for 202: the plugin\'s 202s keep their fields, and the client follows the job', async t => {
+  let release = (): void => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  const { url } = await serve(t, async app => {
+    await app.register(longRunning, { waitSeconds: 5 })
+    const schema = { response: { 202: { type: 'object', properties: { ticket: { type: 'string' } } } } }
+    app.get('/slow', { longRunning: true, schema }, async () => { await released; return { done: true } })
+  })
+  const accepted = await fetch(`${url}/slow`, { headers: { prefer: 'respond-async' } })
+  t.equal(accepted.status, 202)
+  t.match(await accepted.json(), { id: /^[0-9a-f-]{36}$/, status: /pending|running/, location: /^\/async-response\// })
+  const call = fetchLongRunning(`${url}/slow`, {}, { onProgress: release })
+  const response = await call
+  t.equal(response.status, 200)
+  t.same(await response.json(), { done: true })
 })
