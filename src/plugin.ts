@@ -173,8 +173,14 @@ function addLifecycle (app: FastifyInstance, options: ResolvedOptions, { runner,
   // answering new requests 503 and before it waits for the open ones to end. Jobs of a shared
   // queue go back to it at once, and their waiting clients get a 303 at once.
   const settles = queue.inProcess === true && options.consume
+  // Fastify gives each close hook `pluginTimeout` (10 s by default) before close fails with
+  // AVV_ERR_READY_TIMEOUT: the grace ends a second before that, whatever `closeGraceSeconds` says.
+  const { pluginTimeout } = app.initialConfig
+  const graceMs = pluginTimeout === undefined || pluginTimeout <= 0
+    ? options.closeGraceSeconds * 1000
+    : Math.max(0, Math.min(options.closeGraceSeconds * 1000, pluginTimeout - 1000))
   app.addHook('preClose', async () => {
-    if (settles) await runner.settle(options.closeGraceSeconds * 1000)
+    if (settles) await runner.settle(graceMs)
     responder.stopWaiting()
   })
   app.addHook('onClose', async () => {

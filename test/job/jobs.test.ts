@@ -1,6 +1,6 @@
-import type { FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
-import { createSqsHandler, memoryStore, type LongRunningOptions } from '../../src/index.js'
+import longRunning, { createSqsHandler, memoryStore, type LongRunningOptions } from '../../src/index.js'
 import { decodeMessage, encodeMessage } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp, untilAborted } from '../helpers/app.js'
 import { FakeClock } from '../helpers/clock.js'
@@ -381,4 +381,20 @@ t.test('a message holds only the characters SQS accepts, whatever the carried va
   const body = encodeMessage({ id: '00000000-0000-4000-8000-000000000000', timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: 1, request: { method: 'GET', url: '/', headers: {}, carried } })
   t.ok(SQS_CHARACTERS.test(body), 'only characters SQS accepts')
   t.same(decodeMessage(body).request?.carried, carried, 'and the values come back unchanged')
+})
+
+t.test('closing with an in-process job that outlasts the grace ends within Fastify\'s pluginTimeout, not with AVV_ERR_READY_TIMEOUT', async t => {
+  // Real time: what is measured is Fastify's own close timeout (2 s here; 10 s by default).
+  const app = Fastify({ pluginTimeout: 2000 })
+  await app.register(longRunning, { waitSeconds: 0 })
+  let stopped: unknown
+  app.get('/long', { longRunning: true }, async (request) => {
+    await untilAborted(request.longRunning?.signal)
+    stopped = request.longRunning?.signal.reason
+    return 'stopped'
+  })
+  const accepted = await app.inject({ url: '/long', headers: { prefer: 'respond-async' } })
+  t.equal(accepted.statusCode, 202)
+  await t.resolves(app.close(), 'closed, the grace (closeGraceSeconds 10) cut to a second under pluginTimeout')
+  t.match(stopped, { code: 'FST_LONG_RUNNING_WORKER_STOPPING' }, 'the job was stopped at close')
 })
