@@ -1,8 +1,8 @@
 // The client runs in browsers and in Node ≥ 20 alike: it uses only what both have globally
 // (fetch, Request, Headers, AbortSignal, crypto.randomUUID, setTimeout) and its own files.
-import { Job, MIN_REQUEST_INTERVAL_MS, unavailable, type Settings } from './job.js'
+import { Job, unavailable, type Settings } from './job.js'
 import { conflictOf, describedResultOf, statusOf, type LongRunningProgress } from './status.js'
-import { callSignal, retryAfterMs, sleep, untilAborted } from './waiting.js'
+import { callSignal, retryAfterMs, untilAborted } from './waiting.js'
 
 export type { LongRunningProgress }
 
@@ -108,7 +108,7 @@ async function follow (settings: Settings, input: string | URL | Request, init: 
       job.locate(status, response)
       if (answers >= MAX_STATUS_ANSWERS) throw new Error(`fetchLongRunning: job ${job.location as string} still not done after ${answers} status answers`)
       settings.onProgress?.({ ...status, location: job.location as string })
-      await sleep(Math.max(retryAfterMs(response, 1_000), MIN_REQUEST_INTERVAL_MS - (Date.now() - job.sentAt)), signal)
+      await job.pause(retryAfterMs(response, 1_000))
       // A status request may also meet a rate limit: its 429 is the polling's, not the route's answer.
       response = await job.send(() => job.statusRequest(), true, statusRetry)
     }

@@ -6,7 +6,7 @@ import { backoffMs, retryAfterMs, sleep } from './waiting.js'
  * Requests of one call start at least this far apart, whatever `Retry-After` says (`0`, a past
  * date): one that waited on the server is asked again at once, one answered at once a second later.
  */
-export const MIN_REQUEST_INTERVAL_MS = 1_000
+const MIN_REQUEST_INTERVAL_MS = 1_000
 /** Headers that describe the first request's body: they do not travel to the status requests. */
 const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'idempotency-key', 'prefer']
 /**
@@ -43,8 +43,8 @@ export class Job {
   #unhook = (): void => {}
   /** The job's URL, once an answer named it. */
   location: string | undefined
-  /** When the latest request went to `fetch` (epoch ms): the floor between status requests counts from it. */
-  sentAt = 0
+  /** When the latest request went to `fetch` (epoch ms): the floor between requests counts from it. */
+  #sentAt = 0
 
   constructor (settings: Settings, base: Request, signal: AbortSignal) {
     this.#settings = settings
@@ -125,20 +125,23 @@ export class Job {
     const retries = retryable ? this.#settings.retries : 0
     let outcome = await this.#attempt(request(), again)
     for (let attempt = 0; outcome.retry && attempt < retries; attempt++) {
-      const backoff = outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0))
-      const waitMs = Math.max(backoff, MIN_REQUEST_INTERVAL_MS - (Date.now() - this.sentAt))
       await outcome.response?.body?.cancel()
-      await sleep(waitMs, this.#signal)
+      await this.pause(outcome.response === undefined ? backoffMs(attempt) : Math.max(backoffMs(attempt), retryAfterMs(outcome.response, 0)))
       outcome = await this.#attempt(request(), again)
     }
     if (outcome.response === undefined) throw outcome.error
     return outcome.response
   }
 
+  /** Waits `ms`, or longer: until {@link MIN_REQUEST_INTERVAL_MS} after the latest request went out. */
+  async pause (ms: number): Promise<void> {
+    await sleep(Math.max(ms, MIN_REQUEST_INTERVAL_MS - (Date.now() - this.#sentAt)), this.#signal)
+  }
+
   /** One request: its answer or its network error, and whether another try may help. */
   async #attempt (request: Request, again: (response: Response) => boolean): Promise<{ response: Response, retry: boolean } | { response?: undefined, error: unknown, retry: boolean }> {
     try {
-      this.sentAt = Date.now()
+      this.#sentAt = Date.now()
       const response = await this.#settings.fetch(request)
       return { response, retry: again(response) }
     } catch (error) {

@@ -25,11 +25,7 @@ const statusBody = {
   }
 } as const
 
-const error = {
-  type: 'object',
-  required: ['statusCode', 'code', 'error', 'message'],
-  properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } }
-} as const
+const error = fastifyError(['statusCode', 'code', 'error', 'message'])
 
 const prefer = {
   type: 'string',
@@ -38,7 +34,7 @@ const prefer = {
 
 /** Fastify's own error shape, as its default error serializer writes it (`code` when the error has one). */
 function fastifyError (required: readonly string[]): object {
-  return { type: 'object', required, properties: { statusCode: { type: 'number' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } } }
+  return { type: 'object', required, properties: { statusCode: { type: 'integer' }, code: { type: 'string' }, error: { type: 'string' }, message: { type: 'string' } } }
 }
 
 /**
@@ -52,7 +48,7 @@ function fastifyError (required: readonly string[]): object {
 function alongsideTheRoute ({ description, ...shape }: { description: string } & Record<string, unknown>): object {
   return {
     description,
-    anyOf: [{ ...shape, additionalProperties: true }, fastifyError(['statusCode', 'code', 'error', 'message']), fastifyError(['statusCode', 'error', 'message']), {}]
+    anyOf: [{ ...shape, additionalProperties: true }, error, fastifyError(['statusCode', 'error', 'message']), {}]
   }
 }
 
