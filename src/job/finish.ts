@@ -83,18 +83,18 @@ export async function finish (settings: FinishSettings, job: Finishing, response
   const stored = await withRetries(async () => await store.complete(message.id, job.owner, response, expiresAt), {
     ...retries.write,
     clock,
-    onRetry: (error, attempt) => log.warn({ err: error, jobId: message.id, attempt }, 'storing the result failed, trying again')
+    onRetry: (error, attempt) => log.warn({ err: error, attempt }, 'storing the result failed, trying again')
   })
   if (!stored) return { ack: false, delaySeconds: Math.ceil(settings.leaseSeconds) }
   settings.onStored?.(message.id, response, expiresAt)
   const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, attempt: job.attempt, startedAt: job.startedAt, outcome, endedAt: clock.now() }
   if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
-  log.info({ jobId: event.id, job: event }, 'job ended')
+  log.info({ job: event }, 'job ended')
   try {
     settings.onJobEnd?.(event)
   } catch (error) {
     // A metrics hook must never decide a job's fate.
-    log.error({ err: error, jobId: event.id }, 'onJobEnd threw')
+    log.error({ err: error }, 'onJobEnd threw')
   }
   return ACK
 }
