@@ -147,10 +147,10 @@ export const InvalidCarryError = createError<'FST_LONG_RUNNING_INVALID_CARRY', [
 )
 
 /**
- * Idempotency-Key answers (draft-ietf-httpapi-idempotency-key-header), sent as problem details
- * (RFC 9457): a key that is not a Structured Field string nor a bare token, a key missing where
- * the route requires one, a key reused with another request, and (option `strict`) a retry
- * while the key's job still runs.
+ * Idempotency-Key answers (draft-ietf-httpapi-idempotency-key-header), thrown to the app's error
+ * handler like every error of the plugin: a key that is not a Structured Field string nor a bare
+ * token, a key missing where the route requires one, a key reused with another request, and
+ * (option `strict`) a retry while the key's job still runs.
  */
 export const InvalidIdempotencyKeyError = createError<'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID', [string]>(
   'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID',

@@ -85,13 +85,15 @@ function isHeaders (value: unknown): value is Record<string, string | string[]> 
 
 /**
  * A route with `idempotency: { strict: true }` answers a retry while its job runs with 409
- * `FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT` and the job's `Location`: for the client, a status.
+ * `FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT`, `Idempotent-Replayed` and the job's `Location`: for
+ * the client, a status. The app's error handler may reshape the body, not those headers.
  */
 export async function conflictOf (response: Response): Promise<LongRunningProgress | undefined> {
   const location = response.headers.get('location')
   if (response.status !== 409 || location === null) return undefined
   const body = await jsonOf(response)
-  if ((body as { code?: unknown } | null | undefined)?.code !== 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT') return undefined
+  const coded = (body as { code?: unknown } | null | undefined)?.code === 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT'
+  if (!coded && response.headers.get('idempotent-replayed') !== 'true') return undefined
   await response.body?.cancel()
   return { status: 'running', id: /\/async-response\/([^/?]+)/.exec(location)?.[1] ?? '', location }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { IdempotencyKeyMissingError, InvalidIdempotencyKeyError } from '../errors.js'
 import type { KeyedRequest } from '../job/acceptance.js'
 import { isJobRun } from '../job/context.js'
@@ -9,7 +9,7 @@ import type { Payload } from './snapshot.js'
 
 /**
  * `Idempotency-Key` on the HTTP side (draft-ietf-httpapi-idempotency-key-header-07): reading
- * the key, scoping it, fingerprinting the request, and the problem answers.
+ * the key, scoping it and fingerprinting the request. Its errors are thrown, to the app's error handler.
  */
 
 /** Methods a key applies to: the ones that are not idempotent by themselves (RFC 9110 §9.2.2), and DELETE. */
@@ -25,9 +25,6 @@ const SF_STRING = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/
 // (several values joined) and the backslash.
 const BARE_KEY = /^[\x21\x23-\x2b\x2d-\x5b\x5d-\x7e]+$/
 
-// Problem details (RFC 9457): `type` points at the draft's section on these answers.
-const PROBLEM_TYPE = 'https://www.ietf.org/archive/id/draft-ietf-httpapi-idempotency-key-header-07.html#section-2.7'
-
 const kKey = Symbol('fastify-long-running.idempotency-key')
 
 /**
@@ -36,14 +33,12 @@ const kKey = Symbol('fastify-long-running.idempotency-key')
  * is answered at once instead of after its whole upload. The key is kept for {@link keyOfRequest}.
  */
 export function checkKey (settings: IdempotencySettings): (request: FastifyRequest, reply: FastifyReply, payload: Payload) => Promise<Payload> {
-  return async (request, reply, payload) => {
+  return async (request, _reply, payload) => {
     if (!KEYED_METHODS.has(request.method) || isJobRun(request)) return payload
-    try {
-      (request as unknown as Record<symbol, string | undefined>)[kKey] = keyOf(request.headers[settings.header], settings)
-    } catch (error) {
-      // Fastify reads no further once the reply is sent: the body is left unread, and discarded.
-      await sendProblem(reply, error as FastifyError)
-    }
+    // A key error is thrown to the app's error handler; Fastify then reads no further: the body
+    // is left unread, and discarded.
+    const slots = request as unknown as Record<symbol, string | undefined>
+    slots[kKey] = keyOf(request.headers[settings.header], settings)
     return payload
   }
 }
@@ -86,13 +81,4 @@ export function keyedRequest (key: string, request: RequestSnapshot, binding: st
 
 function digest (parts: unknown[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('base64url')
-}
-
-/** Answers with an idempotency error as problem details, whatever the app's error handler does. */
-export async function sendProblem (reply: FastifyReply, error: FastifyError): Promise<FastifyReply> {
-  const status = error.statusCode as number
-  return await reply.code(status)
-    .header('content-type', 'application/problem+json; charset=utf-8')
-    .header('cache-control', 'no-store')
-    .send(JSON.stringify({ type: PROBLEM_TYPE, title: error.message, status, code: error.code }))
 }

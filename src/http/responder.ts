@@ -7,13 +7,13 @@ import {
 import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '../job/acceptance.js'
 import { isJobId } from '../core/job-id.js'
 import { resultExpiry } from '../job/lifetime.js'
-import { errorResponse } from '../job/response.js'
+import { errorResponse, storedError } from '../core/error-response.js'
 import type { ExternalBody, JsonValue } from '../core/wire.js'
 import type { ResolvedOptions } from '../options.js'
 import type { RouteSettings } from '../route-options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../core/job-state.js'
-import { keyedRequest, keyOfRequest, REPLAYED_HEADER, sendProblem } from './idempotency.js'
+import { keyedRequest, keyOfRequest, REPLAYED_HEADER } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
@@ -72,7 +72,7 @@ export class Responder {
       return await this.#answer(request, reply, record, 0)
     }
     const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
-    if (keyed.kind === 'mismatch') return await sendProblem(reply, new IdempotencyKeyReusedError())
+    if (keyed.kind === 'mismatch') throw new IdempotencyKeyReusedError()
     const { record } = keyed
     if (keyed.kind === 'created') {
       request.log.info({ jobId: record.id }, 'job accepted')
@@ -82,7 +82,7 @@ export class Responder {
     reply.header(REPLAYED_HEADER, 'true')
     if (route.idempotency?.strict === true && record.response === undefined) {
       reply.header('location', this.#location(request, record.id, 0))
-      return await sendProblem(reply, new IdempotencyConflictError())
+      throw new IdempotencyConflictError()
     }
     return await this.#answer(request, reply, record, 0)
   }
@@ -144,11 +144,17 @@ export class Responder {
     }
     if (record === undefined) throw new JobNotFoundError()
     if (record.response !== undefined) {
-      const sent = record.response.external === undefined
-        ? await sendStored(reply, record.response)
-        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)
+      // The plugin's own final errors (a timeout, a cancellation) go through the app's error
+      // handler, as every other error of the app does; the route's own answers go out as stored.
+      const error = storedError(record.response)
+      const sent = error !== undefined
+        ? undefined
+        : record.response.external === undefined
+          ? await sendStored(reply, record.response)
+          : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)
       // From now on a store short of memory may evict it (the client has what it came for).
       this.#options.store.delivered?.(record.id)
+      if (sent === undefined) throw error
       return sent
     }
     // A client that had us wait may ask again at once: the next wait is on the server too.

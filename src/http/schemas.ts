@@ -122,17 +122,10 @@ export function usesDefaultCompilers (instance: object, route: { validatorCompil
   return controller !== undefined && controller.isCustomValidatorCompiler === false && controller.isCustomSerializerCompiler === false
 }
 
-// Problem details (RFC 9457) of the idempotency answers (sent as text: this documents them).
-const problem = {
-  type: 'object',
-  required: ['type', 'title', 'status', 'code'],
-  properties: { type: { type: 'string' }, title: { type: 'string' }, status: { type: 'integer' }, code: { type: 'string' } }
-} as const
-
 /** The answers of a route that takes idempotency keys. */
 const keyedResponses = {
-  409: alongsideTheRoute({ ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT: the job of this key still runs (strict idempotency); see Location' }),
-  422: alongsideTheRoute({ ...problem, description: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED: this key came with another request before' })
+  409: alongsideTheRoute({ ...error, description: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT: the job of this key still runs (strict idempotency); see Location' }),
+  422: alongsideTheRoute({ ...error, description: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED: this key came with another request before' })
 } as const
 
 /**

@@ -3,7 +3,7 @@ import { JobCancelledError, JobTimeoutError, LeaseLostError, WorkerDeadlineError
 import type { AttemptEnd } from './attempt.js'
 import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
 import { JobOutcome } from './outcome.js'
-import { errorResponse } from './response.js'
+import { errorResponse } from '../core/error-response.js'
 
 /**
  * What happens to a job's message once an attempt at it ended: its response is placed and

@@ -11,7 +11,8 @@ import type { Lease } from './lease.js'
 import { resultExpiry } from './lifetime.js'
 import type { JobMessage } from './message.js'
 import { JobOutcome, type JobEndEvent } from './outcome.js'
-import { errorResponse, keepHeaders, placeResult } from './response.js'
+import { errorResponse } from '../core/error-response.js'
+import { keepHeaders, placeResult } from './response.js'
 
 /** Acknowledged: the store holds the job's final response, or the job is not this message's to run. */
 export const ACK: Disposition = { ack: true }

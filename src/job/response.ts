@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http'
 import { lambdaResponseBytes, MAX_RESPONSE_BYTES } from '../core/response-limits.js'
 import type { Headers, StoredResponse } from '../core/wire.js'
 
@@ -17,20 +16,6 @@ export function keepHeaders (headers: Record<string, string | string[] | number 
     kept[name] = typeof value === 'number' ? String(value) : value
   }
   return kept
-}
-
-/**
- * A final response for an error raised by the plugin itself, in Fastify's default error shape
- * (`statusCode`, `code`, `error`, `message`), so that clients parse it like any Fastify error.
- */
-export function errorResponse (error: { statusCode?: number, code: string, message: string }): StoredResponse {
-  const statusCode = error.statusCode ?? 500
-  const body = { statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message }
-  return {
-    statusCode,
-    headers: { 'content-type': 'application/json; charset=utf-8' },
-    body: Buffer.from(JSON.stringify(body))
-  }
 }
 
 /** Where a route's response goes: {@link placeResult}. */

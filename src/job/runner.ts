@@ -12,7 +12,7 @@ import { Lease } from './lease.js'
 import { decodeMessage, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits } from './outcome.js'
 import { progressReporter } from './progress.js'
-import { errorResponse } from './response.js'
+import { errorResponse } from '../core/error-response.js'
 
 /** What the runner needs, resolved once at registration (`log` is the app's). */
 export interface RunnerSettings extends Omit<FinishSettings, 'log'> {

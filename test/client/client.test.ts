@@ -291,6 +291,8 @@ t.test('a strict route\'s 409 to a retry while its job runs is followed like a s
   // A conflict whose Location is not a job URL of this plugin is still followed (the id is then unknown).
   app.get('/moved', async (_request, reply) => await reply.code(409).header('location', '/done').send({ code: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT' }))
   app.get('/done', async () => 'ok')
+  // The app's error handler may reshape the body: the plugin's headers still name the conflict.
+  app.get('/reshaped', async (_request, reply) => await reply.code(409).header('location', '/done').header('idempotent-replayed', 'true').send({ ok: false }))
   const url = await listen(t, app)
   const ids: string[] = []
   t.equal(await (await fetchLongRunning(`${url}/moved`, {}, { onProgress: ({ id }) => ids.push(id) })).text(), 'ok')
@@ -298,4 +300,5 @@ t.test('a strict route\'s 409 to a retry while its job runs is followed like a s
   t.equal((await fetchLongRunning(`${url}/other`)).status, 409)
   t.equal(await (await fetchLongRunning(`${url}/text`)).text(), 'busy')
   t.equal((await fetchLongRunning(`${url}/bare`)).status, 409)
+  t.equal(await (await fetchLongRunning(`${url}/reshaped`)).text(), 'ok')
 })

@@ -83,3 +83,48 @@ t.test('a route with a response schema of its own for 202: the plugin\'s 202s ke
   t.equal(response.status, 200)
   t.same(await response.json(), { done: true })
 })
+
+t.test('the app\'s error handler shapes the plugin\'s key errors and the errors it stores as a job\'s answer', async t => {
+  let release = (): void => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  t.teardown(release)
+  const { url } = await serve(t, async app => {
+    app.setErrorHandler<Error & { statusCode?: number, code?: string }>(async (error, _request, reply) =>
+      await reply.code(error.statusCode ?? 500).send({ ok: false, problem: error.code, detail: error.message }))
+    await app.register(longRunning, { waitSeconds: 5 })
+    app.post('/pay', { longRunning: { idempotency: { strict: true } } }, async () => { await released; return 'paid' })
+    app.get('/stuck', { longRunning: { timeoutSeconds: 1 } }, async () => await new Promise(() => {}))
+    app.get('/huge', { longRunning: true }, async () => Buffer.alloc(7 * 1024 * 1024))
+    app.get('/slow', { longRunning: true }, async () => { await released; return 'late' })
+  })
+  const shaped = async (response: Response, status: number, problem: string): Promise<void> => {
+    t.equal(response.status, status, problem)
+    t.match(await response.json(), { ok: false, problem, detail: /\w/ }, `${problem} in the app's shape`)
+  }
+  const pay = async (body: string, key = '"k1"'): Promise<Response> =>
+    await fetch(`${url}/pay`, { method: 'POST', body, headers: { 'idempotency-key': key, prefer: 'respond-async' } })
+  t.equal((await pay('10')).status, 202)
+  const conflict = await pay('10')
+  await shaped(conflict, 409, 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT')
+  t.match(conflict.headers.get('location'), /^\/async-response\//, 'the conflict still names the job')
+  await shaped(await pay('11'), 422, 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED')
+  await shaped(await pay('10', 'two keys, one header'), 400, 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_INVALID')
+  await shaped(await fetch(`${url}/stuck`, { headers: { prefer: 'wait=5' } }), 504, 'FST_LONG_RUNNING_JOB_TIMEOUT')
+  await shaped(await fetch(`${url}/huge`, { headers: { prefer: 'wait=5' } }), 502, 'FST_LONG_RUNNING_RESPONSE_TOO_LARGE')
+  const slow = await fetch(`${url}/slow`, { headers: { prefer: 'respond-async' } })
+  const location = url + (slow.headers.get('location') ?? '')
+  t.equal((await fetch(location, { method: 'DELETE' })).status, 204)
+  await shaped(await fetch(location), 409, 'FST_LONG_RUNNING_JOB_CANCELLED')
+})
+
+t.test('a route\'s own answer that looks like a stored error of the plugin is sent as the route gave it', async t => {
+  const lookalike = { statusCode: 504, code: 'FST_LONG_RUNNING_JOB_TIMEOUT', error: 'Gateway Timeout', message: 'mine' }
+  const { url } = await serve(t, async app => {
+    app.setErrorHandler(async (_error, _request, reply) => await reply.code(500).send('shaped'))
+    await app.register(longRunning, { waitSeconds: 5 })
+    app.get('/own', { longRunning: true }, async (_request, reply) => await reply.code(504).type('application/json').send(JSON.stringify({ ...lookalike, extra: 1 })))
+  })
+  const own = await fetch(`${url}/own`)
+  t.equal(own.status, 504)
+  t.same(await own.json(), { ...lookalike, extra: 1 })
+})

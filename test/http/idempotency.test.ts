@@ -71,8 +71,8 @@ t.test('one key, two concurrent requests: one run, the same answer; later the st
   ] as const) {
     const reused = await post(test, path, '"order-42"', body, headers)
     t.equal(reused.status, 422, label)
-    t.equal(reused.headers.get('content-type'), 'application/problem+json; charset=utf-8')
-    t.match(JSON.parse(reused.body.toString()), { status: 422, code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED', type: /^https:\/\//, title: /another request/ })
+    t.equal(reused.headers.get('content-type'), 'application/json; charset=utf-8')
+    t.same(JSON.parse(reused.body.toString()), { statusCode: 422, code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_REUSED', error: 'Unprocessable Entity', message: 'This idempotency key was used with another request' })
   }
   const fresh = await post(test, '/job/pay', '"order-43"', 'amount=10', {})
   t.equal(fresh.status, 201)
@@ -102,7 +102,7 @@ t.test('attaching: 303 and 202 to the same job, 409 in strict mode; stored error
   const original = await post(test, '/strict', 'k2', '', { prefer: 'respond-async' })
   const conflict = await post(test, '/strict', 'k2', '', { prefer: 'respond-async' })
   t.equal(conflict.status, 409)
-  t.match(JSON.parse(conflict.body.toString()), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT', status: 409 })
+  t.match(JSON.parse(conflict.body.toString()), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_CONFLICT', statusCode: 409 })
   t.equal(jobIdOf(conflict), jobIdOf(original), 'Location: the job it conflicts with')
   test.gates.open('strict')
   const done = await fetch(`${test.url}${conflict.headers.get('location') ?? ''}`)
@@ -187,7 +187,7 @@ t.test('where keys do not apply: GET, idempotency: false; where they must: requi
   t.equal(test.runs.get('other'), 2, 'the plugin was told another header')
   const missing = await post(test, '/must', null, '')
   t.equal(missing.status, 400)
-  t.match(JSON.parse(missing.body.toString()), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING', title: 'This operation requires an `x-key` header' })
+  t.match(JSON.parse(missing.body.toString()), { code: 'FST_LONG_RUNNING_IDEMPOTENCY_KEY_MISSING', message: 'This operation requires an `x-key` header' })
   t.equal((await post(test, '/must', null, '', { 'x-key': 'k' })).status, 200)
   t.equal(test.runs.get('must'), 1)
 })

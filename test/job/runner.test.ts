@@ -4,7 +4,7 @@ import { memoryQueue, memoryStore, JobStatus, type JobEndEvent, type JobStore, t
 import { newJobId } from '../../src/core/job-id.js'
 import { RunRegistry } from '../../src/job/context.js'
 import { encodeMessage, type JobMessage } from '../../src/job/message.js'
-import { errorResponse } from '../../src/job/response.js'
+import { errorResponse } from '../../src/core/error-response.js'
 import { JobRunner } from '../../src/job/runner.js'
 import { JobCancelledError } from '../../src/errors.js'
 import { FakeClock } from '../helpers/clock.js'
