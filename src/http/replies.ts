@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import type { StoredResponse } from '../core/wire.js'
 import type { JobRecord } from '../core/job-state.js'
+import { setStoredCookies } from './cookies.js'
 
 /** The JSON body of 303 and 202 answers. */
 export interface JobStatusBody {
@@ -62,7 +63,8 @@ export const STATUS_HEADER = 'x-long-running-status'
 /**
  * A result whose body is in S3: `303 See Other` to a presigned URL of it. Only the body and the
  * headers that travel with it (content type, encoding, disposition, cache control) are served
- * there; the route's status is in {@link STATUS_HEADER} and in the JSON body of this answer.
+ * there; the route's status is in {@link STATUS_HEADER} and in the JSON body of this answer, and
+ * its cookies are this answer's `Set-Cookie` (a browser and `curl -L -c` store a redirect's).
  *
  * With `Prefer: respond-async` (`describe`) the result is described instead: `202` with
  * `Preference-Applied: respond-async`, `Location` the presigned URL, and a JSON body
@@ -72,11 +74,11 @@ export const STATUS_HEADER = 'x-long-running-status'
  * where the browser takes them as it would from the route, never into a body scripts can read.
  */
 export async function sendExternal (reply: FastifyReply, id: string, response: StoredResponse, url: string, describe: boolean): Promise<FastifyReply> {
+  const { 'set-cookie': cookies, ...headers } = response.headers
+  setStoredCookies(reply, cookies)
   if (!describe) {
     return await sendJson(interim(reply, 303, url).header(STATUS_HEADER, String(response.statusCode)), { id, status: 'done', statusCode: response.statusCode, location: url })
   }
-  const { 'set-cookie': cookies, ...headers } = response.headers
-  if (cookies !== undefined) reply.header('set-cookie', cookies)
   const body: ExternalResultBody = { id, status: 'done', statusCode: response.statusCode, headers, location: url }
   return await sendJson(interim(reply, 202, url).header(STATUS_HEADER, String(response.statusCode)).header('preference-applied', 'respond-async'), body)
 }
@@ -95,13 +97,16 @@ export interface ExternalResultBody {
 
 /**
  * The route's own response, as stored: status, every header, exact bytes. The fetching
- * request's own hooks still run on it (compression, CORS), so `Vary` keeps what they set.
+ * request's own hooks still run on it (compression, CORS, sessions), so `Vary` keeps what they
+ * set, and their cookies meet the route's as `keepRouteCookies` (cookies.ts) says.
  */
 export async function sendStored (reply: FastifyReply, response: StoredResponse): Promise<FastifyReply> {
   reply.code(response.statusCode)
-  for (const [name, value] of Object.entries(response.headers)) {
+  const { 'set-cookie': cookies, ...headers } = response.headers
+  for (const [name, value] of Object.entries(headers)) {
     reply.header(name, name === 'vary' ? mergeVary(reply.getHeader('vary'), value) : value)
   }
+  setStoredCookies(reply, cookies)
   // An empty body is sent as none, so that Fastify adds no content-type the route never set.
   return await (response.body.length === 0 ? reply.send() : reply.send(response.body))
 }

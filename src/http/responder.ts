@@ -13,6 +13,7 @@ import type { ResolvedOptions } from '../options.js'
 import type { RouteSettings } from '../route-options.js'
 import { describe } from '../validate.js'
 import type { JobRecord } from '../core/job-state.js'
+import { reloadSession } from './cookies.js'
 import { keyedRequest, keyOfRequest, REPLAYED_HEADER } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
@@ -147,6 +148,7 @@ export class Responder {
       // The plugin's own final errors (a timeout, a cancellation) go through the app's error
       // handler, as every other error of the app does; the route's own answers go out as stored.
       const error = storedError(record.response)
+      await reloadSession(request)
       const sent = error !== undefined
         ? undefined
         : record.response.external === undefined

@@ -4,6 +4,7 @@ import { resolveRouteOptions, type RouteSettings } from '../route-options.js'
 import type { BodyBudget } from './body-budget.js'
 import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
+import { keepRouteCookies } from './cookies.js'
 import { namePreferencesApplied } from './prefer.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
@@ -27,7 +28,7 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
     route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
     // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
-    route.onSend = [...asArray(route.onSend), namePreferencesApplied]
+    route.onSend = [...asArray(route.onSend), ...answerHooks]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
@@ -63,16 +64,20 @@ export function addResultRoutes (app: FastifyInstance, routePrefix: string, resp
       schema: { ...resultSchema, ...hide },
       ...ownCompilers,
       onRequest: ignoreEmptyBody,
-      onSend: namePreferencesApplied,
+      onSend: answerHooks,
       handler: async (request, reply) => await responder.resume(request, reply)
     })
-    app.delete(url, { ...constraints, schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody, onSend: namePreferencesApplied },
+    app.delete(url, { ...constraints, schema: { ...cancelSchema, ...hide }, ...ownCompilers, onRequest: ignoreEmptyBody, onSend: answerHooks },
       async (request: FastifyRequest<{ Params: JobParams }>, reply) => {
         cancelled(await responder.cancel(request, reply))
         return reply
       })
   }
 }
+
+// After the app's own `onSend` hooks (a route's hooks run after its instance's): what the
+// plugin's routes finish on every answer.
+const answerHooks = [namePreferencesApplied, keepRouteCookies]
 
 /** The idempotency key header a route documents: when it takes keys and has a method they apply to. */
 function keyHeaderOf (route: RouteOptions, settings: RouteSettings): string | undefined {

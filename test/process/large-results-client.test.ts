@@ -71,6 +71,7 @@ t.test('to Prefer: respond-async the plugin describes the result; plain requests
   const redirected = await fetch(`${url}/created`, { redirect: 'manual' })
   t.equal(redirected.status, 303, 'curl -L and browser tabs: the 303, and then S3\'s own 200')
   t.equal(redirected.headers.get('x-long-running-status'), '201')
+  t.same(redirected.headers.getSetCookie(), ['a=1; Path=/; HttpOnly', 'b=2; Path=/'], 'the route\'s cookies, on the redirect a browser stores them from')
   await redirected.arrayBuffer()
 })
 
