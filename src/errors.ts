@@ -64,6 +64,18 @@ export const ResponseTooLargeError = createError<'FST_LONG_RUNNING_RESPONSE_TOO_
   502
 )
 
+/**
+ * A long-running route whose answer never ends, or is not a response: a websocket or SSE-only
+ * route (refused at registration), `reply.hijack()` in a job run (thrown at the call), or a
+ * `text/event-stream` answer (the job ends with this error at its first byte). A job's response
+ * is stored whole and handed over once: serve such routes as ordinary ones.
+ */
+export const EndlessResponseError = createError<'FST_LONG_RUNNING_ENDLESS_RESPONSE', [string]>(
+  'FST_LONG_RUNNING_ENDLESS_RESPONSE',
+  'A long-running route must answer with a response that ends: %s',
+  500
+)
+
 /** The job was cancelled (`DELETE /async-response/:id`) before it produced a response. Stored as its final response. */
 export const JobCancelledError = createError('FST_LONG_RUNNING_JOB_CANCELLED', 'The job was cancelled', 409)
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Clock } from './clock.js'
+import { EndlessResponseError } from './errors.js'
 import { BodyBudget } from './http/body-budget.js'
 import { Poller } from './http/poller.js'
 import { Responder } from './http/responder.js'
@@ -150,9 +151,16 @@ function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
       request.log = runLogger(request.log.child({ jobId: job.id, attempt: job.attempt, ...joined }), job.signal)
       // Fastify's error handler and its request-completed line write through the reply's logger.
       reply.log = request.log
+      reply.hijack = refuseHijack
     }
     done()
   })
+}
+
+// A hijacking route writes to the socket itself, and a job run has none: its headers and its end
+// would be lost, so the call fails with a clear error, which the app's error handler answers.
+function refuseHijack (): never {
+  throw new EndlessResponseError('reply.hijack() in a job run writes to a socket the job does not have')
 }
 
 /** Starts consuming once the app is ready, and at close lets jobs finish or hands them back. */

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { EndlessResponseError } from '../errors.js'
 import { isJobRun } from '../job/context.js'
 import { resolveRouteOptions, type RouteSettings } from '../route-options.js'
 import type { BodyBudget } from './body-budget.js'
@@ -19,6 +20,8 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
   app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
     const value = route.longRunning
     if (value === undefined || value === false) return
+    const endless = endlessKind(route)
+    if (endless !== undefined) throw new EndlessResponseError(`${String(route.method)} ${route.url} is ${endless}; serve it as an ordinary route`)
     const version = (route.constraints as { version?: unknown } | undefined)?.version
     if (typeof version === 'string') versioned(version)
     // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
@@ -78,6 +81,14 @@ export function addResultRoutes (app: FastifyInstance, routePrefix: string, resp
 // After the app's own `onSend` hooks (a route's hooks run after its instance's): what the
 // plugin's routes finish on every answer.
 const answerHooks = [namePreferencesApplied, keepRouteCookies]
+
+/** What a route that never ends (known from its options) is: @fastify/websocket's, @fastify/sse's SSE-only. */
+function endlessKind (route: RouteOptions & { websocket?: unknown, sse?: unknown }): string | undefined {
+  if (route.websocket === true) return 'a websocket route (websocket: true)'
+  const { sse } = route
+  const only = sse === 'only' || (typeof sse === 'object' && sse !== null && (sse as { kind?: unknown }).kind === 'only')
+  return only ? 'an event-stream route (sse: \'only\')' : undefined
+}
 
 /** The idempotency key header a route documents: when it takes keys and has a method they apply to. */
 function keyHeaderOf (route: RouteOptions, settings: RouteSettings): string | undefined {

@@ -1,7 +1,8 @@
 import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
-import { JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
+import type { ServerResponse } from 'node:http'
+import { EndlessResponseError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
 import type { RequestSnapshot } from '../core/wire.js'
@@ -34,6 +35,8 @@ export interface AttemptPlan {
   log: FastifyBaseLogger
   /** The id of the request that queued the job (`JobMessage.requestId`). */
   queuedBy?: string | undefined
+  /** The most body bytes a result may have (none: the results bucket takes any size). */
+  maxBodyBytes?: number | undefined
 }
 
 /**
@@ -110,7 +113,18 @@ export class Attempt {
     // it answered (a rate limit's 429, say). Either way, one list in order.
     const chunks: Buffer[] = []
     let bytes = 0
-    const collect = (chunk: Buffer): void => {
+    let refused = false
+    const collect = (chunk: Buffer, response?: ServerResponse): void => {
+      if (refused) return
+      const refusal = this.#refusal(bytes, chunk.length, response)
+      if (refusal !== undefined) {
+        // The job ends now, with this error, rather than once the stream stops (maybe never):
+        // the stream is cut, so that the route stops writing into a result nobody keeps.
+        refused = true
+        this.stop(refusal)
+        response?.destroy()
+        return
+      }
       chunks.push(chunk)
       bytes += chunk.length
     }
@@ -137,5 +151,16 @@ export class Attempt {
       },
       (error: unknown): AttemptEnd => ({ kind: 'failed', error })
     )
+  }
+
+  /**
+   * Why the body must stop at this chunk, if it must: an event stream never ends (seen at its
+   * first byte), and a body past what a result may have will never be kept.
+   */
+  #refusal (bytes: number, more: number, response: ServerResponse | undefined): Error | undefined {
+    const type = bytes === 0 ? response?.getHeader('content-type') : undefined
+    if (typeof type === 'string' && /^\s*text\/event-stream\s*(;|$)/i.test(type)) return new EndlessResponseError('an event stream (text/event-stream) never does')
+    const limit = this.#plan.maxBodyBytes
+    return limit !== undefined && bytes + more > limit ? new ResponseTooLargeError(bytes + more, limit) : undefined
   }
 }

@@ -1,7 +1,10 @@
 import { ServerResponse } from 'node:http'
 
-/** Receives the body of a job run chunk by chunk, as the route (or its `onSend` hooks) wrote it. */
-export type BodySink = (chunk: Buffer) => void
+/**
+ * Receives the body of a job run chunk by chunk, as the route (or its `onSend` hooks) wrote it,
+ * with the response it is written to (its headers are sent by then).
+ */
+export type BodySink = (chunk: Buffer, response: ServerResponse) => void
 
 /**
  * Makes `res`, the response object of a job run's replay (light-my-request's), hand the body's
@@ -20,7 +23,10 @@ export function sinkBody (res: ServerResponse, sink: BodySink): void {
     ServerResponse.prototype.write.call(this, chunk, encoding as BufferEncoding, callback)
     // Like a real server: no body for HEAD requests and 204 or 304 responses.
     if (this._hasBody === false) return true
-    sink(typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    // Cut (a body that can never be kept): like a socket's, writes fail, and a writer that
+    // waits for `drain` stops here instead of writing on at full speed.
+    if (this.destroyed) return false
+    sink(typeof chunk === 'string' ? Buffer.from(chunk, typeof encoding === 'string' ? encoding : 'utf8') : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), this)
     // Everything is kept in memory anyway: asking the route to wait for a drain would only slow it.
     return true
   }

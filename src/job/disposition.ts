@@ -1,5 +1,5 @@
 import type { Disposition } from '../queue/queue.js'
-import { JobCancelledError, JobTimeoutError, LeaseLostError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import type { AttemptEnd } from './attempt.js'
 import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
 import { JobOutcome } from './outcome.js'
@@ -7,7 +7,8 @@ import { errorResponse } from '../core/error-response.js'
 
 /**
  * What happens to a job's message once an attempt at it ended: its response is placed and
- * stored; a timeout is the job's end (a 504 stored, never retried); a cancelled job's message is
+ * stored; a timeout is the job's end (a 504 stored, never retried), as is a body cut as it
+ * streamed (too large, or an event stream); a cancelled job's message is
  * acknowledged (its record already holds the cancellation); every other stop hands it back at once.
  * `deadline` is the delivery's (a Lambda's), for the log.
  */
@@ -27,6 +28,11 @@ export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: 
     const timeout = reason instanceof JobTimeoutError ? reason : new JobTimeoutError(Math.round((settings.clock.now() - job.startedAt) / 1000))
     log.warn({ timeoutSeconds: job.message.timeoutSeconds, deadline }, 'job timed out')
     return await finish(settings, job, errorResponse(timeout), JobOutcome.timedOut)
+  }
+  if (reason instanceof ResponseTooLargeError || reason instanceof EndlessResponseError) {
+    // The body was cut as it streamed: another attempt would only write the same body again.
+    log.warn({ reason: reason.code }, reason.message)
+    return await finish(settings, job, errorResponse(reason), reason instanceof EndlessResponseError ? JobOutcome.endless : JobOutcome.tooLarge)
   }
   if (reason instanceof JobCancelledError) {
     log.info('job cancelled while running')

@@ -11,6 +11,8 @@ export const JobOutcome = {
   timedOut: 'timed-out',
   attemptsExhausted: 'attempts-exhausted',
   tooLarge: 'too-large',
+  /** The route's answer never ends (`FST_LONG_RUNNING_ENDLESS_RESPONSE`). */
+  endless: 'endless',
   invalid: 'invalid'
 } as const
 export type JobOutcome = typeof JobOutcome[keyof typeof JobOutcome]

@@ -13,6 +13,7 @@ import { decodeMessage, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits } from './outcome.js'
 import { progressReporter } from './progress.js'
 import { errorResponse } from '../core/error-response.js'
+import { MAX_RESPONSE_BYTES } from '../core/response-limits.js'
 
 /** What the runner needs, resolved once at registration (`log` is the app's). */
 export interface RunnerSettings extends Omit<FinishSettings, 'log'> {
@@ -173,7 +174,9 @@ export class JobRunner {
       lease: job.lease,
       progress: progressReporter(async progress => await settings.store.setProgress(message.id, job.owner, progress), log),
       log,
-      queuedBy: message.requestId
+      queuedBy: message.requestId,
+      // Without a results bucket nothing larger is ever kept: a longer body is cut as it streams.
+      maxBodyBytes: settings.results === undefined ? MAX_RESPONSE_BYTES : undefined
     })
     this.#running.add(attempt)
     if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())
