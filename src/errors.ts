@@ -25,6 +25,17 @@ export const JobNotFoundError = createError('FST_LONG_RUNNING_NOT_FOUND', 'No su
 /** A `hop` query value that is not a small whole number. */
 export const InvalidHopError = createError('FST_LONG_RUNNING_INVALID_HOP', 'Expected `hop` to be a whole number from 0 to 9999', 400)
 
+/**
+ * A request a worker could never replay (an absolute-form target, a missing or malformed
+ * `Host`, a client address longer than an address can be): refused when it arrives, with the
+ * reason, rather than accepted as a job that no worker would run.
+ */
+export const InvalidJobRequestError = createError<'FST_LONG_RUNNING_INVALID_REQUEST', [string]>(
+  'FST_LONG_RUNNING_INVALID_REQUEST',
+  'This request cannot run as a job: %s',
+  400
+)
+
 /** The queue refused the job; nothing was kept, the client may retry. */
 export const EnqueueFailedError = createError('FST_LONG_RUNNING_ENQUEUE_FAILED', 'The job could not be queued, retry later', 503)
 

@@ -9,7 +9,8 @@ import { memoryStore } from './store/memory-store.js'
 import type { ResultBodies } from './results/results.js'
 import type { JobStore } from './store/store.js'
 import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
-import { IDEMPOTENCY_DEFAULTS, MAX_LEASE_SECONDS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
+import { MAX_LEASE_SECONDS, MAX_RESULT_TTL_SECONDS } from './core/job-limits.js'
+import { IDEMPOTENCY_DEFAULTS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
 
 /** Options of the plugin. */
 export interface LongRunningOptions extends LongRunningRouteOptions {
@@ -149,7 +150,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     idempotency: IDEMPOTENCY_DEFAULTS
   })
   const clock = clockOption(options.clock, 'clock')
-  const resultTtlSeconds = number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, 366 * 86400, true)
+  const resultTtlSeconds = number(options.resultTtlSeconds, 'resultTtlSeconds', 3600, 1, MAX_RESULT_TTL_SECONDS, true)
   const results = checkAdapter(options.results, 'results', ['put', 'url', 'delete'])
   // A result whose body the bucket deletes first would answer with a URL of nothing.
   const longest = results?.maxResultTtlSeconds

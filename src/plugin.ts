@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Clock } from './clock.js'
-import { EndlessResponseError } from './errors.js'
+import { EndlessResponseError, InvalidMessageError } from './errors.js'
 import { BodyBudget } from './http/body-budget.js'
 import { Poller } from './http/poller.js'
 import { Responder } from './http/responder.js'
-import { addResultRoutes, markLongRunningRoutes } from './http/routes.js'
+import { addResultRoutes, markLongRunningRoutes, reachesLongRunningRoute } from './http/routes.js'
 import { Waiter } from './http/waiter.js'
 import { sinkBody } from './job/body-sink.js'
 import { RunRegistry, type LongRunningJob } from './job/context.js'
@@ -136,7 +136,7 @@ function decorate (app: FastifyInstance, options: ResolvedOptions, { runs, runne
  * queued it. Callback style: this runs on every request of the app; ordinary ones pay nothing.
  */
 function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
-  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+  app.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
     if (runs.idle) {
       done()
       return
@@ -152,6 +152,12 @@ function addRunHook (app: FastifyInstance, runs: RunRegistry): void {
       // Fastify's error handler and its request-completed line write through the reply's logger.
       reply.log = request.log
       reply.hijack = refuseHijack
+      // A job replays a request that a long-running route accepted, and only reaches such routes,
+      // however the app's routes changed since (or whatever a message said).
+      if (!reachesLongRunningRoute(request)) {
+        done(new InvalidMessageError(`${request.method} ${request.url} reaches no long-running route`))
+        return
+      }
     }
     done()
   })

@@ -5,6 +5,7 @@
 import { InvalidOptionError } from './errors.js'
 import type { JobTiming } from './job/lifetime.js'
 import { describe, headerName, number, optionalBoolean, optionsObject } from './validate.js'
+import { MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS } from './core/job-limits.js'
 
 /**
  * How a route treats `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header) on POST,
@@ -66,13 +67,6 @@ export interface LongRunningRouteOptions {
   idempotency?: boolean | IdempotencyOptions
 }
 
-// SQS keeps a received message hidden for at most 12 hours from its receipt, however often the
-// worker extends it ("Amazon SQS visibility timeout", SQS Developer Guide): a job, with its
-// longest lease and the writing of its result, must end within that, or its message reappears
-// and a second worker starts it while the first still runs.
-export const MAX_LEASE_SECONDS = 900
-const MAX_TIMEOUT_SECONDS = 43_200 - MAX_LEASE_SECONDS - 300
-
 export const IDEMPOTENCY_DEFAULTS: IdempotencySettings = { header: 'idempotency-key', required: false, strict: false }
 
 /**
@@ -89,7 +83,7 @@ export function resolveRouteOptions (value: unknown, where: string, defaults: Ro
   return {
     waitSeconds: number(route.waitSeconds, name('waitSeconds'), defaults.waitSeconds, 0, 900),
     timeoutSeconds: number(route.timeoutSeconds, name('timeoutSeconds'), defaults.timeoutSeconds, 1, MAX_TIMEOUT_SECONDS),
-    maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, 100, true),
+    maxAttempts: number(route.maxAttempts, name('maxAttempts'), defaults.maxAttempts, 1, MAX_ATTEMPTS, true),
     idempotency: resolveIdempotency(route.idempotency, name('idempotency'), defaults.idempotency)
   }
 }

@@ -70,6 +70,15 @@ export function isExpired (record: { expiresAt: number }, now: number): boolean 
 }
 
 /**
+ * Whether a claim comes with a message other than the one the job was accepted with: the job
+ * has a message digest and the claim's differs (or has none). Such a claim changes nothing,
+ * whatever the job's state: a writer of the queue cannot run, delay or end anyone's job.
+ */
+export function isForeignMessage (jobDigest: string | undefined, claimDigest: string | undefined): boolean {
+  return jobDigest !== undefined && claimDigest !== jobDigest
+}
+
+/**
  * Whether a claim made at `now` may take the job: it is pending, or running with a lease that
  * ended before `now` (its worker died, so the next attempt takes over). A done job, or one whose
  * lease is live (until `leaseUntil` itself), is never claimed.

@@ -77,31 +77,65 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/
  */
 export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot {
   if (!isObject(raw)) throw new InvalidMessageError('bad request')
-  const { method, url, headers } = raw
-  if (typeof method !== 'string' || !METHOD.has(method)) throw new InvalidMessageError('bad method')
-  if (typeof url !== 'string' || !url.startsWith('/')) throw new InvalidMessageError('bad url')
-  const snapshot: RequestSnapshot = { method, url, headers: checkHeaders(headers) }
+  const { method, url } = raw
+  if (typeof method !== 'string' || typeof url !== 'string') throw new InvalidMessageError('bad request')
+  const snapshot: RequestSnapshot = { method, url, headers: checkHeaders(raw.headers) }
   if (raw.body !== undefined) {
     if (typeof raw.body !== 'string' || !BASE64.test(raw.body)) throw new InvalidMessageError('bad body')
     snapshot.body = Buffer.from(raw.body, 'base64')
   } else if (body !== undefined) {
     snapshot.body = body
   }
-  if (raw.origin !== undefined) snapshot.origin = checkOrigin(raw.origin)
+  if (raw.origin !== undefined) {
+    if (!isObject(raw.origin)) throw new InvalidMessageError('bad origin')
+    const { ip, protocol, host } = raw.origin
+    snapshot.origin = { ip, protocol, host } as RequestOrigin
+  }
   if (raw.carried !== undefined) {
     if (!isObject(raw.carried)) throw new InvalidMessageError('bad carried values')
     snapshot.carried = raw.carried as Record<string, JsonValue>
   }
+  const problem = snapshotProblem(snapshot)
+  if (problem !== undefined) throw new InvalidMessageError(problem)
   return snapshot
 }
 
 const HOST = /^[^\s/?#@]{1,1024}$/
 
-function checkOrigin (raw: unknown): RequestOrigin {
-  const ok = isObject(raw) && typeof raw.ip === 'string' && raw.ip.length > 0 && raw.ip.length <= 64 &&
-    (raw.protocol === 'http' || raw.protocol === 'https') && typeof raw.host === 'string' && HOST.test(raw.host)
-  if (!ok) throw new InvalidMessageError('bad origin')
-  return { ip: raw.ip as string, protocol: raw.protocol as RequestOrigin['protocol'], host: raw.host as string }
+/**
+ * Names `carry` may not set on a job's request: what would replace its prototype, and Fastify's
+ * own request members (Request reference), which the app and Fastify itself rely on. An app's
+ * own decorations (`decorateRequest('user', null)`) are what `carry` is for.
+ */
+const RESERVED_CARRY_KEYS: ReadonlySet<string> = new Set([
+  '__proto__', 'constructor', 'prototype',
+  'id', 'params', 'raw', 'query', 'body', 'headers', 'log', 'server', 'socket', 'ip', 'ips', 'host', 'hostname',
+  'port', 'protocol', 'method', 'url', 'originalUrl', 'routeOptions', 'is404', 'signal', 'context',
+  'getValidationFunction', 'compileValidationSchema', 'validateInput', 'getDecorator', 'setDecorator', 'longRunning'
+])
+
+/** The first key of `carried` that `carry` may not set, if any. */
+export function reservedCarryKey (carried: Record<string, unknown>): string | undefined {
+  return Object.keys(carried).find(key => RESERVED_CARRY_KEYS.has(key))
+}
+
+/**
+ * What a replay needs of a request and this one lacks, if anything: a method Node knows, an
+ * origin-form target, and an origin (address, protocol, host) fit to be the job's. The HTTP
+ * side asks before it accepts a request as a job, a worker of every request it is sent: both
+ * refuse the same ones, so that no accepted job carries a request its worker would drop.
+ */
+export function snapshotProblem (snapshot: RequestSnapshot): string | undefined {
+  if (!METHOD.has(snapshot.method)) return 'bad method'
+  if (!snapshot.url.startsWith('/')) return 'bad url: not an origin-form target (/path?query)'
+  const reserved = snapshot.carried === undefined ? undefined : reservedCarryKey(snapshot.carried)
+  if (reserved !== undefined) return `bad carried values: \`${reserved}\` is the request's own`
+  const origin = snapshot.origin
+  if (origin === undefined) return undefined
+  if (typeof origin.ip !== 'string' || origin.ip.length === 0 || origin.ip.length > 64) return 'bad origin: the client address must have 1 to 64 characters'
+  if (origin.protocol !== 'http' && origin.protocol !== 'https') return 'bad origin: protocol'
+  if (typeof origin.host !== 'string' || !HOST.test(origin.host)) return 'bad origin: the host must have 1 to 1024 characters, none of them /, ?, #, @ or white space'
+  return undefined
 }
 
 /** Checks a headers object read back from JSON. */

@@ -8,7 +8,7 @@ import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '..
 import { isJobId } from '../core/job-id.js'
 import { resultExpiry } from '../job/lifetime.js'
 import { errorResponse, storedError } from '../core/error-response.js'
-import type { ExternalBody, JsonValue } from '../core/wire.js'
+import { reservedCarryKey, type ExternalBody, type JsonValue } from '../core/wire.js'
 import type { ResolvedOptions } from '../options.js'
 import type { RouteSettings } from '../route-options.js'
 import { describe } from '../validate.js'
@@ -148,16 +148,13 @@ export class Responder {
       // The plugin's own final errors (a timeout, a cancellation) go through the app's error
       // handler, as every other error of the app does; the route's own answers go out as stored.
       const error = storedError(record.response)
-      await reloadSession(request)
-      const sent = error !== undefined
-        ? undefined
-        : record.response.external === undefined
-          ? await sendStored(reply, record.response)
-          : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)
       // From now on a store short of memory may evict it (the client has what it came for).
       this.#options.store.delivered?.(record.id)
-      if (sent === undefined) throw error
-      return sent
+      if (error !== undefined) throw error
+      await reloadSession(request)
+      return record.response.external === undefined
+        ? await sendStored(reply, record.response)
+        : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)
     }
     // A client that had us wait may ask again at once: the next wait is on the server too.
     if (prefer.respondAsync) return await sendAccepted(reply, record, location, true, seconds > 0 ? 0 : 1)
@@ -202,6 +199,8 @@ export class Responder {
     // Only what survives JSON unchanged can travel: no functions, classes, cycles or undefined.
     const ok = typeof value === 'object' && value !== null && !Array.isArray(value) && json !== undefined && isDeepStrictEqual(JSON.parse(json), value)
     if (!ok) throw new InvalidCarryError(describe(value))
+    const reserved = reservedCarryKey(value as Record<string, JsonValue>)
+    if (reserved !== undefined) throw new InvalidCarryError(`an object with the key \`${reserved}\`, which names the request's own member`)
     return value as Record<string, JsonValue>
   }
 }

@@ -28,6 +28,7 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
     const handler = route.handler
+    route.config = { ...route.config, [kLongRunningRoute]: true } as RouteOptions['config']
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
     route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
     // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
@@ -42,6 +43,13 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
       return responder.accept(request, reply, settings)
     }
   })
+}
+
+const kLongRunningRoute = Symbol('fastify-long-running.route')
+
+/** Whether the request was routed to a long-running route: the only ones a job run may reach. */
+export function reachesLongRunningRoute (request: FastifyRequest): boolean {
+  return (request.routeOptions.config as unknown as Record<symbol, unknown> | undefined)?.[kLongRunningRoute] === true
 }
 
 /**

@@ -1,9 +1,9 @@
 import { pipeline, Transform } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { BodyTooLargeError } from '../errors.js'
+import { BodyTooLargeError, InvalidJobRequestError } from '../errors.js'
 import { isJobRun, RUN_HEADER } from '../job/context.js'
-import type { Headers, JsonValue, RequestSnapshot } from '../core/wire.js'
+import { snapshotProblem, type Headers, type JsonValue, type RequestSnapshot } from '../core/wire.js'
 
 const kBody = Symbol('fastify-long-running.body')
 
@@ -77,6 +77,8 @@ export function snapshotOf (request: FastifyRequest, drop: ReadonlySet<string>, 
     headers,
     origin: { ip: request.ip, protocol: request.protocol === 'https' ? 'https' : 'http', host: request.host }
   }
+  const problem = snapshotProblem(snapshot)
+  if (problem !== undefined) throw new InvalidJobRequestError(problem)
   const captured = (request as unknown as Record<symbol, Captured | undefined>)[kBody]
   if (captured !== undefined) {
     // A copy of exactly the body's size, even from one chunk: a chunk may be a slice of the

@@ -8,7 +8,7 @@ import type { NewJob, JobStore } from '../store/store.js'
 import { newJobId } from '../core/job-id.js'
 import { pendingExpiry, type JobTiming } from './lifetime.js'
 import type { LocalSlot, LocalStarts } from './local-start.js'
-import { encodeMessage, type JobMessage } from './message.js'
+import { encodeMessage, messageDigest, messageJson, type JobMessage } from './message.js'
 import type { RequestSnapshot } from '../core/wire.js'
 
 /**
@@ -123,11 +123,13 @@ async function createJob (settings: AcceptSettings, accepted: NewRequest, id: st
   // The store shortens the key's reservation to the result's expiry when the job ends.
   if (key !== undefined) job.key = key
   const { message, fits } = messageOf(settings, accepted, id)
-  if (!fits) {
+  if (!fits || pointsOnly(settings, key)) {
     // Claim-check: the request waits in the store and the message only points at it.
     job.request = request
     delete message.request
   }
+  // Only this message may claim the job (a worker checks it): not one another queue writer sends.
+  job.messageDigest = messageDigest(messageJson(message))
   const slot = local?.reserve()
   let record: JobRecord | undefined
   try {
@@ -183,6 +185,15 @@ async function send (settings: AcceptSettings, body: string, delaySeconds: numbe
   })
 }
 
+/**
+ * Whether a keyed job's message only points at its request, kept in the store: a retry that
+ * sends it again (`resend`) then sends the very message the job was accepted with, whatever
+ * headers the retry itself came with. An in-process queue is never sent again.
+ */
+function pointsOnly (settings: AcceptSettings, key: string | undefined): boolean {
+  return key !== undefined && settings.queue.inProcess !== true
+}
+
 /** When a job accepted now expires while it has no result. */
 export function acceptedExpiry (settings: AcceptSettings, timing: JobTiming): number {
   const { clock, leaseSeconds, resultTtlSeconds, queue } = settings
@@ -206,17 +217,17 @@ export function messageOf (settings: AcceptSettings, accepted: NewRequest, id: s
 }
 
 /**
- * Sends a pending job's message again, from the retry's own request (the same one, by its
- * fingerprint): the process that created the job may have died before it queued the message,
- * and then nothing else ever would. A duplicate message is harmless (the claim runs a job once).
- * An in-process queue dies with the store, so its jobs cannot be orphaned that way; a request
- * too large for a message is left to the original's claim-check.
+ * Sends a pending job's message again: the process that created the job may have died before
+ * it queued the message, and then nothing else ever would. A duplicate message is harmless (the
+ * claim runs a job once). An in-process queue dies with the store, so its jobs cannot be
+ * orphaned that way.
  */
 async function resend (settings: AcceptSettings, accepted: NewRequest, record: JobRecord, log: FastifyBaseLogger): Promise<void> {
   const { queue } = settings
   if (record.status !== JobStatus.pending || queue.inProcess === true) return
-  const { message, fits } = messageOf(settings, accepted, record.id)
-  if (!fits) return
+  // The job's request waits in the store (pointsOnly): this message, like the first, points at it.
+  const { message } = messageOf(settings, accepted, record.id)
+  delete message.request
   try {
     await queue.send(encodeMessage(message))
   } catch (error) {

@@ -109,7 +109,11 @@ function adopt (request: FastifyRequest, snapshot: RequestSnapshot): void {
       Object.defineProperty(request, name, { value, configurable: true, enumerable: true })
     }
   }
-  if (carried !== undefined) Object.assign(request, carried)
+  // Each key defined on the request itself (never through a setter, never its prototype); the
+  // keys were checked where the job was accepted and where its message was read.
+  for (const [name, value] of Object.entries(carried ?? {})) {
+    Object.defineProperty(request, name, { value, writable: true, configurable: true, enumerable: true })
+  }
 }
 
 /**

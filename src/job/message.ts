@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto'
 import { InvalidMessageError } from '../errors.js'
 import { isJobId } from '../core/job-id.js'
+import { MAX_ATTEMPTS, MAX_RESULT_TTL_SECONDS, MAX_TIMEOUT_SECONDS } from '../core/job-limits.js'
 import { isObject, snapshotFromJson, snapshotToJson, type RequestSnapshot } from '../core/wire.js'
 
 /** Wire format version; a worker refuses messages of any other version instead of guessing. */
@@ -43,9 +45,13 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
  * noncharacters it leaves as they are are escaped here.
  */
 export function encodeMessage (message: JobMessage): string {
+  return JSON.stringify(messageJson(message)).replace(/[\uFFFE\uFFFF]/g, char => `\\u${char.charCodeAt(0).toString(16)}`)
+}
+
+/** A message's JSON form, as {@link encodeMessage} writes it. */
+export function messageJson (message: JobMessage): Record<string, unknown> {
   const { request, ...rest } = message
-  return JSON.stringify({ v: MESSAGE_VERSION, ...rest, ...(request === undefined ? {} : { request: snapshotToJson(request) }) })
-    .replace(/[\uFFFE\uFFFF]/g, char => `\\u${char.charCodeAt(0).toString(16)}`)
+  return { v: MESSAGE_VERSION, ...rest, ...(request === undefined ? {} : { request: snapshotToJson(request) }) }
 }
 
 /**
@@ -64,9 +70,9 @@ export function decodeMessage (body: string): JobMessage {
   if (!isJobId(raw.id)) throw new InvalidMessageError('bad id')
   const message: JobMessage = {
     id: raw.id,
-    timeoutSeconds: positive(raw.timeoutSeconds, 'timeoutSeconds'),
-    maxAttempts: positive(raw.maxAttempts, 'maxAttempts'),
-    resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds')
+    timeoutSeconds: positive(raw.timeoutSeconds, 'timeoutSeconds', MAX_TIMEOUT_SECONDS),
+    maxAttempts: positive(raw.maxAttempts, 'maxAttempts', MAX_ATTEMPTS),
+    resultTtlSeconds: positive(raw.resultTtlSeconds, 'resultTtlSeconds', MAX_RESULT_TTL_SECONDS)
   }
   if (raw.enqueuedAt !== undefined) message.enqueuedAt = positive(raw.enqueuedAt, 'enqueuedAt')
   if (raw.responseLimit !== undefined) message.responseLimit = positive(raw.responseLimit, 'responseLimit')
@@ -82,9 +88,24 @@ export function decodeMessage (body: string): JobMessage {
   return message
 }
 
-function positive (value: unknown, name: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+function positive (value: unknown, name: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
     throw new InvalidMessageError(`bad ${name}`)
   }
   return value
+}
+
+/**
+ * The digest of what a message asks a worker to do, from its JSON form ({@link messageJson}, or
+ * a message as parsed from the queue, valid or not): the job, its time limits and lifetime, and
+ * the request (method, URL, headers, body, origin, carried values) when it travels inside. The
+ * HTTP side stores it with the job, and a worker claims the job only for a message with the
+ * same digest: the queue is no way to run anything the HTTP side did not accept, even for a
+ * writer of the queue who knows a job id. Not covered, as they only label logs and timings:
+ * `enqueuedAt`, `requestId` and `backup`.
+ */
+export function messageDigest (json: Record<string, unknown>): string {
+  const { v, id, timeoutSeconds, maxAttempts, resultTtlSeconds, responseLimit, request } = json
+  const parts = [v, id, timeoutSeconds, maxAttempts, resultTtlSeconds, responseLimit ?? null, request ?? null]
+  return createHash('sha256').update(JSON.stringify(parts)).digest('base64url')
 }

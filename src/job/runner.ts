@@ -3,13 +3,15 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { AttemptsExhaustedError, InvalidMessageError, JobCancelledError, WorkerStoppingError } from '../errors.js'
 import { sendableDelay, type Delivery, type Disposition, type JobQueue } from '../queue/queue.js'
 import { JobStatus } from '../core/job-state.js'
-import type { RequestSnapshot } from '../core/wire.js'
+import { isJobId } from '../core/job-id.js'
+import { MAX_RESULT_TTL_SECONDS } from '../core/job-limits.js'
+import { isObject, type RequestSnapshot } from '../core/wire.js'
 import { Attempt } from './attempt.js'
 import type { RunRegistry } from './context.js'
 import { dispositionOf } from './disposition.js'
 import { ACK, AGAIN, finish, type FinishSettings, type Finishing } from './finish.js'
 import { Lease } from './lease.js'
-import { decodeMessage, type JobMessage } from './message.js'
+import { decodeMessage, messageDigest, messageJson, type JobMessage } from './message.js'
 import { JobOutcome, type DeliveryLimits } from './outcome.js'
 import { progressReporter } from './progress.js'
 import { errorResponse } from '../core/error-response.js'
@@ -58,7 +60,7 @@ export class JobRunner {
     } catch (error) {
       // Retrying could never help: drop it loudly instead of looping until the DLQ.
       this.#app.log.error({ err: error, receiveCount: delivery.receiveCount }, 'dropping invalid job message')
-      return ACK
+      return await this.#settled(this.#endInvalid(delivery, error as Error), delivery, this.#app.log)
     }
     const log = this.#app.log.child({ jobId: message.id, ...(message.requestId === undefined ? {} : { queuedBy: message.requestId }) })
     const delivering = this.#deliver(message, delivery, limits, log)
@@ -68,6 +70,31 @@ export class JobRunner {
     } finally {
       this.#delivering.delete(delivering)
     }
+  }
+
+  /**
+   * A message no worker of this version can run, but the one its job was accepted with (a
+   * sender of another version, say): the job ends with the reason, which its client gets within
+   * one wait, rather than waiting for an expiry. Any other message, the job's claim refuses.
+   */
+  async #endInvalid (delivery: Delivery, error: Error): Promise<Disposition> {
+    let raw: unknown
+    try {
+      raw = JSON.parse(delivery.body)
+    } catch {
+      return ACK
+    }
+    if (!isObject(raw) || !isJobId(raw.id)) return ACK
+    const { store, clock, leaseSeconds } = this.#settings
+    const owner = randomUUID()
+    const now = clock.now()
+    const claim = await store.claim(raw.id, { owner, leaseUntil: now + leaseSeconds * 1000, now, messageDigest: messageDigest(raw) })
+    if (!claim.claimed) return ACK
+    const ttl = raw.resultTtlSeconds
+    const message: JobMessage = { id: raw.id, timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: typeof ttl === 'number' && ttl > 0 && ttl <= MAX_RESULT_TTL_SECONDS ? ttl : 3600 }
+    const log = this.#app.log.child({ jobId: raw.id })
+    const job = this.#finishing(message, owner, { attempt: claim.attempt, startedAt: now }, delivery, log)
+    return await finish(this.#settings, job, errorResponse(error as Error & { code: string }), JobOutcome.invalid)
   }
 
   /** Runs job `message.id`, created here already claimed by `owner` (`local-start.ts`): no delivery to extend. Never rejects. */
@@ -123,8 +150,14 @@ export class JobRunner {
     const { store, clock } = this.#settings
     const owner = randomUUID()
     const now = clock.now()
-    const claim = await store.claim(message.id, { owner, leaseUntil: limits.deadline ?? now + this.#settings.leaseSeconds * 1000, now })
+    const leaseUntil = limits.deadline ?? now + this.#settings.leaseSeconds * 1000
+    const claim = await store.claim(message.id, { owner, leaseUntil, now, messageDigest: messageDigest(messageJson(message)) })
     if (!claim.claimed) {
+      if (claim.mismatch === true) {
+        // Not the message the HTTP side queued for this job: someone else wrote to the queue.
+        log.warn({ enqueuedAt: message.enqueuedAt }, 'message does not match its job as accepted: dropped, the job is left as it is')
+        return ACK
+      }
       const record = claim.record
       if (record?.status === JobStatus.running) {
         // Another worker holds a live lease. Come back when it ends: if that worker died,

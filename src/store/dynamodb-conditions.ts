@@ -59,6 +59,21 @@ export const CONDITIONS = {
 } as const satisfies Record<string, Rule>
 
 /** A command's condition parts for `rule` at `now`; merge the command's own names and values in. */
+/**
+ * `isForeignMessage`, negated, for a claim: the job has no message digest, or the claim's.
+ * A claim without one may take only a job without one.
+ */
+export function sameMessage (digest: string | undefined): Rule {
+  return digest === undefined
+    ? { expression: 'attribute_not_exists(#md)', names: [ATTR.messageDigest], values: {} }
+    : { expression: '(attribute_not_exists(#md) OR #md = :md)', names: [ATTR.messageDigest], values: { ':md': stringValue(digest) } }
+}
+
+/** Two rules that must both hold. */
+export function both (first: Rule, second: Rule): Rule {
+  return { expression: `(${first.expression}) AND ${second.expression}`, names: [...first.names, ...second.names], values: { ...first.values, ...second.values } }
+}
+
 export function condition (rule: Rule, now: number): { ConditionExpression: string, ExpressionAttributeNames: Record<string, string>, ExpressionAttributeValues: Item } {
   return {
     ConditionExpression: rule.expression,

@@ -32,7 +32,8 @@ export const ATTR = {
   requestChunks: 'qc',
   requestEncoding: 'qz',
   /** Digest of the idempotency key whose reservation names the job (dynamodb-keys.ts). */
-  key: 'kd'
+  key: 'kd',
+  messageDigest: 'md'
 } as const
 
 /** Attributes the waiting side reads: everything but the claim-checked request. */
@@ -81,6 +82,7 @@ export function newJobItem (job: NewJob): Item {
   }
   if (job.binding !== undefined) item[ATTR.binding] = stringValue(job.binding)
   if (job.key !== undefined) item[ATTR.key] = stringValue(job.key)
+  if (job.messageDigest !== undefined) item[ATTR.messageDigest] = stringValue(job.messageDigest)
   if (job.claim !== undefined) {
     Object.assign(item, {
       [ATTR.status]: stringValue(JobStatus.running),

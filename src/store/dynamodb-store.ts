@@ -6,15 +6,15 @@ import { JobExistsError } from '../errors.js'
 import type { StoredResponse } from '../core/wire.js'
 import { matching, optionsObject } from '../validate.js'
 import { CHUNK_ATTRIBUTES, chunkKeysOf, DynamoDbBodies, packBody, REQUEST_BODY, REQUEST_TAG, RESPONSE_BODY } from './dynamodb-bodies.js'
-import { condition, CONDITIONS } from './dynamodb-conditions.js'
+import { both, condition, CONDITIONS, sameMessage } from './dynamodb-conditions.js'
 import {
   ATTR, newJobItem, numberValue, readNumber, readString, RECORD_ATTRIBUTES, recordOf, stringValue, ttlOf, type Item
 } from './dynamodb-items.js'
 import { expireKeyWithJob, reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
 import type { JobProgress, JobRecord } from '../core/job-state.js'
-import type { ClaimResult, KeyReservation, NewJob, JobStore } from './store.js'
-import { isExpired, JobStatus } from '../core/job-state.js'
+import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore } from './store.js'
+import { isExpired, isForeignMessage, JobStatus } from '../core/job-state.js'
 
 /** Options of {@link dynamoDbStore}. */
 export interface DynamoDbStoreOptions {
@@ -105,9 +105,9 @@ class DynamoDbStore implements JobStore {
     return found
   }
 
-  async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
+  async claim (id: string, claim: JobClaim): Promise<ClaimResult> {
     const { UpdateItemCommand } = await this.#aws.sdk()
-    const when = condition(CONDITIONS.claimable, claim.now)
+    const when = condition(both(CONDITIONS.claimable, sameMessage(claim.messageDigest)), claim.now)
     const result = await this.#db.conditional(new UpdateItemCommand({
       TableName: this.#table,
       Key: { [ATTR.id]: stringValue(id) },
@@ -128,6 +128,7 @@ class DynamoDbStore implements JobStore {
     const item = result.old ?? await this.#item(id)
     const record = item === undefined ? undefined : await this.#record(item)
     if (record === undefined) return { claimed: false }
+    if (isForeignMessage(readString(item as Item, ATTR.messageDigest), claim.messageDigest)) return { claimed: false, mismatch: true }
     // The SDK retried a claim that had succeeded but whose answer was lost: the lease it finds
     // is this caller's own. Taking it as refused would cost the job a lease and an attempt.
     if (record.status === JobStatus.running && record.owner === claim.owner) return await this.#claimed(id, item as Item)

@@ -3,8 +3,8 @@ import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
 import type { JobProgress, JobRecord } from '../core/job-state.js'
-import type { ClaimResult, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
-import { isCancellable, isClaimable, isExpired, isOwnedBy, JobStatus } from '../core/job-state.js'
+import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
+import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus } from '../core/job-state.js'
 import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
 import { Watchers, type Listener } from './watchers.js'
 
@@ -15,6 +15,8 @@ interface Entry {
   bytes: number
   /** Digest of the idempotency key whose reservation names the job. */
   key?: string
+  /** Digest of the job's queue message. */
+  messageDigest?: string
 }
 
 /** Options of {@link memoryStore}. */
@@ -86,6 +88,7 @@ class MemoryStore implements JobStore {
     if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
     const entry: Entry = job.request === undefined ? { record, bytes } : { record, request: job.request, bytes }
     if (job.key !== undefined) entry.key = job.key
+    if (job.messageDigest !== undefined) entry.messageDigest = job.messageDigest
     this.#entries.set(job.id, entry)
     this.#budget.add(bytes)
     return { ...record }
@@ -118,9 +121,10 @@ class MemoryStore implements JobStore {
     return found
   }
 
-  async claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult> {
+  async claim (id: string, claim: JobClaim): Promise<ClaimResult> {
     const entry = this.#live(id)
     if (entry === undefined) return { claimed: false }
+    if (isForeignMessage(entry.messageDigest, claim.messageDigest)) return { claimed: false, mismatch: true }
     const { record } = entry
     if (!isClaimable(record, claim.now)) return { claimed: false, record: { ...record } }
     record.status = JobStatus.running

@@ -27,6 +27,8 @@ export interface NewJob {
    * reservation expires with its result (`complete`, `cancel`).
    */
   key?: string
+  /** Digest of the job's queue message (`messageDigest`): only a message with it may claim the job. */
+  messageDigest?: string
 }
 
 /**
@@ -47,10 +49,21 @@ export interface KeyReservation {
 }
 
 /** The outcome of {@link JobStore.claim}. */
+/** A worker's claim on a job: its token, until when, and the digest of the message it holds. */
+export interface JobClaim {
+  owner: string
+  leaseUntil: number
+  now: number
+  /** Checked against the job's `messageDigest`, when the job has one (jobs of older senders have none). */
+  messageDigest?: string
+}
+
 export type ClaimResult =
   | { claimed: true, attempt: number, request?: RequestSnapshot }
   /** Not claimable now: done, or another worker holds a live lease. `record` is absent when unknown or expired. */
-  | { claimed: false, record?: JobRecord }
+  | { claimed: false, record?: JobRecord, mismatch?: never }
+  /** The job was accepted with another message (`NewJob.messageDigest`): this one is not its. */
+  | { claimed: false, mismatch: true, record?: never }
 
 /**
  * The store contract. Every method is one atomic step; every write that can race is
@@ -79,8 +92,10 @@ export interface JobStore {
    * Takes the job for one attempt: succeeds when the job is pending, or running with a lease
    * that ended before `now` (its worker died). Increments `attempt` and sets owner and lease.
    * A done job, or one whose lease is live, is never claimed: a duplicate delivery cannot run it.
+   * A claim whose `messageDigest` differs from the job's is refused (`mismatch`), whatever the
+   * job's state, and changes nothing.
    */
-  claim (id: string, claim: { owner: string, leaseUntil: number, now: number }): Promise<ClaimResult>
+  claim (id: string, claim: JobClaim): Promise<ClaimResult>
 
   /** Extends the lease; false when `owner` no longer holds the claim. */
   renew (id: string, owner: string, leaseUntil: number): Promise<boolean>

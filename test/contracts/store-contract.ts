@@ -123,6 +123,21 @@ export function storeContract (
     t.match(await store.get(id), { status: 'running', attempt: 2, progress: { fraction: 0.25, message: 'quarter' } })
   })
 
+  t.test('only the message a job was accepted with claims it: any other changes nothing, in every state', async t => {
+    const store = await make()
+    const id = newJobId()
+    await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon(), messageDigest: 'genuine' })
+    t.same(await store.claim(id, { ...lease('forger'), messageDigest: 'forged' }), { claimed: false, mismatch: true })
+    t.same(await store.claim(id, lease('forger')), { claimed: false, mismatch: true }, 'a claim without a digest is no exception')
+    t.match(await store.get(id), { status: 'pending', attempt: 0 }, 'no attempt spent, no owner set')
+    t.match(await store.claim(id, { ...lease('w1'), messageDigest: 'genuine' }), { claimed: true, attempt: 1 })
+    t.same(await store.claim(id, { ...lease('forger'), messageDigest: 'forged' }), { claimed: false, mismatch: true }, 'running: refused as a mismatch, not told the lease')
+    t.match(await store.get(id), { status: 'running', owner: 'w1', attempt: 1 })
+    const older = newJobId()
+    await store.create({ id: older, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon() })
+    t.match(await store.claim(older, { ...lease('w'), messageDigest: 'any' }), { claimed: true }, 'a job of an older sender, without a digest: any claim')
+  })
+
   t.test('a job created claimed runs its first attempt at once: a second claim waits for its lease', async t => {
     const store = await make()
     const id = newJobId()

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t from 'tap'
 import longRunning, { createSqsHandler, memoryStore, type LongRunningOptions } from '../../src/index.js'
-import { decodeMessage, encodeMessage } from '../../src/job/message.js'
+import { decodeMessage, encodeMessage, messageDigest } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp, untilAborted } from '../helpers/app.js'
 import { FakeClock } from '../helpers/clock.js'
 import { spyStore } from '../helpers/spy-store.js'
@@ -71,9 +71,9 @@ t.test('a crashed attempt is retried; after maxAttempts the job ends as 502 with
   const where = await location(app, '/job/crash?open=1')
   const body = queue.sent[0] as string
   const { id } = decodeMessage(body)
-  // Two workers claimed the job and died: their leases ended without a result.
+  // Two workers claimed the job with its message and died: their leases ended without a result.
   for (const owner of ['dead-1', 'dead-2']) {
-    const claim = await store.claim(id, { owner, leaseUntil: Date.now() - 1, now: Date.now() })
+    const claim = await store.claim(id, { owner, leaseUntil: Date.now() - 1, now: Date.now(), messageDigest: messageDigest(JSON.parse(body)) })
     t.ok(claim.claimed)
   }
   t.same(await app.longRunning.handle(delivery(body, 3)), { ack: true })
@@ -89,7 +89,7 @@ t.test('one crash then a successful retry: the result is the retry\'s, attempt 2
   const where = await location(app, '/job/retry?open=1')
   const body = queue.sent[0] as string
   const { id } = decodeMessage(body)
-  await store.claim(id, { owner: 'dead', leaseUntil: Date.now() - 1, now: Date.now() })
+  await store.claim(id, { owner: 'dead', leaseUntil: Date.now() - 1, now: Date.now(), messageDigest: messageDigest(JSON.parse(body)) })
   t.same(await app.longRunning.handle(delivery(body, 2)), { ack: true })
   t.equal(test.runs.get('retry'), 1)
   t.equal((await store.get(id))?.attempt, 2)

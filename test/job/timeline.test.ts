@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { errors, memoryStore, sqsQueue, type SqsJobQueue } from '../../src/index.js'
-import { decodeMessage } from '../../src/job/message.js'
+import { decodeMessage, messageDigest } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
 import { FakeClock } from '../helpers/clock.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
@@ -66,7 +66,7 @@ t.test('three crashed Lambda batches, each record back after the 5,400 s visibil
   const { test, clock, body, id } = await setup(t, sqs())
   for (let crash = 1; crash <= 3; crash++) {
     // The invocation claims the job until its deadline, then dies with the whole batch.
-    const claim = await test.app.longRunning.store.claim(id, { owner: `dead-${crash}`, leaseUntil: clock.now() + 900_000, now: clock.now() })
+    const claim = await test.app.longRunning.store.claim(id, { owner: `dead-${crash}`, leaseUntil: clock.now() + 900_000, now: clock.now(), messageDigest: messageDigest(JSON.parse(body)) })
     t.ok(claim.claimed, `crash ${crash}: claimed`)
     await clock.advance(5_400_000)
   }
