@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import { clockOption, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
@@ -8,7 +9,7 @@ import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultBodies } from './results/results.js'
 import type { JobStore } from './store/store.js'
-import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, pathPrefix } from './validate.js'
+import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, optionalSecret, pathPrefix } from './validate.js'
 import { MAX_LEASE_SECONDS, MAX_RESULT_TTL_SECONDS } from './core/job-limits.js'
 import { IDEMPOTENCY_DEFAULTS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
 
@@ -64,6 +65,15 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    * unknown id. Typically the user id set by an authentication hook.
    */
   bindTo?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>
+  /**
+   * The key of the digest the store keeps of each `bindTo` value (HMAC-SHA256), at least 32
+   * bytes: without it the store holds a plain SHA-256 of the value, which a dictionary of user
+   * ids or emails reverses. Every process that accepts or reads jobs needs the same one (on AWS:
+   * from Secrets Manager or SSM into the HTTP functions' environment). Changing it makes every
+   * stored job unreadable by its caller (404) until it expires.
+   * @default a random key per process with the embedded store (its jobs die with the process); none otherwise
+   */
+  bindingSecret?: string | Buffer
   /**
    * Brings what the HTTP side established into the job: called after all of the route's hooks,
    * just before the job is queued; in the job run each returned key is set on the request before
@@ -131,6 +141,7 @@ export interface ResolvedOptions extends RouteSettings {
   basePath: string | undefined
   awsLambdaProperty: string
   bindTo: ((request: FastifyRequest) => string | undefined | Promise<string | undefined>) | undefined
+  bindingSecret: Buffer | undefined
   carry: ((request: FastifyRequest) => Record<string, JsonValue>) | undefined
   closeGraceSeconds: number
   dropHeaders: ReadonlySet<string>
@@ -166,6 +177,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     basePath: pathPrefix(options.basePath, 'basePath'),
     awsLambdaProperty: options.awsLambdaProperty === undefined ? 'awsLambda' : matching(options.awsLambdaProperty, 'awsLambdaProperty', /^[A-Za-z_$][\w$]{0,63}$/, 'a property name'),
     bindTo: optionalFunction(options.bindTo, 'bindTo'),
+    bindingSecret: optionalSecret(options.bindingSecret, 'bindingSecret') ?? (options.store === undefined ? randomBytes(32) : undefined),
     carry: optionalFunction(options.carry, 'carry'),
     closeGraceSeconds: number(options.closeGraceSeconds, 'closeGraceSeconds', 10, 0, 3600),
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),

@@ -69,11 +69,22 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
   const { waitSeconds, timeoutSeconds, maxAttempts, idempotency } = options
   const cancelled = (id: string): void => { parts.runner.cancel(id) }
   const versions = new Set<string>()
-  markLongRunningRoutes(app, parts.responder, parts.budget, { waitSeconds, timeoutSeconds, maxAttempts, idempotency }, version => {
-    if (versions.has(version)) return
-    versions.add(version)
-    addResultRoutes(app, options.routePrefix, parts.responder, cancelled, version)
+  const keyed: string[] = []
+  markLongRunningRoutes(app, parts.responder, parts.budget, { waitSeconds, timeoutSeconds, maxAttempts, idempotency }, {
+    versioned: version => {
+      if (versions.has(version)) return
+      versions.add(version)
+      addResultRoutes(app, options.routePrefix, parts.responder, cancelled, version)
+    },
+    keyed: route => keyed.push(route)
   })
+  // Without bindTo a key is the route's, not a caller's: anyone who sends another's key (an
+  // order id, say) gets that caller's stored answer.
+  if (options.bindTo === undefined) {
+    app.addHook('onReady', async () => {
+      if (keyed.length > 0) app.log.warn({ routes: keyed }, 'fastify-long-running: Idempotency-Key is on for these routes and no bindTo binds results to callers: a caller who sends another caller\'s key gets their stored answer. Set bindTo, or idempotency: false')
+    })
+  }
   addResultRoutes(app, options.routePrefix, parts.responder, cancelled)
   addLifecycle(app, options, parts)
 }

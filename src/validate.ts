@@ -76,3 +76,11 @@ export function checkAdapter<T> (value: T | undefined, name: string, methods: re
   if (!ok) throw new InvalidOptionError(name, `an object with ${methods.join(', ')}`, describe(value))
   return value
 }
+
+/** A key for an HMAC: a string (its UTF-8 bytes) or a Buffer, of at least 32 bytes. */
+export function optionalSecret (value: unknown, name: string): Buffer | undefined {
+  if (value === undefined) return undefined
+  const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.isBuffer(value) ? value : undefined
+  if (bytes === undefined || bytes.length < 32) throw new InvalidOptionError(name, 'a string or Buffer of at least 32 bytes', describe(value))
+  return bytes
+}

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
@@ -178,8 +178,11 @@ export class Responder {
 
   async #bindingOf (request: FastifyRequest): Promise<string | undefined> {
     const value = await this.#options.bindTo?.(request)
-    // Only a digest is stored: the store never holds the user id itself.
-    return value === undefined ? undefined : createHash('sha256').update(value).digest('base64url')
+    if (value === undefined) return undefined
+    // Only a digest is stored, never the user id itself; keyed (bindingSecret), so that nobody
+    // who reads the store can reverse it with a dictionary of ids.
+    const { bindingSecret } = this.#options
+    return (bindingSecret === undefined ? createHash('sha256') : createHmac('sha256', bindingSecret)).update(value).digest('base64url')
   }
 
   async #mayRead (request: FastifyRequest, record: JobRecord): Promise<boolean> {

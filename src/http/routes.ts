@@ -11,19 +11,25 @@ import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
 import { captureBody } from './snapshot.js'
 
+/** What marking the routes tells the plugin: each version a route declares, each route that takes keys. */
+export interface FoundRoutes {
+  versioned: (version: string) => void
+  keyed: (route: string) => void
+}
+
 /**
  * Turns every route declared with `longRunning` into one that accepts its requests as jobs,
  * through an `onRoute` hook: its handler runs only in job runs; on the HTTP side the responder
  * answers instead.
  */
-export function markLongRunningRoutes (app: FastifyInstance, responder: Responder, budget: BodyBudget, defaults: RouteSettings, versioned: (version: string) => void): void {
+export function markLongRunningRoutes (app: FastifyInstance, responder: Responder, budget: BodyBudget, defaults: RouteSettings, found: FoundRoutes): void {
   app.addHook('onRoute', function (this: FastifyInstance, route: RouteOptions) {
     const value = route.longRunning
     if (value === undefined || value === false) return
     const endless = endlessKind(route)
     if (endless !== undefined) throw new EndlessResponseError(`${String(route.method)} ${route.url} is ${endless}; serve it as an ordinary route`)
     const version = (route.constraints as { version?: unknown } | undefined)?.version
-    if (typeof version === 'string') versioned(version)
+    if (typeof version === 'string') found.versioned(version)
     // The automatic HEAD route of a GET comes through here too, and becomes a job as well:
     // running a slow handler inside the request just to answer HEAD would defeat the point.
     const settings = resolveRouteOptions(value, `${String(route.method)} ${route.url} longRunning`, defaults)
@@ -35,7 +41,9 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     route.onSend = [...asArray(route.onSend), ...answerHooks]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
-    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeaderOf(route, settings))
+    const keyHeader = keyHeaderOf(route, settings)
+    if (keyHeader !== undefined) found.keyed(`${String(route.method)} ${route.url}`)
+    if (usesDefaultCompilers(this, route)) route.schema = withInterimSchema(route.schema, keyHeader)
     // Wrapping the handler (rather than a hook) means every hook, parser and validator of the
     // route has run by the time the job is queued, and none of them runs twice on this side.
     route.handler = function longRunningHandler (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) {

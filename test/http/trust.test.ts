@@ -101,3 +101,47 @@ t.test('in the worker: a job run reaches long-running routes only, and a message
     t.same(await app.longRunning.handle(delivery(body)), { ack: true })
   }
 })
+
+t.test('the caller binding is keyed: the store never holds a digest a dictionary of user ids reverses', async t => {
+  const { createHash, createHmac } = await import('node:crypto')
+  const stored = async (options: Parameters<typeof longRunning>[1]): Promise<string | undefined> => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await app.register(longRunning, { waitSeconds: 5, bindTo: () => 'ada@example.com', ...options })
+    app.get('/mine', { longRunning: true }, async () => 'mine')
+    const accepted = await app.inject({ url: '/mine', headers: { prefer: 'respond-async' } })
+    return (await app.longRunning.store.get(accepted.json().id))?.binding
+  }
+  const plain = createHash('sha256').update('ada@example.com').digest('base64url')
+  const secret = 'a shared secret of at least 32 bytes!'
+  t.equal(await stored({ bindingSecret: secret }), createHmac('sha256', secret).update('ada@example.com').digest('base64url'), 'bindingSecret: HMAC-SHA256')
+  t.not(await stored({}), plain, 'the embedded default: a random key of its own')
+  t.equal(await stored({ store: memoryStore() }), plain, 'a store of yours without bindingSecret: a plain SHA-256, as the docs say')
+  for (const bad of ['short', Buffer.alloc(31), 42]) {
+    await t.rejects(async () => await Fastify().register(longRunning, { bindingSecret: bad as never }), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: /bindingSecret/ })
+  }
+})
+
+t.test('keys without bindTo belong to the route: a warning at startup names the routes; with bindTo each caller has their own', async t => {
+  const { Writable } = await import('node:stream')
+  const serve = async (bindTo: boolean): Promise<{ url: string, warnings: string[] }> => {
+    const warnings: string[] = []
+    const stream = new Writable({ write (chunk: Buffer, _encoding, done) { const line = JSON.parse(String(chunk)); if (line.level === 40) warnings.push(line.msg); done() } })
+    const app = Fastify({ logger: { level: 'warn', stream } })
+    await app.register(longRunning, { waitSeconds: 5, ...(bindTo ? { bindTo: request => String(request.headers['x-user']) } : {}) })
+    app.post('/orders', { longRunning: true }, async request => ({ for: request.headers['x-user'] }))
+    app.get('/report', { longRunning: true }, async () => 'no keys on GET')
+    const port = await listen(t, app)
+    return { url: `http://127.0.0.1:${port}`, warnings }
+  }
+  const order = async (url: string, user: string): Promise<unknown> =>
+    await (await fetch(`${url}/orders`, { method: 'POST', headers: { 'x-user': user, 'idempotency-key': '"order-42"' } })).json()
+  const shared = await serve(false)
+  t.match(shared.warnings, [/Idempotency-Key is on for these routes and no bindTo/])
+  t.same(await order(shared.url, 'alice'), { for: 'alice' })
+  t.same(await order(shared.url, 'mallory'), { for: 'alice' }, 'without bindTo: the first caller\'s stored answer, as the warning says')
+  const bound = await serve(true)
+  t.same(bound.warnings, [])
+  t.same(await order(bound.url, 'alice'), { for: 'alice' })
+  t.same(await order(bound.url, 'mallory'), { for: 'mallory' }, 'with bindTo: a key of her own')
+})
