@@ -75,6 +75,13 @@ export const ResponseTooLargeError = createError<'FST_LONG_RUNNING_RESPONSE_TOO_
   502
 )
 
+/** The route's response failed while its body was written (its stream errored). Stored as the job's final response. */
+export const ResponseFailedError = createError<'FST_LONG_RUNNING_RESPONSE_FAILED', [string]>(
+  'FST_LONG_RUNNING_RESPONSE_FAILED',
+  'The route\'s response failed while its body was written: %s',
+  502
+)
+
 /**
  * A long-running route whose answer never ends, or is not a response: a websocket or SSE-only
  * route (refused at registration), `reply.hijack()` in a job run (thrown at the call), or a

@@ -55,16 +55,33 @@ function identity (setCookie: string): string {
   return JSON.stringify([name, attribute('domain').toLowerCase().replace(/^\./, ''), attribute('path')])
 }
 
+/** A server-side session, as express-session and `@fastify/session` shape it. */
+interface ServerSession { sessionId?: unknown, reload?: unknown }
+interface SessionStore { get?: (id: string, callback: (error: unknown, session?: unknown) => void) => void }
+
 /**
- * A server-side session (`@fastify/session`, and any with express-session's `reload`) that the
- * fetching request loaded before the job wrote to it: read again, so that its `onSend` (with
- * `rolling`, on every answer) saves what the job left, not the copy it read before the job ran.
- * A session that cannot be read again is left as it is: the result still goes out.
+ * A server-side session (`@fastify/session`, and any with express-session's `reload`) that a
+ * request of the plugin's (the one that queued the job, or one that waits for it) loaded before
+ * the job wrote to it: read again before it answers, so that its `onSend` (with `rolling`, on
+ * every answer) saves what the job left, not the copy it read before the job ran.
+ * A session the job destroyed (a logout) is dropped from the request, as `destroy()` does: saving
+ * it again would bring its id back to life. One that cannot be read is left as it is.
  */
 export async function reloadSession (request: FastifyRequest): Promise<void> {
-  const session = (request as { session?: { reload?: unknown } }).session
+  const holder = request as unknown as { session?: ServerSession | null, sessionStore?: SessionStore }
+  const session = holder.session
   if (typeof session?.reload !== 'function') return
   try {
+    const store = holder.sessionStore
+    if (typeof store?.get === 'function' && typeof session.sessionId === 'string') {
+      const get = store.get.bind(store)
+      const id = session.sessionId
+      const kept = await new Promise((resolve, reject) => get(id, (error, found) => error === null || error === undefined ? resolve(found) : reject(error)))
+      if (kept === undefined || kept === null) {
+        holder.session = null
+        return
+      }
+    }
     await (session.reload as () => Promise<void>).call(session)
   } catch (error) {
     request.log.warn({ err: error }, 'reading the session again before handing over a job\'s result failed')

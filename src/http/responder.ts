@@ -144,6 +144,8 @@ export class Responder {
       }
     }
     if (record === undefined) throw new JobNotFoundError()
+    // Whatever this answer is, the job may have changed the session this request loaded.
+    await reloadSession(request)
     if (record.response !== undefined) {
       // The plugin's own final errors (a timeout, a cancellation) go through the app's error
       // handler, as every other error of the app does; the route's own answers go out as stored.
@@ -151,7 +153,6 @@ export class Responder {
       // From now on a store short of memory may evict it (the client has what it came for).
       this.#options.store.delivered?.(record.id)
       if (error !== undefined) throw error
-      await reloadSession(request)
       return record.response.external === undefined
         ? await sendStored(reply, record.response)
         : await sendExternal(reply, record.id, record.response, await this.#urlOf(record.response.external, request.method), prefer.respondAsync)

@@ -99,8 +99,10 @@ export function addResultRoutes (app: FastifyInstance, routePrefix: string, resp
 const answerHooks = [namePreferencesApplied, keepRouteCookies]
 
 /** What a route that never ends (known from its options) is: @fastify/websocket's, @fastify/sse's SSE-only. */
-function endlessKind (route: RouteOptions & { websocket?: unknown, sse?: unknown }): string | undefined {
+function endlessKind (route: RouteOptions & { websocket?: unknown, wsHandler?: unknown, sse?: unknown }): string | undefined {
   if (route.websocket === true) return 'a websocket route (websocket: true)'
+  // Its upgrades would become jobs too, and no job can hold a socket.
+  if (route.wsHandler !== undefined) return 'a websocket route (wsHandler)'
   const { sse } = route
   const only = sse === 'only' || (typeof sse === 'object' && sse !== null && (sse as { kind?: unknown }).kind === 'only')
   return only ? 'an event-stream route (sse: \'only\')' : undefined

@@ -2,7 +2,7 @@ import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { ServerResponse } from 'node:http'
-import { EndlessResponseError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
 import type { RequestSnapshot } from '../core/wire.js'
@@ -55,6 +55,8 @@ export class Attempt {
   readonly #stop = new AbortController()
   /** The run's entry in the registry, removed as soon as the attempt ends, even if the handler goes on. */
   #registration: { remove (): void } | undefined
+  /** The replay's response, once the route wrote to it: cut when the attempt stops. */
+  #response: ServerResponse | undefined
 
   constructor (app: FastifyInstance, runs: RunRegistry, clock: Clock, plan: AttemptPlan) {
     this.id = plan.id
@@ -80,7 +82,11 @@ export class Attempt {
         if (signal.aborted) onAbort()
         else signal.addEventListener('abort', onAbort, { once: true })
       })
-      return await Promise.race([this.#replay(signal), stopped])
+      const end = await Promise.race([this.#replay(signal), stopped])
+      // A stopped attempt's body is kept by nobody: the route's stream is cut, so that it stops
+      // producing (a timeout, a cancellation, a cut for size alike).
+      if (end.kind === 'stopped') this.#response?.destroy()
+      return end
     } finally {
       this.#registration?.remove()
       this.#plan.lease.stop()
@@ -116,13 +122,13 @@ export class Attempt {
     let refused = false
     const collect = (chunk: Buffer, response?: ServerResponse): void => {
       if (refused) return
+      this.#response ??= response
       const refusal = this.#refusal(bytes, chunk.length, response)
       if (refusal !== undefined) {
         // The job ends now, with this error, rather than once the stream stops (maybe never):
         // the stream is cut, so that the route stops writing into a result nobody keeps.
         refused = true
         this.stop(refusal)
-        response?.destroy()
         return
       }
       chunks.push(chunk)
@@ -146,7 +152,13 @@ export class Attempt {
         // Events rather than an async iterator: cheaper per job, which matters for tiny ones.
         const body = response.stream()
         body.on('data', collect)
-        await finished(body)
+        try {
+          await finished(body)
+        } catch (error) {
+          // The route's stream failed after its head was written: synchronously its client would
+          // see the connection cut. The job ends with the error, once; it is no worker's crash.
+          return { kind: 'stopped', reason: new ResponseFailedError((error as Error).message) }
+        }
         return { kind: 'response', response: { statusCode: response.statusCode, headers: response.headers, chunks, bytes } }
       },
       (error: unknown): AttemptEnd => ({ kind: 'failed', error })
@@ -154,12 +166,13 @@ export class Attempt {
   }
 
   /**
-   * Why the body must stop at this chunk, if it must: an event stream never ends (seen at its
-   * first byte), and a body past what a result may have will never be kept.
+   * Why the body must stop at this chunk, if it must: an event stream (SSE, or a
+   * `multipart/x-mixed-replace` camera feed) never ends (seen at its first byte), and a body past what a result may have will never be kept.
    */
   #refusal (bytes: number, more: number, response: ServerResponse | undefined): Error | undefined {
     const type = bytes === 0 ? response?.getHeader('content-type') : undefined
-    if (typeof type === 'string' && /^\s*text\/event-stream\s*(;|$)/i.test(type)) return new EndlessResponseError('an event stream (text/event-stream) never does')
+    const endless = typeof type === 'string' ? /^\s*(text\/event-stream|multipart\/x-mixed-replace)\s*(;|$)/i.exec(type)?.[1] : undefined
+    if (endless !== undefined) return new EndlessResponseError(`an event stream (${endless.toLowerCase()}) never does`)
     const limit = this.#plan.maxBodyBytes
     return limit !== undefined && bytes + more > limit ? new ResponseTooLargeError(bytes + more, limit) : undefined
   }

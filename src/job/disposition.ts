@@ -1,5 +1,5 @@
 import type { Disposition } from '../queue/queue.js'
-import { EndlessResponseError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import type { AttemptEnd } from './attempt.js'
 import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
 import { JobOutcome } from './outcome.js'
@@ -29,10 +29,12 @@ export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: 
     log.warn({ timeoutSeconds: job.message.timeoutSeconds, deadline }, 'job timed out')
     return await finish(settings, job, errorResponse(timeout), JobOutcome.timedOut)
   }
-  if (reason instanceof ResponseTooLargeError || reason instanceof EndlessResponseError) {
-    // The body was cut as it streamed: another attempt would only write the same body again.
+  const cut = reason instanceof ResponseTooLargeError ? JobOutcome.tooLarge : reason instanceof EndlessResponseError ? JobOutcome.endless : reason instanceof ResponseFailedError ? JobOutcome.failed : undefined
+  if (cut !== undefined) {
+    // The body was cut (or failed) as it streamed: the handler ran, and another attempt would
+    // only run it again.
     log.warn({ reason: reason.code }, reason.message)
-    return await finish(settings, job, errorResponse(reason), reason instanceof EndlessResponseError ? JobOutcome.endless : JobOutcome.tooLarge)
+    return await finish(settings, job, errorResponse(reason as Error & { code: string }), cut)
   }
   if (reason instanceof JobCancelledError) {
     log.info('job cancelled while running')

@@ -13,6 +13,8 @@ export const JobOutcome = {
   tooLarge: 'too-large',
   /** The route's answer never ends (`FST_LONG_RUNNING_ENDLESS_RESPONSE`). */
   endless: 'endless',
+  /** The route's response stream failed midway (`FST_LONG_RUNNING_RESPONSE_FAILED`). */
+  failed: 'failed',
   invalid: 'invalid'
 } as const
 export type JobOutcome = typeof JobOutcome[keyof typeof JobOutcome]

@@ -10,11 +10,14 @@ import type { FastifyBaseLogger } from 'fastify'
  */
 export function runLogger (log: FastifyBaseLogger, signal: AbortSignal): FastifyBaseLogger {
   const error = log.error.bind(log)
-  log.error = ((first: unknown, ...rest: unknown[]) => {
+  // A logger of its own, over `log`: `log` may be shared by every request (Fastify's silent
+  // logger, whose child() is itself), and must never gain this run's signal.
+  const run: FastifyBaseLogger = Object.create(log)
+  run.error = ((first: unknown, ...rest: unknown[]) => {
     if (!signal.aborted) return error(first as object, ...rest as [])
     const stoppedBy = (signal.reason as { code?: unknown } | undefined)?.code
     const { res: _status, ...fields } = typeof first === 'object' && first !== null ? first as Record<string, unknown> : { msg: first }
     log.info({ ...fields, stoppedBy }, 'job run ended by its stop')
   }) as FastifyBaseLogger['error']
-  return log
+  return run
 }

@@ -47,6 +47,7 @@ function twins (app: FastifyInstance, method: 'GET' | 'POST', path: string, hand
 /** The job's answer fetched as the client does with `Prefer: respond-async`: the 202, then its Location. */
 async function viaLocation (url: string, path: string, jar: Jar, method = 'GET'): Promise<Response> {
   const accepted = await fetch(url + path, { method, headers: { cookie: jar.header, prefer: 'respond-async' } })
+  if (accepted.status !== 202) return accepted
   jar.take(accepted)
   return await fetch(url + (accepted.headers.get('location') ?? ''), { headers: { cookie: jar.header, prefer: 'wait=5' } })
 }
@@ -140,4 +141,24 @@ t.test('curl -L with a cookie jar through redirects: the session survives the ho
   t.equal(slow.headers.match(/^set-cookie: sessionId=/gim)?.length, 1, 'the final answer sets the session once')
   const read = await curl(['-b', jar, `${url}/read`])
   t.same(JSON.parse(read.body), { done: true })
+})
+
+t.test('@fastify/session: a logout run as a job ends the session for good, as it does synchronously', async t => {
+  const { url } = await serve(t, async app => {
+    await app.register(cookie)
+    await app.register(session, { secret: SECRET, cookie: { secure: false } })
+    await app.register(longRunning, { waitSeconds: 5 })
+    app.post('/login', async request => { request.session.set('user', 'ada'); return {} })
+    twins(app, 'POST', '/logout', async request => { await request.session.destroy(); return { out: true } })
+    app.get('/whoami', async request => ({ user: request.session.get('user') ?? null }))
+  })
+  for (const path of ['/sync/logout', '/job/logout']) {
+    const jar = new Jar()
+    jar.take(await fetch(`${url}/login`, { method: 'POST' }))
+    const stolen = jar.header
+    const out = await viaLocation(url, path, jar, 'POST')
+    t.same(await out.json(), { out: true })
+    t.same(out.headers.getSetCookie(), [], `${path}: no session cookie set again`)
+    t.same(await (await fetch(`${url}/whoami`, { headers: { cookie: stolen } })).json(), { user: null }, `${path}: the old session id is dead`)
+  }
 })

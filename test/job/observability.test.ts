@@ -110,3 +110,22 @@ t.test('a handler that throws because its job was stopped is logged at info, nev
   t.equal((await fetch(`${url}/fails`)).status, 500)
   t.match(await logged(line => line.level === 50 && line.jobId !== undefined), { err: { message: 'boom' }, res: { statusCode: 500 } })
 })
+
+t.test('results handed over directly and at their Location log no error line', async t => {
+  const { app, lines } = await observed()
+  t.equal((await app.inject('/work')).body, 'done')
+  const accepted = await app.inject({ url: '/work', headers: { prefer: 'respond-async' } })
+  t.equal((await app.inject({ url: accepted.headers.location as string, headers: { prefer: 'wait=5' } })).body, 'done')
+  t.same(lines.filter(line => (line.level as number) >= 50), [])
+})
+
+t.test('a job run never changes the app\'s logger, which Fastify shares between requests without a logger of its own', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longRunning, { waitSeconds: 5 })
+  app.get('/work', { longRunning: true }, async () => 'done')
+  const { error, info } = app.log
+  for (let i = 0; i < 3; i++) t.equal((await app.inject('/work')).body, 'done')
+  t.equal(app.log.error, error, 'error is the silent logger\'s own still: no run wrapped it')
+  t.equal(app.log.info, info)
+})
