@@ -97,6 +97,23 @@ export const EndlessResponseError = createError<'FST_LONG_RUNNING_ENDLESS_RESPON
 /** The job was cancelled (`DELETE /async-response/:id`) before it produced a response. Stored as its final response. */
 export const JobCancelledError = createError('FST_LONG_RUNNING_JOB_CANCELLED', 'The job was cancelled', 409)
 
+/**
+ * The job's result was dropped before anyone read it: the embedded default's results nobody
+ * has read may hold half its memory budget (`maxBytes`), and the oldest give way beyond that.
+ * Stored as the job's final response.
+ */
+export const ResultEvictedError = createError('FST_LONG_RUNNING_RESULT_EVICTED', 'The job\'s result was dropped unread to keep the store within its memory budget', 410)
+
+/**
+ * A long-running request's body did not arrive within `bodyTimeoutSeconds`: the request is
+ * refused and its connection closed, so that slow uploads cannot hold memory or sockets.
+ */
+export const BodyTimeoutError = createError<'FST_LONG_RUNNING_BODY_TIMEOUT', [number]>(
+  'FST_LONG_RUNNING_BODY_TIMEOUT',
+  'The request body did not arrive within %d seconds',
+  408
+)
+
 /** A cancellation came after the job had already ended. */
 export const JobFinishedError = createError('FST_LONG_RUNNING_JOB_FINISHED', 'The job has already finished', 409)
 

@@ -106,6 +106,13 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   dropHeaders?: readonly string[]
   /**
+   * How long a long-running request's body may take to arrive, in seconds: beyond it the
+   * request gets `408 FST_LONG_RUNNING_BODY_TIMEOUT` and its connection is closed. Fastify sets
+   * no request timeout of its own; without one, slow uploads hold sockets and memory at will.
+   * @default 60
+   */
+  bodyTimeoutSeconds?: number
+  /**
    * How long a worker's claim on a job lasts without renewal, in seconds. A crashed worker's
    * job can be retried this long after its last renewal; renewals happen every third of it.
    * A job a container runs where it was accepted has its backup message delayed as long.
@@ -147,6 +154,7 @@ export interface ResolvedOptions extends RouteSettings {
   dropHeaders: ReadonlySet<string>
   onJobEnd: ((event: JobEndEvent) => void) | undefined
   leaseSeconds: number
+  bodyTimeoutSeconds: number
   pollIntervalMs: number
   clock: Clock
 }
@@ -183,6 +191,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     dropHeaders: headerNames(options.dropHeaders, 'dropHeaders'),
     onJobEnd: optionalFunction(options.onJobEnd, 'onJobEnd'),
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, MAX_LEASE_SECONDS),
+    bodyTimeoutSeconds: number(options.bodyTimeoutSeconds, 'bodyTimeoutSeconds', 60, 1, 3600),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
     clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.

@@ -28,6 +28,8 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ concurrency: 0 }, 'Expected `concurrency` to be an integer from 1 to 10000, got 0'],
     [{ resultTtlSeconds: null }, 'Expected `resultTtlSeconds` to be an integer from 1 to 31622400, got null'],
     [{ leaseSeconds: 1 }, 'Expected `leaseSeconds` to be a number from 3 to 900, got 1'],
+    [{ bodyTimeoutSeconds: 0 }, 'Expected `bodyTimeoutSeconds` to be a number from 1 to 3600, got 0'],
+    [{ bodyTimeoutSeconds: 'x' as never }, 'Expected `bodyTimeoutSeconds` to be a number from 1 to 3600, got "x"'],
     [{ pollIntervalMs: [] }, 'Expected `pollIntervalMs` to be a number from 10 to 60000, got an array'],
     [{ consume: 'yes' }, 'Expected `consume` to be a boolean, got "yes"'],
     [{ routePrefix: '/api/' }, "Expected `routePrefix` to be a path like '/prod' (or '') without a trailing slash, got \"/api/\""],

@@ -112,7 +112,8 @@ export async function drainBody (request: FastifyRequest, limit: number): Promis
  * neither header is needed, one whose stream did not end with its headers (END_STREAM framing,
  * RFC 9113 §8.1).
  */
-function hasBody (request: FastifyRequest): boolean {
+/** Whether the request comes with a body (a length, chunks, or an HTTP/2 stream left open). */
+export function hasBody (request: FastifyRequest): boolean {
   if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) return true
   const stream = (request.raw as { stream?: { endAfterHeaders?: boolean } }).stream
   return stream !== undefined && stream.endAfterHeaders === false

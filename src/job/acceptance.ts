@@ -186,12 +186,15 @@ async function send (settings: AcceptSettings, body: string, delaySeconds: numbe
 }
 
 /**
- * Whether a keyed job's message only points at its request, kept in the store: a retry that
- * sends it again (`resend`) then sends the very message the job was accepted with, whatever
- * headers the retry itself came with. An in-process queue is never sent again.
+ * Whether a job's message only points at its request, kept in the store. A store that counts
+ * its memory (the embedded default) keeps every request: a queued job's bytes then count
+ * against its budget, where a message in the in-memory queue would hold them uncounted. A keyed
+ * job's does too: a retry that sends its message again (`resend`) then sends the very message
+ * the job was accepted with, whatever headers the retry itself came with (an in-process queue
+ * is never sent again).
  */
 function pointsOnly (settings: AcceptSettings, key: string | undefined): boolean {
-  return key !== undefined && settings.queue.inProcess !== true
+  return settings.store.memory !== undefined || (key !== undefined && settings.queue.inProcess !== true)
 }
 
 /** When a job accepted now expires while it has no result. */

@@ -4,10 +4,28 @@ import type { StoreStats } from './store.js'
 /** Counted per entry on top of bodies and headers: the record, the maps, the objects. */
 const ENTRY_OVERHEAD_BYTES = 512
 
+/** Counted per idempotency key reservation: its digests, its job id and the map's entry. */
+export const KEY_ENTRY_BYTES = 256
+
+/**
+ * The share of the budget that results nobody has read yet may hold for sure: beyond it they
+ * give way when room is needed, so that a caller who asks for large results and never reads
+ * them cannot take the memory that others' requests need.
+ */
+const UNREAD_SHARE = 0.5
+
+/** An eviction: `remove` forgets a delivered result; `replace` turns an unread one into a small 410. */
+export interface Evict {
+  remove (id: string): void
+  replace (id: string): void
+}
+
 /**
  * The memory store's byte budget: what each job's entry counts against `maxBytes`, and which
- * entries may be evicted to make room. Only a delivered result may go, oldest delivery first:
- * a request waiting to run, a running job and a result nobody has read yet are never evicted.
+ * entries may be evicted to make room. First delivered results go, oldest delivery first; then
+ * results nobody has read yet beyond half the budget, oldest first, the newest always kept
+ * (their job then answers `410 RESULT_EVICTED`). A request waiting to run and a running job are
+ * never evicted.
  */
 export class MemoryBudget {
   readonly maxBytes: number
@@ -16,16 +34,26 @@ export class MemoryBudget {
   #evictableBytes = 0
   /** Ids of delivered results with their bytes, oldest delivery first: the eviction order. */
   readonly #delivered = new Map<string, number>()
+  /** Ids of results not read yet with their bytes, oldest first; their sum; the newest one. */
+  readonly #unread = new Map<string, number>()
+  #unreadBytes = 0
+  #newestUnread: string | undefined
   #evictions = 0
+  #unreadEvictions = 0
   expired = 0
 
   constructor (maxBytes: number) {
     this.maxBytes = maxBytes
   }
 
-  /** Bytes that cannot be evicted. */
+  /**
+   * Bytes that cannot be evicted: all but delivered results and unread ones beyond the share (a
+   * close estimate, never slower than a lookup: the store checks exactly when a job comes).
+   */
   heldBytes (): number {
-    return this.#bytes - this.#evictableBytes
+    const newest = this.#newestUnread === undefined ? 0 : this.#unread.get(this.#newestUnread) ?? 0
+    const overShare = Math.max(0, Math.min(this.#unreadBytes - this.maxBytes * UNREAD_SHARE, this.#unreadBytes - newest))
+    return this.#bytes - this.#evictableBytes - overShare
   }
 
   /** Whether `bytes` more fit once every delivered result has been evicted. */
@@ -36,6 +64,14 @@ export class MemoryBudget {
   /** An entry of `bytes` joins; an entry that changed size counts `bytes - before` more. */
   add (bytes: number, before = 0): void {
     this.#bytes += bytes - before
+  }
+
+  /** The entry `id` now holds a result of `bytes` that nobody has read yet. */
+  finished (id: string, bytes: number): void {
+    this.#forget(id)
+    this.#unread.set(id, bytes)
+    this.#unreadBytes += bytes
+    this.#newestUnread = id
   }
 
   /** The entry `id` of `bytes` was handed to a client: from now on it may be evicted for room. */
@@ -52,20 +88,34 @@ export class MemoryBudget {
     this.#forget(id)
   }
 
-  /** Evicts delivered results through `remove`, oldest delivery first, until `bytes` more fit (or none is left). */
-  makeRoom (bytes: number, remove: (id: string) => void): void {
+  /** Evicts until `bytes` more fit (or nothing more may go): delivered results, then unread ones over the share. */
+  makeRoom (bytes: number, evict: Evict): void {
     for (const id of [...this.#delivered.keys()]) {
       if (this.fits(bytes)) return
-      remove(id)
+      evict.remove(id)
       this.#evictions += 1
+    }
+    while (!this.fits(bytes)) {
+      const oldest = this.#unread.keys().next().value
+      if (oldest === undefined || oldest === this.#newestUnread || this.#unreadBytes <= this.maxBytes * UNREAD_SHARE) return
+      evict.replace(oldest)
+      // Its small 410 is unread still, but no longer in the share: it waits for its reader.
+      this.#forget(oldest)
+      this.#unreadEvictions += 1
     }
   }
 
   stats (storedJobs: number): StoreStats {
-    return { storedJobs, storedBytes: this.#bytes, evictions: this.#evictions, expired: this.expired }
+    return { storedJobs, storedBytes: this.#bytes, evictions: this.#evictions, unreadEvictions: this.#unreadEvictions, expired: this.expired }
   }
 
+  /** `id` leaves the eviction orders (it is gone, or moves from one to the other). */
   #forget (id: string): void {
+    const unread = this.#unread.get(id)
+    if (unread !== undefined) {
+      this.#unread.delete(id)
+      this.#unreadBytes -= unread
+    }
     const bytes = this.#delivered.get(id)
     if (bytes === undefined) return
     this.#delivered.delete(id)

@@ -1,4 +1,5 @@
-import { JobExistsError, StoreFullError } from '../errors.js'
+import { JobExistsError, ResultEvictedError, StoreFullError } from '../errors.js'
+import { errorResponse } from '../core/error-response.js'
 import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
@@ -6,6 +7,7 @@ import type { JobProgress, JobRecord } from '../core/job-state.js'
 import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
 import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus } from '../core/job-state.js'
 import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
+import { MemoryKeys } from './memory-keys.js'
 import { Watchers, type Listener } from './watchers.js'
 
 interface Entry {
@@ -32,11 +34,11 @@ export interface MemoryStoreOptions {
    */
   sweepIntervalMs?: number
   /**
-   * The memory budget, in bytes, for the requests and responses it keeps. A new job whose
-   * request would go beyond it is refused (`StoreFullError`: the client gets a 503 with
-   * `Retry-After`) once delivered results, oldest delivery first, have been evicted to make
-   * room. A running job's request and a result nobody has read yet are never evicted; a result
-   * may take the store past the budget for a while, and new jobs wait until it is read or expires.
+   * The memory budget, in bytes, for the requests, results and idempotency keys it keeps. A new
+   * job or key beyond it is refused (`StoreFullError`: the client gets a 503 with `Retry-After`)
+   * once evictions have made what room they can: delivered results first, then unread ones
+   * beyond half the budget (`410 RESULT_EVICTED`; see `MemoryBudget`). Waiting and running jobs
+   * are never evicted; a result may take the store past the budget until room is needed.
    * @default 268435456 (256 MiB)
    */
   maxBytes?: number
@@ -61,17 +63,18 @@ export function memoryStore (options?: MemoryStoreOptions): JobStore {
 
 class MemoryStore implements JobStore {
   readonly #entries = new Map<string, Entry>()
-  readonly #keys = new Map<string, KeyReservation>()
   readonly #watchers = new Watchers()
   readonly #clock: Clock
   readonly #sweepIntervalMs: number
   #sweep: unknown
   readonly #budget: MemoryBudget
+  readonly #keys: MemoryKeys
 
   constructor (sweepIntervalMs: number, clock: Clock, maxBytes: number) {
     this.#clock = clock
     this.#sweepIntervalMs = sweepIntervalMs
     this.#budget = new MemoryBudget(maxBytes)
+    this.#keys = new MemoryKeys(this.#budget, bytes => this.#makeRoom(bytes))
     this.memory = { maxBytes, heldBytes: () => this.#budget.heldBytes(), stats: () => this.#budget.stats(this.#entries.size) }
     this.#scheduleSweep()
   }
@@ -82,14 +85,16 @@ class MemoryStore implements JobStore {
     if (this.#live(job.id) !== undefined) throw new JobExistsError(job.id)
     const bytes = requestEntryBytes(job.request)
     this.#makeRoom(bytes)
-    if (!this.#budget.fits(bytes)) throw new StoreFullError(bytes, this.#budget.maxBytes)
+    if (!this.#budget.fits(bytes)) {
+      this.#keys.release(job.key, job.id) // its retries would otherwise find a job that never was
+      throw new StoreFullError(bytes, this.#budget.maxBytes)
+    }
     const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
     if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
-    const entry: Entry = job.request === undefined ? { record, bytes } : { record, request: job.request, bytes }
-    if (job.key !== undefined) entry.key = job.key
-    if (job.messageDigest !== undefined) entry.messageDigest = job.messageDigest
-    this.#entries.set(job.id, entry)
+    // Optional fields only when present (exactOptionalPropertyTypes).
+    const { request, key, messageDigest } = job
+    this.#entries.set(job.id, { record, bytes, ...(request && { request }), ...(key !== undefined && { key }), ...(messageDigest !== undefined && { messageDigest }) })
     this.#budget.add(bytes)
     return { ...record }
   }
@@ -101,10 +106,7 @@ class MemoryStore implements JobStore {
   }
 
   async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
-    const held = this.#keys.get(reservation.key)
-    if (held !== undefined && !isExpired(held, this.#clock.now())) return { ...held }
-    this.#keys.set(reservation.key, { ...reservation })
-    return { ...reservation }
+    return this.#keys.reserve(reservation, this.#clock.now())
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
@@ -113,12 +115,8 @@ class MemoryStore implements JobStore {
   }
 
   async getMany (ids: readonly string[]): Promise<Map<string, JobRecord>> {
-    const found = new Map<string, JobRecord>()
-    for (const id of ids) {
-      const entry = this.#live(id)
-      if (entry !== undefined) found.set(id, { ...entry.record })
-    }
-    return found
+    const records = await Promise.all(ids.map(async id => [id, await this.get(id)] as const))
+    return new Map(records.filter((pair): pair is [string, JobRecord] => pair[1] !== undefined))
   }
 
   async claim (id: string, claim: JobClaim): Promise<ClaimResult> {
@@ -172,19 +170,32 @@ class MemoryStore implements JobStore {
     delete record.leaseUntil
     delete entry.request
     // The key lives as long as the result: then the same key is a new request.
-    const reservation = entry.key === undefined ? undefined : this.#keys.get(entry.key)
-    if (reservation?.jobId === id) reservation.expiresAt = expiresAt
-    // The request's bytes make way for the response's: a result is never refused, but delivered
-    // ones make room for it.
-    const bytes = responseEntryBytes(response)
-    this.#budget.add(bytes, entry.bytes)
-    entry.bytes = bytes
+    this.#keys.expireWith(entry.key, id, expiresAt)
+    // The request's bytes make way for the response's: a result is never refused, others make room.
+    this.#resize(entry, responseEntryBytes(response))
+    this.#budget.finished(id, entry.bytes)
     this.#makeRoom(0)
     this.#watchers.notify(record.id, record)
     return true
   }
 
+  /** Replaces a result nobody read by a small `410 RESULT_EVICTED`: its client learns what became of it. */
+  #evictUnread (id: string): void {
+    const entry = this.#entries.get(id) as Entry
+    entry.record.response = errorResponse(new ResultEvictedError())
+    this.#resize(entry, responseEntryBytes(entry.record.response))
+    this.#watchers.notify(id, entry.record)
+  }
+
+  #resize (entry: Entry, bytes: number): void {
+    this.#budget.add(bytes, entry.bytes)
+    entry.bytes = bytes
+  }
+
   async delete (id: string): Promise<void> {
+    const entry = this.#entries.get(id)
+    // Removed before it ended: never queued (acceptance takes it back), so its key is free.
+    if (entry !== undefined && entry.record.status !== JobStatus.done) this.#keys.release(entry.key, id)
     this.#remove(id)
   }
 
@@ -213,9 +224,9 @@ class MemoryStore implements JobStore {
     this.#watchers.notify(id, undefined)
   }
 
-  /** Evicts delivered results, oldest delivery first, until `bytes` more fit (or none is left). */
+  /** Evicts until `bytes` more fit, or nothing more may go (`MemoryBudget.makeRoom`). */
   #makeRoom (bytes: number): void {
-    this.#budget.makeRoom(bytes, id => this.#remove(id))
+    this.#budget.makeRoom(bytes, { remove: id => this.#remove(id), replace: id => this.#evictUnread(id) })
   }
 
   #owned (id: string, owner: string): JobRecord | undefined {
@@ -226,16 +237,11 @@ class MemoryStore implements JobStore {
   // On the store's clock, so that a test moving a fake clock sees expired jobs leave memory.
   #scheduleSweep (): void {
     this.#sweep = this.#clock.setTimeout(() => {
-      this.#sweepExpired()
+      for (const id of this.#entries.keys()) this.#live(id)
+      this.#keys.sweep(this.#clock.now())
       this.#scheduleSweep()
     }, this.#sweepIntervalMs)
     // The system clock's timer must not keep the process alive.
     ;(this.#sweep as { unref?: () => void } | undefined)?.unref?.()
-  }
-
-  #sweepExpired (): void {
-    for (const id of this.#entries.keys()) this.#live(id)
-    const now = this.#clock.now()
-    for (const [key, reservation] of this.#keys) if (isExpired(reservation, now)) this.#keys.delete(key)
   }
 }

@@ -161,6 +161,11 @@ export interface StoreStats {
   storedBytes: number
   /** Delivered results removed to make room for new jobs. */
   evictions: number
+  /**
+   * Results nobody had read, replaced by `410 RESULT_EVICTED` because unread results held more
+   * than half the budget (oldest first).
+   */
+  unreadEvictions: number
   /** Jobs removed because their time was up (read or not). */
   expired: number
 }

@@ -69,36 +69,111 @@ const done = async (store: JobStore, id: string, bytes: number): Promise<void> =
 }
 
 t.test('memory store maxBytes: full means refused; delivered results go first, oldest delivery first', async t => {
-  const store = memoryStore({ maxBytes: 4 * MiB })
+  const store = memoryStore({ maxBytes: 8 * MiB })
   stores.push(store)
-  const jobs = [job(MiB), job(MiB), job(MiB)]
+  const jobs = [job(2 * MiB), job(2 * MiB), job(2 * MiB)]
   for (const next of jobs) await store.create(next)
-  await t.rejects(store.create(job(MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL', statusCode: 503 }, 'requests are never evicted')
+  await t.rejects(store.create(job(2 * MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL', statusCode: 503 }, 'requests are never evicted')
   const [a, b, c] = jobs.map(next => next.id) as [string, string, string]
   for (const id of [a, b, c]) await done(store, id, MiB)
-  await t.rejects(store.create(job(MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL' }, 'nor results nobody has read')
+  await t.rejects(store.create(job(5.5 * MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL' }, 'nor results nobody has read')
   store.delivered?.(b)
   store.delivered?.(a)
   store.delivered?.(b) // delivered again: now the most recent
   store.delivered?.('unknown')
-  const d = job(MiB)
+  const d = job(5.5 * MiB)
   await store.create(d)
   t.equal(await store.get(a), undefined, 'the oldest delivery made room')
   t.ok(await store.get(b) !== undefined && await store.get(c) !== undefined)
-  t.match(store.memory?.stats(), { storedJobs: 3, evictions: 1, expired: 0 })
-  t.ok((store.memory?.stats().storedBytes ?? Infinity) <= 4 * MiB)
+  t.match(store.memory?.stats(), { storedJobs: 3, evictions: 1, unreadEvictions: 0, expired: 0 })
+  t.ok((store.memory?.stats().storedBytes ?? Infinity) <= 8 * MiB)
   t.equal(store.memory?.heldBytes(), (store.memory?.stats().storedBytes ?? 0) - (MiB + 512), 'b is evictable, the rest is held')
   const held = store.memory?.heldBytes()
   store.delivered?.(d.id)
   t.equal(store.memory?.heldBytes(), held, 'a pending job is never evictable')
 
-  // A result larger than what is left is stored all the same (the job ran), evicting b for it.
-  await done(store, d.id, 2 * MiB)
+  // A result larger than what is left is stored all the same (the job ran), evicting b for it:
+  // that made room enough, and c, unread, is kept.
+  await done(store, d.id, 6.5 * MiB)
   t.equal(await store.get(b), undefined)
-  t.match(store.memory?.stats(), { storedJobs: 2, evictions: 2 })
+  t.equal((await store.get(c))?.response?.statusCode, 200)
+  t.match(store.memory?.stats(), { storedJobs: 2, evictions: 2, unreadEvictions: 0 })
   await store.delete(c)
   await store.delete(d.id)
   t.match(store.memory?.stats(), { storedJobs: 0, storedBytes: 0 })
+})
+
+t.test('memory store maxBytes: when room is needed, results nobody read beyond half of it give way, oldest first, as 410 RESULT_EVICTED', async t => {
+  const store = memoryStore({ maxBytes: 8 * MiB })
+  stores.push(store)
+  const ids: string[] = []
+  const seen: Array<number | undefined> = []
+  for (let i = 0; i < 4; i++) {
+    const next = job(0)
+    await store.create(next)
+    ids.push(next.id)
+    await store.claim(next.id, { owner: 'w', leaseUntil: Date.now() + 60_000, now: Date.now() })
+    if (i === 0) store.watch?.(next.id, record => seen.push(record?.response?.statusCode))
+    await store.complete(next.id, 'w', { statusCode: 200, headers: {}, body: Buffer.alloc(1.5 * MiB) }, Date.now() + 60_000)
+  }
+  const statuses = async (): Promise<Array<number | undefined>> => await Promise.all(ids.map(async id => (await store.get(id))?.response?.statusCode))
+  t.same(await statuses(), [200, 200, 200, 200], 'kept while nobody needs the room')
+  t.ok((store.memory?.heldBytes() ?? Infinity) <= 4 * MiB + 4096, 'what is held for sure: half the budget')
+
+  // A new request needs room: the oldest unread results beyond half the budget give way.
+  const pending = job(4 * MiB)
+  await store.create(pending)
+  t.same(await statuses(), [410, 410, 200, 200])
+  t.same(seen, [200, 410], 'a waiter hears of it')
+  const evicted = (await store.get(ids[0] as string))?.response
+  t.match(JSON.parse(evicted?.body.toString() ?? ''), { statusCode: 410, code: 'FST_LONG_RUNNING_RESULT_EVICTED' })
+  t.match(store.memory?.stats(), { storedJobs: 5, evictions: 0, unreadEvictions: 2 })
+  await t.rejects(store.create(job(2 * MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL' }, 'never below half: the rest stays')
+  await store.delete(pending.id)
+
+  // The newest result is kept whole, even larger than the share: it is somebody's answer.
+  const large = job(0)
+  await store.create(large)
+  await done(store, large.id, 5 * MiB)
+  t.equal((await store.get(large.id))?.response?.body.length, 5 * MiB)
+  t.same(await statuses(), [410, 410, 410, 200], 'as many older ones as it needed gave way')
+  t.match(store.memory?.stats(), { unreadEvictions: 3 })
+})
+
+t.test('memory store maxBytes: key reservations count; a key whose job was never created is released', async t => {
+  const clock = new FakeClock()
+  const store = memoryStore({ maxBytes: 4096, clock, sweepIntervalMs: 1000 })
+  stores.push(store)
+  const reserve = async (key: string, jobId = newJobId(), expiresAt = clock.now() + 60_000): Promise<unknown> => await store.reserveKey({ key, jobId, fingerprint: 'f', expiresAt })
+  const base = store.memory?.stats().storedBytes ?? 0
+  await reserve('k1')
+  t.equal(store.memory?.stats().storedBytes, base + 256)
+  await reserve('k1')
+  t.equal(store.memory?.stats().storedBytes, base + 256, 'a held key counts once')
+  for (let i = 2; i <= 16; i++) await reserve(`k${i}`)
+  await t.rejects(reserve('k17'), { code: 'FST_LONG_RUNNING_STORE_FULL' }, 'reservations are bounded by the budget')
+
+  // A job that does not fit releases the key reserved for it.
+  const full = memoryStore({ maxBytes: 2048, clock })
+  stores.push(full)
+  const id = newJobId()
+  await full.reserveKey({ key: 'k', jobId: id, fingerprint: 'f', expiresAt: clock.now() + 60_000 })
+  await t.rejects(full.create({ ...job(4096), id, key: 'k' }), { code: 'FST_LONG_RUNNING_STORE_FULL' })
+  const other = newJobId()
+  t.equal((await full.reserveKey({ key: 'k', jobId: other, fingerprint: 'g', expiresAt: clock.now() + 60_000 })).jobId, other, 'the key is free again')
+  // A job removed before it ended (its message never went out) releases its key too; an ended one keeps it.
+  await full.create({ ...job(0), id: other, key: 'k' })
+  await full.delete(other)
+  const third = newJobId()
+  t.equal((await full.reserveKey({ key: 'k', jobId: third, fingerprint: 'h', expiresAt: clock.now() + 60_000 })).jobId, third)
+  await full.create({ ...job(0), id: third, key: 'k' })
+  await done(full, third, 0)
+  await full.delete(third)
+  t.equal((await full.reserveKey({ key: 'k', jobId: newJobId(), fingerprint: 'i', expiresAt: clock.now() + 60_000 })).jobId, third, 'a finished job\'s key lives on')
+
+  // Expired reservations leave the budget when swept.
+  await clock.advance(61_000)
+  t.equal(store.memory?.stats().storedBytes, base)
 })
 
 t.test('memory store: results past their time leave memory unread, on the store\'s clock', async t => {

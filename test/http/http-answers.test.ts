@@ -3,11 +3,10 @@ import Fastify from 'fastify'
 import t from 'tap'
 import longRunning, { memoryStore, type JobRecord } from '../../src/index.js'
 import { RUN_HEADER } from '../../src/job/context.js'
-import { decodeMessage } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
 import { FakeClock } from '../helpers/clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
-import { spyStore } from '../helpers/spy-store.js'
+import { recordingStore, spyStore } from '../helpers/spy-store.js'
 
 // What the HTTP side answers before, or instead of, a job: Fastify's own checks, the plugin's
 // 404/400/503, and the route's own errors, each exactly as a synchronous route would answer.
@@ -134,12 +133,13 @@ t.test('a failed enqueue answers 503 with Retry-After and leaves no job behind',
 
 t.test('a client cannot pass a request for a job run by sending the run header', async t => {
   const queue = new RecordingQueue()
-  const test = await buildTestApp({ queue, waitSeconds: 0 })
+  const { store, requestOf } = recordingStore(memoryStore())
+  const test = await buildTestApp({ queue, store, waitSeconds: 0 })
   t.teardown(() => closeTestApp(test))
   const response = await test.app.inject({ url: '/job/forged?open=1', headers: { [RUN_HEADER]: 'guess' } })
   t.equal(response.statusCode, 303)
   t.equal(test.runs.get('forged'), undefined, 'the handler did not run in the request')
-  t.notOk(JSON.stringify(decodeMessage(queue.sent[0] as string).request?.headers).includes(RUN_HEADER), 'header not forwarded')
+  t.notOk(JSON.stringify(requestOf(queue.sent[0] as string)?.headers).includes(RUN_HEADER), 'header not forwarded')
 })
 
 t.test('Fastify\'s bodyLimit answers 413 on the HTTP side, before anything is queued', async t => {
@@ -168,7 +168,8 @@ t.test('carry must return an object of JSON values: otherwise a 500 with a stabl
 
 t.test('a body its parser leaves unread is read before enqueue, within the route\'s bodyLimit', async t => {
   const queue = new RecordingQueue()
-  const test = await buildTestApp({ queue }, (app) => {
+  const { store, requestOf } = recordingStore(memoryStore())
+  const test = await buildTestApp({ queue, store }, (app) => {
     // Like @fastify/multipart: the parser leaves the stream to the handler.
     app.addContentTypeParser('application/x-lazy', (_request, _payload, done) => done(null))
     app.post('/lazy', { longRunning: true, bodyLimit: 1024 }, async () => 'ran')
@@ -177,7 +178,7 @@ t.test('a body its parser leaves unread is read before enqueue, within the route
   const url = await test.listen()
   const small = await fetch(`${url}/lazy`, { method: 'POST', headers: { 'content-type': 'application/x-lazy', prefer: 'respond-async' }, body: 'x'.repeat(1000) })
   t.equal(small.status, 202)
-  t.equal(decodeMessage(queue.sent[0] as string).request?.body?.toString(), 'x'.repeat(1000), 'the whole body travels with the job')
+  t.equal(requestOf(queue.sent[0] as string)?.body?.toString(), 'x'.repeat(1000), 'the whole body travels with the job')
   const large = await fetch(`${url}/lazy`, { method: 'POST', headers: { 'content-type': 'application/x-lazy' }, body: 'x'.repeat(5000) })
   t.equal(large.status, 413)
   t.match(await large.json(), { code: 'FST_LONG_RUNNING_BODY_TOO_LARGE' })
