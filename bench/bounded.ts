@@ -7,8 +7,9 @@ export interface BoundedRow {
   jobs: number
   accepted: number
   refused: number
-  /** Accepted jobs whose result came back byte for byte. */
+  /** Accepted jobs whose result came back byte for byte, and those whose result gave way unread (410). */
   exact: number
+  evicted: number
   idleMiB: number
   peakMiB: number
 }
@@ -16,8 +17,8 @@ export interface BoundedRow {
 /**
  * The example server (`npm start`, embedded default) in its own process with `JOBS_MEMORY_MIB`:
  * `jobs` POST /echo of 1 MiB each at once, with `Prefer: respond-async` (no result is fetched
- * during the burst, so every accepted one stays held); its peak RSS; then every accepted result
- * fetched and checked.
+ * during the burst: beyond half the budget, unread results give way to later jobs as 410s); its
+ * peak RSS; then every accepted result fetched and checked.
  */
 export async function bounded (budgetMiB: number | 'none', jobs: number): Promise<BoundedRow> {
   // 'none': a budget no burst reaches, i.e. memory as it was before there was one.
@@ -34,9 +35,12 @@ export async function bounded (budgetMiB: number | 'none', jobs: number): Promis
     }))
     const peak = server.peakRssMiB()
     let exact = 0
+    let evicted = 0
     for (const answer of answers.filter(answer => answer.status === 202)) {
       const result = await fetch(server.url + (answer.location ?? ''))
-      if (result.status === 201 && Buffer.from(await result.arrayBuffer()).equals(answer.body)) exact++
+      const bytes = Buffer.from(await result.arrayBuffer())
+      if (result.status === 201 && bytes.equals(answer.body)) exact++
+      if (result.status === 410) evicted++
     }
     return {
       budgetMiB,
@@ -44,6 +48,7 @@ export async function bounded (budgetMiB: number | 'none', jobs: number): Promis
       accepted: answers.filter(answer => answer.status === 202).length,
       refused: answers.filter(answer => answer.status === 503).length,
       exact,
+      evicted,
       idleMiB: idle,
       peakMiB: peak
     }

@@ -5,6 +5,7 @@ import { cost } from './cost.js'
 import { costChart, costTable, pluginCost, pollReads, PRICES, synchronousCost } from './cost-model.js'
 import { delivery } from './delivery.js'
 import { bounded } from './bounded.js'
+import { floodRow } from './flood.js'
 import { largeResult } from './large-result.js'
 import { memory } from './memory.js'
 import { ordinary } from './ordinary.js'
@@ -36,6 +37,8 @@ const mem = await memory(1000)
 const large = await largeResult(52_428_800)
 console.log('bounded memory...')
 const budgets = [await bounded(64, 500), await bounded(256, 500), await bounded('none', 500)]
+console.log('one caller\'s flood...')
+const floods = [await floodRow(false, 50), await floodRow(true, 50)]
 await emulators.close()
 
 const seedOverhead = (seconds: number): number => rows.find(row => row.scheme === 'seed scheme, fetch' && row.seconds === seconds)?.overheadP50 ?? Number.NaN
@@ -85,10 +88,15 @@ console.log(`example server with ${mem.clients} requests waiting: peak RSS ${mem
 console.log(`worker (npm run worker) storing a 50 MiB result in S3: peak RSS ${large.peakMiB.toFixed(0)} MiB (idle ${large.idleMiB.toFixed(0)} MiB, ${large.warmMiB.toFixed(0)} MiB after a first 4 MiB result loaded the S3 SDK; the body held ${((large.peakMiB - large.warmMiB) / 50).toFixed(1)} times over that; target once: ${check(large.peakMiB - large.warmMiB <= 75)}), delivered in ${large.seconds.toFixed(1)} s`)
 
 console.log('\n## Embedded default, 500 × 1 MiB POST /echo at once (respond-async), by memory budget')
-console.log('| budget | accepted | refused (503) | exact bytes | idle RSS | peak RSS |')
+console.log('| budget | accepted | refused (503) | exact bytes | gave way unread (410) | idle RSS | peak RSS |')
+console.log('|---|---|---|---|---|---|---|')
+for (const row of budgets) console.log(`| ${row.budgetMiB === 'none' ? 'none' : `${row.budgetMiB} MiB`} | ${row.accepted} | ${row.refused} | ${row.exact} | ${row.evicted} | ${row.idleMiB.toFixed(0)} MiB | ${row.peakMiB.toFixed(0)} MiB |`)
+
+console.log('\n## A new client during one caller\'s flood (npm start, 256 MiB): 6 MiB results asked and never read, 22 uploads dripping')
+console.log('| flood | new client\'s POST /echo, exact | p50 | max | unread results asked meanwhile | server peak RSS |')
 console.log('|---|---|---|---|---|---|')
-for (const row of budgets) console.log(`| ${row.budgetMiB === 'none' ? 'none' : `${row.budgetMiB} MiB`} | ${row.accepted} | ${row.refused} | ${row.exact} | ${row.idleMiB.toFixed(0)} MiB | ${row.peakMiB.toFixed(0)} MiB |`)
-const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large, bounded: budgets }
+for (const row of floods) console.log(`| ${row.flood ? 'on' : 'off'} | ${row.exact} / ${row.requests} (target all: ${check(row.exact === row.requests)}) | ${ms(row.p50Ms)} | ${ms(row.maxMs)} | ${row.unreadAsked} | ${row.peakMiB.toFixed(0)} MiB |`)
+const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large, bounded: budgets, floods }
 writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n')
 writeFileSync('bench/delivery.svg', deliveryChart(rows, ['ours, embedded, fetch', 'ours, emulators, fetch', 'ours, emulators, worker elsewhere, fetch', 'seed scheme, fetch']))
 writeFileSync('bench/cost.svg', costChart([1, 2, 5, 10, 30, 60, 120, 300, 600]))
