@@ -8,21 +8,24 @@ import type { StoreMemory } from '../store/store.js'
 import { hasBody, type Payload } from './snapshot.js'
 
 const RECEIVING_COPIES = 2
+/** After the deadline, how long a parser that reads the socket itself (multipart) has to let the 408 out. */
+const CUT_GRACE_MS = 1000
 
 /**
  * What receiving a long-running request's body may cost, in time and, with a store that keeps
  * everything in memory, in bytes.
  *
  * Time: the body must arrive within `bodyTimeoutSeconds`, or the request gets `408
- * BODY_TIMEOUT` and its connection is closed. Fastify sets no request timeout: without this, a
- * client sending a byte now and then would hold its socket and its bytes as long as it likes.
+ * BODY_TIMEOUT` and its connection is closed (its stream, on HTTP/2). Fastify sets no request
+ * timeout: without this, a client sending a byte now and then would hold its socket and its
+ * bytes as long as it likes, refused or not.
  *
  * Bytes: a body is counted as it arrives, twice (the raw bytes the job keeps and the route's
  * parsed body), until the job is in the store, which counts it from then on. A request whose
  * declared length could not fit is refused before its body is read; one whose bytes stop
- * fitting is refused as they arrive (503 `ENQUEUE_FAILED`, `Retry-After`). A refused body is
- * read to its end and discarded, so that the connection stays usable (a client still sending
- * gets the answer, where closing the connection would give it an EPIPE instead).
+ * fitting is refused as they arrive (503 `ENQUEUE_FAILED`, `Retry-After`). Once the request is
+ * answered (accepted, or refused by Fastify: 413, 415), its bytes no longer count and nothing
+ * more of its body is kept.
  */
 export class BodyBudget {
   readonly #memory: StoreMemory | undefined
@@ -42,16 +45,23 @@ export class BodyBudget {
 
   #admit (request: FastifyRequest, reply: FastifyReply, payload: Payload): Payload {
     if (isJobRun(request) || !hasBody(request)) return payload
+    const gate = this.#gate(request, payload)
+    this.#deadline(request, reply, gate)
+    reply.raw.once('close', () => {
+      this.forget(request)
+      gate.destroy()
+      // HTTP/2: a stream answered before its body ended is reset, so that the client stops sending.
+      if (request.raw.httpVersionMajor === 2 && !request.raw.complete) request.raw.destroy()
+    })
     // Delivered results do not count: the store evicts them to make room.
     const declared = RECEIVING_COPIES * Number(request.headers['content-length'] ?? 0)
     if (!this.#fits(declared)) throw enqueueFailed(new StoreFullError(declared, this.#memory?.maxBytes ?? 0))
     this.#held.set(request, 0)
-    reply.raw.once('close', () => this.forget(request))
-    return this.#gate(request, reply, payload)
+    return payload.pipe(gate)
   }
 
-  /** The body as it passes: counted chunk by chunk, and cut at the deadline. */
-  #gate (request: FastifyRequest, reply: FastifyReply, payload: Payload): Payload {
+  /** The body as it passes: counted chunk by chunk while the request is let in. */
+  #gate (request: FastifyRequest, payload: Payload): Transform {
     const gate = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         const bytes = RECEIVING_COPIES * chunk.length
@@ -60,21 +70,35 @@ export class BodyBudget {
         callback(null, chunk)
       }
     })
-    const timer = this.#clock.setTimeout(() => {
-      // HTTP/1.1: the connection closes after the answer, cutting the upload (HTTP/2 has no such header).
-      if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
-      gate.destroy(new BodyTimeoutError(this.#timeoutSeconds))
-    }, this.#timeoutSeconds * 1000)
     gate.once('close', () => {
-      this.#clock.clearTimeout(timer)
-      // Refused or cut: what the client still sends is read and thrown away.
       payload.unpipe(gate)
-      payload.resume()
+      // Refused or cut: what the client still sends is read and thrown away. (A decoded stream
+      // is left alone: inflating the rest would only cost CPU. Its connection closes instead.)
+      if (payload === request.raw) payload.resume()
     })
     payload.once('error', (error: Error) => gate.destroy(error))
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(gate, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
-    return payload.pipe(gate)
+    return gate
+  }
+
+  /**
+   * The body's deadline, from its first hook on, answered or not: a 408 while the request is
+   * unanswered (the connection closes after it), then the connection cut if that answer cannot
+   * go out (a parser that reads the socket itself), or at once if the request was answered
+   * already (refused before its body was read, and the client still sending).
+   */
+  #deadline (request: FastifyRequest, reply: FastifyReply, gate: Transform): void {
+    const timer = this.#clock.setTimeout(() => {
+      if (reply.sent) return request.raw.destroy()
+      if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
+      gate.destroy(new BodyTimeoutError(this.#timeoutSeconds))
+      const grace = this.#clock.setTimeout(() => { if (!reply.sent) request.raw.destroy() }, CUT_GRACE_MS)
+      reply.raw.once('close', () => this.#clock.clearTimeout(grace))
+    }, this.#timeoutSeconds * 1000)
+    const done = (): void => this.#clock.clearTimeout(timer)
+    request.raw.once('end', done)
+    request.raw.once('close', done)
   }
 
   #fits (bytes: number): boolean {
@@ -82,10 +106,12 @@ export class BodyBudget {
     return memory === undefined || memory.heldBytes() + this.#inFlightBytes + bytes <= memory.maxBytes
   }
 
+  /** Counts `bytes` more for `request`, while it is let in and unanswered. */
   #take (request: FastifyRequest, bytes: number): void {
-    if (this.#memory === undefined) return
+    const held = this.#held.get(request)
+    if (this.#memory === undefined || held === undefined) return
     this.#inFlightBytes += bytes
-    this.#held.set(request, (this.#held.get(request) ?? 0) + bytes)
+    this.#held.set(request, held + bytes)
   }
 
   /** The request's bytes are in the store now, or never will be. */

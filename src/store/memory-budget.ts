@@ -4,9 +4,6 @@ import type { StoreStats } from './store.js'
 /** Counted per entry on top of bodies and headers: the record, the maps, the objects. */
 const ENTRY_OVERHEAD_BYTES = 512
 
-/** Counted per idempotency key reservation: its digests, its job id and the map's entry. */
-export const KEY_ENTRY_BYTES = 256
-
 /**
  * The share of the budget that results nobody has read yet may hold for sure: beyond it they
  * give way when room is needed, so that a caller who asks for large results and never reads
@@ -14,11 +11,14 @@ export const KEY_ENTRY_BYTES = 256
  */
 const UNREAD_SHARE = 0.5
 
-/** An eviction: `remove` forgets a delivered result; `replace` turns an unread one into a small 410. */
+/** An eviction: `remove` forgets an entry; `replace` turns an unread result into a small 410 and returns its bytes. */
 export interface Evict {
   remove (id: string): void
-  replace (id: string): void
+  replace (id: string): number
 }
+
+/** About what a result's 410 in place of it counts (`responseEntryBytes` of `errorResponse`'s). */
+const STUB_BYTES = 1024
 
 /**
  * The memory store's byte budget: what each job's entry counts against `maxBytes`, and which
@@ -51,9 +51,13 @@ export class MemoryBudget {
    * close estimate, never slower than a lookup: the store checks exactly when a job comes).
    */
   heldBytes (): number {
+    return this.#bytes - this.#evictableBytes - this.#unreadOverShare()
+  }
+
+  /** Unread bytes beyond the share, the newest result apart: what unread results may give up. */
+  #unreadOverShare (): number {
     const newest = this.#newestUnread === undefined ? 0 : this.#unread.get(this.#newestUnread) ?? 0
-    const overShare = Math.max(0, Math.min(this.#unreadBytes - this.maxBytes * UNREAD_SHARE, this.#unreadBytes - newest))
-    return this.#bytes - this.#evictableBytes - overShare
+    return Math.max(0, Math.min(this.#unreadBytes - this.maxBytes * UNREAD_SHARE, this.#unreadBytes - newest))
   }
 
   /** Whether `bytes` more fit once every delivered result has been evicted. */
@@ -88,20 +92,31 @@ export class MemoryBudget {
     this.#forget(id)
   }
 
-  /** Evicts until `bytes` more fit (or nothing more may go): delivered results, then unread ones over the share. */
+  /**
+   * Evicts until `bytes` more fit: delivered results, oldest delivery first, then unread ones
+   * over the share, oldest first (each replaced by a small 410 that may go in turn, or removed
+   * when it is no larger than that). Nothing is evicted for `bytes` that would not fit anyway.
+   */
   makeRoom (bytes: number, evict: Evict): void {
+    if (this.#bytes - this.#evictableBytes - this.#unreadOverShare() + bytes > this.maxBytes) return
+    this.#evictDelivered(bytes, evict)
+    while (!this.fits(bytes)) {
+      const [oldest, size] = this.#unread.entries().next().value ?? []
+      if (oldest === undefined || oldest === this.#newestUnread || this.#unreadBytes <= this.maxBytes * UNREAD_SHARE) break
+      this.#unreadEvictions += 1
+      if ((size ?? 0) <= STUB_BYTES) evict.remove(oldest)
+      // Its 410 waits for its reader, and may itself go when room is needed again.
+      else this.delivered(oldest, evict.replace(oldest))
+    }
+    // The 410s last, should their results not have made room enough.
+    this.#evictDelivered(bytes, evict)
+  }
+
+  #evictDelivered (bytes: number, evict: Evict): void {
     for (const id of [...this.#delivered.keys()]) {
       if (this.fits(bytes)) return
       evict.remove(id)
       this.#evictions += 1
-    }
-    while (!this.fits(bytes)) {
-      const oldest = this.#unread.keys().next().value
-      if (oldest === undefined || oldest === this.#newestUnread || this.#unreadBytes <= this.maxBytes * UNREAD_SHARE) return
-      evict.replace(oldest)
-      // Its small 410 is unread still, but no longer in the share: it waits for its reader.
-      this.#forget(oldest)
-      this.#unreadEvictions += 1
     }
   }
 
@@ -115,6 +130,7 @@ export class MemoryBudget {
     if (unread !== undefined) {
       this.#unread.delete(id)
       this.#unreadBytes -= unread
+      if (id === this.#newestUnread) this.#newestUnread = undefined
     }
     const bytes = this.#delivered.get(id)
     if (bytes === undefined) return

@@ -4,7 +4,7 @@ import type { MemoryBudget } from './memory-budget.js'
 import type { KeyReservation } from './store.js'
 
 /** Counted per idempotency key reservation: its digests, its job id and the map's entry. */
-export const KEY_ENTRY_BYTES = 256
+const KEY_ENTRY_BYTES = 256
 
 /**
  * The memory store's idempotency key reservations. Each counts against the budget, so that

@@ -3,9 +3,8 @@ import { errorResponse } from '../core/error-response.js'
 import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
-import type { JobProgress, JobRecord } from '../core/job-state.js'
 import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
-import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus } from '../core/job-state.js'
+import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus, type JobProgress, type JobRecord } from '../core/job-state.js'
 import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
 import { MemoryKeys } from './memory-keys.js'
 import { Watchers, type Listener } from './watchers.js'
@@ -180,11 +179,12 @@ class MemoryStore implements JobStore {
   }
 
   /** Replaces a result nobody read by a small `410 RESULT_EVICTED`: its client learns what became of it. */
-  #evictUnread (id: string): void {
+  #evictUnread (id: string): number {
     const entry = this.#entries.get(id) as Entry
     entry.record.response = errorResponse(new ResultEvictedError())
     this.#resize(entry, responseEntryBytes(entry.record.response))
     this.#watchers.notify(id, entry.record)
+    return entry.bytes
   }
 
   #resize (entry: Entry, bytes: number): void {
@@ -193,9 +193,6 @@ class MemoryStore implements JobStore {
   }
 
   async delete (id: string): Promise<void> {
-    const entry = this.#entries.get(id)
-    // Removed before it ended: never queued (acceptance takes it back), so its key is free.
-    if (entry !== undefined && entry.record.status !== JobStatus.done) this.#keys.release(entry.key, id)
     this.#remove(id)
   }
 
@@ -215,11 +212,15 @@ class MemoryStore implements JobStore {
     return undefined
   }
 
-  /** Removes job `id` and its bytes; waiters hear that it is gone. */
+  /**
+   * Removes job `id`, its bytes and its key (never queued, evicted or expired: the next request
+   * with the key is a new one, as once the key expires); waiters hear that it is gone.
+   */
   #remove (id: string): void {
     const entry = this.#entries.get(id)
     if (entry === undefined) return
     this.#entries.delete(id)
+    this.#keys.release(entry.key, id)
     this.#budget.removed(id, entry.bytes)
     this.#watchers.notify(id, undefined)
   }

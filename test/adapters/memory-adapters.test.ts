@@ -120,15 +120,17 @@ t.test('memory store maxBytes: when room is needed, results nobody read beyond h
   t.same(await statuses(), [200, 200, 200, 200], 'kept while nobody needs the room')
   t.ok((store.memory?.heldBytes() ?? Infinity) <= 4 * MiB + 4096, 'what is held for sure: half the budget')
 
+  // A request that could not fit even then is refused, and evicts nothing for it.
+  await t.rejects(store.create(job(5 * MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL' })
+  t.same(await statuses(), [200, 200, 200, 200], 'nothing given way for nothing')
   // A new request needs room: the oldest unread results beyond half the budget give way.
-  const pending = job(4 * MiB)
+  const pending = job(3 * MiB)
   await store.create(pending)
-  t.same(await statuses(), [410, 410, 200, 200])
+  t.same(await statuses(), [410, 200, 200, 200])
   t.same(seen, [200, 410], 'a waiter hears of it')
   const evicted = (await store.get(ids[0] as string))?.response
   t.match(JSON.parse(evicted?.body.toString() ?? ''), { statusCode: 410, code: 'FST_LONG_RUNNING_RESULT_EVICTED' })
-  t.match(store.memory?.stats(), { storedJobs: 5, evictions: 0, unreadEvictions: 2 })
-  await t.rejects(store.create(job(2 * MiB)), { code: 'FST_LONG_RUNNING_STORE_FULL' }, 'never below half: the rest stays')
+  t.match(store.memory?.stats(), { storedJobs: 5, evictions: 0, unreadEvictions: 1 })
   await store.delete(pending.id)
 
   // The newest result is kept whole, even larger than the share: it is somebody's answer.
@@ -136,8 +138,25 @@ t.test('memory store maxBytes: when room is needed, results nobody read beyond h
   await store.create(large)
   await done(store, large.id, 5 * MiB)
   t.equal((await store.get(large.id))?.response?.body.length, 5 * MiB)
-  t.same(await statuses(), [410, 410, 410, 200], 'as many older ones as it needed gave way')
-  t.match(store.memory?.stats(), { unreadEvictions: 3 })
+  t.same(await statuses(), [undefined, 410, 410, 200], 'as many as it needed gave way: the 410 first, then the oldest results')
+  t.match(store.memory?.stats(), { unreadEvictions: 3, evictions: 1 })
+})
+
+t.test('memory store maxBytes: unread results no larger than their 410 go whole, and a flood of them cannot hold the budget', async t => {
+  const store = memoryStore({ maxBytes: 64 * 1024 })
+  stores.push(store)
+  const ids: string[] = []
+  for (let i = 0; i < 100; i++) {
+    const next = job(0)
+    await store.create(next)
+    await done(store, next.id, 10)
+    ids.push(next.id)
+  }
+  await store.create(job(20 * 1024))
+  t.equal(await store.get(ids[0] as string), undefined, 'the oldest tiny result went whole')
+  t.ok((await store.get(ids[99] as string)) !== undefined, 'the newest stays')
+  t.ok((store.memory?.stats().unreadEvictions ?? 0) > 0)
+  t.ok((store.memory?.stats().storedBytes ?? Infinity) <= 64 * 1024)
 })
 
 t.test('memory store maxBytes: key reservations count; a key whose job was never created is released', async t => {
@@ -168,8 +187,10 @@ t.test('memory store maxBytes: key reservations count; a key whose job was never
   t.equal((await full.reserveKey({ key: 'k', jobId: third, fingerprint: 'h', expiresAt: clock.now() + 60_000 })).jobId, third)
   await full.create({ ...job(0), id: third, key: 'k' })
   await done(full, third, 0)
+  t.equal((await full.reserveKey({ key: 'k', jobId: newJobId(), fingerprint: 'i', expiresAt: clock.now() + 60_000 })).jobId, third, 'a finished job\'s key lives with its result')
   await full.delete(third)
-  t.equal((await full.reserveKey({ key: 'k', jobId: newJobId(), fingerprint: 'i', expiresAt: clock.now() + 60_000 })).jobId, third, 'a finished job\'s key lives on')
+  const fourth = newJobId()
+  t.equal((await full.reserveKey({ key: 'k', jobId: fourth, fingerprint: 'i', expiresAt: clock.now() + 60_000 })).jobId, fourth, 'and goes with it: keys never outnumber jobs')
 
   // Expired reservations leave the budget when swept.
   await clock.advance(61_000)

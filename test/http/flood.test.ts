@@ -115,13 +115,16 @@ t.test('results nobody reads hold half the budget: the oldest answer 410 RESULT_
   await twelve
   const evicted = test.app.longRunning.stats().unreadEvictions ?? 0
   t.ok(evicted >= 4, `${evicted} unread results gave way to keep 12 MiB of them within 8`)
-  // Fetched now, in any order: each is its exact bytes, or the 410 of a result that gave way.
+  // Fetched now, in any order: each is its exact bytes, or the 410 of a result that gave way
+  // (or the 404 of that 410, itself gone to make room).
   const answers = await Promise.all(locations.map(async (location, n) => {
     const response = await fetch(test.url + location)
     const body = Buffer.from(await response.arrayBuffer())
     if (response.status === 200) return body.equals(Buffer.alloc(MiB, n)) ? 'exact' : 'wrong'
-    return response.status === 410 && JSON.parse(body.toString()).code === 'FST_LONG_RUNNING_RESULT_EVICTED' ? 'evicted' : 'wrong'
+    const { code } = JSON.parse(body.toString())
+    return (response.status === 410 && code === 'FST_LONG_RUNNING_RESULT_EVICTED') || (response.status === 404 && code === 'FST_LONG_RUNNING_NOT_FOUND') ? 'evicted' : 'wrong'
   }))
+  t.ok(answers.includes('evicted') && JSON.stringify(answers).includes('exact'))
   t.equal(answers.filter(answer => answer === 'evicted').length, evicted)
   t.equal(answers.filter(answer => answer === 'exact').length, 12 - evicted)
   const fresh = await fetch(`${test.url}/big?n=99`)
@@ -164,4 +167,48 @@ t.test('a key whose job was never queued is released: the next request with it i
   await test.ran('waiting')
   const again = await post('refused?open=1', 'k2', 'another body')
   t.equal(again.status, 202, 'the key was free again')
+})
+
+t.test('a body Fastify refuses midway (413, 415) stops counting once answered: the budget is whole again', async t => {
+  const test = await buildTestApp({ store: memoryStore({ maxBytes: MiB }) }, app => {
+    app.register(async strict => {
+      strict.removeAllContentTypeParsers()
+      strict.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: 64 * KiB }, (_request, body, done) => done(null, body))
+      strict.post('/strict', { longRunning: true, bodyLimit: 64 * KiB }, async () => 'ran')
+    })
+  })
+  t.teardown(() => closeTestApp(test))
+  const url = new URL(await test.listen())
+  const chunked = async (path: string, type: string, bytes: number): Promise<number> => await new Promise((resolve, reject) => {
+    const request = httpRequest({ host: url.hostname, port: url.port, path, method: 'POST', headers: { 'content-type': type } }, response => {
+      response.resume()
+      resolve(response.statusCode ?? 0)
+    })
+    request.on('error', reject)
+    for (let sent = 0; sent < bytes; sent += 16 * KiB) request.write(Buffer.alloc(16 * KiB))
+    request.end()
+  })
+  for (let i = 0; i < 10; i++) {
+    t.equal(await chunked('/strict', 'application/json', 256 * KiB), 413)
+    t.equal(await chunked('/strict', 'text/xml', 256 * KiB), 415)
+  }
+  // 400 KiB counted twice: it fits only if nothing of the refused bodies is still counted.
+  const fits = await fetch(`${test.url}/strict`, { method: 'POST', body: Buffer.alloc(60 * KiB), headers: { 'content-type': 'application/json' } })
+  t.equal(fits.status, 200)
+  const large = await fetch(`${test.url}/job/large?open=1`, { method: 'POST', body: Buffer.alloc(400 * KiB), headers: { 'content-type': 'application/octet-stream', prefer: 'respond-async' } })
+  t.equal(large.status, 202, 'the budget is whole again')
+})
+
+t.test('a client refused before its body is read, still sending slowly, is cut at the deadline', async t => {
+  const clock = new FakeClock()
+  const test = await buildTestApp({ clock, bodyTimeoutSeconds: 5, store: memoryStore({ maxBytes: MiB, clock }) })
+  t.teardown(() => closeTestApp(test))
+  await test.listen()
+  const upload = slowUpload(Number(new URL(test.url).port), '/job/big?open=1', 100 * MiB, 10)
+  while (!upload.received().includes('\r\n\r\n')) await new Promise(resolve => setImmediate(resolve))
+  t.match(upload.received(), /^HTTP\/1\.1 503 /)
+  t.equal(upload.socket.destroyed, false, 'kept alive: a client still sending gets its answer')
+  await clock.advance(5000)
+  await upload.closed
+  t.pass('cut at the deadline')
 })
