@@ -24,8 +24,9 @@ t.test('npm start under one caller\'s floods: a new client still gets its answer
   t.same(answers, [true, true, true, true, true], 'the new client: five 201s with its exact bytes')
   t.ok(counts.unreadAccepted >= 24, `the flood went on: ${counts.unreadAccepted} results asked and left unread`)
   t.equal(counts.slowRefused, 0, 'slow uploads are not refused for what they announce')
+  // Its 410, or that 410's 404 once it went too to make room again.
   const oldest = await fetch(url + (counts.unreadLocations[0] ?? ''))
-  t.equal(oldest.status, 410, 'the oldest unread result gave way')
-  t.match(await oldest.json(), { code: 'FST_LONG_RUNNING_RESULT_EVICTED' })
+  t.ok([410, 404].includes(oldest.status), 'the oldest unread result gave way')
+  t.match(await oldest.json(), { code: /^FST_LONG_RUNNING_(RESULT_EVICTED|NOT_FOUND)$/ })
   t.equal(await stopChild(server), 0)
 })
