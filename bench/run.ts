@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs'
 import { deliveryChart } from './chart.js'
 import { startEmulatorsProcess } from './emulators-process.js'
 import { cost } from './cost.js'
-import { costChart, costTable, pluginCost, pollReads, PRICES, synchronousCost } from './cost-model.js'
+import { containerCost, pluginCost, pollReads, PRICES, s3BreakEvenKb, synchronousCost } from './cost-model.js'
+import { costChart, costTable, resultTable, termsTable } from './cost-tables.js'
 import { delivery } from './delivery.js'
 import { bounded } from './bounded.js'
 import { floodRow } from './flood.js'
@@ -75,13 +76,29 @@ console.log(`SQS sends per job ${aws.sqsSendsPerJob.toFixed(2)} (target ≤ 1: $
 console.log(`Polling reads per waiting second, one request: ${aws.pollReadsPerWaitingSecondOneWaiter.toFixed(1)} (target ≤ 10: ${check(aws.pollReadsPerWaitingSecondOneWaiter <= 10)})`)
 console.log(`Polling reads per second with ${aws.pollReadsPerSecondManyWaiters.waiters} requests waiting: ${aws.pollReadsPerSecondManyWaiters.readsPerSecond.toFixed(1)} (${(aws.pollReadsPerSecondManyWaiters.readsPerSecond / aws.pollReadsPerSecondManyWaiters.waiters).toFixed(2)} per request)`)
 
-const model = { tenSeconds: pollReads(10_000), tenMinutes: pollReads(600_000), hopReadsTenMinutes: pluginCost(600).counts.reads - pollReads(600_000) }
+const model = { tenSeconds: pollReads(10_000), tenMinutes: pollReads(600_000), hopReadsTenMinutes: pluginCost(600).counts.readUnits - pollReads(600_000) }
 console.log(`DynamoDB reads of one waiting request: 10 s job ${aws.readsTenSecondJob.workerInProcess} measured (worker in process), ${aws.readsTenSecondJob.workerElsewhere} (worker elsewhere), ${model.tenSeconds} by the poller's schedule (target ≤ 80: ${check(Math.max(aws.readsTenSecondJob.workerElsewhere, model.tenSeconds) <= 80)}); 10 min job ${model.tenMinutes} by the schedule (target ≤ 450: ${check(model.tenMinutes <= 450)}), plus ${model.hopReadsTenMinutes} reads of its 303 hops at waitSeconds 25`)
 
 console.log(`\n## What a job costs on Lambda (US dollars per 1,000 jobs, ${PRICES.region} list prices of ${PRICES.date}; bench/cost-model.ts)`)
 const lengths = [1, 10, 60, 300, 600]
 console.log(costTable(lengths))
-const costModel = lengths.map(seconds => ({ seconds, synchronous: synchronousCost(seconds), waiting: pluginCost(seconds), respondAsync: pluginCost(seconds, { respondAsync: true }) }))
+const ratio = pluginCost(60).total / synchronousCost(60)
+console.log(`\n1-minute job, client waiting, template's deployment: ${ratio.toFixed(2)}× the synchronous one (target ≤ 1.3: ${check(ratio <= 1.3)})`)
+console.log('\n### A 1-minute job term by term, and what options add')
+console.log(termsTable())
+console.log('\n### Where a result body costs less')
+console.log(resultTable([1, 4, 8, 16, 64, 256, 512, 4096]))
+const costModel = {
+  jobs: lengths.map(seconds => ({
+    seconds,
+    synchronous: synchronousCost(seconds),
+    waiting: pluginCost(seconds),
+    httpApi: pluginCost(seconds, { frontEnd: 'http' }),
+    respondAsync: pluginCost(seconds, { respondAsync: true })
+  })),
+  s3BreakEvenKb: s3BreakEvenKb(),
+  container900s: { typical: containerCost(900), worst: containerCost(900, { worst: true }) }
+}
 
 console.log('\n## Memory')
 console.log(`example server with ${mem.clients} requests waiting: peak RSS ${mem.peakMiB.toFixed(0)} MiB (idle ${mem.idleMiB.toFixed(0)} MiB; target < 150 MB: ${check(mem.peakMiB * 1.048576 < 150)})`)

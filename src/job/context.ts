@@ -35,7 +35,8 @@ export interface LongRunningJob {
   readonly signal: AbortSignal
   /**
    * Reports progress, shown in the `202` status body. `fraction` from 0 to 1. Writes are
-   * coalesced: calling it often costs at most one store write in flight at a time.
+   * coalesced: the first report is stored at once, then at most one a second (the latest;
+   * a repeat of the stored value is none), and the last one before the job's result.
    */
   progress (fraction: number, message?: string): void
 }

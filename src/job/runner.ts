@@ -198,6 +198,7 @@ export class JobRunner {
       return await finish(settings, job, errorResponse(new InvalidMessageError('request missing')), JobOutcome.invalid)
     }
     log.info({ attempt: job.attempt }, 'job attempt started')
+    const progress = progressReporter(async progress => await settings.store.setProgress(message.id, job.owner, progress), log, settings.clock)
     const attempt = new Attempt(this.#app, settings.runs, settings.clock, {
       id: message.id,
       attempt: job.attempt,
@@ -205,7 +206,7 @@ export class JobRunner {
       timeoutSeconds: message.timeoutSeconds,
       ...(limits.deadline === undefined ? {} : { deadline: limits.deadline }),
       lease: job.lease,
-      progress: progressReporter(async progress => await settings.store.setProgress(message.id, job.owner, progress), log),
+      progress: progress.report,
       log,
       queuedBy: message.requestId,
       // Without a results bucket nothing larger is ever kept: a longer body is cut as it streams.
@@ -214,7 +215,11 @@ export class JobRunner {
     this.#running.add(attempt)
     if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())
     try {
-      return await dispositionOf(await attempt.run(), job, settings, limits.deadline)
+      const end = await attempt.run()
+      // The handler's latest report lands before its result, and nothing after it; a stopped
+      // attempt's (timeout, cancellation, shutdown) would be a write of a job that is over.
+      await progress.settle(end.kind !== 'stopped')
+      return await dispositionOf(end, job, settings, limits.deadline)
     } finally {
       this.#running.delete(attempt)
     }

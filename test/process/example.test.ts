@@ -50,8 +50,9 @@ t.test('the example reports progress on /payload, rising, at least once a second
   t.teardown(() => stop?.())
   const done = await app.inject({ url: accepted.headers.location as string, headers: { prefer: 'wait=5' } })
   t.equal(done.statusCode, 200)
-  // Every 0.5 s of a 2.2 s job: four reports (counted, not timed).
-  t.ok(reports.length >= 4, `${reports.length} reports`)
+  // The route reports every 0.5 s of a 2.2 s job; the plugin stores the first at once, then
+  // one a second, and the last before the result: three (counted, not timed).
+  t.ok(reports.length >= 3, `${reports.length} reports stored`)
   t.ok(reports.every((fraction, i) => i === 0 || fraction > (reports[i - 1] as number)), 'rising')
   t.ok(reports.every(fraction => fraction > 0 && fraction <= 1))
 })
