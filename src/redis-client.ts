@@ -1,0 +1,98 @@
+import type { Redis, RedisOptions } from 'ioredis'
+import { BackendError } from './errors.js'
+import { matching } from './validate.js'
+
+/** `ioredis`'s client class, loaded on first use: apps that never use a Redis adapter never load it. */
+export type RedisClass = typeof Redis
+
+export async function loadIoredis (): Promise<RedisClass> {
+  const module = await import('ioredis')
+  return module.Redis ?? module.default.Redis
+}
+
+/** A `url` option: `redis://` or `rediss://` (TLS), user and password in the URL. */
+export function redisUrl (value: unknown, name: string): string {
+  return matching(value, name, /^rediss?:\/\/\S*$/, 'a redis:// or rediss:// URL (rediss: TLS; user and password in the URL)')
+}
+
+/** A key prefix option: the first part of every key and channel name. */
+export function redisPrefix (value: unknown, name: string, fallback: string): string {
+  return value === undefined ? fallback : matching(value, name, /^[\w.-]{1,64}$/, '1 to 64 letters, digits, `_`, `.` or `-`')
+}
+
+/** The warning's code when Redis may evict keys, as Node's `process.on('warning')` sees it. */
+export const EVICTION_WARNING = 'FST_LONG_RUNNING_REDIS_EVICTION'
+
+/**
+ * Connections to one Redis (or Valkey) server, opened on first use, and the one place where
+ * Redis errors become `FST_LONG_RUNNING_BACKEND` (a 503 with `Retry-After`), the client's own
+ * error kept as `cause`. Commands fail fast while the server is down (one reconnection
+ * attempt), rather than waiting in ioredis's offline queue while a client waits.
+ */
+export class LazyRedis {
+  readonly #url: string
+  readonly #options: RedisOptions
+  readonly #clients: Redis[] = []
+  #main: Promise<Redis> | undefined
+  #module: Promise<RedisClass> | undefined
+
+  constructor (url: string, options: RedisOptions = {}) {
+    this.#url = url
+    this.#options = options
+  }
+
+  /** The shared command connection. */
+  async client (): Promise<Redis> {
+    this.#main ??= this.open({ maxRetriesPerRequest: 1, enableAutoPipelining: true, ...this.#options })
+    return await this.#main
+  }
+
+  /** A connection of its own (pub/sub, BullMQ's blocking reads), closed with the rest. */
+  async open (options: RedisOptions): Promise<Redis> {
+    this.#module ??= loadIoredis()
+    const RedisClient = await this.#module
+    const client = new RedisClient(this.#url, { connectTimeout: 5000, ...options })
+    // Failures reach the caller of each command; an 'error' event without a listener would
+    // only print them again (ioredis logs unhandled ones).
+    client.on('error', () => {})
+    client.once('ready', () => { void checkEviction(client) })
+    this.#clients.push(client)
+    return client
+  }
+
+  /** Runs `command` on the shared connection; a failure becomes a `BackendError`. */
+  async run<T> (what: string, command: (client: Redis) => Promise<T>): Promise<T> {
+    try {
+      return await command(await this.client())
+    } catch (error) {
+      throw backendError(what, error)
+    }
+  }
+
+  async close (): Promise<void> {
+    const clients = this.#clients.splice(0)
+    this.#main = undefined
+    await Promise.all(clients.map(async client => { await client.quit().catch(() => client.disconnect()) }))
+  }
+}
+
+/** A Redis failure as `FST_LONG_RUNNING_BACKEND`. */
+export function backendError (what: string, error: unknown): BackendError {
+  return error instanceof BackendError ? error : new BackendError(`Redis ${what}: ${(error as Error).message}`, { cause: error })
+}
+
+/**
+ * Warns once per connection when the server may evict keys (a `maxmemory-policy` other than
+ * `noeviction`): evicted job records, key reservations or queue entries would lose jobs and
+ * run others twice. BullMQ warns likewise for its own connections.
+ */
+async function checkEviction (client: Redis): Promise<void> {
+  const info = await client.info('memory').catch(() => '')
+  const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1]
+  if (policy !== undefined && policy !== 'noeviction') {
+    process.emitWarning(
+      `Redis's maxmemory-policy is ${policy}: it may evict job records and queue entries under memory pressure. Set maxmemory-policy noeviction (see docs/redis.md).`,
+      { code: EVICTION_WARNING }
+    )
+  }
+}
