@@ -26,13 +26,13 @@ export const EVICTION_WARNING = 'FST_LONG_RUNNING_REDIS_EVICTION'
 /**
  * Connections to one Redis (or Valkey) server, opened on first use, and the one place where
  * Redis errors become `FST_LONG_RUNNING_BACKEND` (a 503 with `Retry-After`), the client's own
- * error kept as `cause`. Commands fail fast while the server is down (one reconnection
- * attempt), rather than waiting in ioredis's offline queue while a client waits.
+ * error kept as `cause`. Commands fail at once while the server is down (no offline queue):
+ * the HTTP side answers 503 rather than keeping its client waiting for a reconnection.
  */
 export class LazyRedis {
   readonly #url: string
   readonly #options: RedisOptions
-  readonly #clients: Redis[] = []
+  readonly #clients = new Set<Redis>()
   #main: Promise<Redis> | undefined
   #module: Promise<RedisClass> | undefined
 
@@ -41,13 +41,30 @@ export class LazyRedis {
     this.#options = options
   }
 
-  /** The shared command connection. */
+  /** The shared command connection, once it is ready; a first connection that fails is tried again by the next call. */
   async client (): Promise<Redis> {
-    this.#main ??= this.open({ maxRetriesPerRequest: 1, enableAutoPipelining: true, ...this.#options })
-    return await this.#main
+    this.#main ??= this.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true, ...this.#options })
+    const main = this.#main
+    return await main.catch(error => {
+      if (this.#main === main) this.#main = undefined
+      throw error
+    })
   }
 
-  /** A connection of its own (pub/sub, BullMQ's blocking reads), closed with the rest. */
+  /** A connection of its own that fails fast like the shared one, once it is ready. */
+  async connected (options: RedisOptions): Promise<Redis> {
+    const client = await this.open({ ...options, lazyConnect: true })
+    try {
+      await client.connect()
+    } catch (error) {
+      this.#clients.delete(client)
+      client.disconnect()
+      throw error
+    }
+    return client
+  }
+
+  /** A connection of its own (pub/sub, BullMQ's blocking reads) whose commands wait for the server. */
   async open (options: RedisOptions): Promise<Redis> {
     this.#module ??= loadIoredis()
     const RedisClient = await this.#module
@@ -56,7 +73,7 @@ export class LazyRedis {
     // only print them again (ioredis logs unhandled ones).
     client.on('error', () => {})
     client.once('ready', () => { void checkEviction(client) })
-    this.#clients.push(client)
+    this.#clients.add(client)
     return client
   }
 
@@ -70,9 +87,14 @@ export class LazyRedis {
   }
 
   async close (): Promise<void> {
-    const clients = this.#clients.splice(0)
+    const clients = [...this.#clients]
+    this.#clients.clear()
     this.#main = undefined
-    await Promise.all(clients.map(async client => { await client.quit().catch(() => client.disconnect()) }))
+    // QUIT lets replies under way arrive; a connection that is not up has none to wait for.
+    await Promise.all(clients.map(async client => {
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect())
+      else client.disconnect()
+    }))
   }
 }
 

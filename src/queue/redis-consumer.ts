@@ -52,6 +52,8 @@ export class RedisConsumer implements Consumer {
 
   async #run (): Promise<void> {
     const worker = await this.#settings.worker
+    // A server that is down shows in every fetch; what else fails (the stalled-job check) is told.
+    worker.on('error', error => { if ((error as { syscall?: string }).syscall === undefined) this.#options.onError(backendError('worker', error)) })
     await worker.startStalledCheckTimer().catch(error => { this.#options.onError(backendError('stalled check', error)) })
     while (!this.#stopping) {
       await this.#slot()

@@ -125,14 +125,23 @@ class RedisQueue implements JobQueue {
     await this.#redis.close()
   }
 
+  /** The producer, once connected; a first connection that fails is tried again by the next send. */
   async #queueOf (): Promise<Queue> {
-    this.#queue ??= (async () => {
+    const made = this.#queue ?? (async () => {
       const { Queue } = await this.#module()
-      // Fails fast while Redis is down, so that the HTTP side answers 503 at once.
-      const connection = await this.#redis.open({ maxRetriesPerRequest: 1 })
-      return new Queue(this.#settings.name, { connection, prefix: this.#settings.prefix })
+      // Fails fast while Redis is down, so that the HTTP side answers 503 at once (the producer
+      // settings BullMQ recommends for adding jobs from HTTP endpoints).
+      const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false })
+      const queue = new Queue(this.#settings.name, { connection, prefix: this.#settings.prefix, skipWaitingForReady: true })
+      // Failures reach the caller of `add`; unheard, BullMQ would print each reconnection attempt.
+      queue.on('error', () => {})
+      return queue
     })()
-    return await this.#queue
+    this.#queue = made
+    return await made.catch(error => {
+      if (this.#queue === made) this.#queue = undefined
+      throw error
+    })
   }
 
   async #worker (): Promise<Worker> {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import type { Redis } from 'ioredis'
 import { requestBlob, requestOf, responseBlob } from '../core/blob.js'
 import { clockOption, type Clock } from '../clock.js'
 import { JobExistsError, ValueTooLargeError } from '../errors.js'
@@ -70,7 +71,13 @@ class RedisStore implements JobStore {
     this.#keys = keys
     this.#maxValueBytes = maxValueBytes
     this.#clock = clock
-    this.#watch = new RedisWatch(keys.channel, async () => await redis.open({ maxRetriesPerRequest: null }), async id => await this.get(id))
+    // The change feed's reads wait for a server that is away to come back (their own connection,
+    // with ioredis's offline queue): waiting requests then resume by themselves.
+    let patient: Promise<Redis> | undefined
+    this.#watch = new RedisWatch(keys.channel, async () => await redis.open({ maxRetriesPerRequest: null }), async id => {
+      patient ??= redis.open({ maxRetriesPerRequest: null, enableAutoPipelining: true })
+      return await this.#read(await patient, id)
+    })
   }
 
   async create (job: NewJob): Promise<JobRecord> {
@@ -93,8 +100,11 @@ class RedisStore implements JobStore {
   }
 
   async get (id: string): Promise<JobRecord | undefined> {
-    const values = await this.#redis.run('HMGET', async client => await client.hmgetBuffer(this.#keys.job(id), ...RECORD_FIELDS))
-    return recordOf(id, values, this.#clock.now())
+    return await this.#redis.run('HMGET', async client => await this.#read(client, id))
+  }
+
+  async #read (client: Redis, id: string): Promise<JobRecord | undefined> {
+    return recordOf(id, await client.hmgetBuffer(this.#keys.job(id), ...RECORD_FIELDS), this.#clock.now())
   }
 
   async getMany (ids: readonly string[]): Promise<Map<string, JobRecord>> {
