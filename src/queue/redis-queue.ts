@@ -36,7 +36,7 @@ export interface RedisQueueOptions {
   visibilityTimeoutSeconds?: number
   /**
    * How often each worker looks for jobs whose lock lapsed (BullMQ's `stalledInterval`).
-   * @default 15
+   * @default half of visibilityTimeoutSeconds, at least 1
    */
   stalledIntervalSeconds?: number
   /**
@@ -68,12 +68,13 @@ type BullMq = typeof import('bullmq')
  */
 export function redisQueue (options: RedisQueueOptions): JobQueue {
   const checked = optionsObject(options, 'redisQueue options', true)
+  const visibility = number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, 43_200, true)
   return new RedisQueue(redisUrl(checked.url, 'url'), {
     name: checked.name === undefined ? 'long-running-jobs' : matching(checked.name, 'name', /^[\w.-]{1,100}$/, '1 to 100 letters, digits, `_`, `.` or `-`'),
     prefix: redisPrefix(checked.prefix, 'prefix', 'bull'),
     maxMessageBytes: number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 64 * 1024 * 1024, true),
-    lockMs: number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, 43_200, true) * 1000,
-    stalledMs: number(checked.stalledIntervalSeconds, 'stalledIntervalSeconds', 15, 1, 3600, true) * 1000,
+    lockMs: visibility * 1000,
+    stalledMs: number(checked.stalledIntervalSeconds, 'stalledIntervalSeconds', Math.max(1, Math.ceil(visibility / 2)), 1, 3600, true) * 1000,
     redelivery: redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),
     clock: clockOption(checked.clock, 'clock')
   })
