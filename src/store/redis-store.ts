@@ -8,7 +8,7 @@ import type { JobProgress, JobRecord } from '../core/job-state.js'
 import type { StoredResponse } from '../core/wire.js'
 import { number, optionsObject } from '../validate.js'
 import { F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
-import { runScript, type ScriptName } from './redis-scripts.js'
+import { deleteAt, runScript, type ScriptName } from './redis-scripts.js'
 import { RedisWatch } from './redis-watch.js'
 import type { ClaimResult, JobClaim, JobStore, KeyReservation, NewJob } from './store.js'
 
@@ -39,8 +39,8 @@ export interface RedisStoreOptions {
 
 /**
  * The Redis (or Valkey) result store: one hash per job, every transition one Lua script (atomic
- * and conditional exactly as the rules of `core/job-state.ts`), records deleted by Redis at
- * their expiry (`PEXPIREAT`) and counted as gone from then on by every read. Waiting requests in
+ * and conditional exactly as the rules of `core/job-state.ts`), records counted as gone by every
+ * read from their expiry on and deleted by Redis a minute later (`PEXPIREAT`). Waiting requests in
  * every process wake the moment a job changes, through pub/sub. `ioredis` is loaded on first use.
  *
  * @example
@@ -83,7 +83,7 @@ class RedisStore implements JobStore {
   async create (job: NewJob): Promise<JobRecord> {
     const fields = newJobFields(job)
     if (job.request !== undefined) fields.push(F.request, this.#bounded('request', requestBlob(job.request)) as unknown as string)
-    const created = await this.#script('create', this.#keys.job(job.id), [this.#clock.now(), job.expiresAt, randomUUID(), ...fields])
+    const created = await this.#script('create', this.#keys.job(job.id), [this.#clock.now(), deleteAt(job.expiresAt), randomUUID(), ...fields])
     if (created !== 1) throw new JobExistsError(job.id)
     const record: JobRecord = { id: job.id, status: 'pending', attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
     if (job.binding !== undefined) record.binding = job.binding
@@ -93,7 +93,7 @@ class RedisStore implements JobStore {
 
   async reserveKey (reservation: KeyReservation): Promise<KeyReservation> {
     const held = await this.#script('reserveKey', this.#keys.key(reservation.key), [
-      this.#clock.now(), reservation.jobId, reservation.fingerprint, reservation.expiresAt
+      this.#clock.now(), reservation.jobId, reservation.fingerprint, reservation.expiresAt, deleteAt(reservation.expiresAt)
     ]) as Buffer[]
     const [jobId, fingerprint, expiresAt] = held.map(value => value.toString())
     return { key: reservation.key, jobId: jobId as string, fingerprint: fingerprint as string, expiresAt: Number(expiresAt) }
@@ -149,13 +149,13 @@ class RedisStore implements JobStore {
   async #end (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
     const blob = this.#bounded('response', responseBlob(response))
     const [ended, key] = await this.#script('end', this.#keys.job(id), [
-      this.#clock.now(), owner, blob, expiresAt, randomUUID(), this.#keys.channel, id
+      this.#clock.now(), owner, blob, expiresAt, randomUUID(), this.#keys.channel, id, deleteAt(expiresAt)
     ]) as [number, Buffer | null]
     if (ended !== 1) return false
     // The key lives as long as the result: then the same key is a new request. Its hash is in
     // another slot than the job's, so this is a second write, and best effort: if it fails,
     // the key keeps its longer expiry.
-    if (key !== null) await this.#script('expireKey', this.#keys.key(key.toString()), [this.#clock.now(), id, expiresAt]).catch(() => {})
+    if (key !== null) await this.#script('expireKey', this.#keys.key(key.toString()), [this.#clock.now(), id, expiresAt, deleteAt(expiresAt)]).catch(() => {})
     return true
   }
 
