@@ -35,6 +35,7 @@ export class LazyRedis {
   readonly #clients = new Set<Redis>()
   #main: Promise<Redis> | undefined
   #module: Promise<RedisClass> | undefined
+  #checked = false
 
   constructor (url: string, options: RedisOptions = {}) {
     this.#url = url
@@ -72,7 +73,11 @@ export class LazyRedis {
     // Failures reach the caller of each command; an 'error' event without a listener would
     // only print them again (ioredis logs unhandled ones).
     client.on('error', () => {})
-    client.once('ready', () => { void checkEviction(client) })
+    // The server's eviction policy, read once per adapter on its first connection.
+    if (!this.#checked) {
+      this.#checked = true
+      client.once('ready', () => { void checkEviction(client) })
+    }
     this.#clients.add(client)
     return client
   }
@@ -104,7 +109,7 @@ export function backendError (what: string, error: unknown): BackendError {
 }
 
 /**
- * Warns once per connection when the server may evict keys (a `maxmemory-policy` other than
+ * Warns when the server may evict keys (a `maxmemory-policy` other than
  * `noeviction`): evicted job records, key reservations or queue entries would lose jobs and
  * run others twice. BullMQ warns likewise for its own connections.
  */
