@@ -3,7 +3,7 @@ import t from 'tap'
 import { redisQueue, redisStore } from '../../src/index.js'
 import { startRedisServer } from '../../example/redis-server.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { Ledger } from '../helpers/ledger.js'
+import { runChaosClients } from '../helpers/chaos.js'
 import { int, pick, random, seedFromEnv } from '../helpers/random.js'
 
 // Jobs through redisQueue and redisStore while the real server drops their connections
@@ -56,36 +56,8 @@ t.test('under dropped connections and refused writes every accepted job ends wit
   t.teardown(() => { control.disconnect() })
   const faults = injectFaults(control)
 
-  const ledger = new Ledger()
-  const jobsByName = new Map<string, string>()
-  const rejected = { enqueue: 0, reads: 0 }
-  const client = async (i: number): Promise<void> => {
-    const payload = Buffer.from(`job ${i} `.repeat(1 + int(next, 40)))
-    let location: string | undefined
-    for (let tries = 0; location === undefined; tries++) {
-      const name = `j${i}t${tries}`
-      const response = await test.app.inject({ method: 'POST', url: `/job/${name}?open=1`, payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
-      if (response.statusCode === 503) { rejected.enqueue += 1; continue }
-      location = response.headers.location as string
-      const id = /async-response\/([^?]+)/.exec(location)?.[1] as string
-      ledger.accept(id, { status: 201, body: payload })
-      jobsByName.set(name, id)
-    }
-    for (;;) {
-      const response = await test.app.inject({ url: location })
-      if (response.statusCode === 503) { rejected.reads += 1; continue }
-      if (response.statusCode === 303 || response.statusCode === 202) { location = response.headers.location as string; continue }
-      ledger.finished(/async-response\/([^?]+)/.exec(location)?.[1] as string, response.statusCode, response.rawPayload)
-      return
-    }
-  }
-  await Promise.all(Array.from({ length: jobs }, async (_, i) => await client(i)))
+  const { ledger, jobsByName, rejected } = await runChaosClients(test, jobs, next)
   await faults.stop()
-  for (const [name, count] of test.runs) {
-    const id = jobsByName.get(name)
-    if (id === undefined) continue
-    for (let run = 0; run < count; run++) ledger.ran(id)
-  }
   const report = ledger.check(t, 3)
   const phantomRuns = [...test.runs.keys()].filter(name => !jobsByName.has(name)).length
   t.equal(report.extraRuns, 0, 'no extra runs')
