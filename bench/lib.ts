@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 import { CreateQueueCommand } from '@aws-sdk/client-sqs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Emulators } from '../example/emulators.js'
-import longRunning, { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
+import longRunning, { dynamoDbStore, redisQueue, redisStore, sqsQueue, type LongRunningOptions } from '../src/index.js'
 
 /** Percentile (nearest rank) of already collected samples. */
 export function percentile (samples: number[], p: number): number {
@@ -22,12 +22,14 @@ export function countCalls (client: { middlewareStack: { add: (m: any, o: any) =
   return counts
 }
 
-export type Backend = 'embedded' | 'emulators'
+export type Backend = 'embedded' | 'emulators' | 'redis'
 let queues = 0
 
 /**
  * The bench app: `GET /sleep?ms=N` is long-running and sleeps N ms; `GET /plain` is ordinary.
- * On `emulators` this process is also the container worker (SQS long polling, DynamoDB polling).
+ * On `emulators` this process is also the container worker (SQS long polling, DynamoDB polling);
+ * on `redis` (the server at `BENCH_REDIS_URL`, which `bench/run.ts` starts) it is a replica that
+ * serves and runs jobs, a queue of its own per app.
  */
 export async function benchApp (
   backend: Backend,
@@ -42,7 +44,11 @@ export async function benchApp (
   const queueUrl = sharedQueueUrl ?? (backend === 'emulators' && emulators !== undefined
     ? await createQueue(emulators)
     : '')
+  const redisUrl = process.env.BENCH_REDIS_URL ?? ''
   await app.register(longRunning, {
+    ...(backend === 'redis'
+      ? { queue: redisQueue({ url: redisUrl, name: `bench-${process.pid}-${++queues}` }), store: redisStore({ url: redisUrl }), consume: true }
+      : {}),
     ...(backend === 'emulators' && emulators !== undefined
       ? {
           queue: sqsQueue({ queueUrl, client: emulators.sqs, receiveBatchSize: 1 }),

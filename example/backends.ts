@@ -1,4 +1,4 @@
-import { dynamoDbStore, memoryStore, s3Results, sqsQueue, type LongRunningOptions } from '../src/index.js'
+import { dynamoDbStore, memoryStore, redisQueue, redisStore, s3Results, sqsQueue, type LongRunningOptions } from '../src/index.js'
 
 /** Reads a numeric environment variable, failing loudly on anything else. */
 export function numberFromEnv (name: string, fallback: number): number {
@@ -21,11 +21,14 @@ export function corsOriginsFromEnv (): string[] {
 }
 
 /**
- * The backends named by the environment: `JOBS_QUEUE_URL` and `JOBS_TABLE` both set → SQS and
+ * The backends named by the environment: `REDIS_URL` set → Redis queue and store (this process
+ * serves and runs jobs, as a container does); `JOBS_QUEUE_URL` and `JOBS_TABLE` both set → SQS and
  * DynamoDB; neither → the embedded default (`JOBS_MEMORY_MIB`: its memory budget). Endpoints and credentials come from the AWS SDK's
  * own variables (`AWS_REGION`, `AWS_ENDPOINT_URL_SQS`, `AWS_ENDPOINT_URL_DYNAMODB`, ...).
  */
-export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results' | 'resultTtlSeconds'> {
+export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' | 'leaseSeconds' | 'results' | 'resultTtlSeconds' | 'consume'> {
+  const redisUrl = process.env.REDIS_URL
+  if (redisUrl !== undefined && redisUrl !== '') return redisFromEnv(redisUrl)
   const queueUrl = process.env.JOBS_QUEUE_URL
   const tableName = process.env.JOBS_TABLE
   // JOBS_RESULT_TTL_SECONDS (optional): resultTtlSeconds, on any backend.
@@ -52,6 +55,23 @@ export function backendsFromEnv (): Pick<LongRunningOptions, 'queue' | 'store' |
     }),
     store: dynamoDbStore({ tableName }),
     // JOBS_RESULTS_BUCKET (optional): large results go to this bucket, and clients to them.
+    ...resultsFromEnv()
+  }
+}
+
+/**
+ * Redis (or Valkey) at `redisUrl` for the queue and the store; `JOBS_LEASE_SECONDS` (default 30)
+ * is the lease and the queue's lock, as on SQS; `JOBS_RESULTS_BUCKET` as on AWS.
+ */
+function redisFromEnv (url: string): ReturnType<typeof backendsFromEnv> {
+  const ttl = numberFromEnv('JOBS_RESULT_TTL_SECONDS', 0)
+  const leaseSeconds = numberFromEnv('JOBS_LEASE_SECONDS', 30)
+  return {
+    ...(ttl === 0 ? {} : { resultTtlSeconds: ttl }),
+    leaseSeconds,
+    consume: true,
+    queue: redisQueue({ url, visibilityTimeoutSeconds: leaseSeconds }),
+    store: redisStore({ url }),
     ...resultsFromEnv()
   }
 }

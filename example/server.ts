@@ -1,8 +1,9 @@
 import { backendsFromEnv, corsOriginsFromEnv, numberFromEnv } from './backends.js'
 import { buildApp } from './app.js'
 
-// `npm start`: the example on $HOST:$PORT. With JOBS_QUEUE_URL and JOBS_TABLE it uses SQS and
-// DynamoDB (run `npm run worker` beside it); without, jobs run in this process. CORS_ORIGINS:
+// `npm start`: the example on $HOST:$PORT. With REDIS_URL it uses Redis and runs jobs too (as
+// many of it as you start share the work); with JOBS_QUEUE_URL and JOBS_TABLE it uses SQS and
+// DynamoDB (run `npm run worker` beside it); with neither, jobs run in this process. CORS_ORIGINS:
 // the origins whose pages may call it.
 const app = await buildApp(
   { ...backendsFromEnv(), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },

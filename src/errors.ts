@@ -152,6 +152,13 @@ export const MessageTooLargeError = createError<'FST_LONG_RUNNING_MESSAGE_TOO_LA
   'Message of %d bytes exceeds the queue\'s %d'
 )
 
+/** A request or response larger than a Redis store keeps (`redisStore`'s `maxValueBytes`). */
+export const ValueTooLargeError = createError<'FST_LONG_RUNNING_VALUE_TOO_LARGE', [string, number, number]>(
+  'FST_LONG_RUNNING_VALUE_TOO_LARGE',
+  'The %s has %d bytes, more than the store keeps (maxValueBytes: %d)',
+  413
+)
+
 /** `store.create` with an id that exists already. */
 export const JobExistsError = createError<'FST_LONG_RUNNING_JOB_EXISTS', [string]>(
   'FST_LONG_RUNNING_JOB_EXISTS',

@@ -21,6 +21,8 @@ export type { JobStore, NewJob, ClaimResult, KeyReservation, StoreMemory, StoreS
 
 export { sqsQueue, type SqsQueueOptions, type SqsJobQueue } from './queue/sqs-queue.js'
 export { dynamoDbStore, type DynamoDbStoreOptions } from './store/dynamodb-store.js'
+export { redisQueue, type RedisQueueOptions } from './queue/redis-queue.js'
+export { redisStore, type RedisStoreOptions } from './store/redis-store.js'
 export { s3Results, type S3ResultsOptions } from './results/s3-results.js'
 export type { ResultBodies, UrlMethod } from './results/results.js'
 export { createSqsHandler, type SqsEvent, type SqsRecord, type LambdaContext, type SqsBatchResponse } from './lambda/sqs-handler.js'

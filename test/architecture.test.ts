@@ -8,7 +8,7 @@ import ts from 'typescript'
 const LAYERS: Array<[number, RegExp]> = [
   [0, /^(errors|validate|clock|retry)\.ts$/],
   // The ground every layer shares: wire types and codecs, job ids and states, size limits.
-  [1, /^aws-client\.ts$|^core\//],
+  [1, /^(aws|redis)-client\.ts$|^core\//],
   [2, /^(queue|store|results)\//],
   [3, /^job\//],
   [4, /^(options|route-options)\.ts$/],

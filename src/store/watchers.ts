@@ -29,6 +29,11 @@ export class Watchers {
     for (const listener of this.#byId.get(id) ?? []) listener(record === undefined ? undefined : { ...record })
   }
 
+  /** The ids watched. */
+  ids (): string[] {
+    return [...this.#byId.keys()]
+  }
+
   /** Whether anyone watches `id`. */
   has (id: string): boolean {
     return this.#byId.has(id)

@@ -1,5 +1,7 @@
+import type { TestApp } from './app.js'
 import { addMiddleware } from './faults.js'
-import { pick } from './random.js'
+import { Ledger } from './ledger.js'
+import { int, pick } from './random.js'
 
 /** The kinds of failure AWS services show, and how each reaches the caller. */
 export const FAULT_KINDS = {
@@ -32,4 +34,49 @@ export function chaos (
     throw error
   })
   return injected
+}
+
+/** What the clients of a chaos run saw: jobs by route name, and the 503s they retried. */
+export interface ChaosClients {
+  ledger: Ledger
+  jobsByName: Map<string, string>
+  rejected: { enqueue: number, reads: number }
+}
+
+/**
+ * Runs `jobs` clients at once against `test`'s `/job/:name` route, each as a client of a failing
+ * backend does: accepted with `Prefer: respond-async` (a 503 means nothing was accepted, and it
+ * sends a new job), then followed to its final response (a 503 of a read is asked again). The
+ * ledger then holds every accepted job, its final response and its handler runs.
+ */
+export async function runChaosClients (test: TestApp, jobs: number, next: () => number): Promise<ChaosClients> {
+  const clients: ChaosClients = { ledger: new Ledger(), jobsByName: new Map(), rejected: { enqueue: 0, reads: 0 } }
+  const { ledger, jobsByName, rejected } = clients
+  const client = async (i: number): Promise<void> => {
+    const payload = Buffer.from(`job ${i} `.repeat(1 + int(next, 40)))
+    let location: string | undefined
+    for (let tries = 0; location === undefined; tries++) {
+      const name = `j${i}t${tries}`
+      const response = await test.app.inject({ method: 'POST', url: `/job/${name}?open=1`, payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
+      if (response.statusCode === 503) { rejected.enqueue += 1; continue }
+      location = response.headers.location as string
+      const id = /async-response\/([^?]+)/.exec(location)?.[1] as string
+      ledger.accept(id, { status: 201, body: payload })
+      jobsByName.set(name, id)
+    }
+    for (;;) {
+      const response = await test.app.inject({ url: location })
+      if (response.statusCode === 503) { rejected.reads += 1; continue }
+      if (response.statusCode === 303 || response.statusCode === 202) { location = response.headers.location as string; continue }
+      ledger.finished(/async-response\/([^?]+)/.exec(location)?.[1] as string, response.statusCode, response.rawPayload)
+      return
+    }
+  }
+  await Promise.all(Array.from({ length: jobs }, async (_, i) => await client(i)))
+  for (const [name, count] of test.runs) {
+    const id = jobsByName.get(name)
+    if (id === undefined) continue
+    for (let run = 0; run < count; run++) ledger.ran(id)
+  }
+  return clients
 }

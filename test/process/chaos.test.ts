@@ -3,9 +3,8 @@ import t from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import { dynamoDbStore, sqsQueue } from '../../src/index.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { chaos, FAULT_KINDS } from '../helpers/chaos.js'
-import { Ledger } from '../helpers/ledger.js'
-import { int, random, seedFromEnv } from '../helpers/random.js'
+import { chaos, FAULT_KINDS, runChaosClients } from '../helpers/chaos.js'
+import { random, seedFromEnv } from '../helpers/random.js'
 import { strictDynamoDb, strictSqs } from '../helpers/strict-aws.js'
 
 // Jobs through the SQS and DynamoDB adapters while both fail at a seeded rate, every kind of
@@ -41,37 +40,7 @@ t.test('under injected faults every accepted job ends with its exact response, e
   })
   t.teardown(() => closeTestApp(test))
 
-  const ledger = new Ledger()
-  const rejected = { enqueue: 0, reads: 0 }
-  const client = async (i: number): Promise<void> => {
-    const payload = Buffer.from(`job ${i} `.repeat(1 + int(next, 40)))
-    // Accept: a 503 means nothing was accepted, and the client tries again (a new job).
-    let location: string | undefined
-    for (let tries = 0; location === undefined; tries++) {
-      const name = `j${i}t${tries}`
-      const response = await test.app.inject({ method: 'POST', url: `/job/${name}?open=1`, payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
-      if (response.statusCode === 503) { rejected.enqueue += 1; continue }
-      location = response.headers.location as string
-      const id = /async-response\/([^?]+)/.exec(location)?.[1] as string
-      ledger.accept(id, { status: 201, body: payload })
-      jobsByName.set(name, id)
-    }
-    // Follow until the final response; a 503 (the store failed under this read) is retried.
-    for (;;) {
-      const response = await test.app.inject({ url: location })
-      if (response.statusCode === 503) { rejected.reads += 1; continue }
-      if (response.statusCode === 303 || response.statusCode === 202) { location = response.headers.location as string; continue }
-      ledger.finished(/async-response\/([^?]+)/.exec(location)?.[1] as string, response.statusCode, response.rawPayload)
-      return
-    }
-  }
-  const jobsByName = new Map<string, string>()
-  await Promise.all(Array.from({ length: jobs }, async (_, i) => await client(i)))
-  for (const [name, count] of test.runs) {
-    const id = jobsByName.get(name)
-    if (id === undefined) continue
-    for (let run = 0; run < count; run++) ledger.ran(id)
-  }
+  const { ledger, jobsByName, rejected } = await runChaosClients(test, jobs, next)
   const report = ledger.check(t, 3)
   // A request answered 503 can run only if SQS took its message but every answer was lost, and
   // a worker claimed the job before the HTTP side forgot it.

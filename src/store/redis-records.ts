@@ -1,0 +1,86 @@
+import { responseOf } from '../core/blob.js'
+import { isExpired, type JobRecord, type JobStatus } from '../core/job-state.js'
+import type { NewJob } from './store.js'
+
+/**
+ * How a job lives in Redis: one hash per job, `{prefix:id}:job`, whose braces are a Redis
+ * Cluster hash tag (every key of a job in one slot, so that each Lua script touches one slot);
+ * one hash per idempotency key, `{prefix:key:digest}`; one pub/sub channel per store,
+ * `prefix:events`, carrying the id of each job that changed.
+ */
+export interface RedisKeys {
+  job (id: string): string
+  key (digest: string): string
+  readonly channel: string
+}
+
+export function redisKeys (prefix: string): RedisKeys {
+  return {
+    job: id => `{${prefix}:${id}}:job`,
+    key: digest => `{${prefix}:key:${digest}}`,
+    channel: `${prefix}:events`
+  }
+}
+
+/** Fields of a job's hash. The claim-checked request (`req`) is only read by a claim. */
+export const F = {
+  status: 'st',
+  attempt: 'att',
+  waitSeconds: 'ws',
+  createdAt: 'ca',
+  expiresAt: 'exp',
+  binding: 'bind',
+  owner: 'own',
+  leaseUntil: 'lease',
+  progress: 'prog',
+  response: 'res',
+  request: 'req',
+  key: 'kd',
+  messageDigest: 'md'
+} as const
+
+/** What a read fetches (`HMGET`), in this order: the record and its response. */
+export const RECORD_FIELDS = [F.status, F.attempt, F.waitSeconds, F.createdAt, F.expiresAt, F.binding, F.owner, F.leaseUntil, F.progress, F.response]
+
+/** The hash fields of a new job, as `HSET` arguments (its request's bytes apart). */
+export function newJobFields (job: NewJob): Array<string | number> {
+  const fields: Array<string | number> = [
+    F.status, job.claim === undefined ? 'pending' : 'running',
+    F.attempt, job.claim === undefined ? 0 : 1,
+    F.waitSeconds, job.waitSeconds,
+    F.createdAt, job.createdAt,
+    F.expiresAt, job.expiresAt
+  ]
+  if (job.claim !== undefined) fields.push(F.owner, job.claim.owner, F.leaseUntil, job.claim.leaseUntil)
+  if (job.binding !== undefined) fields.push(F.binding, job.binding)
+  if (job.key !== undefined) fields.push(F.key, job.key)
+  if (job.messageDigest !== undefined) fields.push(F.messageDigest, job.messageDigest)
+  return fields
+}
+
+type Value = Buffer | null | undefined
+
+/** The record that `values` ({@link RECORD_FIELDS}, as read) spell; undefined when gone or expired at `now`. */
+export function recordOf (id: string, values: readonly Value[], now: number): JobRecord | undefined {
+  const [status, attempt, waitSeconds, createdAt, expiresAt, binding, owner, leaseUntil, progress, response] = values
+  if (status == null || expiresAt == null) return undefined
+  const record: JobRecord = {
+    id,
+    status: status.toString() as JobStatus,
+    attempt: numberOf(attempt),
+    waitSeconds: numberOf(waitSeconds),
+    createdAt: numberOf(createdAt),
+    expiresAt: numberOf(expiresAt)
+  }
+  if (isExpired(record, now)) return undefined
+  if (binding != null) record.binding = binding.toString()
+  if (owner != null) record.owner = owner.toString()
+  if (leaseUntil != null) record.leaseUntil = numberOf(leaseUntil)
+  if (progress != null) record.progress = JSON.parse(progress.toString())
+  if (response != null) record.response = responseOf(response)
+  return record
+}
+
+function numberOf (value: Value): number {
+  return value == null ? 0 : Number(value.toString())
+}
