@@ -16,7 +16,7 @@ const CUT_GRACE_MS = 1000
  * everything in memory, in bytes.
  *
  * Time: the body must arrive within `bodyTimeoutSeconds`, or the request gets `408
- * BODY_TIMEOUT` and its connection is closed (its stream, on HTTP/2). Fastify sets no request
+ * BODY_TIMEOUT` and its connection is closed (on HTTP/1.1). Fastify sets no request
  * timeout: without this, a client sending a byte now and then would hold its socket and its
  * bytes as long as it likes, refused or not.
  *
@@ -50,12 +50,10 @@ export class BodyBudget {
     reply.raw.once('close', () => {
       this.forget(request)
       gate.destroy()
-      // HTTP/2: a stream answered before its body ended is reset, so that the client stops sending.
-      if (request.raw.httpVersionMajor === 2 && !request.raw.complete) request.raw.destroy()
     })
     // Delivered results do not count: the store evicts them to make room.
     const declared = RECEIVING_COPIES * Number(request.headers['content-length'] ?? 0)
-    if (!this.#fits(declared)) throw enqueueFailed(new StoreFullError(declared, this.#memory?.maxBytes ?? 0))
+    if (!this.#fits(declared)) throw this.#full(declared)
     this.#held.set(request, 0)
     return payload.pipe(gate)
   }
@@ -65,7 +63,7 @@ export class BodyBudget {
     const gate = new Transform({
       transform: (chunk: Buffer, _encoding, callback) => {
         const bytes = RECEIVING_COPIES * chunk.length
-        if (!this.#fits(bytes)) return callback(enqueueFailed(new StoreFullError(bytes, this.#memory?.maxBytes ?? 0)))
+        if (!this.#fits(bytes)) return callback(this.#full(bytes))
         this.#take(request, bytes)
         callback(null, chunk)
       }
@@ -104,6 +102,11 @@ export class BodyBudget {
   #fits (bytes: number): boolean {
     const memory = this.#memory
     return memory === undefined || memory.heldBytes() + this.#inFlightBytes + bytes <= memory.maxBytes
+  }
+
+  /** The 503 of `bytes` that do not fit (only a budget refuses). */
+  #full (bytes: number): Error {
+    return enqueueFailed(new StoreFullError(bytes, (this.#memory as StoreMemory).maxBytes))
   }
 
   /** Counts `bytes` more for `request`, while it is let in and unanswered. */

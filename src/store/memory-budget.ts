@@ -56,7 +56,8 @@ export class MemoryBudget {
 
   /** Unread bytes beyond the share, the newest result apart: what unread results may give up. */
   #unreadOverShare (): number {
-    const newest = this.#newestUnread === undefined ? 0 : this.#unread.get(this.#newestUnread) ?? 0
+    // Cleared when its result leaves the unread ones: while set, it is among them.
+    const newest = this.#newestUnread === undefined ? 0 : this.#unread.get(this.#newestUnread) as number
     return Math.max(0, Math.min(this.#unreadBytes - this.maxBytes * UNREAD_SHARE, this.#unreadBytes - newest))
   }
 
@@ -100,11 +101,11 @@ export class MemoryBudget {
   makeRoom (bytes: number, evict: Evict): void {
     if (this.#bytes - this.#evictableBytes - this.#unreadOverShare() + bytes > this.maxBytes) return
     this.#evictDelivered(bytes, evict)
-    while (!this.fits(bytes)) {
-      const [oldest, size] = this.#unread.entries().next().value ?? []
-      if (oldest === undefined || oldest === this.#newestUnread || this.#unreadBytes <= this.maxBytes * UNREAD_SHARE) break
+    while (!this.fits(bytes) && this.#unreadBytes > this.maxBytes * UNREAD_SHARE) {
+      const [oldest, size] = this.#unread.entries().next().value as [string, number]
+      if (oldest === this.#newestUnread) break
       this.#unreadEvictions += 1
-      if ((size ?? 0) <= STUB_BYTES) evict.remove(oldest)
+      if (size <= STUB_BYTES) evict.remove(oldest)
       // Its 410 waits for its reader, and may itself go when room is needed again.
       else this.delivered(oldest, evict.replace(oldest))
     }
