@@ -94,9 +94,12 @@ export class BodyBudget {
       const grace = this.#clock.setTimeout(() => { if (!reply.sent) request.raw.destroy() }, CUT_GRACE_MS)
       reply.raw.once('close', () => this.#clock.clearTimeout(grace))
     }, this.#timeoutSeconds * 1000)
+    // The system clock's timer must not keep the process alive (a closed app, a test's end).
+    ;(timer as { unref?: () => void } | undefined)?.unref?.()
     const done = (): void => this.#clock.clearTimeout(timer)
     request.raw.once('end', done)
     request.raw.once('close', done)
+    reply.raw.once('close', () => { if (request.raw.complete) done() })
   }
 
   #fits (bytes: number): boolean {
