@@ -16,6 +16,12 @@ export interface RoundRobin {
  * connection it came on, as a load balancer without stickiness does. A target that fails
  * answers 502, as a load balancer would.
  */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'te', 'trailer', 'upgrade'])
+
+function withoutHopByHop (headers: IncomingMessage['headers']): IncomingMessage['headers'] {
+  return Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.has(name)))
+}
+
 export async function startRoundRobin (t: Test, targets: string[]): Promise<RoundRobin> {
   const live = [...targets]
   const sent = targets.map(() => ({ all: 0, hops: 0 }))
@@ -27,8 +33,10 @@ export async function startRoundRobin (t: Test, targets: string[]): Promise<Roun
     counts.all += 1
     if (incoming.url?.startsWith('/async-response') === true) counts.hops += 1
     const { hostname, port } = new URL(target)
-    const upstream = httpRequest({ host: hostname, port, method: incoming.method, path: incoming.url, headers: incoming.headers }, answer => {
-      outgoing.writeHead(answer.statusCode ?? 502, answer.rawHeaders)
+    const upstream = httpRequest({ host: hostname, port, method: incoming.method, path: incoming.url, headers: withoutHopByHop(incoming.headers) }, answer => {
+      // Hop-by-hop headers stay on their hop: the app's `Keep-Alive: timeout=72` passed on would
+      // have clients reuse connections this proxy closes after its own 5 s (ECONNRESET).
+      outgoing.writeHead(answer.statusCode ?? 502, withoutHopByHop(answer.headers))
       answer.pipe(outgoing)
     })
     upstream.on('error', () => {
