@@ -45,6 +45,27 @@ export interface JobRecord {
   expiresAt: number
 }
 
+/** What the record of a new job is made of (a store's `NewJob`, as far as its record goes). */
+export interface NewJobRecord {
+  id: string
+  waitSeconds: number
+  createdAt: number
+  expiresAt: number
+  binding?: string
+  claim?: { owner: string, leaseUntil: number }
+}
+
+/**
+ * The record of a job just created: pending before its first attempt, or running that attempt
+ * already when created claimed (the process that accepted it runs it at once).
+ */
+export function newJobRecord (job: NewJobRecord): JobRecord {
+  const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
+  if (job.binding !== undefined) record.binding = job.binding
+  if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, owner: job.claim.owner, leaseUntil: job.claim.leaseUntil })
+  return record
+}
+
 // The job state machine, written once: the memory store calls these rules, and the DynamoDB
 // store's condition expressions (store/dynamodb-conditions.ts) spell each one as a condition;
 // the store contract checks that both decide every case alike.

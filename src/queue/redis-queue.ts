@@ -17,8 +17,8 @@ export interface RedisQueueOptions {
    */
   name?: string
   /**
-   * BullMQ's key prefix: keys are `prefix:name:…`, every key of the queue in one Redis Cluster
-   * slot when the prefix is a hash tag such as `{bull}`.
+   * BullMQ's key prefix (letters, digits, `_`, `.` or `-`): keys are `prefix:name:…`, so that
+   * several queues can share a server.
    * @default 'bull'
    */
   prefix?: string

@@ -99,7 +99,7 @@ export class MemoryBudget {
    * when it is no larger than that). Nothing is evicted for `bytes` that would not fit anyway.
    */
   makeRoom (bytes: number, evict: Evict): void {
-    if (this.#bytes - this.#evictableBytes - this.#unreadOverShare() + bytes > this.maxBytes) return
+    if (this.heldBytes() + bytes > this.maxBytes) return
     this.#evictDelivered(bytes, evict)
     while (!this.fits(bytes) && this.#unreadBytes > this.maxBytes * UNREAD_SHARE) {
       const [oldest, size] = this.#unread.entries().next().value as [string, number]

@@ -4,7 +4,7 @@ import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
 import { number, optionsObject } from '../validate.js'
 import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
-import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus, type JobProgress, type JobRecord } from '../core/job-state.js'
+import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus, newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
 import { MemoryKeys } from './memory-keys.js'
 import { Watchers, type Listener } from './watchers.js'
@@ -88,9 +88,7 @@ class MemoryStore implements JobStore {
       this.#keys.release(job.key, job.id) // its retries would otherwise find a job that never was
       throw new StoreFullError(bytes, this.#budget.maxBytes)
     }
-    const record: JobRecord = { id: job.id, status: JobStatus.pending, attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
-    if (job.binding !== undefined) record.binding = job.binding
-    if (job.claim !== undefined) Object.assign(record, { status: JobStatus.running, attempt: 1, ...job.claim })
+    const record = newJobRecord(job)
     // Optional fields only when present (exactOptionalPropertyTypes).
     const { request, key, messageDigest } = job
     this.#entries.set(job.id, { record, bytes, ...(request && { request }), ...(key !== undefined && { key }), ...(messageDigest !== undefined && { messageDigest }) })

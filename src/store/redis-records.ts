@@ -39,20 +39,20 @@ export const F = {
   messageDigest: 'md'
 } as const
 
-/** What a read fetches (`HMGET`), in this order: the record and its response. */
+/** What a read fetches (`HMGET`) and a refused claim returns (`RECORD` in the scripts), in this order: the record and its response. */
 export const RECORD_FIELDS = [F.status, F.attempt, F.waitSeconds, F.createdAt, F.expiresAt, F.binding, F.owner, F.leaseUntil, F.progress, F.response]
 
-/** The hash fields of a new job, as `HSET` arguments (its request's bytes apart). */
-export function newJobFields (job: NewJob): Array<string | number> {
+/** The hash fields of a new job whose record is `record`, as `HSET` arguments (its request's bytes apart). */
+export function newJobFields (record: JobRecord, job: Pick<NewJob, 'key' | 'messageDigest'>): Array<string | number> {
   const fields: Array<string | number> = [
-    F.status, job.claim === undefined ? 'pending' : 'running',
-    F.attempt, job.claim === undefined ? 0 : 1,
-    F.waitSeconds, job.waitSeconds,
-    F.createdAt, job.createdAt,
-    F.expiresAt, job.expiresAt
+    F.status, record.status,
+    F.attempt, record.attempt,
+    F.waitSeconds, record.waitSeconds,
+    F.createdAt, record.createdAt,
+    F.expiresAt, record.expiresAt
   ]
-  if (job.claim !== undefined) fields.push(F.owner, job.claim.owner, F.leaseUntil, job.claim.leaseUntil)
-  if (job.binding !== undefined) fields.push(F.binding, job.binding)
+  if (record.owner !== undefined) fields.push(F.owner, record.owner, F.leaseUntil, record.leaseUntil as number)
+  if (record.binding !== undefined) fields.push(F.binding, record.binding)
   if (job.key !== undefined) fields.push(F.key, job.key)
   if (job.messageDigest !== undefined) fields.push(F.messageDigest, job.messageDigest)
   return fields

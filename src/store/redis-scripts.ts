@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis'
+import { RECORD_FIELDS } from './redis-records.js'
 
 // Every transition of a job, each one Lua script: Redis runs a script atomically, so the
 // condition and the write cannot be separated by another client's write. Each script spells
@@ -17,7 +18,7 @@ local function live(key, now)
   local e = redis.call('HGET', key, 'exp')
   return e ~= false and tonumber(e) > tonumber(now)
 end
-local RECORD = {'st', 'att', 'ws', 'ca', 'exp', 'bind', 'own', 'lease', 'prog', 'res'}
+local RECORD = {${RECORD_FIELDS.map(field => `'${field}'`).join(', ')}}
 `
 
 /** The scripts: KEYS[1] is the job's (or the key's) hash; ARGV[1] is now. */

@@ -4,7 +4,7 @@ import { requestBlob, requestOf, responseBlob } from '../core/blob.js'
 import { clockOption, type Clock } from '../clock.js'
 import { JobExistsError, ValueTooLargeError } from '../errors.js'
 import { LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
-import type { JobProgress, JobRecord } from '../core/job-state.js'
+import { newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import type { StoredResponse } from '../core/wire.js'
 import { number, optionsObject } from '../validate.js'
 import { F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
@@ -81,13 +81,11 @@ class RedisStore implements JobStore {
   }
 
   async create (job: NewJob): Promise<JobRecord> {
-    const fields = newJobFields(job)
+    const record = newJobRecord(job)
+    const fields = newJobFields(record, job)
     if (job.request !== undefined) fields.push(F.request, this.#bounded('request', requestBlob(job.request)) as unknown as string)
     const created = await this.#script('create', this.#keys.job(job.id), [this.#clock.now(), deleteAt(job.expiresAt), randomUUID(), ...fields])
     if (created !== 1) throw new JobExistsError(job.id)
-    const record: JobRecord = { id: job.id, status: 'pending', attempt: 0, waitSeconds: job.waitSeconds, createdAt: job.createdAt, expiresAt: job.expiresAt }
-    if (job.binding !== undefined) record.binding = job.binding
-    if (job.claim !== undefined) Object.assign(record, { status: 'running', attempt: 1, ...job.claim })
     return record
   }
 

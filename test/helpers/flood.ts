@@ -1,5 +1,16 @@
 import { connect, type Socket } from 'node:net'
 
+/** A raw HTTP/1.1 upload to `path` on 127.0.0.1 whose body stops after `sent` of its announced `length` bytes. */
+export function slowUpload (port: number, path: string, length: number, sent: number): { socket: Socket, received: () => string, closed: Promise<void> } {
+  const socket = connect(port, '127.0.0.1')
+  let received = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => { received += chunk })
+  const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n${'x'.repeat(sent)}`)
+  return { socket, received: () => received, closed }
+}
+
 /** What one caller's floods of the example got, by answer. */
 export interface FloodCounts {
   /** `GET /bytes` asked with `Prefer: respond-async` and never read: 202s, 503s. */
@@ -62,23 +73,19 @@ export function flood (url: string, options: FloodOptions): Flood {
   const sockets = new Set<Socket>()
   const slow = (): void => {
     if (!state.running) return
-    const socket = connect(new URL(url).port === '' ? 80 : Number(new URL(url).port), '127.0.0.1')
-    sockets.add(socket)
-    let received = ''
-    socket.setEncoding('latin1')
-    socket.on('data', (chunk: string) => { received += chunk })
-    socket.on('error', () => {})
-    const drip = setInterval(() => socket.write('x'), options.slowByteEveryMs)
-    socket.once('close', () => {
+    const upload = slowUpload(Number(new URL(url).port), '/echo', options.slowAnnouncedBytes, 1)
+    sockets.add(upload.socket)
+    upload.socket.on('error', () => {})
+    const drip = setInterval(() => upload.socket.write('x'), options.slowByteEveryMs)
+    void upload.closed.then(() => {
       clearInterval(drip)
-      sockets.delete(socket)
-      if (received.startsWith('HTTP/1.1 408')) counts.slowCut++
-      else if (received.startsWith('HTTP/1.1 503')) counts.slowRefused++
+      sockets.delete(upload.socket)
+      if (upload.received().startsWith('HTTP/1.1 408')) counts.slowCut++
+      else if (upload.received().startsWith('HTTP/1.1 503')) counts.slowRefused++
       slow()
     })
-    socket.write(`POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${options.slowAnnouncedBytes}\r\n\r\nx`)
     // An answer before the body is complete ends this upload: the server will not read on.
-    socket.once('data', () => socket.destroy())
+    upload.socket.once('data', () => upload.socket.destroy())
   }
   const loops = Array.from({ length: options.unreadConcurrency }, async () => await unread())
   for (let i = 0; i < options.slowUploads; i++) slow()

@@ -1,26 +1,15 @@
-import { connect, type Socket } from 'node:net'
 import { request as httpRequest, Agent } from 'node:http'
 import t from 'tap'
 import { memoryQueue, memoryStore } from '../../src/index.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
 import { FakeClock } from '../helpers/clock.js'
+import { slowUpload } from '../helpers/flood.js'
 
 // One caller against the embedded default's shared budget (issue 26, point 6), over real HTTP:
 // slow uploads, results nobody reads, queued requests and refused keys each have a bound.
 // Counts and statuses only; the floods against `npm start` are measured in bench/flood.ts.
 const KiB = 1024
 const MiB = 1024 * KiB
-
-/** A raw HTTP/1.1 request whose body stops after `sent` of its announced `length` bytes. */
-function slowUpload (port: number, path: string, length: number, sent: number): { socket: Socket, received: () => string, closed: Promise<void> } {
-  const socket = connect(port, '127.0.0.1')
-  let received = ''
-  socket.setEncoding('latin1')
-  socket.on('data', (chunk: string) => { received += chunk })
-  const closed = new Promise<void>(resolve => socket.once('close', () => resolve()))
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n${'x'.repeat(sent)}`)
-  return { socket, received: () => received, closed }
-}
 
 t.test('a body that does not arrive within bodyTimeoutSeconds: 408 BODY_TIMEOUT, the connection closed, nothing queued', async t => {
   const clock = new FakeClock()
