@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyRequest, RegisterOptions } from 'fastify'
 import { clockOption, type Clock } from './clock.js'
 import { InvalidOptionError } from './errors.js'
 import type { JobEndEvent } from './job/outcome.js'
@@ -9,7 +9,7 @@ import type { JobQueue } from './queue/queue.js'
 import { memoryStore } from './store/memory-store.js'
 import type { ResultBodies } from './results/results.js'
 import type { JobStore } from './store/store.js'
-import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, optionalSecret, pathPrefix } from './validate.js'
+import { checkAdapter, describe, headerNames, matching, number, optionalBoolean, optionalFunction, optionalSecret, optionNames, optionsObject, pathPrefix } from './validate.js'
 import { MAX_LEASE_SECONDS, MAX_RESULT_TTL_SECONDS } from './core/job-limits.js'
 import { IDEMPOTENCY_DEFAULTS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
 
@@ -159,9 +159,39 @@ export interface ResolvedOptions extends RouteSettings {
   clock: Clock
 }
 
+// Fastify hands a plugin the options of `register` itself too (RegisterOptions): not unknown.
+const PLUGIN_OPTIONS = optionNames<LongRunningOptions & RegisterOptions>({
+  queue: true,
+  store: true,
+  results: true,
+  consume: true,
+  concurrency: true,
+  resultTtlSeconds: true,
+  routePrefix: true,
+  basePath: true,
+  awsLambdaProperty: true,
+  bindTo: true,
+  bindingSecret: true,
+  carry: true,
+  closeGraceSeconds: true,
+  onJobEnd: true,
+  dropHeaders: true,
+  bodyTimeoutSeconds: true,
+  leaseSeconds: true,
+  pollIntervalMs: true,
+  clock: true,
+  waitSeconds: true,
+  timeoutSeconds: true,
+  maxAttempts: true,
+  idempotency: true,
+  prefix: true,
+  logLevel: true,
+  logSerializers: true
+})
+
 /** Checks every option, naming the option, what it expects and what it got. */
 export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', 'an object', describe(options))
+  optionsObject(options, 'options', PLUGIN_OPTIONS, true, 'fastify-long-running')
   const timing = resolveRouteOptions(options, '', {
     waitSeconds: 25,
     timeoutSeconds: 900,

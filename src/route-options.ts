@@ -4,7 +4,7 @@
  */
 import { InvalidOptionError } from './errors.js'
 import type { JobTiming } from './job/lifetime.js'
-import { describe, headerName, number, optionalBoolean, optionsObject } from './validate.js'
+import { describe, headerName, number, optionalBoolean, optionNames, optionsObject } from './validate.js'
 import { MAX_ATTEMPTS, MAX_TIMEOUT_SECONDS } from './core/job-limits.js'
 
 /**
@@ -67,6 +67,10 @@ export interface LongRunningRouteOptions {
   idempotency?: boolean | IdempotencyOptions
 }
 
+/** The names of a route's options, for the check of unknown ones. */
+export const ROUTE_OPTIONS = optionNames<LongRunningRouteOptions>({ waitSeconds: true, timeoutSeconds: true, maxAttempts: true, idempotency: true })
+const IDEMPOTENCY_OPTIONS = optionNames<IdempotencyOptions>({ header: true, required: true, strict: true })
+
 export const IDEMPOTENCY_DEFAULTS: IdempotencySettings = { header: 'idempotency-key', required: false, strict: false }
 
 /**
@@ -78,7 +82,8 @@ export function resolveRouteOptions (value: unknown, where: string, defaults: Ro
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidOptionError(where, 'true or an object', describe(value))
   }
-  const route = value as LongRunningRouteOptions
+  // The plugin's options (where '') hold a route's and more: resolveOptions checks their names.
+  const route = where === '' ? value as LongRunningRouteOptions : optionsObject(value as LongRunningRouteOptions, where, ROUTE_OPTIONS, true)
   const name = (option: string): string => where === '' ? option : `${where}.${option}`
   return {
     waitSeconds: number(route.waitSeconds, name('waitSeconds'), defaults.waitSeconds, 0, 900),
@@ -93,7 +98,7 @@ function resolveIdempotency (value: unknown, name: string, inherited: Idempotenc
   if (value === false) return undefined
   const base = inherited ?? IDEMPOTENCY_DEFAULTS
   if (value === true) return base
-  const options = optionsObject(value as IdempotencyOptions, name, true)
+  const options = optionsObject(value as IdempotencyOptions, name, IDEMPOTENCY_OPTIONS, true)
   return {
     header: options.header === undefined ? base.header : headerName(options.header, `${name}.header`),
     required: optionalBoolean(options.required, `${name}.required`) ?? base.required,

@@ -14,11 +14,61 @@ export function describe (value: unknown): string {
   return String(value)
 }
 
-/** The options object itself: anything but an object is refused; `undefined` is `{}` unless `required`. */
-export function optionsObject<T extends object> (value: T | undefined, name: string, required = false): Partial<T> {
+/**
+ * The names an options object of type `T` has, written as `{ name: true, ... }`: the compiler
+ * refuses a list that misses one of `T`'s names or has one `T` does not, so that the check of
+ * unknown names cannot fall behind the type.
+ */
+export function optionNames<T extends object> (names: Record<keyof T, true>): ReadonlySet<string> {
+  return new Set(Object.keys(names))
+}
+
+/**
+ * The options object itself: anything but an object is refused, and so is a name it does not
+ * know (JavaScript has no compiler to catch `waitSecond`), naming the nearest known one.
+ * `undefined` is `{}` unless `required`. An unknown name is named as in the other messages:
+ * alone, with `owner` saying whose option it is not, or else as `name.key`.
+ */
+export function optionsObject<T extends object> (value: T | undefined, name: string, known: ReadonlySet<string>, required = false, owner?: string): Partial<T> {
   if (value === undefined && !required) return {}
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(name, 'an object', describe(value))
+  for (const key of Object.keys(value)) {
+    if (known.has(key)) continue
+    const got = describe((value as Record<string, unknown>)[key])
+    throw owner === undefined
+      ? new InvalidOptionError(`${name}.${key}`, `a known option (${nearest(key, known)})`, got)
+      : new InvalidOptionError(key, `an option of ${owner} (${nearest(key, known)})`, got)
+  }
   return value
+}
+
+/** What to say of an unknown name: the known one it was probably meant to be, or them all. */
+function nearest (name: string, known: ReadonlySet<string>): string {
+  const lower = name.toLowerCase()
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of known) {
+    const other = candidate.toLowerCase()
+    // A name cut short or run on (`timeout` for `timeoutSeconds`) is as near as a typo.
+    const distance = other.startsWith(lower) || lower.startsWith(other) ? 1 : editDistance(lower, other)
+    if (distance < bestDistance) [best, bestDistance] = [candidate, distance]
+  }
+  if (best !== undefined && bestDistance <= Math.max(1, Math.floor(name.length / 3))) return `did you mean \`${best}\`?`
+  return `one of ${[...known].map(option => `\`${option}\``).join(', ')}`
+}
+
+/** Levenshtein's distance between two strings: the edits (insert, delete, replace) from one to the other. */
+function editDistance (a: string, b: string): number {
+  const at = (row: number[], j: number): number => row[j] as number // always within the row
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(at(previous, j) + 1, at(row, j - 1) + 1, at(previous, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = row
+  }
+  return at(previous, b.length)
 }
 
 /** A number in `[min, max]` (a whole one when `integer`), or `fallback` when absent. */

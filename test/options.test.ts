@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import t from 'tap'
-import longRunning, { memoryQueue, s3Results } from '../src/index.js'
+import longRunning, { dynamoDbStore, memoryQueue, memoryStore, redisQueue, redisStore, s3Results, sqsQueue } from '../src/index.js'
 
 async function register (options: unknown): Promise<unknown> {
   const app = Fastify()
@@ -121,4 +121,48 @@ t.test('a resultTtlSeconds longer than the results bucket keeps bodies (s3Result
   t.equal(await register({ results: results(30), resultTtlSeconds: 29 * 86_400 }), undefined)
   t.equal(await register({ results: results(), resultTtlSeconds: 366 * 86_400 }), undefined, 'no lifecycle named: nothing to contradict')
   t.throws(() => results(0), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: 'Expected `expireAfterDays` to be an integer from 1 to 36500, got 0' })
+})
+
+// JavaScript has no compiler to catch a misspelled name: each one is refused where it is given,
+// naming it and the known name it was probably meant to be (or them all when none is near).
+t.test('unknown option names are refused at registration, naming the nearest known one', async t => {
+  const cases: Array<[unknown, string]> = [
+    [{ waitSecond: 5 }, 'Expected `waitSecond` to be an option of fastify-long-running (did you mean `waitSeconds`?), got 5'],
+    [{ WaitSeconds: 5 }, 'Expected `WaitSeconds` to be an option of fastify-long-running (did you mean `waitSeconds`?), got 5'],
+    [{ timeout: 60 }, 'Expected `timeout` to be an option of fastify-long-running (did you mean `timeoutSeconds`?), got 60'],
+    [{ bindto: () => 'u' }, 'Expected `bindto` to be an option of fastify-long-running (did you mean `bindTo`?), got a function'],
+    [{ idempotency: { requird: true } }, 'Expected `idempotency.requird` to be a known option (did you mean `required`?), got true'],
+    [{ idempotency: { x: 1 } }, 'Expected `idempotency.x` to be a known option (one of `header`, `required`, `strict`), got 1']
+  ]
+  for (const [options, message] of cases) {
+    const error = await register(options) as { code?: string, message?: string } | undefined
+    t.equal(error?.code, 'FST_LONG_RUNNING_INVALID_OPTION', JSON.stringify(options))
+    t.equal(error?.message, message)
+  }
+  t.equal(await register({ prefix: '/v1', logLevel: 'warn', logSerializers: {} }), undefined, "Fastify's own options of register() are not unknown")
+})
+
+t.test('unknown route option names are refused when the route is added', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longRunning)
+  t.throws(() => app.get('/a', { longRunning: { waitSecond: 3 } as never }, async () => 'a'),
+    { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: 'Expected `GET /a longRunning.waitSecond` to be a known option (did you mean `waitSeconds`?), got 3' })
+  t.throws(() => app.get('/b', { longRunning: { concurrency: 3 } as never }, async () => 'b'),
+    { message: 'Expected `GET /b longRunning.concurrency` to be a known option (one of `waitSeconds`, `timeoutSeconds`, `maxAttempts`, `idempotency`), got 3' })
+  t.throws(() => app.post('/c', { longRunning: { idempotency: { strikt: true } } as never }, async () => 'c'),
+    { message: 'Expected `POST /c longRunning.idempotency.strikt` to be a known option (did you mean `strict`?), got true' })
+})
+
+t.test('unknown option names of every adapter are refused when it is made', async t => {
+  const cases: Array<[() => unknown, string]> = [
+    [() => memoryQueue({ maxQueue: 5 } as never), 'Expected `maxQueue` to be an option of memoryQueue (did you mean `maxQueued`?), got 5'],
+    [() => memoryStore({ maxByte: 5 } as never), 'Expected `maxByte` to be an option of memoryStore (did you mean `maxBytes`?), got 5'],
+    [() => sqsQueue({ queueUrl: 'http://127.0.0.1:1/q', visibilityTimeout: 60 } as never), 'Expected `visibilityTimeout` to be an option of sqsQueue (did you mean `visibilityTimeoutSeconds`?), got 60'],
+    [() => dynamoDbStore({ tableName: 'jobs', table: 'jobs' } as never), 'Expected `table` to be an option of dynamoDbStore (did you mean `tableName`?), got "jobs"'],
+    [() => s3Results({ bucket: 'results', threshold: 1 } as never), 'Expected `threshold` to be an option of s3Results (did you mean `thresholdBytes`?), got 1'],
+    [() => redisQueue({ url: 'redis://127.0.0.1:1', prefx: 'q' } as never), 'Expected `prefx` to be an option of redisQueue (did you mean `prefix`?), got "q"'],
+    [() => redisStore({ url: 'redis://127.0.0.1:1', ttl: 5 } as never), 'Expected `ttl` to be an option of redisStore (one of `url`, `prefix`, `maxValueBytes`, `clock`), got 5']
+  ]
+  for (const [make, message] of cases) t.throws(make, { code: 'FST_LONG_RUNNING_INVALID_OPTION', message })
 })

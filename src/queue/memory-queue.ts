@@ -2,7 +2,7 @@ import { clockOption, type Clock } from '../clock.js'
 import { jobScope } from '../core/job-scope.js'
 import { MessageTooLargeError, QueueFullError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
-import { number, optionalBoolean, optionsObject } from '../validate.js'
+import { number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 
 interface Message {
@@ -48,6 +48,8 @@ export interface MemoryQueueOptions {
   shared?: boolean
 }
 
+const MEMORY_QUEUE_OPTIONS = optionNames<MemoryQueueOptions>({ maxMessageBytes: true, retryDelaySeconds: true, maxQueued: true, clock: true, shared: true })
+
 /**
  * The in-memory queue: the embedded default, jobs run in this process. At-least-once like SQS:
  * a message comes back until its consumer acknowledges it. Lost on restart.
@@ -56,7 +58,7 @@ export interface MemoryQueueOptions {
  * await app.register(longRunning, { queue: memoryQueue({ maxMessageBytes: 65536 }) })
  */
 export function memoryQueue (options?: MemoryQueueOptions): JobQueue {
-  const checked = optionsObject(options, 'memoryQueue options')
+  const checked = optionsObject(options, 'memoryQueue options', MEMORY_QUEUE_OPTIONS, false, 'memoryQueue')
   return new MemoryQueue(
     number(checked.maxMessageBytes, 'maxMessageBytes', 256 * 1024, 1024, 1024 * 1024 * 1024, true),
     redeliveryBackoff(number(checked.retryDelaySeconds, 'retryDelaySeconds', 1, 0, 900)),

@@ -3,7 +3,7 @@ import { clockOption, type Clock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
 import { backendError, LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
-import { matching, number, optionsObject } from '../validate.js'
+import { matching, number, optionNames, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 import { RedisConsumer } from './redis-consumer.js'
 
@@ -54,6 +54,8 @@ export interface RedisQueueOptions {
 
 type BullMq = typeof import('bullmq')
 
+const REDIS_QUEUE_OPTIONS = optionNames<RedisQueueOptions>({ url: true, name: true, prefix: true, maxMessageBytes: true, visibilityTimeoutSeconds: true, stalledIntervalSeconds: true, retryDelaySeconds: true, clock: true })
+
 /**
  * The Redis (or Valkey) queue, on BullMQ: at-least-once like SQS, with delayed messages,
  * locks that the job's lease renewals extend, and stalled-job recovery, so that a job whose
@@ -67,7 +69,7 @@ type BullMq = typeof import('bullmq')
  * })
  */
 export function redisQueue (options: RedisQueueOptions): JobQueue {
-  const checked = optionsObject(options, 'redisQueue options', true)
+  const checked = optionsObject(options, 'redisQueue options', REDIS_QUEUE_OPTIONS, true, 'redisQueue')
   const visibility = number(checked.visibilityTimeoutSeconds, 'visibilityTimeoutSeconds', 30, 1, 43_200, true)
   return new RedisQueue(redisUrl(checked.url, 'url'), {
     name: checked.name === undefined ? 'long-running-jobs' : matching(checked.name, 'name', /^[\w.-]{1,100}$/, '1 to 100 letters, digits, `_`, `.` or `-`'),

@@ -3,7 +3,7 @@ import { LazyAwsClient } from '../aws-client.js'
 import { clockOption, type Clock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
-import { matching, number, optionsObject } from '../validate.js'
+import { matching, number, optionNames, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
 import { loadSdk, SqsConsumer, type Sdk } from './sqs-consumer.js'
 
@@ -74,6 +74,8 @@ export interface SqsJobQueue extends JobQueue {
 
 const MAX_VISIBILITY = 43_200
 
+const SQS_QUEUE_OPTIONS = optionNames<SqsQueueOptions>({ queueUrl: true, client: true, maxMessageBytes: true, visibilityTimeoutSeconds: true, retryDelaySeconds: true, maxReceiveCount: true, messageRetentionSeconds: true, receiveBatchSize: true, clock: true })
+
 /**
  * The Amazon SQS queue: one `SendMessage` per job. Consumed by the Lambda handler
  * (`createSqsHandler`) or, in containers, by `consume()`: a long-polling worker that keeps the
@@ -87,7 +89,7 @@ const MAX_VISIBILITY = 43_200
  * })
  */
 export function sqsQueue (options: SqsQueueOptions): SqsJobQueue {
-  const checked = optionsObject(options, 'sqsQueue options', true)
+  const checked = optionsObject(options, 'sqsQueue options', SQS_QUEUE_OPTIONS, true, 'sqsQueue')
   // A FIFO queue needs a MessageGroupId on every send and delivers a group one message at a
   // time: every job would fail to queue, or wait behind the others. Standard queues only.
   const queueUrl = matching(checked.queueUrl, 'queueUrl', /^https?:\/\/\S+\/\S+(?<!\.fifo)$/, 'the URL of a standard SQS queue (FIFO queues are not supported)')

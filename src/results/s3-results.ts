@@ -4,7 +4,7 @@ import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers } from '../core/wire.js'
 import { BackendError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
-import { matching, number, optionalBoolean, optionsObject } from '../validate.js'
+import { matching, number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
 import { TRAVELLING_HEADERS, type ResultBodies, type UrlMethod } from './results.js'
 
 const loadSdk = async () => {
@@ -51,6 +51,8 @@ const MAX_PART = 5 * 1024 ** 3
 const MAX_PARTS = 10_000
 const MAX_URL_TTL = 7 * 86_400
 
+const S3_RESULTS_OPTIONS = optionNames<S3ResultsOptions>({ bucket: true, client: true, forcePathStyle: true, keyPrefix: true, thresholdBytes: true, urlTtlSeconds: true, expireAfterDays: true, partBytes: true, clock: true })
+
 /**
  * Result bodies in Amazon S3, downloaded by the client through presigned URLs. The SDK
  * (`@aws-sdk/client-s3`, `@aws-sdk/s3-request-presigner`) is loaded on first use.
@@ -59,7 +61,7 @@ const MAX_URL_TTL = 7 * 86_400
  * await app.register(longRunning, { queue, store, results: s3Results({ bucket: process.env.JOBS_RESULTS_BUCKET! }) })
  */
 export function s3Results (options: S3ResultsOptions): ResultBodies {
-  const checked = optionsObject(options, 's3Results options', true)
+  const checked = optionsObject(options, 's3Results options', S3_RESULTS_OPTIONS, true, 's3Results')
   return new S3Results({
     bucket: matching(checked.bucket, 'bucket', /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name'),
     keyPrefix: checked.keyPrefix === undefined ? 'results/' : matching(checked.keyPrefix, 'keyPrefix', /^[A-Za-z0-9!_.*'()/-]{0,512}$/, 'an S3 key prefix'),

@@ -4,7 +4,7 @@ import { requestBlob, requestOf, responseBlob, responseOf } from '../core/blob.j
 import { clockOption, type Clock } from '../clock.js'
 import { JobExistsError } from '../errors.js'
 import type { StoredResponse } from '../core/wire.js'
-import { matching, optionsObject } from '../validate.js'
+import { matching, optionNames, optionsObject } from '../validate.js'
 import { CHUNK_ATTRIBUTES, chunkKeysOf, DynamoDbBodies, packBody, REQUEST_BODY, REQUEST_TAG, RESPONSE_BODY } from './dynamodb-bodies.js'
 import { both, condition, CONDITIONS, sameMessage } from './dynamodb-conditions.js'
 import {
@@ -30,6 +30,8 @@ export interface DynamoDbStoreOptions {
   clock?: Clock
 }
 
+const DYNAMODB_STORE_OPTIONS = optionNames<DynamoDbStoreOptions>({ tableName: true, client: true, clock: true })
+
 /**
  * The DynamoDB result store. One table holds everything, large results too (compressed, then
  * chunked beyond 300 KB, up to 6 MiB). Every write that can race is conditional; reads that
@@ -42,7 +44,7 @@ export interface DynamoDbStoreOptions {
  * })
  */
 export function dynamoDbStore (options: DynamoDbStoreOptions): JobStore {
-  const checked = optionsObject(options, 'dynamoDbStore options', true)
+  const checked = optionsObject(options, 'dynamoDbStore options', DYNAMODB_STORE_OPTIONS, true, 'dynamoDbStore')
   const tableName = matching(checked.tableName, 'tableName', /^[A-Za-z0-9_.-]{3,255}$/, 'a DynamoDB table name')
   return new DynamoDbStore(tableName, checked.client, clockOption(checked.clock, 'clock'))
 }

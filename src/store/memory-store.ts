@@ -2,7 +2,7 @@ import { JobExistsError, ResultEvictedError, StoreFullError } from '../errors.js
 import { errorResponse } from '../core/error-response.js'
 import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
 import { clockOption, type Clock } from '../clock.js'
-import { number, optionsObject } from '../validate.js'
+import { number, optionNames, optionsObject } from '../validate.js'
 import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore, StoreMemory } from './store.js'
 import { isCancellable, isClaimable, isExpired, isForeignMessage, isOwnedBy, JobStatus, newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import { MemoryBudget, requestEntryBytes, responseEntryBytes } from './memory-budget.js'
@@ -43,6 +43,8 @@ export interface MemoryStoreOptions {
   maxBytes?: number
 }
 
+const MEMORY_STORE_OPTIONS = optionNames<MemoryStoreOptions>({ clock: true, sweepIntervalMs: true, maxBytes: true })
+
 /**
  * The in-memory result store: the embedded default. Single process only; it forgets
  * everything on restart. Waiters are woken the moment a job changes (no polling).
@@ -51,7 +53,7 @@ export interface MemoryStoreOptions {
  * await app.register(longRunning, { store: memoryStore() })
  */
 export function memoryStore (options?: MemoryStoreOptions): JobStore {
-  const checked = optionsObject(options, 'memoryStore options')
+  const checked = optionsObject(options, 'memoryStore options', MEMORY_STORE_OPTIONS, false, 'memoryStore')
   const clock = clockOption(checked.clock, 'clock')
   return new MemoryStore(
     number(checked.sweepIntervalMs, 'sweepIntervalMs', 60_000, 1, 86_400_000, true),

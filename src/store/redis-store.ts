@@ -6,7 +6,7 @@ import { JobExistsError, ValueTooLargeError } from '../errors.js'
 import { LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import type { StoredResponse } from '../core/wire.js'
-import { number, optionsObject } from '../validate.js'
+import { number, optionNames, optionsObject } from '../validate.js'
 import { F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
 import { deleteAt, runScript, type ScriptName } from './redis-scripts.js'
 import { RedisWatch } from './redis-watch.js'
@@ -37,6 +37,8 @@ export interface RedisStoreOptions {
   clock?: Clock
 }
 
+const REDIS_STORE_OPTIONS = optionNames<RedisStoreOptions>({ url: true, prefix: true, maxValueBytes: true, clock: true })
+
 /**
  * The Redis (or Valkey) result store: one hash per job, every transition one Lua script (atomic
  * and conditional exactly as the rules of `core/job-state.ts`), records counted as gone by every
@@ -50,7 +52,7 @@ export interface RedisStoreOptions {
  * })
  */
 export function redisStore (options: RedisStoreOptions): JobStore {
-  const checked = optionsObject(options, 'redisStore options', true)
+  const checked = optionsObject(options, 'redisStore options', REDIS_STORE_OPTIONS, true, 'redisStore')
   return new RedisStore(
     new LazyRedis(redisUrl(checked.url, 'url'), { commandTimeout: 10_000 }),
     redisKeys(redisPrefix(checked.prefix, 'prefix', 'flr')),
