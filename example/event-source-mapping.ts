@@ -70,11 +70,13 @@ export function startEventSourceMapping (options: EventSourceMappingOptions): { 
     }
   }
 
-  const pollers = Array.from({ length: options.concurrency ?? 5 }, async () => await poll())
+  for (let i = 0; i < (options.concurrency ?? 5); i++) void poll()
   return {
+    // As when Lambda shuts its environments down: no more receives, and invocations still in
+    // flight end with the process (their records come back after their visibility timeout).
+    // Waiting for them made Ctrl-C take as long as the longest job.
     async stop () {
       stopping.abort()
-      await Promise.all(pollers)
     }
   }
 }
