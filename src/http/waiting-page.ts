@@ -111,7 +111,9 @@ small { opacity: .7 }
 // `Prefer: respond-async, return=minimal`: answered at once, with the status (202) or, once the
 // job is done, `200` and no result, which is read only by the navigation that follows. Network
 // errors and 5xx (a front end's, a busy store's) are asked again; any other answer (a 404 for a
-// job gone, a 401 from the app's hooks) is shown by navigating. `stop()` cancels the Refresh.
+// job gone, a 401 from the app's hooks) is shown by navigating. `stop()` cancels the Refresh, a
+// scheduled navigation (tested in Chromium; a browser that kept it would only show a fresh page
+// at each wait, as with scripts off). This runs in the browser: the window's timers, not the plugin's clock.
 const SCRIPT = `
 (() => {
   const next = document.getElementById('next').href
@@ -121,7 +123,7 @@ const SCRIPT = `
       const answer = await fetch(next, { headers: { prefer: 'respond-async, return=minimal' }, cache: 'no-store' })
       if (answer.status === 202) {
         const { status, progress } = await answer.json()
-        document.getElementById('heading').textContent = ${JSON.stringify(HEADINGS)}[status] ?? ''
+        document.title = document.getElementById('heading').textContent = ${JSON.stringify(HEADINGS)}[status] ?? ''
         if (progress !== undefined) {
           bar.value = progress.fraction
           bar.textContent = Math.round(progress.fraction * 100) + ' %'
@@ -131,12 +133,12 @@ const SCRIPT = `
         return location.replace(next)
       }
     } catch {}
-    setTimeout(poll, 2000)
+    window.setTimeout(poll, 2000)
   }
   addEventListener('load', () => {
     stop()
     history.replaceState(null, '', next)
-    setTimeout(poll, 2000)
+    window.setTimeout(poll, 2000)
   })
 })()
 `
