@@ -96,7 +96,7 @@ small { opacity: .7 }
 <body>
 <main>
 <h1 id="heading">${heading}</h1>
-<progress id="progress" max="1"${value}>${percent}</progress>
+<progress id="progress" max="1" aria-labelledby="heading"${value}>${percent}</progress>
 <p id="message">${escape(record.progress?.message ?? '')}</p>
 <p><small>This page follows the request and shows its result once it is ready. <a id="next" href="${escape(location)}">Check now</a></small></p>
 </main>

@@ -80,7 +80,7 @@ t.test('a browser tab gets the waiting page once a wait ends unfinished, on the 
   t.equal(page.headers['content-security-policy'],
     `default-src 'none'; script-src 'nonce-${script}'; style-src 'nonce-${style}'; connect-src 'self'; base-uri 'none'; form-action 'none'`,
     'no CSP of the app: the page\'s own, allowing its nonces and requests to this origin only')
-  t.match(page.body, '<progress id="progress" max="1"></progress>', 'no progress reported yet: an indeterminate bar')
+  t.match(page.body, '<progress id="progress" max="1" aria-labelledby="heading"></progress>', 'no progress reported yet: an indeterminate bar')
   t.notMatch(page.body, /\b(?:src|https?:)/, 'nothing loaded from elsewhere')
 
   const again = await get(test.url + location, CHROMIUM)
@@ -112,7 +112,7 @@ t.test('the page\'s polls (Prefer: respond-async, return=minimal): the status, t
   t.match(JSON.parse(status.body), { status: 'running', progress: { fraction: 0.25, message: 'a quarter' } })
 
   const page = await get(test.url + location, CHROMIUM)
-  t.match(page.body, '<progress id="progress" max="1" value="0.25">25 %</progress>')
+  t.match(page.body, '<progress id="progress" max="1" aria-labelledby="heading" value="0.25">25 %</progress>')
   t.match(page.body, '<p id="message">a quarter</p>')
   t.match(page.body, '<title>Working on it…</title>', 'running')
 
@@ -159,6 +159,33 @@ t.test('a job that ends in an error, is cancelled, times out, or is gone: the po
   const gone = await get(`${test.url}/async-response/00000000-0000-4000-8000-000000000000?hop=3`, POLL)
   t.equal(gone.status, 404, 'an unknown or expired job: the page navigates and shows this 404')
   t.equal((await get(`${test.url}/async-response/00000000-0000-4000-8000-000000000000?hop=3`, CHROMIUM)).status, 404)
+})
+
+t.test('a result kept in S3: the poll says done without signing a URL; the navigation gets the 303 to it, which a tab follows', async t => {
+  const signed: string[] = []
+  const results = {
+    thresholdBytes: 10,
+    put: async (id: string) => ({ key: `${id}/body`, bytes: 100 }),
+    url: async (body: { key: string }) => {
+      signed.push(body.key)
+      return `https://bucket.example/${body.key}?signature=1`
+    },
+    delete: async () => {}
+  }
+  const test = await testApp(t, { results }, (app, gates) => {
+    app.get('/export', { longRunning: true }, async (_request, reply) => {
+      await gates.get('export').opened
+      return await reply.header('content-disposition', 'attachment; filename="export.csv"').type('text/csv').send('x'.repeat(100))
+    })
+  })
+  const location = (await get(`${test.url}/export`, CHROMIUM)).headers.location ?? ''
+  test.gates.open('export')
+  const done = await pollUntil(async () => await get(test.url + location, POLL), answer => answer.status !== 202)
+  t.match(JSON.parse(done.body), { status: 'done', statusCode: 200 })
+  t.same(signed, [], 'no URL signed for a poll')
+  const navigation = await get(test.url + location, CHROMIUM)
+  t.equal(navigation.status, 303)
+  t.equal(navigation.headers.location, `https://bucket.example/${location.split(/[/?]/)[2] as string}/body?signature=1`)
 })
 
 t.test('curl, curl -L, fetch, JSON, a page\'s fetch, Prefer: respond-async and the client see what they saw before', async t => {
