@@ -51,8 +51,11 @@ export async function buildApp (
     const job = request.longRunning
     const total = Number(request.query.delay) * 1000
     const started = Date.now()
-    // Progress (elapsed / delay) at least once a second, shown in the 202 status body.
-    const reporter = setInterval(() => job?.progress(Math.min(1, (Date.now() - started) / total)), 500)
+    // Progress (elapsed / delay) at least once a second, shown in the 202 status body and the waiting page.
+    const reporter = setInterval(() => {
+      const elapsed = Math.min(total, Date.now() - started)
+      job?.progress(total === 0 ? 1 : elapsed / total, `${Math.floor(elapsed / 1000)} of ${request.query.delay} seconds`)
+    }, 500)
     try {
       await wait(request.query.delay, job?.signal)
     } finally {

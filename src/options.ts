@@ -129,6 +129,14 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
    */
   pollIntervalMs?: number
   /**
+   * Whether a browser tab (a request whose `Accept` prefers `text/html`, navigating) gets a small
+   * page with the job's progress once a wait ends unfinished, instead of a blank chain of 303s:
+   * `202` with `Refresh`, polling the job's status with a script where one may run, then
+   * navigating to the result. `false`: tabs follow 303s as every other client does.
+   * @default true
+   */
+  waitingPage?: boolean
+  /**
    * The source of time for attempt timeouts, deadlines, lease renewals and retry delays. For
    * tests: a fake clock makes a test about a timeout take no time.
    * @default the system clock
@@ -156,6 +164,7 @@ export interface ResolvedOptions extends RouteSettings {
   leaseSeconds: number
   bodyTimeoutSeconds: number
   pollIntervalMs: number
+  waitingPage: boolean
   clock: Clock
 }
 
@@ -223,6 +232,7 @@ export function resolveOptions (options: LongRunningOptions): ResolvedOptions {
     leaseSeconds: number(options.leaseSeconds, 'leaseSeconds', 30, 3, MAX_LEASE_SECONDS),
     bodyTimeoutSeconds: number(options.bodyTimeoutSeconds, 'bodyTimeoutSeconds', 60, 1, 3600),
     pollIntervalMs: number(options.pollIntervalMs, 'pollIntervalMs', 100, 10, 60_000),
+    waitingPage: optionalBoolean(options.waitingPage, 'waitingPage') ?? true,
     clock,
     // Last, so that no default adapter (and its timers) is made when another option is invalid.
     results,

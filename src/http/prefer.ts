@@ -7,6 +7,11 @@ export interface Preferences {
   respondAsync: boolean
   /** `wait=N`: wait at most N seconds (never longer than configured). */
   waitSeconds?: number
+  /**
+   * `return=minimal` (§4.2), honoured on `/async-response` only: a finished job answers with
+   * its status instead of its result (the waiting page's polls), so the result is never read.
+   */
+  returnMinimal: boolean
 }
 
 const DELTA_SECONDS = /^\d{1,9}$/
@@ -17,7 +22,7 @@ const DELTA_SECONDS = /^\d{1,9}$/
  * ignored, as the RFC asks; several headers count as one list.
  */
 export function parsePrefer (header: string | string[] | undefined): Preferences {
-  const preferences: Preferences = { respondAsync: false }
+  const preferences: Preferences = { respondAsync: false, returnMinimal: false }
   if (header === undefined) return preferences
   for (const item of (Array.isArray(header) ? header.join(',') : header).split(',')) {
     const [token = ''] = item.split(';')
@@ -25,6 +30,7 @@ export function parsePrefer (header: string | string[] | undefined): Preferences
     const name = (equals === -1 ? token : token.slice(0, equals)).trim().toLowerCase()
     const value = equals === -1 ? '' : token.slice(equals + 1).trim().replace(/^"(.*)"$/, '$1')
     if (name === 'respond-async') preferences.respondAsync = true
+    else if (name === 'return' && value.toLowerCase() === 'minimal') preferences.returnMinimal = true
     else if (name === 'wait' && DELTA_SECONDS.test(value) && preferences.waitSeconds === undefined) {
       preferences.waitSeconds = Number(value)
     }

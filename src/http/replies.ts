@@ -51,10 +51,28 @@ export async function sendAccepted (
   preferenceApplied: boolean,
   retryAfterSeconds: number
 ): Promise<FastifyReply> {
-  interim(reply, 202, location).header('retry-after', String(retryAfterSeconds))
-  if (preferenceApplied) reply.header('preference-applied', 'respond-async')
-  else reply.header('refresh', `1; url=${location}`)
+  if (preferenceApplied) interim(reply, 202, location).header('retry-after', String(retryAfterSeconds)).header('preference-applied', 'respond-async')
+  else refreshing(reply, location)
   return await sendJson(reply, statusBody(record, location))
+}
+
+/**
+ * The headers of a `202` that keeps a browser tab waiting: `Refresh` to the next wait, one
+ * second on (that request then waits on the server), for the JSON body and the waiting page alike.
+ */
+export function refreshing (reply: FastifyReply, location: string): FastifyReply {
+  return interim(reply, 202, location).header('retry-after', '1').header('refresh', `1; url=${location}`)
+}
+
+/**
+ * A finished job's status instead of its result, to `Prefer: return=minimal` on
+ * `/async-response` (the waiting page's polls): `200` and `{ id, status: 'done', statusCode,
+ * location }`, `location` where the result is. The result is not read, so not handed over: no
+ * body, no cookies, and the store keeps it as unread.
+ */
+export async function sendDone (reply: FastifyReply, id: string, statusCode: number, location: string): Promise<FastifyReply> {
+  reply.code(200).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('preference-applied', 'return=minimal')
+  return await sendJson(reply, { id, status: 'done', statusCode, location })
 }
 
 /** Tells the client what status the route gave a result whose body it fetches elsewhere. */

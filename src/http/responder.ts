@@ -17,7 +17,8 @@ import { reloadSession } from './cookies.js'
 import { keyedRequest, keyOfRequest, REPLAYED_HEADER } from './idempotency.js'
 import { basePathOf, HOPS_BEFORE_ACCEPTED, nextHop, parseHop, resultLocation } from './location.js'
 import { parsePrefer } from './prefer.js'
-import { sendAccepted, sendExternal, sendRedirect, sendStored } from './replies.js'
+import { sendAccepted, sendDone, sendExternal, sendRedirect, sendStored } from './replies.js'
+import { prefersWaitingPage, sendWaitingPage } from './waiting-page.js'
 import { responseLimitOf, timeLeftMs } from './front-end.js'
 import { drainBody, snapshotOf } from './snapshot.js'
 import type { BodyBudget } from './body-budget.js'
@@ -97,7 +98,7 @@ export class Responder {
     if (!isJobId(id)) throw new JobNotFoundError()
     const record = await this.#options.store.get(id)
     if (record === undefined || !(await this.#mayRead(request, record))) throw new JobNotFoundError()
-    return await this.#answer(request, reply, record, hop)
+    return await this.#answer(request, reply, record, hop, true)
   }
 
   /**
@@ -121,7 +122,8 @@ export class Responder {
     return id
   }
 
-  async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number): Promise<FastifyReply> {
+  /** `resumed`: on `/async-response`, where `Prefer: return=minimal` asks for a finished job's status only. */
+  async #answer (request: FastifyRequest, reply: FastifyReply, current: JobRecord, hop: number, resumed = false): Promise<FastifyReply> {
     const prefer = parsePrefer(request.headers.prefer)
     const location = this.#location(request, current.id, hop)
     let record: JobRecord | undefined = current
@@ -147,6 +149,8 @@ export class Responder {
     // Whatever this answer is, the job may have changed the session this request loaded.
     await reloadSession(request)
     if (record.response !== undefined) {
+      // Before it counts as delivered: the waiting page's poll, which leaves the result to the navigation.
+      if (resumed && prefer.returnMinimal) return await sendDone(reply, record.id, record.response.statusCode, location)
       // The plugin's own final errors (a timeout, a cancellation) go through the app's error
       // handler, as every other error of the app does; the route's own answers go out as stored.
       const error = storedError(record.response)
@@ -159,6 +163,8 @@ export class Responder {
     }
     // A client that had us wait may ask again at once: the next wait is on the server too.
     if (prefer.respondAsync) return await sendAccepted(reply, record, location, true, seconds > 0 ? 0 : 1)
+    // A browser tab gets a page with the job's progress instead of a blank chain of 303s.
+    if (this.#options.waitingPage && prefersWaitingPage(request.headers)) return await sendWaitingPage(reply, record, location)
     if (hop > 0 && hop % HOPS_BEFORE_ACCEPTED === 0) return await sendAccepted(reply, record, location, false, 1)
     return await sendRedirect(reply, record, location)
   }

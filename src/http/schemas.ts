@@ -54,7 +54,7 @@ function alongsideTheRoute ({ description, ...shape }: { description: string } &
 
 /** The answers a long-running route gains besides its own. */
 export const interimResponses = {
-  202: alongsideTheRoute({ ...statusBody, description: 'Accepted: the job runs on (Prefer: respond-async, or after 18 redirects); see Location and Retry-After' }),
+  202: alongsideTheRoute({ ...statusBody, description: 'Accepted: the job runs on (Prefer: respond-async, or after 18 redirects); see Location and Retry-After. A browser tab navigating gets an HTML waiting page with this status instead of the 303' }),
   303: alongsideTheRoute({ ...statusBody, description: 'See Other: the job runs on; follow Location to wait for its result' })
 } as const
 
@@ -68,7 +68,7 @@ export const resultSchema: DocumentedSchema = {
   querystring: { type: 'object', properties: { hop: { type: 'string', description: 'Redirects so far' } } },
   headers: { type: 'object', properties: { prefer } },
   response: {
-    200: { description: "The route's own response (any status code, content type and body)" },
+    200: { description: "The route's own response (any status code, content type and body); to Prefer: return=minimal, a finished job's status instead ({ id, status: 'done', statusCode, location })" },
     ...interimResponses,
     404: { ...error, description: 'Unknown, expired, malformed, or another caller\'s job' }
   }

@@ -5,14 +5,16 @@ import { parsePrefer } from '../../src/http/prefer.js'
 import { isJobId, newJobId } from '../../src/core/job-id.js'
 import type { FastifyRequest } from 'fastify'
 
-t.test('Prefer (RFC 7240): respond-async and wait, case-insensitive, quoted, several headers', async t => {
-  t.same(parsePrefer(undefined), { respondAsync: false })
-  t.same(parsePrefer('respond-async'), { respondAsync: true })
-  t.same(parsePrefer('Respond-Async ; foo=bar, WAIT=10'), { respondAsync: true, waitSeconds: 10 })
-  t.same(parsePrefer(['wait="3"', 'respond-async']), { respondAsync: true, waitSeconds: 3 })
-  t.same(parsePrefer('wait=5, wait=1'), { respondAsync: false, waitSeconds: 5 }, 'the first wait counts')
+t.test('Prefer (RFC 7240): respond-async, wait and return=minimal, case-insensitive, quoted, several headers', async t => {
+  t.same(parsePrefer(undefined), { respondAsync: false, returnMinimal: false })
+  t.same(parsePrefer('respond-async'), { respondAsync: true, returnMinimal: false })
+  t.same(parsePrefer('Respond-Async ; foo=bar, WAIT=10'), { respondAsync: true, returnMinimal: false, waitSeconds: 10 })
+  t.same(parsePrefer(['wait="3"', 'respond-async']), { respondAsync: true, returnMinimal: false, waitSeconds: 3 })
+  t.same(parsePrefer('wait=5, wait=1'), { respondAsync: false, returnMinimal: false, waitSeconds: 5 }, 'the first wait counts')
+  t.same(parsePrefer('respond-async, Return="Minimal"'), { respondAsync: true, returnMinimal: true })
+  t.same(parsePrefer('return=representation'), { respondAsync: false, returnMinimal: false })
   for (const bad of ['wait=-1', 'wait=1.5', 'wait=', 'wait=abc', 'wait=9999999999', 'respond-asynchronously', ',,,', '=']) {
-    t.same(parsePrefer(bad), { respondAsync: false }, `ignored: ${bad}`)
+    t.same(parsePrefer(bad), { respondAsync: false, returnMinimal: false }, `ignored: ${bad}`)
   }
 })
 

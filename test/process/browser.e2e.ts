@@ -1,14 +1,20 @@
 /// <reference lib="dom" />
+import helmet from '@fastify/helmet'
 import Fastify from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
 import { buildApp } from '../../example/app.js'
+import longRunning, { type LongRunningOptions } from '../../src/index.js'
+import { Gate } from '../helpers/gate.js'
 import { childProcesses, listeningUrl, stopChild } from '../helpers/child.js'
 
 // `npm run test:browser`: the example in headless Chromium (Debian's `chromium`, see CONTRIBUTING.md),
-// as a browser, not imagined: a tab following the 303s, a page of another origin fetching with
-// CORS, a tab kept waiting past the browser's redirect limit by 202 + Refresh, and the client
-// in a page of another origin, on the embedded default and on `npm run dev:aws` (results in S3).
+// as a browser, not imagined: a tab on the waiting page (its bar moving without a reload, then
+// the result; with scripts off or blocked, through Refresh; a bound job; a hostile progress
+// message), a page of another origin fetching with CORS, a tab kept waiting past the browser's
+// redirect limit by 202 + Refresh with the waiting page off, and the client in a page of another
+// origin, on the embedded default and on `npm run dev:aws` (results in S3).
+// `SCREENSHOT=1` writes docs/waiting-page.png from the first test.
 t.setTimeout(120_000)
 
 const browser: Browser = await chromium.launch({
@@ -17,8 +23,8 @@ const browser: Browser = await chromium.launch({
 })
 t.teardown(() => browser.close())
 
-async function example (waitSeconds: number, corsOrigins: string[] = []): Promise<string> {
-  const app = await buildApp({ waitSeconds }, {}, corsOrigins)
+async function example (options: LongRunningOptions, corsOrigins: string[] = []): Promise<string> {
+  const app = await buildApp(options, {}, corsOrigins)
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -32,12 +38,123 @@ async function tab (): Promise<{ page: Page, statuses: number[] }> {
   return { page, statuses }
 }
 
-t.test('a tab opened on /payload?delay=3 follows the 303s and shows the JSON', async t => {
-  const url = await example(1)
+/** Whether the tab still shows the document it showed when `mark` ran: no reload, no navigation. */
+async function mark (page: Page): Promise<() => Promise<boolean>> {
+  await page.evaluate(() => { (window as unknown as { marked: boolean }).marked = true })
+  return async () => await page.evaluate(() => (window as unknown as { marked?: boolean }).marked === true)
+}
+
+const bar = async (page: Page): Promise<number> => await page.$eval('#progress', progress => (progress as HTMLProgressElement).position)
+
+// The issue's tab on a 30 s job with WAIT_SECONDS=1, on an 8 s job: the page (after the first
+// 1 s wait), two moves of the bar (polls every 2 s), then the result; 30 s would only wait longer.
+t.test('a tab on an 8 s job: the waiting page within 3 s, its bar moving without a reload, then the route\'s JSON', async t => {
+  const url = await example({ waitSeconds: 1 })
   const { page, statuses } = await tab()
-  await page.goto(`${url}/payload?delay=3`, { timeout: 30_000 })
-  t.match(await page.textContent('body'), '{"MESSAGE":"It took 3 seconds to generate this."}')
-  t.ok(statuses.filter(status => status === 303).length >= 2, `redirects: ${statuses.join(' ')}`)
+  let loads = 0
+  page.on('load', () => { loads += 1 })
+  await page.goto(`${url}/payload?delay=8`, { timeout: 3000 })
+  t.equal(await page.title(), 'Working on it…')
+  t.match(page.url(), /\/async-response\/[0-9a-f-]{36}\?hop=1$/, 'the address bar shows the job\'s URL: a reload waits again, never starts another job')
+  const same = await mark(page)
+  const first = await bar(page)
+  await page.waitForFunction(first => (document.getElementById('progress') as HTMLProgressElement).position > first, first, { timeout: 10_000 })
+  const second = await bar(page)
+  await page.waitForFunction(second => (document.getElementById('progress') as HTMLProgressElement).position > second, second, { timeout: 10_000 })
+  t.ok(await same(), `the bar moved twice (${first}, ${second}, ${await bar(page)}) in the same document`)
+  t.match(await page.textContent('#message'), /^\d of 8 seconds$/)
+  t.equal(loads, 1, 'no reload')
+  if (process.env.SCREENSHOT === '1') {
+    await page.setViewportSize({ width: 640, height: 280 })
+    await page.screenshot({ path: 'docs/waiting-page.png' })
+  }
+  await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 15_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 8 seconds to generate this."}')
+  t.equal(loads, 2, 'one navigation, to the result')
+  t.notOk(statuses.includes(303), `no blank 303s: ${statuses.join(' ')}`)
+  await page.close()
+})
+
+t.test('with scripts off, the page keeps the tab waiting through Refresh and the result shows', async t => {
+  const url = await example({ waitSeconds: 1 })
+  const context = await browser.newContext({ javaScriptEnabled: false })
+  t.teardown(() => context.close())
+  const page = await context.newPage()
+  const statuses: number[] = []
+  page.on('response', response => statuses.push(response.status()))
+  await page.goto(`${url}/payload?delay=4`, { timeout: 3000 })
+  t.equal(await page.title(), 'Working on it…')
+  await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
+  t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
+  t.ok(statuses.filter(status => status === 202).length >= 2, `a page at every wait: ${statuses.join(' ')}`)
+  t.notOk(statuses.includes(303))
+  await page.close()
+})
+
+t.test('a bound job behind a strict CSP: the polls carry the cookie, a hostile message stays text, the route\'s page shows', async t => {
+  const gates = [new Gate(), new Gate()]
+  const evil = '<img src=x onerror="window.pwned=1"></script><script>window.pwned=2</script>'
+  const app = Fastify()
+  t.teardown(async () => {
+    for (const gate of gates) gate.open()
+    await app.close()
+  })
+  await app.register(helmet, { enableCSPNonces: true })
+  await app.register(longRunning, { waitSeconds: 0.5, bindTo: request => /user=(\w+)/.exec(request.headers.cookie ?? '')?.[1] })
+  app.get('/report', { longRunning: true }, async (request, reply) => {
+    request.longRunning?.progress(0.25, evil)
+    await gates[0]?.opened
+    request.longRunning?.progress(0.75, `${evil} 2`)
+    await gates[1]?.opened
+    return await reply.type('text/html').send('<!doctype html><title>Report</title><h1>Your report</h1>')
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  await context.addCookies([{ name: 'user', value: 'alice', url }])
+  const page = await context.newPage()
+  const violations: string[] = []
+  page.on('console', message => { if (/Content.Security.Policy/i.test(message.text())) violations.push(message.text()) })
+  await page.goto(`${url}/report`, { timeout: 3000 })
+  const same = await mark(page)
+  await page.waitForFunction(() => (document.getElementById('progress') as HTMLProgressElement).position === 0.25, undefined, { timeout: 10_000 })
+  t.equal(await page.textContent('#message'), evil, 'the message as text')
+  gates[0]?.open()
+  await page.waitForFunction(() => (document.getElementById('progress') as HTMLProgressElement).position === 0.75, undefined, { timeout: 10_000 })
+  t.equal(await page.textContent('#message'), `${evil} 2`, 'updated by a poll, as text')
+  t.ok(await same(), 'by a poll, with alice\'s cookie: no reload')
+  t.equal(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned), undefined, 'no markup of the job\'s ran')
+  t.same(violations, [], 'the page\'s script and style ran under helmet\'s nonces')
+  gates[1]?.open()
+  await page.waitForFunction(() => document.title === 'Report', undefined, { timeout: 15_000 })
+  t.equal(await page.textContent('h1'), 'Your report')
+  await page.close()
+})
+
+t.test('under a CSP that blocks the page\'s script, Refresh still brings the result', async t => {
+  const gate = new Gate()
+  const app = Fastify()
+  t.teardown(async () => {
+    gate.open()
+    await app.close()
+  })
+  // Helmet without nonces: `script-src 'self'` refuses every inline script.
+  await app.register(helmet)
+  await app.register(longRunning, { waitSeconds: 0.5 })
+  app.get('/report', { longRunning: true }, async () => {
+    await gate.opened
+    return 'done'
+  })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const { page, statuses } = await tab()
+  await page.goto(`${url}/report`, { timeout: 3000 })
+  t.equal(await page.evaluate(() => location.pathname), '/report', 'no script ran (it would have moved the URL to the job\'s)')
+  await page.waitForURL(/\/async-response\//, { timeout: 10_000 })
+  gate.open()
+  await page.waitForFunction(() => document.body.textContent === 'done', undefined, { timeout: 15_000 })
+  t.ok(statuses.filter(status => status === 202).length >= 2, `pages until the result: ${statuses.join(' ')}`)
   await page.close()
 })
 
@@ -47,7 +164,7 @@ t.test('a page of another origin POSTs to /echo with fetch and CORS, and gets th
   await other.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => other.close())
   const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
-  const url = await example(0.5, [otherUrl])
+  const url = await example({ waitSeconds: 0.5 }, [otherUrl])
   const page = await browser.newPage()
   await page.goto(otherUrl)
   const result = await page.evaluate(async (target) => {
@@ -60,13 +177,14 @@ t.test('a page of another origin POSTs to /echo with fetch and CORS, and gets th
   await page.close()
 })
 
-t.test('a job beyond 18 hops keeps the tab waiting through Refresh until the result shows', async t => {
-  const url = await example(0.1)
+t.test('waitingPage: false: a job beyond 18 hops keeps the tab waiting through 303s, then Refresh, until the result shows', async t => {
+  const url = await example({ waitSeconds: 0.1, waitingPage: false })
   const { page, statuses } = await tab()
   await page.goto(`${url}/payload?delay=4`, { timeout: 30_000 })
   await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
   t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
   t.ok(statuses.includes(202), 'the tab got a 202 with Refresh on its way')
+  t.ok(statuses.filter(status => status === 303).length >= 18, 'after 18 redirects')
   await page.close()
 })
 
@@ -112,7 +230,7 @@ async function clientPage (): Promise<Page> {
   await other.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => other.close())
   const otherUrl = `http://127.0.0.1:${(other.server.address() as { port: number }).port}`
-  url = await example(25, [otherUrl])
+  url = await example({ waitSeconds: 25 }, [otherUrl])
   const page = await browser.newPage()
   await page.goto(otherUrl)
   return page
