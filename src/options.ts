@@ -189,6 +189,7 @@ const PLUGIN_OPTIONS = optionNames<LongRunningOptions & RegisterOptions>({
   leaseSeconds: true,
   pollIntervalMs: true,
   clock: true,
+  waitingPage: true,
   waitSeconds: true,
   timeoutSeconds: true,
   maxAttempts: true,

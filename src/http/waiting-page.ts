@@ -125,8 +125,14 @@ const SCRIPT = `
         const { status, progress } = await answer.json()
         document.title = document.getElementById('heading').textContent = ${JSON.stringify(HEADINGS)}[status] ?? ''
         if (progress !== undefined) {
-          bar.value = progress.fraction
-          bar.textContent = Math.round(progress.fraction * 100) + ' %'
+          // A job may report a message without a fraction: the bar then says nothing (indeterminate).
+          if (typeof progress.fraction === 'number') {
+            bar.value = progress.fraction
+            bar.textContent = Math.round(progress.fraction * 100) + ' %'
+          } else {
+            bar.removeAttribute('value')
+            bar.textContent = ''
+          }
           document.getElementById('message').textContent = progress.message ?? ''
         }
       } else if (answer.status < 500) {
