@@ -2,6 +2,7 @@ import { buildApp } from './app.js'
 import { backendsFromEnv, corsOriginsFromEnv, numberFromEnv } from './backends.js'
 import { startEmulators } from './emulators.js'
 import { startEventSourceMapping } from './event-source-mapping.js'
+import { exportLines } from './shell.js'
 
 // `npm run dev:aws`: the production code path, offline. Starts the SQS, DynamoDB and S3 emulators,
 // creates the queue, its DLQ, the table and the results bucket, serves the example with the SQS/DynamoDB backends
@@ -24,7 +25,13 @@ const mapping = startEventSourceMapping({
   functionTimeoutSeconds: 900,
   onError: error => app.log.error({ err: error }, 'worker invocation failed')
 })
-app.log.info({ env: emulators.env }, 'emulators ready; the same variables point `npm start` and `npm run worker` at them')
+// Lines to paste into another terminal, shell-quoted, rather than a JSON log line to pick apart.
+process.stdout.write([
+  '',
+  '# The emulators are ready. To point `npm start` or `npm run worker` in another terminal at them, paste:',
+  exportLines(emulators.env)
+].join('\n'))
+app.log.info('emulators ready: the export lines above point `npm start` and `npm run worker` at them')
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -1,4 +1,19 @@
-import { createError } from '@fastify/error'
+import { createError, type FastifyError } from '@fastify/error'
+
+type CountingError<C extends string> = new (count: number) => FastifyError & { code: C }
+
+/**
+ * An error class whose message counts something (`%s` in `message` becomes `1 second`,
+ * `2 seconds`: never `1 seconds`), constructed with the count alone.
+ */
+function counting<C extends string> (code: C, message: string, noun: string, statusCode: number): CountingError<C> {
+  const Base = createError<C, [string]>(code, message, statusCode)
+  return class extends Base {
+    constructor (count: number) {
+      super(`${count} ${noun}${count === 1 ? '' : 's'}`)
+    }
+  }
+}
 
 /**
  * Every error this plugin raises or stores carries a stable `code` starting with
@@ -43,11 +58,7 @@ export const EnqueueFailedError = createError('FST_LONG_RUNNING_ENQUEUE_FAILED',
  * The embedded default is full: the memory queue already holds `maxQueued` jobs, or the memory
  * store cannot keep another request within `maxBytes`. The cause of a 503 `ENQUEUE_FAILED`.
  */
-export const QueueFullError = createError<'FST_LONG_RUNNING_QUEUE_FULL', [number]>(
-  'FST_LONG_RUNNING_QUEUE_FULL',
-  'The queue already holds %d jobs waiting to run (its maxQueued)',
-  503
-)
+export const QueueFullError = counting('FST_LONG_RUNNING_QUEUE_FULL', 'The queue already holds %s waiting to run (its maxQueued)', 'job', 503)
 export const StoreFullError = createError<'FST_LONG_RUNNING_STORE_FULL', [number, number]>(
   'FST_LONG_RUNNING_STORE_FULL',
   'Keeping %d more bytes would take the store over its maxBytes of %d',
@@ -55,18 +66,10 @@ export const StoreFullError = createError<'FST_LONG_RUNNING_STORE_FULL', [number
 )
 
 /** The job ran past its `timeoutSeconds`. Stored as the job's final response. */
-export const JobTimeoutError = createError<'FST_LONG_RUNNING_JOB_TIMEOUT', [number]>(
-  'FST_LONG_RUNNING_JOB_TIMEOUT',
-  'The job did not finish within %d seconds',
-  504
-)
+export const JobTimeoutError = counting('FST_LONG_RUNNING_JOB_TIMEOUT', 'The job did not finish within %s', 'second', 504)
 
 /** Every attempt crashed before producing a response. Stored as the job's final response. */
-export const AttemptsExhaustedError = createError<'FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED', [number]>(
-  'FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED',
-  'The job failed after %d attempts without producing a response',
-  502
-)
+export const AttemptsExhaustedError = counting('FST_LONG_RUNNING_ATTEMPTS_EXHAUSTED', 'The job failed after %s without producing a response', 'attempt', 502)
 
 /** The handler's response exceeds what the store keeps. Stored instead of the response. */
 export const ResponseTooLargeError = createError<'FST_LONG_RUNNING_RESPONSE_TOO_LARGE', [number, number]>(
@@ -108,11 +111,7 @@ export const ResultEvictedError = createError('FST_LONG_RUNNING_RESULT_EVICTED',
  * A long-running request's body did not arrive within `bodyTimeoutSeconds`: the request is
  * refused and its connection closed, so that slow uploads cannot hold memory or sockets.
  */
-export const BodyTimeoutError = createError<'FST_LONG_RUNNING_BODY_TIMEOUT', [number]>(
-  'FST_LONG_RUNNING_BODY_TIMEOUT',
-  'The request body did not arrive within %d seconds',
-  408
-)
+export const BodyTimeoutError = counting('FST_LONG_RUNNING_BODY_TIMEOUT', 'The request body did not arrive within %s', 'second', 408)
 
 /** A cancellation came after the job had already ended. */
 export const JobFinishedError = createError('FST_LONG_RUNNING_JOB_FINISHED', 'The job has already finished', 409)

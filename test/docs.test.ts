@@ -3,10 +3,15 @@ import { dirname, join, normalize } from 'node:path'
 import t from 'tap'
 
 // The documentation's shape: a README for users of at most 300 lines, the rest in docs/ and
-// CONTRIBUTING.md, and every relative link between them resolving, to a file and, for an
-// `#anchor`, to a heading of that file.
+// CONTRIBUTING.md, and every link between them resolving, to a file and, for an `#anchor`, to a
+// heading of that file. The README is also the package's page on npm, where a relative link
+// leads nowhere: it links to the repository's files by their URL on GitHub (the `repository` of
+// package.json, branch main), and those links are checked against this work tree.
 const MAX_README_LINES = 300
 const DOCS = ['README.md', 'CONTRIBUTING.md', ...readdirSync('docs').filter(name => name.endsWith('.md')).map(name => join('docs', name))]
+const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { repository: { url: string }, homepage: string, bugs: { url: string } }
+const REPOSITORY = pkg.repository.url.replace(/^git\+/, '').replace(/\.git$/, '')
+const IN_REPOSITORY = new RegExp(`^${REPOSITORY.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}/(?:blob|tree)/main/`)
 
 /** Markdown without fenced code blocks and inline code, where `](` and `#` mean nothing. */
 function prose (text: string): string {
@@ -36,20 +41,32 @@ function anchorsOf (text: string): Set<string> {
   return anchors
 }
 
-/** The relative link targets of a markdown text (`](path)`, `](path#anchor)`, `](#anchor)`). */
-function linksOf (text: string): string[] {
-  const targets = [...prose(text).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map(([, target]) => target as string)
-  return targets.filter(target => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith('//'))
+/** Every link target of a markdown text (`](target)`), outside code. */
+function targetsOf (text: string): string[] {
+  return [...prose(text).matchAll(/\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map(([, target]) => target as string)
 }
 
-/** The links of `text`, read as the file `file`, that point to no file or to no heading. */
+/** The relative link targets of a markdown text (`](path)`, `](path#anchor)`, `](#anchor)`). */
+function linksOf (text: string): string[] {
+  return targetsOf(text).filter(target => !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith('//'))
+}
+
+/** The links of a markdown text to a file of the repository by its GitHub URL, as paths from the repository's root. */
+function repositoryLinksOf (text: string): string[] {
+  return targetsOf(text).filter(target => IN_REPOSITORY.test(target)).map(target => `/${target.replace(IN_REPOSITORY, '')}`)
+}
+
+/**
+ * The links of `text`, read as the file `file`, that point to no file or to no heading: its
+ * relative links, and its links to the repository's files on GitHub (`/path` from the root).
+ */
 function brokenLinks (file: string, text: string): string[] {
   const broken: string[] = []
-  for (const link of linksOf(text)) {
+  for (const link of [...linksOf(text), ...repositoryLinksOf(text)]) {
     const hash = link.indexOf('#')
     const path = decodeURIComponent(hash === -1 ? link : link.slice(0, hash))
     const anchor = hash === -1 ? undefined : decodeURIComponent(link.slice(hash + 1))
-    const target = path === '' ? file : normalize(join(dirname(file), path))
+    const target = path === '' ? file : path.startsWith('/') ? normalize(path.slice(1)) : normalize(join(dirname(file), path))
     if (path !== '' && !existsSync(target)) {
       broken.push(`${file}: ${link} (no file ${target})`)
       continue
@@ -68,9 +85,20 @@ t.test(`the README has at most ${MAX_README_LINES} lines`, async t => {
   t.ok(lines <= MAX_README_LINES, `${lines} lines`)
 })
 
-t.test('the README links to CONTRIBUTING.md and to every page in docs/', async t => {
-  const links = new Set(linksOf(readFileSync('README.md', 'utf8')).map(link => link.split('#')[0]))
-  for (const file of DOCS.filter(file => file !== 'README.md')) t.ok(links.has(file), file)
+t.test('the README links to CONTRIBUTING.md and to every page in docs/, by their URL in the repository', async t => {
+  const links = new Set(repositoryLinksOf(readFileSync('README.md', 'utf8')).map(link => link.split('#')[0]))
+  for (const file of DOCS.filter(file => file !== 'README.md')) t.ok(links.has(`/${file}`), file)
+})
+
+t.test('the README, the package\'s page on npm, has no relative link but to its own headings', async t => {
+  t.same(linksOf(readFileSync('README.md', 'utf8')).filter(link => !link.startsWith('#')), [])
+})
+
+t.test('package.json names the repository the README links to, its homepage and its issues', async t => {
+  t.match(REPOSITORY, /^https:\/\/github\.com\/[\w.-]+\/[\w.-]+$/)
+  t.equal(pkg.homepage, `${REPOSITORY}#readme`)
+  t.equal(pkg.bugs.url, `${REPOSITORY}/issues`)
+  t.ok(repositoryLinksOf(readFileSync('README.md', 'utf8')).length > 10, 'the README uses it')
 })
 
 t.test('every relative link in the README, CONTRIBUTING.md and docs/ resolves, anchors included', async t => {
@@ -93,5 +121,15 @@ t.test('the check itself sees a missing file, a missing heading and a missing in
     'page.md: docs/nope.md (no file docs/nope.md)',
     'page.md: README.md#no-such-heading (no heading #no-such-heading in README.md)',
     'page.md: #nowhere (no heading #nowhere in page.md)'
+  ])
+  // Links by URL resolve from the repository's root, wherever the page is.
+  const byUrl = [
+    `[fine](${REPOSITORY}/blob/main/docs/http.md#openapi-and-cors) [fine](${REPOSITORY}/tree/main/test) [fine](${REPOSITORY})`,
+    `[d](${REPOSITORY}/blob/main/nope.md) [e](${REPOSITORY}/blob/main/README.md#nowhere) [f](${REPOSITORY}/blob/main/http.md)`
+  ].join('\n')
+  t.same(brokenLinks('docs/page.md', byUrl), [
+    'docs/page.md: /nope.md (no file nope.md)',
+    'docs/page.md: /README.md#nowhere (no heading #nowhere in README.md)',
+    'docs/page.md: /http.md (no file http.md)'
   ])
 })

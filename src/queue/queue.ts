@@ -4,7 +4,7 @@ import { number } from '../validate.js'
 /**
  * The job queue: carries job messages from the HTTP side to whatever runs them. Written for
  * SQS's semantics (at-least-once delivery, a bounded message size, redelivery after a visibility
- * timeout); the in-memory queue behaves the same way and both pass `test/contracts/queue-contract.ts`.
+ * timeout); the in-memory queue behaves the same way and both pass `queueContract` (`src/testing/`, shipped as `fastify-long-running/testing`).
  */
 
 /** One delivery of a message to a consumer. */

@@ -6,7 +6,7 @@ export type { ExternalBody }
  * Where result bodies too large for the store (or for the front end the request came through)
  * go: an object store the client downloads from directly, through a short-lived URL. Written
  * for S3's semantics (whole objects appear at once, multipart for large ones, presigned GETs);
- * implementations pass `test/contracts/results-contract.ts`.
+ * implementations pass `resultsContract` (`src/testing/`, shipped as `fastify-long-running/testing`).
  */
 
 /** The response headers that travel with a body kept outside: the object store serves them. */

@@ -5,7 +5,7 @@ import type { RequestSnapshot, StoredResponse } from '../core/wire.js'
  * The result store: where a job's state lives between the HTTP side that waits for it and the
  * worker that runs it. Written for DynamoDB's semantics first (conditional single-item writes,
  * items of at most 400 KB, no change notifications, late TTL deletion); the in-memory store
- * implements exactly the same contract and both pass `test/contracts/store-contract.ts`.
+ * implements exactly the same contract and both pass `storeContract` (`src/testing/`, shipped as `fastify-long-running/testing`).
  */
 
 /** What the HTTP side writes when it accepts a request. */

@@ -6,8 +6,7 @@ import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import { dynamoDbStore } from '../../src/store/dynamodb-store.js'
 import { sqsQueue } from '../../src/queue/sqs-queue.js'
 import { newJobId } from '../../src/core/job-id.js'
-import { queueContract } from '../contracts/queue-contract.js'
-import { storeContract } from '../contracts/store-contract.js'
+import { queueContract, storeContract } from '../../src/testing/index.js'
 import { itemBytes, strictDynamoDb, strictSqs } from '../helpers/strict-aws.js'
 
 // The same contract suites as the in-memory adapters, over the real AWS SDK against the
@@ -39,6 +38,7 @@ t.test('DynamoDB store', async t => {
     } while (start !== undefined)
     return found
   }
+  t.type(dynamoDbStore({ tableName: emulators.tableName }).getMany, 'function', 'it offers getMany (the shared poller\'s batched read)')
   storeContract(t, async clock => dynamoDbStore({ tableName: emulators.tableName, client: strict.dynamodb, clock }), { count, outOfLine: true })
 })
 

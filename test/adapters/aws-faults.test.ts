@@ -4,7 +4,7 @@ import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import { dynamoDbStore, sqsQueue, type JobStore, type SqsJobQueue } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { addMiddleware, injectFaults, type Fault } from '../helpers/faults.js'
 import { strictDynamoDb, strictSqs } from '../helpers/strict-aws.js'
 

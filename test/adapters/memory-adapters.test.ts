@@ -1,9 +1,8 @@
 import t from 'tap'
 import { dynamoDbStore, memoryQueue, memoryStore, s3Results, sqsQueue, type JobRecord, type JobStore } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
-import { queueContract } from '../contracts/queue-contract.js'
-import { storeContract } from '../contracts/store-contract.js'
-import { FakeClock } from '../helpers/clock.js'
+import { queueContract, storeContract } from '../../src/testing/index.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { pollUntil } from '../helpers/poll.js'
 
 const stores: JobStore[] = []
@@ -14,6 +13,18 @@ t.test('memory store', async t => {
     const store = memoryStore({ clock })
     stores.push(store)
     return store
+  })
+})
+
+t.test('a store with only the members the contract requires passes it too: getMany, watch and the budget are optional', async t => {
+  const full = memoryStore()
+  stores.push(full)
+  t.type(full.getMany, 'function', 'the memory store offers getMany (the shared poller\'s batched read)')
+  storeContract(t, async clock => {
+    const store = memoryStore({ clock })
+    stores.push(store)
+    const required = ['create', 'reserveKey', 'get', 'claim', 'renew', 'setProgress', 'complete', 'cancel', 'delete'] as const
+    return Object.fromEntries(required.map(name => [name, store[name].bind(store)])) as unknown as JobStore
   })
 })
 

@@ -2,7 +2,7 @@ import http2 from 'node:http2'
 import Fastify from 'fastify'
 import t from 'tap'
 import longRunning from '../../src/index.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 
 // HTTP/2 without TLS (h2c), as behind a proxy that speaks it to the app: a request body framed by
 // END_STREAM has no content-length (RFC 9113 §8.1), and the long-running route must still see it

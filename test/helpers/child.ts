@@ -10,19 +10,31 @@ export interface Child {
   waitFor (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
   /** Every log line so far. */
   lines: Array<Record<string, unknown>>
+  /** Every line of its standard output that is no log line (not JSON). */
+  text: string[]
 }
 
 export function startChild (script: string, env: Record<string, string>): Child {
+  return startCommand(process.execPath, ['--import', 'tsx', script], env)
+}
+
+/** `command` in a child process, its standard output read as {@link startChild}'s. */
+export function startCommand (command: string, args: string[], env: Record<string, string>): Child {
+  const script = [command, ...args].join(' ')
   // A clean environment: tap's loaders and coverage hooks stay out of the child.
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit']
   })
   const lines: Array<Record<string, unknown>> = []
+  const text: string[] = []
   const waiters = new Set<{ match: (line: Record<string, unknown>) => boolean, resolve: (line: Record<string, unknown>) => void }>()
-  createInterface({ input: child.stdout }).on('line', text => {
+  createInterface({ input: child.stdout }).on('line', raw => {
     let line: Record<string, unknown>
-    try { line = JSON.parse(text) } catch { return }
+    try { line = JSON.parse(raw) } catch {
+      text.push(raw)
+      return
+    }
     lines.push(line)
     for (const waiter of waiters) {
       if (waiter.match(line)) {
@@ -34,6 +46,7 @@ export function startChild (script: string, env: Record<string, string>): Child 
   return {
     process: child,
     lines,
+    text,
     async waitFor (match) {
       const seen = lines.find(match)
       if (seen !== undefined) return seen

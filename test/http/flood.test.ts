@@ -2,7 +2,7 @@ import { request as httpRequest, Agent } from 'node:http'
 import t from 'tap'
 import { memoryQueue, memoryStore } from '../../src/index.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { slowUpload } from '../helpers/flood.js'
 
 // One caller against the embedded default's shared budget (issue 26, point 6), over real HTTP:

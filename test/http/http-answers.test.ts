@@ -4,7 +4,7 @@ import t from 'tap'
 import longRunning, { memoryStore, type JobRecord } from '../../src/index.js'
 import { RUN_HEADER } from '../../src/job/context.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
 import { recordingStore, spyStore } from '../helpers/spy-store.js'
 

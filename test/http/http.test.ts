@@ -3,7 +3,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
 import { follow } from '../helpers/child.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
 import { pollUntil } from '../helpers/poll.js'
 

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import { dynamoDbStore, sqsQueue, type LongRunningOptions } from '../../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { strictDynamoDb, strictSqs } from '../helpers/strict-aws.js'
 
 // Issue 24, point 6: an Idempotency-Key expires with its job's result, on both backends, over

@@ -3,7 +3,7 @@ import t from 'tap'
 import { Poller, pollIntervalMs } from '../../src/http/poller.js'
 import { memoryStore, type JobRecord, type JobStore } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { spyStore } from '../helpers/spy-store.js'
 
 // The shared poller of stores that cannot notify, on a fake clock: reads are counted, not timed.

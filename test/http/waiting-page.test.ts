@@ -7,7 +7,7 @@ import longRunning, { type LongRunningOptions } from '../../src/index.js'
 import { fetchLongRunning } from '../../src/client/index.js'
 import { prefersWaitingPage } from '../../src/http/waiting-page.js'
 import { buildTestApp, closeTestApp, untilAborted, type TestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { lambdaContext, restEvent } from '../helpers/events.js'
 import { pollUntil } from '../helpers/poll.js'
 

@@ -3,7 +3,7 @@ import fastify from 'fastify'
 import { memoryQueue, memoryStore, JobStatus, type JobQueue, type JobStore } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
 import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '../../src/job/acceptance.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
 

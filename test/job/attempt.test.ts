@@ -6,7 +6,7 @@ import { WorkerStoppingError, JobCancelledError } from '../../src/errors.js'
 import { Attempt, type AttemptEnd, type AttemptPlan } from '../../src/job/attempt.js'
 import { RunRegistry } from '../../src/job/context.js'
 import { Lease, type KeptLease } from '../../src/job/lease.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { Gate } from '../helpers/gate.js'
 import { delivery } from '../helpers/recording-queue.js'
 

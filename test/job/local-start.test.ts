@@ -3,7 +3,7 @@ import { BackendError } from '../../src/errors.js'
 import { memoryQueue, memoryStore, type JobQueue, type JobRecord, type JobStore, type LongRunningOptions } from '../../src/index.js'
 import { decodeMessage, type JobMessage } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { Gate } from '../helpers/gate.js'
 
 // A container that consumes a shared queue runs the jobs it accepts itself while it has slots

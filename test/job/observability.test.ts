@@ -3,7 +3,7 @@ import Fastify from 'fastify'
 import t from 'tap'
 import longRunning, { type JobEndEvent } from '../../src/index.js'
 import { untilAborted } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 
 /** An app whose log lines are kept (parsed), and whose ended jobs are recorded. */
 async function observed (options: { onJobEnd?: (event: JobEndEvent) => void, timeoutSeconds?: number } = {}) {

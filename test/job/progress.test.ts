@@ -4,7 +4,7 @@ import { sleep } from '../../src/clock.js'
 import { decodeMessage } from '../../src/job/message.js'
 import { progressReporter } from '../../src/job/progress.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
 

@@ -7,7 +7,7 @@ import { encodeMessage, type JobMessage } from '../../src/job/message.js'
 import { errorResponse } from '../../src/core/error-response.js'
 import { JobRunner } from '../../src/job/runner.js'
 import { JobCancelledError } from '../../src/errors.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { Gate } from '../helpers/gate.js'
 import { delivery } from '../helpers/recording-queue.js'
 

@@ -2,7 +2,7 @@ import t, { type Test } from 'tap'
 import { errors, memoryStore, sqsQueue, type SqsJobQueue } from '../../src/index.js'
 import { decodeMessage, messageDigest } from '../../src/job/message.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
 

@@ -3,7 +3,7 @@ import t from 'tap'
 import { buildApp } from '../../example/app.js'
 import { memoryQueue, memoryStore, type JobStore } from '../../src/index.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
-import { FakeClock } from '../helpers/clock.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { pollUntil } from '../helpers/poll.js'
 import { randomBody } from '../helpers/random.js'
 

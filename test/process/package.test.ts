@@ -23,3 +23,11 @@ t.test('the client loads by its subpath, with import and require()', async t => 
   t.equal(imported.stdout, 'function\n')
   t.equal(required.stdout, 'function\n')
 })
+
+t.test('the contract suites load by their subpath, with import and require()', async t => {
+  const script = 'const m = %LOAD%; console.log(typeof m.storeContract, typeof m.queueContract, typeof m.resultsContract, typeof m.FakeClock)'
+  const imported = await run(process.execPath, ['--input-type=module', '-e', script.replace('%LOAD%', "await import('fastify-long-running/testing')")], { env })
+  const required = await run(process.execPath, ['-e', script.replace('%LOAD%', "require('fastify-long-running/testing')")], { env })
+  t.equal(imported.stdout, 'function function function function\n')
+  t.equal(required.stdout, 'function function function function\n')
+})

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { promisify } from 'node:util'
 import t from 'tap'
 import { startEmulators } from '../../example/emulators.js'
 import { childProcesses, follow, listeningUrl, stopChild, type Child } from '../helpers/child.js'
@@ -6,6 +8,7 @@ import { randomBody } from '../helpers/random.js'
 
 // `npm start` and `npm run worker` against the emulators, each in its own process; a worker
 // killed with SIGKILL mid-job is replaced, and every accepted job still gets its exact response.
+// A worker started without a queue, a table or a region exits at once, saying which.
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
 // Short leases: a dead worker's jobs are taken over in seconds, not the default half minute.
@@ -40,4 +43,25 @@ t.test('a worker killed mid-job is replaced and every job still completes with i
   t.equal(jobRuns(second), bodies.length, 'the replacement ran every job again')
 
   t.equal(await stopChild(second), 0, 'a worker stops cleanly on SIGTERM')
+})
+
+t.test('a worker without what it needs says what to set and exits 1 at start, instead of retrying forever', async t => {
+  // No AWS config file to find a region in: the environment is all there is.
+  const base = { PATH: process.env.PATH ?? '', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' }
+  const attempt = async (env: Record<string, string>): Promise<{ code: unknown, stderr: string }> =>
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', 'example/worker.ts'], { env: { ...base, ...env }, timeout: 30_000 })
+      .then(({ stderr }) => ({ code: 0, stderr }), (error: { code: unknown, stderr: string }) => ({ code: error.code, stderr: error.stderr }))
+  const [nothing, sqsHalf, redisBad] = await Promise.all([
+    attempt({}),
+    attempt({ JOBS_QUEUE_URL: emulators.queueUrl }),
+    attempt({ REDIS_URL: '127.0.0.1:6379' })
+  ])
+  t.equal(nothing.code, 1)
+  t.match(nothing.stderr, /^npm run worker cannot start:\n- no queue: set REDIS_URL .*, or JOBS_QUEUE_URL and JOBS_TABLE/)
+  t.equal(sqsHalf.code, 1)
+  t.match(sqsHalf.stderr, /^- JOBS_TABLE is not set/m, 'the table')
+  t.match(sqsHalf.stderr, /^- no AWS region: set AWS_REGION/m, 'the region (the SDK said `Region is missing` once a second)')
+  t.notMatch(sqsHalf.stderr, /JOBS_QUEUE_URL is not set/)
+  t.equal(redisBad.code, 1)
+  t.match(redisBad.stderr, /^- REDIS_URL must be a redis:\/\/ or rediss:\/\/ URL .*, got "127\.0\.0\.1:6379"$/m)
 })

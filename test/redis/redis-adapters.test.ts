@@ -1,7 +1,6 @@
 import t from 'tap'
 import { redisQueue, redisStore, type JobQueue, type JobStore } from '../../src/index.js'
-import { queueContract } from '../contracts/queue-contract.js'
-import { storeContract } from '../contracts/store-contract.js'
+import { queueContract, storeContract } from '../../src/testing/index.js'
 import { startRedisServer } from '../../example/redis-server.js'
 
 // The same contract suites as the in-memory and AWS adapters, against a redis-server of the
@@ -14,6 +13,9 @@ t.teardown(async () => { for (const queue of queues) await queue.close?.() })
 t.teardown(async () => { for (const store of stores) await store.close?.() })
 
 t.test('Redis store', async t => {
+  const full = redisStore({ url: server.url, prefix: 'offers' })
+  stores.push(full)
+  t.type(full.getMany, 'function', 'it offers getMany (the shared poller\'s batched read)')
   let n = 0
   storeContract(t, async clock => {
     const store = redisStore({ url: server.url, prefix: `contract${n++}`, clock })

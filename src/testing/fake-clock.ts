@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/index.js'
+import type { Clock } from '../clock.js'
 
 interface Timer { at: number, callback: () => void }
 
@@ -6,11 +6,17 @@ interface Timer { at: number, callback: () => void }
  * A clock the test moves: it starts at the real time and then stands still; timers fire only
  * when `advance()` passes their time, in order. Pass it to the plugin and to the adapters a
  * test builds itself (their `clock` option): their expiry, delays and DynamoDB's `:now` then
- * keep its time too.
+ * keep its time too. `storeContract` hands one to a store for its expiry checks.
  *
  * With `autoAdvanceUpToMs`, timers of at most that delay fire at once (on the next turn of the
  * event loop, the clock moved by their delay): retry back-offs cost nothing, while timeouts and
  * lease renewals still wait for `advance()`.
+ *
+ * @example
+ * const clock = new FakeClock()
+ * const store = memoryStore({ clock })
+ * await store.create({ id, waitSeconds: 1, createdAt: clock.now(), expiresAt: clock.now() + 1000 })
+ * await clock.advance(1000) // the job has expired: store.get(id) resolves undefined
  */
 export class FakeClock implements Clock {
   #now = Date.now()
