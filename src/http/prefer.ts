@@ -8,8 +8,9 @@ export interface Preferences {
   /** `wait=N`: wait at most N seconds (never longer than configured). */
   waitSeconds?: number
   /**
-   * `return=minimal` (§4.2), honoured on `/async-response` only: a finished job answers with
-   * its status instead of its result (the waiting page's polls), so the result is never read.
+   * `return=minimal` (§4.2), honoured on `/async-response` only and together with
+   * `respond-async`: a finished job answers with its status instead of its result (the waiting
+   * page's polls), so the result is never read.
    */
   returnMinimal: boolean
 }

@@ -150,7 +150,9 @@ export class Responder {
     await reloadSession(request)
     if (record.response !== undefined) {
       // Before it counts as delivered: the waiting page's poll, which leaves the result to the navigation.
-      if (resumed && prefer.returnMinimal) return await sendDone(reply, record.id, record.response.statusCode, location)
+      // Only with respond-async: `return=minimal` alone goes along with a client's 303s (fetch and curl
+      // keep request headers), and an OData-style client that always sends it must still get its result.
+      if (resumed && prefer.respondAsync && prefer.returnMinimal) return await sendDone(reply, record.id, record.response.statusCode, location)
       // The plugin's own final errors (a timeout, a cancellation) go through the app's error
       // handler, as every other error of the app does; the route's own answers go out as stored.
       const error = storedError(record.response)

@@ -6,15 +6,20 @@ import { refreshing } from './replies.js'
 /**
  * Whether the request is a browser tab navigating, which gets the waiting page instead of a 303
  * once a wait ends unfinished: its `Accept` ranks `text/html` above JSON and above the wildcard
- * range (every browser's navigation does; `curl`, `fetch` and the client send the wildcard or JSON), and its
- * `Sec-Fetch-Mode`/`Sec-Fetch-Dest`, where the browser sends them, say a document navigation (a
- * page's `fetch()` asking for HTML is `cors` or `same-origin`, and keeps following 303s).
+ * range (every browser's navigation does; `curl`, `fetch` and the client send the wildcard or
+ * JSON), and it is a navigation: `Sec-Fetch-Mode: navigate` to a document or frame, or, where
+ * the browser sends no `Sec-Fetch-*` (origins that are not secure, plain HTTP), the
+ * `Upgrade-Insecure-Requests: 1` that browsers send with navigations only. So a page's `fetch()`
+ * or XHR asking for HTML, a prefetch, and `curl -H 'Accept: text/html'` keep following 303s.
  */
 export function prefersWaitingPage (headers: FastifyRequest['headers']): boolean {
   const mode = headers['sec-fetch-mode']
   const dest = headers['sec-fetch-dest']
-  if (mode !== undefined && mode !== 'navigate') return false
+  const navigating = mode === undefined ? headers['upgrade-insecure-requests'] === '1' : mode === 'navigate'
+  if (!navigating) return false
   if (dest !== undefined && dest !== 'document' && dest !== 'iframe' && dest !== 'frame') return false
+  // A speculative load (prefetch, prerender) would keep polling in a page nobody sees.
+  if (String(headers['sec-purpose'] ?? headers.purpose ?? '').includes('prefetch')) return false
   const ranges = mediaRanges(headers.accept ?? '*/*')
   const html = qualityOf(ranges, 'text/html')
   return html > qualityOf(ranges, 'application/json') && html > (ranges.get('*/*') ?? 0)
@@ -56,6 +61,8 @@ export async function sendWaitingPage (reply: FastifyReply, record: JobRecord, l
     // No frame-ancestors: the page has nothing to click, and a frame the app allows must keep working.
     reply.header('content-security-policy', `default-src 'none'; script-src 'nonce-${nonces.script}'; style-src 'nonce-${nonces.style}'; connect-src 'self'; base-uri 'none'; form-action 'none'`)
   }
+  // The same URL answers others with a 303 or JSON: no cache may hand this page to them.
+  reply.header('vary', 'Accept, Sec-Fetch-Mode, Sec-Fetch-Dest, Upgrade-Insecure-Requests, Sec-Purpose')
   return await refreshing(reply, location).type('text/html; charset=utf-8').send(waitingPage(record, location, nonces))
 }
 
@@ -70,7 +77,7 @@ function nonce (): string {
   return randomBytes(16).toString('base64')
 }
 
-const HEADINGS = { pending: 'Waiting to start…', running: 'Working on it…' }
+const HEADINGS = { pending: 'Waiting to start…', running: 'Working on it…', done: 'Done: opening the result…' }
 
 function waitingPage (record: JobRecord, location: string, nonces: Nonces): string {
   const fraction = record.progress?.fraction
@@ -106,45 +113,63 @@ small { opacity: .7 }
 `
 }
 
-// Polls every 2 s: the plugin stores progress at most once a second, so faster polls show
-// nothing new, and each one is a store read (on Lambda, an invocation) per open tab. A poll asks
-// `Prefer: respond-async, return=minimal`: answered at once, with the status (202) or, once the
-// job is done, `200` and no result, which is read only by the navigation that follows. Network
-// errors and 5xx (a front end's, a busy store's) are asked again; any other answer (a 404 for a
-// job gone, a 401 from the app's hooks) is shown by navigating. `stop()` cancels the Refresh, a
-// scheduled navigation (tested in Chromium; a browser that kept it would only show a fresh page
-// at each wait, as with scripts off). This runs in the browser: the window's timers, not the plugin's clock.
+// Polls every 2 s at first, then less often (at most every 10 s, after about 4 minutes), and
+// every 10 s while the tab is hidden, at once when it shows again: the plugin stores progress at
+// most once a second, and each poll is a store read (on Lambda, an invocation) per open tab. A
+// poll asks `Prefer: respond-async, return=minimal`: answered at once, with the status (202) or,
+// once the job is done, `200` and no result, which is read only by the navigation that follows.
+// Network errors, 408, 429 and 5xx (a front end's, a rate limit's, a busy store's) are asked
+// again, after their Retry-After where longer; any other answer (a 404 for a job gone, a 401
+// from the app's hooks) is shown by navigating. `stop()` cancels the Refresh, a scheduled
+// navigation (tested in Chromium; a browser that kept it would only show a fresh page at each
+// wait, as with scripts off). This runs in the browser: the window's timers, not the plugin's clock.
 const SCRIPT = `
 (() => {
   const next = document.getElementById('next').href
   const bar = document.getElementById('progress')
+  const heading = document.getElementById('heading')
+  const headings = ${JSON.stringify(HEADINGS)}
+  let polls = 0
+  let timer
+  const later = (ms) => {
+    clearTimeout(timer)
+    timer = setTimeout(poll, Math.max(ms, document.hidden ? 10000 : Math.min(10000, 2000 + polls * 200)))
+  }
+  let busy = false
   const poll = async () => {
+    if (busy) return
+    busy = true
+    polls += 1
+    let wait = 0
     try {
       const answer = await fetch(next, { headers: { prefer: 'respond-async, return=minimal' }, cache: 'no-store' })
       if (answer.status === 202) {
         const { status, progress } = await answer.json()
-        document.title = document.getElementById('heading').textContent = ${JSON.stringify(HEADINGS)}[status] ?? ''
+        document.title = heading.textContent = headings[status] ?? ''
         if (progress !== undefined) {
-          // A job may report a message without a fraction: the bar then says nothing (indeterminate).
-          if (typeof progress.fraction === 'number') {
-            bar.value = progress.fraction
-            bar.textContent = Math.round(progress.fraction * 100) + ' %'
-          } else {
-            bar.removeAttribute('value')
-            bar.textContent = ''
-          }
+          bar.value = progress.fraction
+          bar.textContent = Math.round(progress.fraction * 100) + ' %'
           document.getElementById('message').textContent = progress.message ?? ''
         }
-      } else if (answer.status < 500) {
+      } else if (answer.status < 500 && answer.status !== 408 && answer.status !== 429) {
+        // A download leaves this page in place: it says so rather than look stuck.
+        document.title = heading.textContent = headings.done
+        bar.value = 1
         return location.replace(next)
+      } else {
+        wait = 1000 * (Number(answer.headers.get('retry-after')) || 0)
       }
     } catch {}
-    window.setTimeout(poll, 2000)
+    busy = false
+    later(wait)
   }
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden) { clearTimeout(timer); poll() }
+  })
   addEventListener('load', () => {
     stop()
     history.replaceState(null, '', next)
-    window.setTimeout(poll, 2000)
+    later(0)
   })
 })()
 `

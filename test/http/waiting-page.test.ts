@@ -24,8 +24,10 @@ const CHROMIUM = {
   'user-agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36'
 }
 const FIREFOX = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }
-/** Safari before 16.4 sends no Sec-Fetch headers: Accept alone tells. */
-const OLD_SAFARI = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' }
+/** Safari before 16.4 sends no Sec-Fetch headers (nor does any browser to a plain-HTTP origin): Upgrade-Insecure-Requests tells a navigation. */
+const OLD_SAFARI = { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'upgrade-insecure-requests': '1' }
+/** A navigation without Sec-Fetch headers, with `accept` as given. */
+const plain = (accept: string): Record<string, string> => ({ accept, 'upgrade-insecure-requests': '1' })
 const CURL = { accept: '*/*', 'user-agent': 'curl/8.5.0' }
 /** The waiting page's polls. */
 const POLL = { prefer: 'respond-async, return=minimal' }
@@ -115,6 +117,7 @@ t.test('the page\'s polls (Prefer: respond-async, return=minimal): the status, t
   t.match(page.body, '<progress id="progress" max="1" aria-labelledby="heading" value="0.25">25 %</progress>')
   t.match(page.body, '<p id="message">a quarter</p>')
   t.match(page.body, '<title>Working on it…</title>', 'running')
+  t.equal(page.headers.vary, 'Accept, Sec-Fetch-Mode, Sec-Fetch-Dest, Upgrade-Insecure-Requests, Sec-Purpose', 'no cache hands the page to a client that gets a 303')
 
   test.gates.open('report')
   const done = await pollUntil(async () => await get(test.url + location, POLL), answer => answer.status !== 202)
@@ -126,6 +129,8 @@ t.test('the page\'s polls (Prefer: respond-async, return=minimal): the status, t
   const result = await get(test.url + location, CHROMIUM)
   t.equal(result.body, 'the report', 'the navigation gets the result')
   t.same(result.headers['set-cookie'], ['report=1; Path=/'])
+  const minimalAlone = await get(test.url + location, { ...CURL, prefer: 'return=minimal' })
+  t.equal(minimalAlone.body, 'the report', 'return=minimal without respond-async: the result (an OData-style client sends it along with its 303s)')
   t.equal((await get(`${test.url}/report`, { prefer: 'return=minimal, respond-async' })).status, 202, 'on the route itself return=minimal is the route\'s business')
 })
 
@@ -324,20 +329,28 @@ t.test('which requests prefer the page: Accept\'s weights, and Sec-Fetch where t
     [FIREFOX, true],
     [OLD_SAFARI, true],
     [{ ...CHROMIUM, 'sec-fetch-dest': 'iframe' }, true],
-    [{ accept: 'text/html' }, true],
-    [{ accept: 'TEXT/HTML;Q=1, */*;q=0.1' }, true],
-    [{ accept: 'text/*, application/json;q=0.5' }, true],
-    [{ accept: 'text/html;q=0, text/html;q=0.9, */*;q=0.8' }, true],
+    [plain('text/html'), true],
+    [plain('TEXT/HTML;Q=1, */*;q=0.1'), true],
+    [plain('text/*, application/json;q=0.5'), true],
+    [plain('text/html;q=0, text/html;q=0.9, */*;q=0.8'), true],
     [{}, false],
-    [{ accept: '*/*' }, false],
-    [{ accept: 'application/json, text/html;q=0.9' }, false],
-    [{ accept: 'text/html, */*' }, false],
-    [{ accept: 'text/html;q=0' }, false],
-    [{ accept: 'text/html;q=2' }, false],
-    [{ accept: 'text/html;q=x, application/json' }, false],
-    [{ accept: 'html, application/json' }, false],
-    [{ accept: 'application/*' }, false],
-    [{ ...CHROMIUM, 'sec-fetch-mode': ['navigate', 'cors'] }, false]
+    [plain('*/*'), false],
+    [plain('application/json, text/html;q=0.9'), false],
+    [plain('text/html, */*'), false],
+    [plain('text/html;q=0'), false],
+    [plain('text/html;q=2'), false],
+    [plain('text/html;q=x, application/json'), false],
+    [plain('html, application/json'), false],
+    [plain('application/*'), false],
+    [{ ...CHROMIUM, 'sec-fetch-mode': ['navigate', 'cors'] }, false],
+    // Not navigations: curl, axios or a crawler asking for HTML, a page's XHR on plain HTTP (jQuery's
+    // dataType 'html'), a navigation's header that is not '1', and speculative loads.
+    [{ accept: 'text/html' }, false],
+    [{ accept: 'text/html, */*; q=0.01', 'x-requested-with': 'XMLHttpRequest' }, false],
+    [{ accept: 'text/html', 'upgrade-insecure-requests': '0' }, false],
+    [{ ...CHROMIUM, 'sec-purpose': 'prefetch;prerender' }, false],
+    [{ ...CHROMIUM, 'sec-purpose': 'prefetch' }, false],
+    [{ ...OLD_SAFARI, purpose: 'prefetch' }, false]
   ]
   for (const [headers, expected] of cases) t.equal(prefersWaitingPage(headers), expected, JSON.stringify(headers))
 })
