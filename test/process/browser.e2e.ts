@@ -1,5 +1,6 @@
 /// <reference lib="dom" />
 import helmet from '@fastify/helmet'
+import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
@@ -88,6 +89,23 @@ t.test('with scripts off, the page keeps the tab waiting through Refresh and the
   t.match(await page.textContent('body'), '{"MESSAGE":"It took 4 seconds to generate this."}')
   t.ok(statuses.filter(status => status === 202).length >= 2, `a page at every wait: ${statuses.join(' ')}`)
   t.notOk(statuses.includes(303))
+  await page.close()
+})
+
+t.test('a result the browser downloads: the file arrives by the navigation, and the page says it is done', async t => {
+  const url = await example({ waitSeconds: 1 })
+  const context = await browser.newContext({ acceptDownloads: true })
+  t.teardown(() => context.close())
+  const page = await context.newPage()
+  await page.goto(`${url}/bytes?size=1000&delay=4`, { timeout: 3000 })
+  t.equal(await page.title(), 'Working on it…')
+  const download = await page.waitForEvent('download', { timeout: 30_000 })
+  const path = await download.path()
+  const bytes = await readFile(path)
+  t.equal(bytes.length, 1000)
+  t.ok(bytes.every((byte, i) => byte === i % 251), 'byte i = i % 251')
+  t.equal(await page.title(), 'Done: opening the result…', 'the page stays, saying so, not looking stuck')
+  t.equal(await page.$eval('#progress', progress => (progress as HTMLProgressElement).position), 1)
   await page.close()
 })
 
