@@ -1,12 +1,13 @@
-import { backendsFromEnv, corsOriginsFromEnv, numberFromEnv } from './backends.js'
+import { corsOriginsFromEnv, numberFromEnv } from './backends.js'
 import { buildApp } from './app.js'
+import { backendsOrExit } from './backend-env.js'
 
 // `npm start`: the example on $HOST:$PORT. With REDIS_URL it uses Redis and runs jobs too (as
 // many of it as you start share the work); with JOBS_QUEUE_URL and JOBS_TABLE it uses SQS and
 // DynamoDB (run `npm run worker` beside it); with neither, jobs run in this process. CORS_ORIGINS:
-// the origins whose pages may call it.
+// the origins whose pages may call it. Without what the backends it names need, it says so and exits 1.
 const app = await buildApp(
-  { ...backendsFromEnv(), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },
+  { ...await backendsOrExit('npm start', false), waitSeconds: numberFromEnv('WAIT_SECONDS', 25) },
   { logger: { level: process.env.LOG_LEVEL ?? 'info' } },
   corsOriginsFromEnv()
 )

@@ -45,17 +45,21 @@ t.test('a worker killed mid-job is replaced and every job still completes with i
   t.equal(await stopChild(second), 0, 'a worker stops cleanly on SIGTERM')
 })
 
-t.test('a worker without what it needs says what to set and exits 1 at start, instead of retrying forever', async t => {
+t.test('a worker (or npm start) without what it needs says what to set and exits 1 at start, instead of retrying forever', async t => {
   // No AWS config file to find a region in: the environment is all there is.
   const base = { PATH: process.env.PATH ?? '', AWS_CONFIG_FILE: '/nonexistent', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent' }
-  const attempt = async (env: Record<string, string>): Promise<{ code: unknown, stderr: string }> =>
-    await promisify(execFile)(process.execPath, ['--import', 'tsx', 'example/worker.ts'], { env: { ...base, ...env }, timeout: 30_000 })
+  const attempt = async (env: Record<string, string>, script = 'example/worker.ts'): Promise<{ code: unknown, stderr: string }> =>
+    await promisify(execFile)(process.execPath, ['--import', 'tsx', script], { env: { ...base, ...env }, timeout: 30_000 })
       .then(({ stderr }) => ({ code: 0, stderr }), (error: { code: unknown, stderr: string }) => ({ code: error.code, stderr: error.stderr }))
-  const [nothing, sqsHalf, redisBad] = await Promise.all([
+  const [nothing, sqsHalf, redisBad, server] = await Promise.all([
     attempt({}),
     attempt({ JOBS_QUEUE_URL: emulators.queueUrl }),
-    attempt({ REDIS_URL: '127.0.0.1:6379' })
+    attempt({ REDIS_URL: '127.0.0.1:6379' }),
+    // npm start on SQS and DynamoDB, without a region: the same check, the same exit.
+    attempt({ JOBS_QUEUE_URL: emulators.queueUrl, JOBS_TABLE: emulators.tableName, PORT: '0' }, 'example/server.ts')
   ])
+  t.equal(server.code, 1)
+  t.match(server.stderr, /^npm start cannot start:\n- no AWS region: set AWS_REGION/m)
   t.equal(nothing.code, 1)
   t.match(nothing.stderr, /^npm run worker cannot start:\n- no queue: set REDIS_URL .*, or JOBS_QUEUE_URL and JOBS_TABLE/)
   t.equal(sqsHalf.code, 1)
