@@ -132,8 +132,8 @@ const SCRIPT = `
   let polls = 0
   let timer
   const later = (ms) => {
-    clearTimeout(timer)
-    timer = setTimeout(poll, Math.max(ms, document.hidden ? 10000 : Math.min(10000, 2000 + polls * 200)))
+    window.clearTimeout(timer)
+    timer = window.setTimeout(poll, Math.max(ms, document.hidden ? 10000 : Math.min(10000, 2000 + polls * 200)))
   }
   let busy = false
   const poll = async () => {
@@ -164,7 +164,7 @@ const SCRIPT = `
     later(wait)
   }
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) { clearTimeout(timer); poll() }
+    if (!document.hidden) { window.clearTimeout(timer); poll() }
   })
   addEventListener('load', () => {
     stop()
