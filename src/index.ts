@@ -3,7 +3,7 @@ import { longRunning } from './plugin.js'
 export default longRunning
 export { longRunning }
 export type { LongRunningDecorator, LongRunningStats } from './plugin.js'
-export type { LongRunningOptions } from './options.js'
+export type { Binding, LongRunningOptions } from './options.js'
 export type { IdempotencyOptions, LongRunningRouteOptions } from './route-options.js'
 export type { LongRunningJob } from './job/context.js'
 export { JobOutcome, type DeliveryLimits, type JobEndEvent } from './job/outcome.js'

@@ -13,6 +13,9 @@ import { checkAdapter, describe, headerNames, matching, number, optionalBoolean,
 import { MAX_LEASE_SECONDS, MAX_RESULT_TTL_SECONDS } from './core/job-limits.js'
 import { IDEMPOTENCY_DEFAULTS, resolveRouteOptions, type LongRunningRouteOptions, type RouteSettings } from './route-options.js'
 
+/** What `bindTo` returns for a request: whose job it is, or nobody's. */
+export type Binding = string | number | undefined | null
+
 /** Options of the plugin. */
 export interface LongRunningOptions extends LongRunningRouteOptions {
   /** Where jobs go. @default memoryQueue(): jobs run in this process */
@@ -62,9 +65,10 @@ export interface LongRunningOptions extends LongRunningRouteOptions {
   /**
    * Binds each job to its caller: the value computed for the request that created the job must
    * equal the value for every request that reads it, or the reader gets the same 404 as for an
-   * unknown id. Typically the user id set by an authentication hook.
+   * unknown id. Typically the user id set by an authentication hook: a string or a number
+   * (a number binds as its decimal string); `undefined` or `null` binds nothing.
    */
-  bindTo?: (request: FastifyRequest) => string | undefined | Promise<string | undefined>
+  bindTo?: (request: FastifyRequest) => Binding | Promise<Binding>
   /**
    * The key of the digest the store keeps of each `bindTo` value (HMAC-SHA256), at least 32
    * bytes: without it the store holds a plain SHA-256 of the value, which a dictionary of user
@@ -155,7 +159,7 @@ export interface ResolvedOptions extends RouteSettings {
   routePrefix: string
   basePath: string | undefined
   awsLambdaProperty: string
-  bindTo: ((request: FastifyRequest) => string | undefined | Promise<string | undefined>) | undefined
+  bindTo: ((request: FastifyRequest) => Binding | Promise<Binding>) | undefined
   bindingSecret: Buffer | undefined
   carry: ((request: FastifyRequest) => Record<string, JsonValue>) | undefined
   closeGraceSeconds: number

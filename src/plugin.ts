@@ -85,6 +85,11 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
       if (keyed.length > 0) app.log.warn({ routes: keyed }, 'fastify-long-running: Idempotency-Key is on for these routes and no bindTo binds results to callers: a caller who sends another caller\'s key gets their stored answer. Set bindTo, or idempotency: false')
     })
   }
+  // A queue other processes take jobs from, with the default store, which only this process
+  // sees: their workers would find no job, and nothing would end. JavaScript lets it pass.
+  if (rawOptions.store === undefined && options.queue.inProcess !== true) {
+    app.log.warn('fastify-long-running: the queue is shared with other processes but the store is the default in-memory one, which they cannot see: their workers will find no job. Give a store they share (dynamoDbStore, redisStore)')
+  }
   addResultRoutes(app, options.routePrefix, parts.responder, cancelled)
   addLifecycle(app, options, parts)
 }

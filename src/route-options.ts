@@ -98,6 +98,7 @@ function resolveIdempotency (value: unknown, name: string, inherited: Idempotenc
   if (value === false) return undefined
   const base = inherited ?? IDEMPOTENCY_DEFAULTS
   if (value === true) return base
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidOptionError(name, 'true, false or an object', describe(value))
   const options = optionsObject(value as IdempotencyOptions, name, IDEMPOTENCY_OPTIONS, true)
   return {
     header: options.header === undefined ? base.header : headerName(options.header, `${name}.header`),

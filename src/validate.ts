@@ -112,10 +112,10 @@ export function headerName (value: unknown, name: string): string {
 
 export function headerNames (value: unknown, name: string): ReadonlySet<string> {
   if (value === undefined) return new Set()
-  if (!Array.isArray(value) || !value.every(item => typeof item === 'string' && HEADER_NAME.test(item))) {
-    throw new InvalidOptionError(name, 'an array of lower-case header names', describe(value))
-  }
-  return new Set(value)
+  if (!Array.isArray(value)) throw new InvalidOptionError(name, 'an array of lower-case header names', describe(value))
+  // The entry at fault by its index, so that a list of twenty names says which one.
+  value.forEach((item: unknown, i) => headerName(item, `${name}[${i}]`))
+  return new Set(value as string[])
 }
 
 /** Checks that `value` looks like an implementation of a contract (the methods it must have). */

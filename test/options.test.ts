@@ -42,9 +42,9 @@ t.test('every option is checked at registration, naming the option, the expectat
     [{ closeGraceSeconds: -1 }, 'Expected `closeGraceSeconds` to be a number from 0 to 3600, got -1'],
     [{ clock: { now: Date.now } }, 'Expected `clock` to be an object with now, setTimeout, clearTimeout, got an object'],
     [{ dropHeaders: 'cookie' }, 'Expected `dropHeaders` to be an array of lower-case header names, got "cookie"'],
-    [{ dropHeaders: ['Cookie'] }, 'Expected `dropHeaders` to be an array of lower-case header names, got an array'],
+    [{ dropHeaders: ['cookie', 'Authorization'] }, 'Expected `dropHeaders[1]` to be a lower-case header name, got "Authorization"'],
     [{ queue: {} }, 'Expected `queue` to be an object with send, consume, got an object'],
-    [{ idempotency: 'on' }, 'Expected `idempotency` to be an object, got "on"'],
+    [{ idempotency: 'on' }, 'Expected `idempotency` to be true, false or an object, got "on"'],
     [{ idempotency: { header: 'Idempotency-Key' } }, 'Expected `idempotency.header` to be a lower-case header name, got "Idempotency-Key"'],
     [{ idempotency: { header: 'a b' } }, 'Expected `idempotency.header` to be a lower-case header name, got "a b"'],
     [{ idempotency: { required: 1 } }, 'Expected `idempotency.required` to be a boolean, got 1'],
@@ -94,7 +94,7 @@ t.test('route options are checked when the route is added, naming the route', as
   t.throws(() => app.post('/k', { longRunning: { idempotency: { header: 'X' } } }, async () => 'k'),
     { message: 'Expected `POST /k longRunning.idempotency.header` to be a lower-case header name, got "X"' })
   t.throws(() => app.post('/l', { longRunning: { idempotency: null as unknown as boolean } }, async () => 'l'),
-    { message: 'Expected `POST /l longRunning.idempotency` to be an object, got null' })
+    { message: 'Expected `POST /l longRunning.idempotency` to be true, false or an object, got null' })
   app.get('/d', { longRunning: false }, async () => 'd')
   app.get('/e', { longRunning: { timeoutSeconds: 5 } }, async () => 'e')
   t.equal((await app.inject('/d')).body, 'd', 'longRunning: false is an ordinary route')

@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import {
-  IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
+  IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, InvalidOptionError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
 } from '../errors.js'
 import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '../job/acceptance.js'
 import { isJobId } from '../core/job-id.js'
@@ -186,8 +186,13 @@ export class Responder {
   }
 
   async #bindingOf (request: FastifyRequest): Promise<string | undefined> {
-    const value = await this.#options.bindTo?.(request)
-    if (value === undefined) return undefined
+    const returned = await this.#options.bindTo?.(request)
+    if (returned === undefined || returned === null) return undefined
+    // JavaScript knows no return type: anything but an id is the app's mistake, named as such.
+    if (typeof returned !== 'string' && (typeof returned !== 'number' || !Number.isFinite(returned))) {
+      throw new InvalidOptionError('bindTo', 'a function returning a string, a finite number, undefined or null', describe(returned))
+    }
+    const value = String(returned)
     // Only a digest is stored, never the user id itself; keyed (bindingSecret), so that nobody
     // who reads the store can reverse it with a dictionary of ids.
     const { bindingSecret } = this.#options

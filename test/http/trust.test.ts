@@ -122,6 +122,47 @@ t.test('the caller binding is keyed: the store never holds a digest a dictionary
   }
 })
 
+t.test('bindTo in JavaScript: a number binds as its decimal string, null binds nothing, anything else is the app\'s mistake, named', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const users: Record<string, unknown> = { 1: 42, 2: '42', 3: null, 4: { id: 42 }, 5: Number.NaN }
+  await app.register(longRunning, { waitSeconds: 5, bindTo: request => users[String(request.headers['x-user'])] as never })
+  app.get('/mine', { longRunning: true }, async () => 'mine')
+  const create = async (user: string): Promise<{ statusCode: number, body: string, id?: string }> => {
+    const answer = await app.inject({ url: '/mine', headers: { prefer: 'respond-async', 'x-user': user } })
+    return { statusCode: answer.statusCode, body: answer.body, id: answer.statusCode === 202 ? answer.json().id : undefined }
+  }
+  const read = async (id: string | undefined, user: string): Promise<number> =>
+    (await app.inject({ url: `/async-response/${String(id)}`, headers: { 'x-user': user } })).statusCode
+  const numbered = await create('1')
+  t.equal(await read(numbered.id, '2'), 200, 'the number 42 and the string "42" are the same caller')
+  t.equal(await read(numbered.id, '3'), 404, 'nobody else')
+  const anonymous = await create('3')
+  t.equal(await read(anonymous.id, '1'), 200, 'null binds nothing, as undefined does')
+  for (const user of ['4', '5']) {
+    const refused = await create(user)
+    t.equal(refused.statusCode, 500)
+    t.match(JSON.parse(refused.body), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message: /^Expected `bindTo` to be a function returning a string, a finite number, undefined or null, got (an object|NaN)$/ })
+  }
+})
+
+t.test('a shared queue with the default store: a warning at registration, since no other process can see its jobs', async t => {
+  const { Writable } = await import('node:stream')
+  const { sqsQueue, dynamoDbStore } = await import('../../src/index.js')
+  const warningsOf = async (options: Parameters<typeof longRunning>[1]): Promise<string[]> => {
+    const warnings: string[] = []
+    const stream = new Writable({ write (chunk: Buffer, _encoding, done) { const line = JSON.parse(String(chunk)); if (line.level === 40) warnings.push(line.msg); done() } })
+    const app = Fastify({ logger: { level: 'warn', stream } })
+    await app.register(longRunning, options)
+    await app.close()
+    return warnings
+  }
+  const queue = (): ReturnType<typeof sqsQueue> => sqsQueue({ queueUrl: 'http://127.0.0.1:1/000000000000/jobs' })
+  t.match(await warningsOf({ queue: queue() }), [/the queue is shared with other processes but the store is the default in-memory one/])
+  t.same(await warningsOf({ queue: queue(), store: dynamoDbStore({ tableName: 'jobs' }) }), [], 'a store of its own: no warning')
+  t.same(await warningsOf({}), [], 'the embedded default: no warning')
+})
+
 t.test('keys without bindTo belong to the route: a warning at startup names the routes; with bindTo each caller has their own', async t => {
   const { Writable } = await import('node:stream')
   const serve = async (bindTo: boolean): Promise<{ url: string, warnings: string[] }> => {
