@@ -13,6 +13,7 @@ import type { DeliveryLimits } from './job/outcome.js'
 import { LocalStarts } from './job/local-start.js'
 import { runLogger } from './job/run-log.js'
 import { JobRunner } from './job/runner.js'
+import { warnAboutEarlierRoutes, warnAboutSharedKeys, warnAboutUnsharedStore } from './warnings.js'
 import { resolveOptions, type LongRunningOptions, type ResolvedOptions } from './options.js'
 import type { LongRunningRouteOptions } from './route-options.js'
 import type { Consumer, Delivery, Disposition, JobQueue } from './queue/queue.js'
@@ -78,18 +79,8 @@ const longRunningPlugin: FastifyPluginAsync<LongRunningOptions> = async (app, ra
     },
     keyed: route => keyed.push(route)
   })
-  // Without bindTo a key is the route's, not a caller's: anyone who sends another's key (an
-  // order id, say) gets that caller's stored answer.
-  if (options.bindTo === undefined) {
-    app.addHook('onReady', async () => {
-      if (keyed.length > 0) app.log.warn({ routes: keyed }, 'fastify-long-running: Idempotency-Key is on for these routes and no bindTo binds results to callers: a caller who sends another caller\'s key gets their stored answer. Set bindTo, or idempotency: false')
-    })
-  }
-  // A queue other processes take jobs from, with the default store, which only this process
-  // sees: their workers would find no job, and nothing would end. JavaScript lets it pass.
-  if (rawOptions.store === undefined && options.queue.inProcess !== true) {
-    app.log.warn('fastify-long-running: the queue is shared with other processes but the store is the default in-memory one, which they cannot see: their workers will find no job. Give a store they share (dynamoDbStore, redisStore)')
-  }
+  warnAboutSharedKeys(app, options, keyed)
+  warnAboutUnsharedStore(app, rawOptions, options)
   addResultRoutes(app, options.routePrefix, parts.responder, cancelled)
   addLifecycle(app, options, parts)
 }
@@ -231,13 +222,6 @@ function addLifecycle (app: FastifyInstance, options: ResolvedOptions, { runner,
  * option on them would be silently ignored. Fastify keeps no route options to check, so the
  * plugin names them all, once, at startup.
  */
-function warnAboutEarlierRoutes (app: FastifyInstance): void {
-  const routes = [...app.printRoutes({ commonPrefix: false }).matchAll(/([^\s│├└─]+) \(([A-Z, ]+)\)/g)]
-    .map(([, url, methods]) => `${String(methods).replace(', HEAD', '')} ${String(url)}`)
-  if (routes.length === 0) return
-  app.log.warn({ routes }, 'fastify-long-running loaded after these routes were declared: a longRunning option on them has no effect. Register the plugin first, with await')
-}
-
 /**
  * The plugin. Register it before the routes it should see; mark routes with `longRunning`.
  *

@@ -13,7 +13,7 @@ const LAYERS: Array<[number, RegExp]> = [
   [3, /^job\//],
   [4, /^(options|route-options)\.ts$/],
   [5, /^(http|lambda)\//],
-  [6, /^plugin\.ts$/],
+  [6, /^(plugin|warnings)\.ts$/],
   [7, /^index\.ts$/],
   // fastify-long-running/testing: the contract suites, written against the public types.
   [8, /^testing\//],

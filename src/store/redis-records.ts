@@ -1,3 +1,4 @@
+import type { Announced } from './redis-watch.js'
 import { responseOf } from '../core/blob.js'
 import { isExpired, type JobRecord, type JobStatus } from '../core/job-state.js'
 import type { NewJob } from './store.js'
@@ -41,6 +42,29 @@ export const F = {
 
 /** What a read fetches (`HMGET`) and a refused claim returns (`RECORD` in the scripts), in this order: the record and its response. */
 export const RECORD_FIELDS = [F.status, F.attempt, F.waitSeconds, F.createdAt, F.expiresAt, F.binding, F.owner, F.leaseUntil, F.progress, F.response]
+
+/** What a change message carries after the job's id (JSON, `false` for a field not set): the record but its response. */
+export const ANNOUNCED_FIELDS = RECORD_FIELDS.slice(0, -1)
+
+/**
+ * The record a change message (`id` or `id JSON`, see the scripts' `announce`) tells of, or
+ * `'read'` when it does not tell enough: a bare id (a deletion, an older writer), a finished
+ * job (its response is not in the message), or a message not understood.
+ */
+export function announcedRecord (message: string, now: number): Announced {
+  const space = message.indexOf(' ')
+  if (space === -1) return { id: message, record: 'read' }
+  const id = message.slice(0, space)
+  let fields: unknown
+  try {
+    fields = JSON.parse(message.slice(space + 1))
+  } catch {
+    return { id, record: 'read' }
+  }
+  if (!Array.isArray(fields) || fields.length !== ANNOUNCED_FIELDS.length || !fields.every(field => field === false || typeof field === 'string')) return { id, record: 'read' }
+  const record = recordOf(id, [...fields.map(field => field === false ? null : Buffer.from(field as string)), null], now)
+  return { id, record: record?.status === 'done' ? 'read' : record }
+}
 
 /** The hash fields of a new job whose record is `record`, as `HSET` arguments (its request's bytes apart). */
 export function newJobFields (record: JobRecord, job: Pick<NewJob, 'key' | 'messageDigest'>): Array<string | number> {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { RECORD_FIELDS } from './redis-records.js'
+import { ANNOUNCED_FIELDS, RECORD_FIELDS } from './redis-records.js'
 
 // Every transition of a job, each one Lua script: Redis runs a script atomically, so the
 // condition and the write cannot be separated by another client's write. Each script spells
@@ -19,6 +19,13 @@ local function live(key, now)
   return e ~= false and tonumber(e) > tonumber(now)
 end
 local RECORD = {${RECORD_FIELDS.map(field => `'${field}'`).join(', ')}}
+local ANNOUNCED = {${ANNOUNCED_FIELDS.map(field => `'${field}'`).join(', ')}}
+-- Tells every process that watches: the job's id and its record but the response, so that a
+-- waiting request follows the job without reading it; only a finished job's response is read.
+local function announce(channel, id, key)
+  if channel == '' then return end
+  redis.call('PUBLISH', channel, id .. ' ' .. cjson.encode(redis.call('HMGET', key, unpack(ANNOUNCED))))
+end
 `
 
 /** The scripts: KEYS[1] is the job's (or the key's) hash; ARGV[1] is now. */
@@ -61,7 +68,7 @@ if not (s[1] == 'pending' or (s[1] == 'running' and tonumber(s[2] or '0') < now)
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'att', 1)
 redis.call('HSET', KEYS[1], 'st', 'running', 'own', ARGV[2], 'lease', ARGV[3])
-redis.call('PUBLISH', ARGV[5], ARGV[6])
+announce(ARGV[5], ARGV[6], KEYS[1])
 return {1, attempt, redis.call('HGET', KEYS[1], 'req')}`,
   // ARGV: now, owner, field, value, channel ('' to stay quiet), id → 1 when the owner holds the claim.
   owned: `
@@ -69,7 +76,7 @@ if not live(KEYS[1], ARGV[1]) then return 0 end
 local s = redis.call('HMGET', KEYS[1], 'st', 'own')
 if s[1] ~= 'running' or s[2] ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
-if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[6]) end
+announce(ARGV[5], ARGV[6], KEYS[1])
 return 1`,
   // ARGV: now, owner ('' for a cancellation: anyone while unfinished), response, expiresAt,
   // nonce, channel, id, deleteAt → {1, key digest} ended, {0} not.
@@ -84,7 +91,7 @@ if ARGV[2] ~= '' and (s[1] ~= 'running' or s[2] ~= ARGV[2]) then return {0} end
 redis.call('HSET', KEYS[1], 'st', 'done', 'res', ARGV[3], 'exp', ARGV[4], 'en', ARGV[5])
 redis.call('HDEL', KEYS[1], 'own', 'lease', 'req')
 redis.call('PEXPIREAT', KEYS[1], ARGV[8])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+announce(ARGV[6], ARGV[7], KEYS[1])
 return {1, s[4]}`,
   // ARGV: channel, id.
   delete: `

@@ -7,7 +7,7 @@ import { LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import type { StoredResponse } from '../core/wire.js'
 import { number, optionNames, optionsObject } from '../validate.js'
-import { F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
+import { announcedRecord, F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
 import { deleteAt, runScript, type ScriptName } from './redis-scripts.js'
 import { RedisWatch } from './redis-watch.js'
 import type { ClaimResult, JobClaim, JobStore, KeyReservation, NewJob } from './store.js'
@@ -79,7 +79,7 @@ class RedisStore implements JobStore {
     this.#watch = new RedisWatch(keys.channel, async () => await redis.open({ maxRetriesPerRequest: null }), async id => {
       patient ??= redis.open({ maxRetriesPerRequest: null, enableAutoPipelining: true })
       return await this.#read(await patient, id)
-    })
+    }, message => announcedRecord(message, this.#clock.now()))
   }
 
   async create (job: NewJob): Promise<JobRecord> {

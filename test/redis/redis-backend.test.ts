@@ -52,6 +52,43 @@ t.test('a watcher on another connection (another process) is woken by the write 
   t.equal(await gone, undefined, 'told when the job is gone')
 })
 
+t.test('a waiting process follows its job from the change messages: no read between the race check and the result (issue 27)', async t => {
+  const redis = await server(t)
+  const writer = store(t, redis.url)
+  const reader = store(t, redis.url)
+  // Every read of a record from this process is an HMGET through ioredis; the writer's are all scripts.
+  const { Redis } = await import('ioredis')
+  const original = Redis.prototype.hmgetBuffer
+  let reads = 0
+  Redis.prototype.hmgetBuffer = function (this: unknown, ...args: unknown[]) {
+    reads += 1
+    return (original as (...args: unknown[]) => unknown).apply(this, args)
+  } as typeof original
+  t.teardown(() => { Redis.prototype.hmgetBuffer = original })
+  const id = newJobId()
+  await writer.create({ id, waitSeconds: 5, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
+  const seen: string[] = []
+  let live = (): void => {}
+  const subscribed = new Promise<void>(resolve => { live = resolve })
+  const done = new Promise<JobRecord | undefined>(resolve => {
+    reader.watch?.(id, record => {
+      seen.push(`${String(record?.status)} ${record?.progress?.fraction ?? '-'}`)
+      if (seen.length === 1) live()
+      if (record?.status === 'done') resolve(record)
+    })
+  })
+  t.equal((await reader.get(id))?.status, 'pending', 'the race check: one read')
+  await subscribed // the subscription is live: it read every watched job once
+  const before = reads
+  t.ok((await writer.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })).claimed)
+  for (const fraction of [0.25, 0.5, 0.75]) t.ok(await writer.setProgress(id, 'w', { fraction, message: `${fraction * 100} % é ✓ "quoted"` }))
+  t.ok(await writer.renew(id, 'w', Date.now() + 40_000), 'a renewal tells nobody')
+  t.ok(await writer.complete(id, 'w', response, Date.now() + 60_000))
+  t.equal((await done)?.response?.body.toString(), 'done')
+  t.same(seen.slice(1), ['running -', 'running 0.25', 'running 0.5', 'running 0.75', 'done 0.75'], 'every change heard, in order (a finished job keeps its last progress)')
+  t.equal(reads - before, 1, 'one read while waiting: the finished job\'s response')
+})
+
 t.test('a watch across a restart of the server: resubscribed, and the job read again', async t => {
   const redis = await server(t, ['--appendonly', 'yes', '--appendfsync', 'always'])
   const writer = store(t, redis.url)
