@@ -114,6 +114,10 @@ async function startS3 (bucket: string): Promise<{ env: Record<string, string>, 
   const directory = mkdtempSync(join(tmpdir(), 'jobs-s3-'))
   const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory })
   const { port } = await server.run()
+  // Clients close idle connections first (undici after 4 s): with Node's 5 s default here, a
+  // busy machine let s3rver close one just as a fetch reused it (an ECONNRESET in a test).
+  const http = (server as unknown as { httpServer?: { keepAliveTimeout: number } }).httpServer
+  if (http !== undefined) http.keepAliveTimeout = 65_000
   const endpoint = `http://127.0.0.1:${port}`
   const client = new S3Client({ region: REGION, endpoint, forcePathStyle: true, credentials: CREDENTIALS })
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
