@@ -2,8 +2,8 @@
 import helmet from '@fastify/helmet'
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import t from 'tap'
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../example/app.js'
 import longRunning, { type LongRunningOptions } from '../../src/index.js'
 import { Gate } from '../helpers/gate.js'
@@ -31,9 +31,18 @@ async function example (options: LongRunningOptions, corsOrigins: string[] = [])
   return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
 }
 
-/** A new tab that notes the status of every response it receives. */
-async function tab (): Promise<{ page: Page, statuses: number[] }> {
-  const page = await browser.newPage()
+/**
+ * A new tab that notes the status of every response it receives; in a context of its own
+ * (closed after the test) when `context` options are given.
+ */
+async function tab (context?: { test: Test, options: BrowserContextOptions }): Promise<{ page: Page, statuses: number[] }> {
+  let page: Page
+  if (context === undefined) page = await browser.newPage()
+  else {
+    const made = await browser.newContext(context.options)
+    context.test.teardown(() => made.close())
+    page = await made.newPage()
+  }
   const statuses: number[] = []
   page.on('response', response => statuses.push(response.status()))
   return { page, statuses }
@@ -78,11 +87,7 @@ t.test('a tab on a 30 s job: the waiting page within 3 s, its bar moving without
 
 t.test('with scripts off, the page keeps the tab waiting through Refresh and the result shows', async t => {
   const url = await example({ waitSeconds: 1 })
-  const context = await browser.newContext({ javaScriptEnabled: false })
-  t.teardown(() => context.close())
-  const page = await context.newPage()
-  const statuses: number[] = []
-  page.on('response', response => statuses.push(response.status()))
+  const { page, statuses } = await tab({ test: t, options: { javaScriptEnabled: false } })
   await page.goto(`${url}/payload?delay=4`, { timeout: 3000 })
   t.equal(await page.title(), 'Working on it…')
   await page.waitForFunction(() => document.body.textContent?.includes('MESSAGE'), undefined, { timeout: 30_000 })
@@ -94,9 +99,7 @@ t.test('with scripts off, the page keeps the tab waiting through Refresh and the
 
 t.test('a result the browser downloads: the file arrives by the navigation, and the page says it is done', async t => {
   const url = await example({ waitSeconds: 1 })
-  const context = await browser.newContext({ acceptDownloads: true })
-  t.teardown(() => context.close())
-  const page = await context.newPage()
+  const { page } = await tab({ test: t, options: { acceptDownloads: true } })
   await page.goto(`${url}/bytes?size=1000&delay=4`, { timeout: 3000 })
   t.equal(await page.title(), 'Working on it…')
   const download = await page.waitForEvent('download', { timeout: 30_000 })
