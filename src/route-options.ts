@@ -68,7 +68,7 @@ export interface LongRunningRouteOptions {
 }
 
 /** The names of a route's options, for the check of unknown ones. */
-export const ROUTE_OPTIONS = optionNames<LongRunningRouteOptions>({ waitSeconds: true, timeoutSeconds: true, maxAttempts: true, idempotency: true })
+const ROUTE_OPTIONS = optionNames<LongRunningRouteOptions>({ waitSeconds: true, timeoutSeconds: true, maxAttempts: true, idempotency: true })
 const IDEMPOTENCY_OPTIONS = optionNames<IdempotencyOptions>({ header: true, required: true, strict: true })
 
 export const IDEMPOTENCY_DEFAULTS: IdempotencySettings = { header: 'idempotency-key', required: false, strict: false }

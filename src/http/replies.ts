@@ -20,10 +20,12 @@ function statusBody (record: JobRecord, location: string): JobStatusBody {
 // Interim answers are per-client and short-lived: never cached, and the job URL never leaks
 // to third parties through Referer.
 function interim (reply: FastifyReply, status: number, location: string): FastifyReply {
-  return reply.code(status)
-    .header('location', location)
-    .header('cache-control', 'no-store')
-    .header('referrer-policy', 'no-referrer')
+  return uncached(reply.code(status).header('location', location))
+}
+
+/** An answer about the job, not the result: never cached, and its URL never sent on as a referrer. */
+function uncached (reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
 }
 
 /**
@@ -71,7 +73,7 @@ export function refreshing (reply: FastifyReply, location: string): FastifyReply
  * body, no cookies, and the store keeps it as unread.
  */
 export async function sendDone (reply: FastifyReply, id: string, statusCode: number, location: string): Promise<FastifyReply> {
-  reply.code(200).header('cache-control', 'no-store').header('referrer-policy', 'no-referrer').header('preference-applied', 'return=minimal')
+  uncached(reply.code(200)).header('preference-applied', 'return=minimal')
   return await sendJson(reply, { id, status: 'done', statusCode, location })
 }
 
