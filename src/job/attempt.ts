@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto'
+import { Transform, type Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { ServerResponse } from 'node:http'
-import { EndlessResponseError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResultsUnavailableError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
-import type { RequestSnapshot } from '../core/wire.js'
+import type { RequestSnapshot, UploadedBody } from '../core/wire.js'
 
 /** The route's response as the replay gave it: status, headers and the body as the chunks the route wrote. */
 export interface Replayed {
@@ -37,6 +39,8 @@ export interface AttemptPlan {
   queuedBy?: string | undefined
   /** The most body bytes a result may have (none: the results bucket takes any size). */
   maxBodyBytes?: number | undefined
+  /** Streams the request's uploaded body (`request.upload`) from the bucket. */
+  openUpload?: ((upload: UploadedBody, signal: AbortSignal) => Promise<Readable>) | undefined
 }
 
 /**
@@ -134,16 +138,27 @@ export class Attempt {
       chunks.push(chunk)
       bytes += chunk.length
     }
+    const { request } = plan
+    let payload: Buffer | Readable | undefined = request.body
+    const headers: Record<string, string | string[]> = { ...request.headers }
+    if (request.upload !== undefined) {
+      try {
+        payload = await this.#openUpload(request.upload, signal)
+      } catch (error) {
+        return { kind: 'failed', error }
+      }
+      // The length a parser checks against its limit before reading, as the client declared it.
+      headers['content-length'] = String(request.upload.bytes)
+    }
     const registration = this.#runs.add({ job, request: plan.request, body: collect, queuedBy: plan.queuedBy })
     this.#registration = registration
-    const { request } = plan
     return await this.#app.inject({
       method: request.method as 'GET',
       url: request.url,
-      headers: { ...request.headers, [RUN_HEADER]: registration.token },
+      headers: { ...headers, [RUN_HEADER]: registration.token },
       // From the client's address, so that per-client hooks (rate limits, logs) see the client.
       ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
-      ...(request.body === undefined ? {} : { payload: request.body }),
+      ...(payload === undefined ? {} : { payload }),
       // A stream rather than a payload: light-my-request would otherwise join the chunks into
       // one buffer and decode that into a string too, holding a 50 MiB result three times.
       payloadAsStream: true
@@ -163,6 +178,29 @@ export class Attempt {
       },
       (error: unknown): AttemptEnd => ({ kind: 'failed', error })
     )
+  }
+
+  /**
+   * The uploaded body, streamed from the bucket to the route, checked against the SHA-256 the
+   * HTTP side computed: an object replaced in the bucket fails the request's stream at its end,
+   * as a cut upload would, rather than passing for the client's.
+   */
+  async #openUpload (upload: UploadedBody, signal: AbortSignal): Promise<Readable> {
+    const open = this.#plan.openUpload
+    if (open === undefined) throw new ResultsUnavailableError()
+    const source = await open(upload, signal)
+    const hash = createHash('sha256')
+    const checked = new Transform({
+      transform (chunk: Buffer, _encoding, callback) {
+        hash.update(chunk)
+        callback(null, chunk)
+      },
+      flush (callback) {
+        callback(hash.digest('base64url') === upload.sha256 ? null : new InvalidMessageError('the uploaded body does not match its digest'))
+      }
+    })
+    source.once('error', (error: Error) => checked.destroy(error))
+    return source.pipe(checked)
   }
 
   /**

@@ -6,8 +6,8 @@ import type { ExternalBody, Headers, UploadedBody } from '../core/wire.js'
 import { BackendError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
-import { TRAVELLING_HEADERS, type BodyWriter, type ResultBodies, type UrlMethod } from './results.js'
-import { MAX_PARTS, S3BodyWriter, type UploadCommand } from './s3-upload.js'
+import { type BodyWriter, type ResultBodies, type UrlMethod } from './results.js'
+import { MAX_PARTS, objectHeaders, partsOf, S3BodyWriter, type UploadCommand } from './s3-upload.js'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
@@ -227,45 +227,4 @@ export function urlSeconds (urlTtlSeconds: number, expiration: Date | undefined,
   if (expiration === undefined) return urlTtlSeconds
   const left = Math.floor((expiration.getTime() - now) / 1000) - EXPIRY_MARGIN_SECONDS
   return Math.max(1, Math.min(urlTtlSeconds, left))
-}
-
-/**
- * The body made of `chunks` in parts of `partBytes` (the last one shorter), walking the chunks
- * once: a part that lies in one chunk is a view of it, else one copy of its own bytes (never of
- * the whole body).
- */
-function * partsOf (chunks: readonly Buffer[], partBytes: number): Generator<Buffer, undefined> {
-  let pieces: Buffer[] = []
-  let size = 0
-  for (const chunk of chunks) {
-    for (let offset = 0; offset < chunk.length;) {
-      const piece = chunk.subarray(offset, offset + partBytes - size)
-      pieces.push(piece)
-      size += piece.length
-      offset += piece.length
-      if (size === partBytes) {
-        yield pieces.length === 1 ? piece : Buffer.concat(pieces, size)
-        pieces = []
-        size = 0
-      }
-    }
-  }
-  if (size > 0) yield pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, size)
-  return undefined
-}
-
-/** The travelling headers as the object's own: S3 serves them with the body. */
-function objectHeaders (headers: Headers): Record<string, string> {
-  const names: Record<(typeof TRAVELLING_HEADERS)[number], string> = {
-    'content-type': 'ContentType',
-    'content-encoding': 'ContentEncoding',
-    'content-disposition': 'ContentDisposition',
-    'cache-control': 'CacheControl'
-  }
-  const object: Record<string, string> = {}
-  for (const name of TRAVELLING_HEADERS) {
-    const value = headers[name]
-    if (value !== undefined) object[names[name]] = Array.isArray(value) ? value.join(', ') : value
-  }
-  return object
 }

@@ -1,4 +1,5 @@
-import type { BodyWriter } from './results.js'
+import type { Headers } from '../core/wire.js'
+import { TRAVELLING_HEADERS, type BodyWriter } from './results.js'
 
 /** What an upload needs of its S3Results: the object, the part size, and its requests. */
 export interface UploadTarget {
@@ -126,4 +127,45 @@ export class S3BodyWriter implements BodyWriter {
       this.onReleased?.(part.length)
     })().catch((error: unknown) => { this.#failure ??= error })
   }
+}
+
+/**
+ * The body made of `chunks` in parts of `partBytes` (the last one shorter), walking the chunks
+ * once: a part that lies in one chunk is a view of it, else one copy of its own bytes (never of
+ * the whole body).
+ */
+export function * partsOf (chunks: readonly Buffer[], partBytes: number): Generator<Buffer, undefined> {
+  let pieces: Buffer[] = []
+  let size = 0
+  for (const chunk of chunks) {
+    for (let offset = 0; offset < chunk.length;) {
+      const piece = chunk.subarray(offset, offset + partBytes - size)
+      pieces.push(piece)
+      size += piece.length
+      offset += piece.length
+      if (size === partBytes) {
+        yield pieces.length === 1 ? piece : Buffer.concat(pieces, size)
+        pieces = []
+        size = 0
+      }
+    }
+  }
+  if (size > 0) yield pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, size)
+  return undefined
+}
+
+/** The travelling headers as the object's own: S3 serves them with the body. */
+export function objectHeaders (headers: Headers): Record<string, string> {
+  const names: Record<(typeof TRAVELLING_HEADERS)[number], string> = {
+    'content-type': 'ContentType',
+    'content-encoding': 'ContentEncoding',
+    'content-disposition': 'ContentDisposition',
+    'cache-control': 'CacheControl'
+  }
+  const object: Record<string, string> = {}
+  for (const name of TRAVELLING_HEADERS) {
+    const value = headers[name]
+    if (value !== undefined) object[names[name]] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return object
 }
