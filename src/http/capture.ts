@@ -72,7 +72,11 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
           captured.bytes += chunk.length
           return callback(null, chunk)
         }
-        uploading.then(() => callback(null, chunk), (error: unknown) => callback(enqueueFailed(error)))
+        // A part S3 refused (after its retries): nothing half-stored is left when the client hears.
+        uploading.then(() => callback(null, chunk), async (error: unknown) => {
+          await captured.writer?.abort()
+          callback(enqueueFailed(error))
+        })
       },
       flush (callback) {
         const { writer, hash } = captured
@@ -88,7 +92,7 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
     ;(request as unknown as Record<symbol, Captured>)[kCaptured] = captured
     // A request that never becomes a job (refused, cut, or its client gone) leaves nothing in the bucket.
-    reply.raw.once('close', () => { if (captured.state === 'receiving') drop(captured) })
+    reply.raw.once('close', () => { if (captured.state === 'receiving') void drop(captured) })
     pipeline(payload, tee, () => {})
     return tee
   }
@@ -117,9 +121,9 @@ async function toBucket (captured: Captured, bodies: ResultBodies, chunk: Buffer
   captured.bytes -= kept.reduce((sum, piece) => sum + piece.length, 0)
 }
 
-function drop (captured: Captured): void {
+async function drop (captured: Captured): Promise<void> {
   captured.state = 'dropped'
-  void captured.writer?.abort()
+  await captured.writer?.abort()
 }
 
 /** What the HTTP side kept of `request`'s body, if it kept anything. */
@@ -131,12 +135,13 @@ export function capturedOf (request: FastifyRequest): Captured | undefined {
  * Accepting the request as a job begins (its upload must then outlive the request: a client
  * that goes away meanwhile does not take it along), or has ended, `adopted` by a job or not.
  */
-export function acceptingUpload (request: FastifyRequest, adopted?: boolean): void {
+export async function acceptingUpload (request: FastifyRequest, adopted?: boolean): Promise<void> {
   const captured = capturedOf(request)
   if (captured === undefined || captured.state === 'dropped') return
   if (adopted === undefined) captured.state = 'accepting'
   else if (adopted) captured.state = 'adopted'
-  else drop(captured)
+  // Removed before the client hears that its request is no job (422, 503, or another's job).
+  else await drop(captured)
 }
 
 /**

@@ -68,11 +68,11 @@ export class Responder {
     const key = keyOfRequest(request)
     // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
     // An uploaded body is the job's from then on (its end removes it), or removed now.
-    acceptingUpload(request)
+    void acceptingUpload(request)
     let adopted = false
-    const admitted = (): void => {
+    const admitted = async (): Promise<void> => {
       this.#budget.forget(request)
-      acceptingUpload(request, adopted)
+      await acceptingUpload(request, adopted)
     }
     if (key === undefined) {
       const record = await acceptJob(this.#options, accepted, request.log)
