@@ -61,6 +61,8 @@ export class Attempt {
   #registration: { remove (): void } | undefined
   /** The replay's response, once the route wrote to it: cut when the attempt stops. */
   #response: ServerResponse | undefined
+  /** The request's body streamed from the bucket: its connection goes with the attempt, read to the end or not. */
+  #upload: Readable | undefined
 
   constructor (app: FastifyInstance, runs: RunRegistry, clock: Clock, plan: AttemptPlan) {
     this.id = plan.id
@@ -90,6 +92,7 @@ export class Attempt {
       // A stopped attempt's body is kept by nobody: the route's stream is cut, so that it stops
       // producing (a timeout, a cancellation, a cut for size alike).
       if (end.kind === 'stopped') this.#response?.destroy()
+      this.#upload?.destroy()
       return end
     } finally {
       this.#registration?.remove()
@@ -139,17 +142,13 @@ export class Attempt {
       bytes += chunk.length
     }
     const { request } = plan
-    let payload: Buffer | Readable | undefined = request.body
-    const headers: Record<string, string | string[]> = { ...request.headers }
-    if (request.upload !== undefined) {
-      try {
-        payload = await this.#openUpload(request.upload, signal)
-      } catch (error) {
-        return { kind: 'failed', error }
-      }
-      // The length a parser checks against its limit before reading, as the client declared it.
-      headers['content-length'] = String(request.upload.bytes)
+    let body: { payload?: Buffer | Readable, headers: RequestSnapshot['headers'] }
+    try {
+      body = await this.#body(request, signal)
+    } catch (error) {
+      return { kind: 'failed', error }
     }
+    const { payload, headers } = body
     const registration = this.#runs.add({ job, request: plan.request, body: collect, queuedBy: plan.queuedBy })
     this.#registration = registration
     return await this.#app.inject({
@@ -180,6 +179,14 @@ export class Attempt {
     )
   }
 
+  /** The request's body and headers for the replay: an uploaded body streamed, with its length. */
+  async #body (request: RequestSnapshot, signal: AbortSignal): Promise<{ payload?: Buffer | Readable, headers: RequestSnapshot['headers'] }> {
+    if (request.upload === undefined) return { ...(request.body === undefined ? {} : { payload: request.body }), headers: request.headers }
+    const payload = await this.#openUpload(request.upload, signal)
+    // The length a parser checks against its limit before reading, as the client declared it.
+    return { payload, headers: { ...request.headers, 'content-length': String(request.upload.bytes) } }
+  }
+
   /**
    * The uploaded body, streamed from the bucket to the route, checked against the SHA-256 the
    * HTTP side computed: an object replaced in the bucket fails the request's stream at its end,
@@ -189,6 +196,7 @@ export class Attempt {
     const open = this.#plan.openUpload
     if (open === undefined) throw new ResultsUnavailableError()
     const source = await open(upload, signal)
+    this.#upload = source
     const hash = createHash('sha256')
     const checked = new Transform({
       transform (chunk: Buffer, _encoding, callback) {

@@ -240,3 +240,37 @@ t.test('an upload stalled past bodyTimeoutSeconds (408), or cut by its client: i
   t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'cut: aborted')
   t.equal(executions, 0)
 })
+
+t.test('bindTo: a job with an uploaded body is its caller\'s alone; cancelling it removes the upload', async t => {
+  let release: () => void = () => {}
+  const released = new Promise<void>(resolve => { release = resolve })
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 20, results: bucket(), bindTo: request => request.headers['x-user'] as string | undefined })
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => {
+      let bytes = 0
+      for await (const chunk of request.body as AsyncIterable<Buffer>) bytes += (chunk as Buffer).length
+      await Promise.race([released, new Promise(resolve => request.longRunning?.signal.addEventListener('abort', resolve))])
+      return { bytes }
+    })
+  })
+  const send = async (user: string): Promise<Response> => await fetch(`${url}/raw`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream', 'x-user': user, prefer: 'respond-async' },
+    body: randomBytes(6 * MiB)
+  })
+  const alice = await send('alice')
+  t.equal(alice.status, 202)
+  const location = url + (alice.headers.get('location') ?? '')
+  t.equal((await fetch(location, { headers: { 'x-user': 'bob', prefer: 'respond-async' } })).status, 404, 'another caller: the same 404 as an unknown id')
+  t.equal((await fetch(location, { method: 'DELETE', headers: { 'x-user': 'bob' } })).status, 404, 'nor may another caller cancel it')
+  t.equal((await fetch(location, { method: 'DELETE', headers: { 'x-user': 'alice' } })).status, 204)
+  t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'cancelled: its upload is gone')
+  release()
+
+  const again = await send('alice')
+  release()
+  const done = await fetch(url + (again.headers.get('location') ?? ''), { headers: { 'x-user': 'alice' } })
+  t.same(await done.json(), { bytes: 6 * MiB })
+  t.same(await leftInBucket(), { objects: [], uploads: 0 })
+})
