@@ -40,7 +40,7 @@ export interface S3ResultsOptions {
   partBytes?: number
   /**
    * Request bodies over this many bytes are streamed to the bucket as they arrive (a multipart
-   * upload, `partBytes` at a time) and streamed back to the job's replay, instead of being kept
+   * upload in parts of S3's smallest size, 5 MiB, larger only as a body's length needs) and streamed back to the job's replay, instead of being kept
    * whole in the job's message or record; `0` turns uploads off.
    * @default 1048576
    */
@@ -108,7 +108,7 @@ class S3Results implements ResultBodies {
     if (settings.uploadThresholdBytes > 0) {
       this.uploadThresholdBytes = settings.uploadThresholdBytes
       // The part filling and the part being sent (see S3BodyWriter).
-      this.uploadBufferBytes = 2 * settings.partBytes
+      this.uploadBufferBytes = 2 * MIN_PART
     }
     this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({ forcePathStyle }), client)
   }
@@ -181,7 +181,7 @@ class S3Results implements ResultBodies {
 
   /** A request body of job `id`, kept beside its results (`{keyPrefix}{id}/request`: no attempt's owner is named so). */
   upload (id: string, expectedBytes?: number): BodyWriter {
-    const { bucket, keyPrefix, partBytes } = this.#settings
+    const { bucket, keyPrefix } = this.#settings
     const send = async (kind: UploadCommand, input: Record<string, unknown>): Promise<unknown> => {
       const sdk = await this.#aws.sdk()
       const Command = sdk[`${kind}Command`] as unknown as new (input: Record<string, unknown>) => object
@@ -189,7 +189,8 @@ class S3Results implements ResultBodies {
       if (kind === 'AbortMultipartUpload' || kind === 'DeleteObject') return await this.#aws.send(new Command(input))
       return await this.#retried(async () => await this.#aws.send(new Command(input)))
     }
-    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}/request`, partBytes, send }, expectedBytes)
+    // S3's smallest parts: what an upload holds in the HTTP process is two of them.
+    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}/request`, partBytes: MIN_PART, send }, expectedBytes)
   }
 
   async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
