@@ -4,10 +4,11 @@ import { ListObjectsV2Command } from '@aws-sdk/client-s3'
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
-import longRunning, { memoryStore, s3Results } from '../../src/index.js'
+import { emulatorClients, startEmulators } from '../../example/emulators.js'
+import longRunning, { dynamoDbStore, memoryStore, s3Results, sqsQueue } from '../../src/index.js'
 import { addMiddleware, injectFaults } from '../helpers/faults.js'
 import { startS3 } from '../helpers/s3.js'
-import { strictS3 } from '../helpers/strict-aws.js'
+import { strictDynamoDb, strictS3, strictSqs } from '../helpers/strict-aws.js'
 import { serve } from './serve.js'
 
 // Issue 29: request bodies past the bucket's threshold stream to S3 as they arrive and back
@@ -272,5 +273,31 @@ t.test('bindTo: a job with an uploaded body is its caller\'s alone; cancelling i
   release()
   const done = await fetch(url + (again.headers.get('location') ?? ''), { headers: { 'x-user': 'alice' } })
   t.same(await done.json(), { bytes: 6 * MiB })
+  t.same(await leftInBucket(), { objects: [], uploads: 0 })
+})
+
+t.test('on SQS and DynamoDB the same bucket takes the upload: the message and the job item name it, the worker streams it back', async t => {
+  const emulators = await startEmulators()
+  t.teardown(() => emulators.close())
+  const { sqs, dynamodb } = emulatorClients(emulators.env)
+  strictSqs(sqs)
+  strictDynamoDb(dynamodb)
+  t.teardown(() => { sqs.destroy(); dynamodb.destroy() })
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 64 * MiB } })
+    await app.register(longRunning, {
+      queue: sqsQueue({ queueUrl: emulators.queueUrl, client: sqs, receiveBatchSize: 1 }),
+      store: dynamoDbStore({ tableName: emulators.tableName, client: dynamodb }),
+      consume: true,
+      waitSeconds: 20,
+      results: bucket()
+    })
+    app.post('/upload', { longRunning: true }, readParts)
+  })
+  const file = randomBytes(11 * MiB)
+  for (const key of [undefined, 'key-sqs']) {
+    const response = await fetch(`${url}/upload`, { method: 'POST', body: form([file]), headers: key === undefined ? {} : { 'idempotency-key': key } })
+    t.same(await response.json(), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } }, key === undefined ? 'through the queue\'s message' : 'keyed: through the job\'s item')
+  }
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
