@@ -24,7 +24,8 @@ t.test('options are checked, naming the option', async t => {
     [{ bucket: 'results', keyPrefix: 'a b' }, 'Expected `keyPrefix` to be an S3 key prefix, got "a b"'],
     [{ bucket: 'results', urlTtlSeconds: 604_801 }, 'Expected `urlTtlSeconds` to be an integer from 1 to 604800, got 604801'],
     [{ bucket: 'results', partBytes: 1024 }, 'Expected `partBytes` to be an integer from 5242880 to 5368709120, got 1024'],
-    [{ bucket: 'results', thresholdBytes: 0 }, 'Expected `thresholdBytes` to be an integer from 1 to 6291456, got 0']
+    [{ bucket: 'results', thresholdBytes: 0 }, 'Expected `thresholdBytes` to be an integer from 1 to 6291456, got 0'],
+    [{ bucket: 'results', uploadThresholdBytes: 1.5 }, 'Expected `uploadThresholdBytes` to be an integer from 0 to 9007199254740991, got 1.5']
   ]
   for (const [options, message] of cases) t.throws(() => s3Results(options as never), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message })
 })

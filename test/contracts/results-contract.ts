@@ -56,4 +56,45 @@ export function resultsContract (t: Test, make: () => Promise<ResultBodies>): vo
     t.equal((await fetch(await results.url(stale))).status, 404)
     await results.delete(newJobId())
   })
+
+  // Request bodies (issue 29): optional, for implementations that take uploads.
+  const upload = async (results: ResultBodies, chunks: Buffer[]): Promise<{ key: string, bytes: number }> => {
+    const writer = (results.upload as NonNullable<ResultBodies['upload']>)(newJobId())
+    for (const chunk of chunks) await writer.write(chunk)
+    return { key: writer.key, bytes: await writer.end() }
+  }
+  const read = async (results: ResultBodies, body: { key: string, bytes: number }): Promise<Buffer> => {
+    const parts: Buffer[] = []
+    for await (const chunk of await (results.open as NonNullable<ResultBodies['open']>)({ ...body, sha256: 'x'.repeat(43) })) parts.push(chunk as Buffer)
+    return Buffer.concat(parts)
+  }
+
+  t.test('uploads: a request body written chunk by chunk, of any size and without a declared length, streams back byte for byte; discard removes it', async t => {
+    const results = await make()
+    if (results.upload === undefined) { t.pass('no uploads'); return }
+    for (const chunks of [[], [randomBytes(1000)], [randomBytes(5 * 1024 * 1024)], [randomBytes(3 * 1024 * 1024 + 1), Buffer.alloc(0), ...Array.from({ length: 150 }, () => randomBytes(65_536 + 7))]]) {
+      const whole = Buffer.concat(chunks)
+      const body = await upload(results, chunks)
+      t.equal(body.bytes, whole.length)
+      t.ok((await read(results, body)).equals(whole), `${whole.length} bytes, byte for byte`)
+      await results.discard?.(body)
+      await t.rejects(read(results, body), `${whole.length} bytes: discarded`)
+    }
+  })
+
+  t.test('uploads: an upload given up, before or after its end, leaves no object', async t => {
+    const results = await make()
+    if (results.upload === undefined) { t.pass('no uploads'); return }
+    const write = (results.upload as NonNullable<ResultBodies['upload']>).bind(results)
+    const midway = write(newJobId())
+    for (let i = 0; i < 3; i++) await midway.write(randomBytes(4 * 1024 * 1024))
+    await midway.abort()
+    await t.rejects(read(results, { key: midway.key, bytes: 12 * 1024 * 1024 }), 'given up midway: no object')
+    await t.rejects(midway.write(Buffer.from('more')), 'and it takes nothing more')
+    const ended = write(newJobId())
+    await ended.write(randomBytes(7 * 1024 * 1024))
+    await ended.end()
+    await ended.abort()
+    await t.rejects(read(results, { key: ended.key, bytes: 7 * 1024 * 1024 }), 'given up once made: removed')
+  })
 }
