@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
 import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers, UploadedBody } from '../core/wire.js'
-import { BackendError } from '../errors.js'
+import { BackendError, UploadMissingError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
 import { type BodyWriter, type ResultBodies, type UrlMethod } from './results.js'
@@ -196,7 +196,11 @@ class S3Results implements ResultBodies {
   async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
     const sdk = await this.#aws.sdk()
     const object = { Bucket: this.#settings.bucket, Key: body.key }
-    const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal })) as { Body: Readable, ContentLength?: number }
+    const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal }))
+      .catch((error: unknown) => {
+        // Gone for good (expired, removed), unlike an outage: no attempt could read it.
+        throw (error as { cause?: { name?: string } }).cause?.name === 'NoSuchKey' ? new UploadMissingError({ cause: error }) : error
+      }) as { Body: Readable, ContentLength?: number }
     if (ContentLength !== undefined && ContentLength !== body.bytes) {
       Body.destroy()
       throw new BackendError(`S3 GetObject: ${body.key} has ${ContentLength} bytes, the request had ${body.bytes}`)

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
-import { ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
@@ -300,4 +300,28 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
     t.same(await response.json(), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } }, key === undefined ? 'through the queue\'s message' : 'keyed: through the job\'s item')
   }
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
+})
+
+t.test('a job whose uploaded body left the bucket before it ran (the lifecycle rule, say) ends with 500 UPLOAD_MISSING, not attempts that cannot succeed', async t => {
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  let executions = 0
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 20, results: bucket(), concurrency: 1 })
+    app.get('/block', { longRunning: true }, async () => { await gate; return { ok: true } })
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async () => { executions += 1 })
+  })
+  const blocking = await fetch(`${url}/block`, { headers: { prefer: 'respond-async' } })
+  const accepted = await fetch(`${url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', prefer: 'respond-async' }, body: randomBytes(6 * MiB) })
+  t.equal(accepted.status, 202, 'queued behind the first job')
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 1)
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
+  open()
+  t.equal((await fetch(url + (blocking.headers.get('location') ?? ''))).status, 200)
+  const result = await fetch(url + (accepted.headers.get('location') ?? ''))
+  t.equal(result.status, 500)
+  t.match(await result.json(), { code: 'FST_LONG_RUNNING_UPLOAD_MISSING' })
+  t.equal(executions, 0, 'the handler never ran')
 })
