@@ -58,7 +58,10 @@ export interface ResultBodies {
    * through the writer chunk by chunk, never whole; nothing can be read until `end` resolves.
    */
   upload? (id: string, expectedBytes?: number): BodyWriter
-  /** The uploaded body, streamed (for the job's replay); the stream fails if the object does. */
+  /**
+   * The uploaded body, streamed (for the job's replay); the stream fails if the object does.
+   * Rejects with `UploadMissingError` when the object is gone for good (the job then ends).
+   */
   open? (body: UploadedBody, signal?: AbortSignal): Promise<Readable>
   /** Removes an uploaded body (its job ended, or the request never became one). */
   discard? (body: Pick<UploadedBody, 'key'>): Promise<void>
@@ -71,7 +74,6 @@ export interface BodyWriter {
   /**
    * Takes the next chunk. Resolves once the writer may take another: when it holds a part to
    * send and another one in flight, only when a part is sent. Rejects if sending failed.
-   * `released(bytes)` hears of the bytes of every part that was sent (they no longer count).
    */
   write (chunk: Buffer): Promise<void>
   /** Sends what is left and makes the object; resolves with its length once it can be read. */
