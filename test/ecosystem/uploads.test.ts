@@ -39,6 +39,22 @@ async function leftInBucket (): Promise<{ objects: string[], uploads: number }> 
   return { objects: Contents.map(({ Key }) => Key as string), uploads: openUploads.size }
 }
 
+/**
+ * Counts the jobs that ended, through `onJobEnd`: a job's upload is removed before it hears of
+ * the end, while the client may have its answer a moment sooner (a waiter is told at once).
+ */
+function jobEnds (): { onJobEnd: () => void, ended: (count: number) => Promise<void> } {
+  let seen = 0
+  const waiting = new Set<{ count: number, resolve: () => void }>()
+  return {
+    onJobEnd: () => {
+      seen += 1
+      for (const waiter of waiting) if (seen >= waiter.count) { waiting.delete(waiter); waiter.resolve() }
+    },
+    ended: async (count) => { if (seen < count) await new Promise<void>(resolve => waiting.add({ count, resolve })) }
+  }
+}
+
 /** Every file part hashed as it streams, and the fields; `toBuffer()` for the limits' errors. */
 async function readParts (request: FastifyRequest): Promise<unknown> {
   const files: Array<{ field: string, bytes: number, sha: string }> = []
@@ -61,10 +77,11 @@ const form = (files: Array<Buffer<ArrayBuffer>>, note = 'hello'): FormData => {
 }
 
 t.test('a multipart upload over the threshold streams to the bucket in parts, reaches request.parts() whole, and is gone once its job ends', async t => {
+  const ends = jobEnds()
   let executions = 0
   const { url } = await serve(t, async (app) => {
     await app.register(multipart, { limits: { fileSize: 64 * MiB } })
-    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
     app.post('/upload', { longRunning: true }, async (request) => {
       executions += 1
       return await readParts(request)
@@ -78,12 +95,14 @@ t.test('a multipart upload over the threshold streams to the bucket in parts, re
   t.equal(executions, 1)
   t.ok(commands.filter(name => name === 'UploadPartCommand').length >= 3, 'sent in parts as it arrived')
   t.ok(commands.includes('GetObjectCommand'), 'the replay streamed it back')
+  await ends.ended(1)
   t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'the job ended: its upload is gone')
 })
 
 t.test('a body under the threshold stays in the job as before; raw streams and parsed bodies over it work as they would synchronously', async t => {
+  const ends = jobEnds()
   const { url } = await serve(t, async (app) => {
-    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
     app.post('/json', { longRunning: true, bodyLimit: 8 * MiB }, async (request) => {
       const { items } = request.body as { items: string[] }
       return { count: items.length, first: items[0] }
@@ -111,13 +130,15 @@ t.test('a body under the threshold stays in the job as before; raw streams and p
   const bytes = randomBytes(20 * MiB + 1)
   const raw = await fetch(`${url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: bytes })
   t.same(await raw.json(), { bytes: bytes.length, sha: sha(bytes) })
+  await ends.ended(3)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 
 t.test('the synchronous twin of a multipart route and its long-running version accept and refuse the same uploads', async t => {
+  const ends = jobEnds()
   const { url } = await serve(t, async (app: FastifyInstance) => {
     await app.register(multipart, { limits: { fileSize: 3 * MiB, files: 2, fields: 2 } })
-    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
     app.post('/sync', readParts)
     app.post('/job', { longRunning: true }, readParts)
   })
@@ -134,6 +155,7 @@ t.test('the synchronous twin of a multipart route and its long-running version a
     t.equal(job.status, sync.status, `${name}: ${sync.status}`)
     t.same(await job.json(), await sync.json(), `${name}: the same body`)
   }
+  await ends.ended(4)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 
@@ -151,10 +173,25 @@ t.test('the embedded default\'s budget counts an upload\'s parts in flight, not 
   t.ok((app.longRunning.stats().storedBytes ?? Infinity) < MiB, 'the store holds the request\'s head, not its body')
 })
 
+t.test('the embedded default\'s budget: an upload whose parts in flight could not fit is refused before a byte is stored', async t => {
+  commands.length = 0
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 256 * MiB } })
+    // The threshold (1 MiB) and two 5 MiB parts, counted twice as every body is: 22 MiB.
+    await app.register(longRunning, { store: memoryStore({ maxBytes: 16 * MiB }), waitSeconds: 20, results: bucket() })
+    app.post('/upload', { longRunning: true }, readParts)
+  })
+  const response = await fetch(`${url}/upload`, { method: 'POST', body: form([randomBytes(40 * MiB)]) })
+  t.equal(response.status, 503)
+  t.equal(response.headers.get('retry-after'), '1')
+  t.notOk(commands.some(name => /Upload|PutObject/.test(name)), 'nothing sent to the bucket')
+})
+
 t.test('idempotency: the key\'s fingerprint covers an uploaded body; a retry attaches, another body is 422, and neither leaves an object', async t => {
+  const ends = jobEnds()
   let executions = 0
   const { url } = await serve(t, async (app) => {
-    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 64 * MiB }, (_request, body, done) => done(null, body))
     app.post('/put', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => {
       executions += 1
@@ -173,6 +210,7 @@ t.test('idempotency: the key\'s fingerprint covers an uploaded body; a retry att
   other[other.length - 1] = (body[body.length - 1] ?? 0) ^ 1
   t.equal((await send(other)).status, 422, 'one byte differs at the end: another request')
   t.equal(executions, 1)
+  await ends.ended(1)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 
@@ -243,10 +281,11 @@ t.test('an upload stalled past bodyTimeoutSeconds (408), or cut by its client: i
 })
 
 t.test('bindTo: a job with an uploaded body is its caller\'s alone; cancelling it removes the upload', async t => {
+  const ends = jobEnds()
   let release: () => void = () => {}
   const released = new Promise<void>(resolve => { release = resolve })
   const { url } = await serve(t, async (app) => {
-    await app.register(longRunning, { waitSeconds: 20, results: bucket(), bindTo: request => request.headers['x-user'] as string | undefined })
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket(), bindTo: request => request.headers['x-user'] as string | undefined })
     app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
     app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => {
       let bytes = 0
@@ -273,10 +312,12 @@ t.test('bindTo: a job with an uploaded body is its caller\'s alone; cancelling i
   release()
   const done = await fetch(url + (again.headers.get('location') ?? ''), { headers: { 'x-user': 'alice' } })
   t.same(await done.json(), { bytes: 6 * MiB })
+  await ends.ended(1)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 
 t.test('on SQS and DynamoDB the same bucket takes the upload: the message and the job item name it, the worker streams it back', async t => {
+  const ends = jobEnds()
   const emulators = await startEmulators()
   t.teardown(() => emulators.close())
   const { sqs, dynamodb } = emulatorClients(emulators.env)
@@ -286,6 +327,7 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
   const { url } = await serve(t, async (app) => {
     await app.register(multipart, { limits: { fileSize: 64 * MiB } })
     await app.register(longRunning, {
+      onJobEnd: ends.onJobEnd,
       queue: sqsQueue({ queueUrl: emulators.queueUrl, client: sqs, receiveBatchSize: 1 }),
       store: dynamoDbStore({ tableName: emulators.tableName, client: dynamodb }),
       consume: true,
@@ -299,6 +341,7 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
     const response = await fetch(`${url}/upload`, { method: 'POST', body: form([file]), headers: key === undefined ? {} : { 'idempotency-key': key } })
     t.same(await response.json(), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } }, key === undefined ? 'through the queue\'s message' : 'keyed: through the job\'s item')
   }
+  await ends.ended(2)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 

@@ -19,12 +19,18 @@ t.test('a multipart upload through the bucket on the Redis queue and store', asy
   const s3 = await startS3('redis-uploads')
   t.teardown(() => s3.close())
   strictS3(s3.client)
+  let ended = 0
+  let onBoth: () => void = () => {}
+  const both = new Promise<void>(resolve => { onBoth = resolve })
+  // A job's upload is removed before onJobEnd hears of its end (its client may have the answer sooner).
+  const onJobEnd = (): void => { if (++ended === 2) onBoth() }
   const { url } = await serve(t, async (app) => {
     await app.register(multipart, { limits: { fileSize: 64 * MiB } })
     await app.register(longRunning, {
       queue: redisQueue({ url: redis.url }),
       store: redisStore({ url: redis.url }),
       consume: true,
+      onJobEnd,
       waitSeconds: 20,
       results: s3Results({ bucket: s3.bucket, client: s3.client })
     })
@@ -46,6 +52,7 @@ t.test('a multipart upload through the bucket on the Redis queue and store', asy
     const response = await fetch(`${url}/upload`, { method: 'POST', body: form, headers: key === undefined ? {} : { 'idempotency-key': key } })
     t.same(await response.json(), { files: [{ bytes: file.length, sha: sha(file) }] }, key ?? 'unkeyed')
   }
+  await both
   const { Contents = [] } = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))
   t.same(Contents, [], 'both jobs ended: their uploads are gone')
 })
