@@ -121,3 +121,21 @@ t.test('credentials that fail while a URL is signed are a backend failure (503, 
   t.match(error, { code: 'FST_LONG_RUNNING_BACKEND', statusCode: 503, headers: { 'retry-after': '1' }, detail: 'S3 presign GET: AccessDenied' })
   t.notMatch(error.message, /arn:|AccessDenied/)
 })
+
+t.test('uploads: a multipart upload whose completion S3 refuses rejects and is aborted, leaving no object', async t => {
+  const { client } = s3
+  const results = s3Results({ bucket: s3.bucket, client })
+  const writer = results.upload?.(newJobId())
+  if (writer === undefined) throw new Error('s3Results takes uploads')
+  const aborted: string[] = []
+  addMiddleware(client, (next, context) => async (args) => {
+    if (context.commandName === 'AbortMultipartUploadCommand') aborted.push(args.input.Key)
+    return await next(args)
+  })
+  await writer.write(Buffer.alloc(6 * 1024 * 1024, 2))
+  const faults = injectFaults(client, [{ command: 'CompleteMultipartUploadCommand', times: 3 }])
+  await t.rejects(writer.end(), { code: 'FST_LONG_RUNNING_BACKEND' })
+  t.equal(faults.injected.get('CompleteMultipartUploadCommand'), 3, 'tried three times')
+  t.same(aborted, [writer.key], 'aborted: its parts are not kept (billed)')
+  await t.rejects(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: writer.key })), { name: 'NotFound' })
+})

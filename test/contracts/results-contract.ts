@@ -77,6 +77,7 @@ export function resultsContract (t: Test, make: () => Promise<ResultBodies>): vo
       const body = await upload(results, chunks)
       t.equal(body.bytes, whole.length)
       t.ok((await read(results, body)).equals(whole), `${whole.length} bytes, byte for byte`)
+      await t.rejects(read(results, { ...body, bytes: body.bytes + 1 }), `${whole.length} bytes: a length other than the object's is refused`)
       await results.discard?.(body)
       await t.rejects(read(results, body), `${whole.length} bytes: discarded`)
     }

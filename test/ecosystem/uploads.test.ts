@@ -368,3 +368,24 @@ t.test('a job whose uploaded body left the bucket before it ran (the lifecycle r
   t.match(await result.json(), { code: 'FST_LONG_RUNNING_UPLOAD_MISSING' })
   t.equal(executions, 0, 'the handler never ran')
 })
+
+t.test('S3 faults after acceptance: a replay that cannot read its body is retried after the back-off; an upload that cannot be removed is left to the lifecycle rule', async t => {
+  const ends = jobEnds()
+  const warnings: string[] = []
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 64 * MiB }, (_request, body, done) => done(null, body))
+    app.post('/put', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => ({ sha: sha(request.body as Buffer) }))
+  }, { logger: { level: 'warn', stream: { write: (line: string) => { warnings.push(JSON.parse(line).msg as string) } } } })
+  const faults = injectFaults(s3.client, [{ command: 'GetObjectCommand', times: 3 }, { command: 'DeleteObjectCommand', times: 1 }])
+  const body = randomBytes(3 * MiB)
+  const response = await fetch(`${url}/put`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body })
+  t.same(await response.json(), { sha: sha(body) }, 'the second attempt read it')
+  t.equal(faults.injected.get('GetObjectCommand'), 3, 'the first attempt\'s three tries failed')
+  await ends.ended(1)
+  t.equal(faults.injected.get('DeleteObjectCommand'), 1)
+  t.ok(warnings.some(msg => /uploaded request body failed; the bucket's lifecycle rule will/.test(msg)), 'said so')
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 1, 'left for the lifecycle rule')
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
+})
