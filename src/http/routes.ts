@@ -9,7 +9,6 @@ import { keepRouteCookies } from './cookies.js'
 import { namePreferencesApplied } from './prefer.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
-import { captureBody } from './snapshot.js'
 
 /** What marking the routes tells the plugin: each version a route declares, each route that takes keys. */
 export interface FoundRoutes {
@@ -36,7 +35,7 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     const handler = route.handler
     route.config = { ...route.config, [kLongRunningRoute]: true } as RouteOptions['config']
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
-    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
+    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing]
     // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
     route.onSend = [...asArray(route.onSend), ...answerHooks]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
