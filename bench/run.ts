@@ -116,6 +116,7 @@ for (const [name, figures] of [['npm start (HTTP side alone)', uploaded.http], [
   const growth = figures.peakMiB - figures.warmMiB
   console.log(`200 MiB curl -L -F to POST /upload, ${name}: peak RSS ${figures.peakMiB.toFixed(0)} MiB (${figures.warmMiB.toFixed(0)} MiB after a first 8 MiB upload; +${growth.toFixed(0)} MiB, target < 64: ${check(growth < 64)}), answered in ${figures.seconds.toFixed(1)} s`)
 }
+console.log(`200 MiB curl -L --data-binary to POST /echo through npm run dev:aws: back byte for byte through the S3 result path in ${uploaded.echoSeconds.toFixed(1)} s`)
 
 console.log('\n## Embedded default, 500 × 1 MiB POST /echo at once (respond-async), by memory budget')
 console.log('| budget | accepted | refused (503) | exact bytes | gave way unread (410) | idle RSS | peak RSS |')

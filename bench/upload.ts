@@ -56,12 +56,30 @@ async function curlUpload (url: string, file: { path: string, sha256: string }, 
   return seconds
 }
 
+/**
+ * `curl -L --data-binary @path` to the example's `POST /echo`, the answer written to a file:
+ * checks that it comes back byte for byte (by SHA-256; over the bucket's threshold it comes back
+ * through the S3 result path), resolves with the seconds it took.
+ */
+async function curlEcho (url: string, file: { path: string, sha256: string }, directory: string): Promise<number> {
+  const started = performance.now()
+  const out = join(directory, 'echoed.bin')
+  await run('curl', ['-sSfL', '--data-binary', `@${file.path}`, '-H', 'content-type: application/octet-stream', '-o', out, `${url}/echo`])
+  const seconds = (performance.now() - started) / 1000
+  const echoed = createHash('sha256').update(readFileSync(out)).digest('hex')
+  if (echoed !== file.sha256) throw new Error(`POST /echo answered other bytes (SHA-256 ${echoed}, sent ${file.sha256})`)
+  rmSync(out)
+  return seconds
+}
+
 export interface UploadFigures {
   bytes: number
   /** `npm start` on the emulators (SQS, DynamoDB, S3), its jobs run by `npm run worker`: the HTTP process alone. */
   http: { idleMiB: number, warmMiB: number, peakMiB: number, seconds: number }
   /** `npm run dev:aws`: one process with the HTTP side, the worker Lambda and the three emulators. */
   devAws: { idleMiB: number, warmMiB: number, peakMiB: number, seconds: number }
+  /** Through `npm run dev:aws`, after the above: the same file to `POST /echo`, back byte for byte through the S3 result path. */
+  echoSeconds: number
 }
 
 /**
@@ -93,9 +111,11 @@ export async function upload (bytes: number): Promise<UploadFigures> {
     await emulators.close()
 
     const dev = await start('example/dev-aws.ts', { PORT: '0', HOST: '127.0.0.1', WAIT_SECONDS: '5' }, /Server listening/)
-    const devAws = await measure(dev.child.pid as number, /http:\/\/127\.0\.0\.1:\d+/.exec(dev.line)?.[0] ?? '')
+    const devUrl = /http:\/\/127\.0\.0\.1:\d+/.exec(dev.line)?.[0] ?? ''
+    const devAws = await measure(dev.child.pid as number, devUrl)
+    const echoSeconds = await curlEcho(devUrl, large, directory)
     await stop(dev.child)
-    return { bytes, http, devAws }
+    return { bytes, http, devAws, echoSeconds }
   } finally {
     rmSync(directory, { recursive: true, force: true })
   }
