@@ -6,7 +6,7 @@ import { isJobRun } from '../job/context.js'
 import { enqueueFailed } from '../job/acceptance.js'
 import type { ResultBodies } from '../results/results.js'
 import type { StoreMemory } from '../store/store.js'
-import { captureBody, hasBody, type Payload } from './capture.js'
+import { captureBody, hasBody, kRawBytes, type Payload } from './capture.js'
 
 const RECEIVING_COPIES = 2
 /** After the deadline, how long a parser that reads the socket itself (multipart) has to let the 408 out. */
@@ -27,7 +27,9 @@ const CUT_GRACE_MS = 1000
  * fitting is refused as they arrive (503 `ENQUEUE_FAILED`, `Retry-After`). Once the request is
  * answered (accepted, or refused by Fastify: 413, 415), its bytes no longer count and nothing
  * more of its body is kept. A body streamed to a bodies bucket (`results` that take uploads)
- * counts only while its bytes are in memory: the part filling and the part being sent.
+ * counts only while its bytes are in memory: each copy until it is gone (the kept bytes: until
+ * their part is sent; the parser's: until `drainBody` throws them away, or, for a parser that
+ * keeps the body whole, such as JSON, until the job is in the store).
  */
 export class BodyBudget {
   readonly #memory: StoreMemory | undefined
@@ -44,7 +46,7 @@ export class BodyBudget {
     this.#timeoutSeconds = timeoutSeconds
     const threshold = bodies?.upload === undefined ? undefined : bodies.uploadThresholdBytes
     this.#uploadHeldBytes = threshold === undefined ? Infinity : threshold + (bodies?.uploadBufferBytes ?? 0)
-    const capture = captureBody({ bodies, released: (request, bytes) => this.release(request, RECEIVING_COPIES * bytes) })
+    const capture = captureBody({ bodies, released: (request, bytes) => this.release(request, bytes) })
     this.preParsing = [async (request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> => this.#admit(request, reply, payload), capture]
   }
 
@@ -63,6 +65,8 @@ export class BodyBudget {
     const declared = RECEIVING_COPIES * Math.min(Number(request.headers['content-length'] ?? 0), this.#uploadHeldBytes)
     if (!this.#fits(declared)) throw this.#full(declared)
     this.#held.set(request, 0)
+    // The client's bytes still, as far as the capture that follows is concerned.
+    if (payload === request.raw) Object.defineProperty(gate, kRawBytes, { value: true })
     return payload.pipe(gate)
   }
 

@@ -32,6 +32,8 @@ export interface Captured {
   /** Whether a body past the threshold goes to a bucket. */
   uploads: boolean
   tee: Transform
+  /** Told of bytes of one copy no longer held: a part sent, or an uploaded chunk drained. */
+  released: (bytes: number) => void
 }
 
 const kCaptured = Symbol('fastify-long-running.captured')
@@ -39,9 +41,23 @@ const kCaptured = Symbol('fastify-long-running.captured')
 /** Where request bodies over a threshold go, and who hears that a part's bytes left memory. */
 export interface UploadSettings {
   bodies: ResultBodies | undefined
-  /** Told of bytes no longer held (a part sent): see `BodyBudget.release`. */
+  /**
+   * Told of bytes of one of a body's two copies (the bytes kept for the job, the bytes the
+   * route's parser reads) no longer held: a part sent to the bucket; an uploaded chunk read by
+   * `drainBody` and thrown away. See `BodyBudget.release`.
+   */
   released: (request: FastifyRequest, bytes: number) => void
 }
+
+/** The bytes a preParsing hook of the plugin's own hands on are the client's, undecoded. */
+export const kRawBytes = Symbol('fastify-long-running.raw-bytes')
+
+/**
+ * How far the bytes passed on to the route's parser may run ahead of it once a body goes to a
+ * bucket. A multipart parser reads nothing before the handler (which `drainBody` stands in for):
+ * while the route's hooks run, the client waits, rather than the body piling up here.
+ */
+const UPLOAD_READ_AHEAD_BYTES = 1024 * 1024
 
 /**
  * The `preParsing` hook that keeps a copy of the body bytes exactly as received, whatever the
@@ -54,17 +70,21 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
   const threshold = bodies?.upload === undefined ? undefined : bodies.uploadThresholdBytes
   return async (request, reply, payload) => {
     if (!hasBody(request) || isJobRun(request)) return payload
-    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded: payload !== request.raw, uploads: threshold !== undefined } as unknown as Captured
+    // An app-wide preParsing hook (request decompression) ran before the plugin's: the bytes kept
+    // are the decoded ones, so the replay must not claim the client's encoding.
+    const decoded = payload !== request.raw && (payload as Payload & { [kRawBytes]?: boolean })[kRawBytes] !== true
+    const released = (bytes: number): void => settings.released(request, bytes)
+    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, released } as unknown as Captured
     const upload = (chunk: Buffer): Promise<void> | undefined => {
       if (threshold === undefined || bodies === undefined) return undefined
       if (captured.writer === undefined && captured.bytes + chunk.length <= threshold) return undefined
-      return toBucket(captured, bodies, chunk, request, settings)
+      return toBucket(captured, bodies, chunk)
     }
     const tee = new Transform({
-      // Never back-pressure the socket for the chunks kept: a parser may read `request.raw`
-      // itself (multipart does) and leave this side unread. What waits here is the very buffers
-      // kept in `captured`. Uploaded chunks wait for the bucket instead.
-      readableHighWaterMark: 1024 ** 3,
+      // Without a bucket, never back-pressure the socket: a parser may leave this side unread
+      // until the handler (multipart does), and what waits here is the very buffers kept in
+      // `captured`. With one, uploaded chunks are held by nobody else: they wait for a reader.
+      readableHighWaterMark: threshold === undefined ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
       transform (chunk: Buffer, _encoding, callback) {
         const uploading = upload(chunk)
         if (uploading === undefined) {
@@ -91,22 +111,23 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
     ;(request as unknown as Record<symbol, Captured>)[kCaptured] = captured
-    // A request that never becomes a job (refused, cut, or its client gone) leaves nothing in the bucket.
-    reply.raw.once('close', () => { if (captured.state === 'receiving') void drop(captured) })
+    // A body cut short (its client gone, a 408) is no job's: its upload goes at once. A whole
+    // body stays until the request is answered (`settleUpload`): a client gone while hooks run
+    // does not stop the job, as it would not without a bucket.
+    reply.raw.once('close', () => { if (captured.state === 'receiving' && !request.raw.complete) void drop(captured) })
     pipeline(payload, tee, () => {})
     return tee
   }
 }
 
 /** Streams `chunk` (and, at the first, the bytes kept so far) to the bucket; resolves when it may go on. */
-async function toBucket (captured: Captured, bodies: ResultBodies, chunk: Buffer, request: FastifyRequest, settings: UploadSettings): Promise<void> {
+async function toBucket (captured: Captured, bodies: ResultBodies, chunk: Buffer): Promise<void> {
   let writer = captured.writer
   let hash = captured.hash as Hash
   const kept = captured.chunks
   if (writer === undefined) {
-    const declared = Number(request.headers['content-length'])
-    writer = (bodies.upload as NonNullable<ResultBodies['upload']>)(captured.id, Number.isSafeInteger(declared) ? declared : undefined)
-    writer.onReleased = bytes => settings.released(request, bytes)
+    writer = (bodies.upload as NonNullable<ResultBodies['upload']>)(captured.id)
+    writer.onReleased = captured.released
     hash = createHash('sha256')
     captured.writer = writer
     captured.hash = hash
@@ -145,6 +166,17 @@ export async function acceptingUpload (request: FastifyRequest, adopted?: boolea
 }
 
 /**
+ * The `onSend` hook of long-running routes: a request answered without becoming a job (a hook's
+ * 401, a schema's 400, a parser's 413, a failed `drainBody`) has its upload removed before the
+ * answer goes out, whether or not its client is still there.
+ */
+export async function settleUpload<T> (request: FastifyRequest, _reply: FastifyReply, payload: T): Promise<T> {
+  const captured = capturedOf(request)
+  if (captured?.state === 'receiving') await drop(captured)
+  return payload
+}
+
+/**
  * Reads whatever of the body the route's parser left unread (a multipart parser leaves the
  * stream to the handler, which on this side never runs), so that the job gets the whole body
  * and the client's upload is not held up by back-pressure. At most the route's `bodyLimit`,
@@ -160,7 +192,9 @@ export async function drainBody (request: FastifyRequest): Promise<void> {
   const { tee } = captured
   // The rest of the upload is never read: the connection closes after the 413, or the client
   // would go on sending into it and the server could never close (Fastify waits for it).
-  tee.on('data', () => {
+  tee.on('data', (chunk: Buffer) => {
+    // An uploaded chunk read here is held by nobody any more (the bytes kept went to the bucket).
+    if (captured.writer !== undefined) captured.released(chunk.length)
     if (!uploads && captured.bytes > limit) tee.destroy(Object.assign(new BodyTooLargeError(limit), { headers: { connection: 'close' } }))
   })
   tee.resume()

@@ -7,6 +7,7 @@ import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
 import { keepRouteCookies } from './cookies.js'
 import { namePreferencesApplied } from './prefer.js'
+import { settleUpload } from './capture.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
 
@@ -37,7 +38,7 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
     route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing]
     // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
-    route.onSend = [...asArray(route.onSend), ...answerHooks]
+    route.onSend = [...asArray(route.onSend), ...answerHooks, settleUpload]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     const keyHeader = keyHeaderOf(route, settings)

@@ -57,7 +57,7 @@ export interface ResultBodies {
    * Starts storing a request body under job `id` (its key is the writer's). The body arrives
    * through the writer chunk by chunk, never whole; nothing can be read until `end` resolves.
    */
-  upload? (id: string, expectedBytes?: number): BodyWriter
+  upload? (id: string): BodyWriter
   /**
    * The uploaded body, streamed (for the job's replay); the stream fails if the object does.
    * Rejects with `UploadMissingError` when the object is gone for good (the job then ends).

@@ -180,7 +180,7 @@ class S3Results implements ResultBodies {
   }
 
   /** A request body of job `id`, kept beside its results (`{keyPrefix}{id}/request`: no attempt's owner is named so). */
-  upload (id: string, expectedBytes?: number): BodyWriter {
+  upload (id: string): BodyWriter {
     const { bucket, keyPrefix } = this.#settings
     const send = async (kind: UploadCommand, input: Record<string, unknown>): Promise<unknown> => {
       const sdk = await this.#aws.sdk()
@@ -190,17 +190,16 @@ class S3Results implements ResultBodies {
       return await this.#retried(async () => await this.#aws.send(new Command(input)))
     }
     // S3's smallest parts: what an upload holds in the HTTP process is two of them.
-    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}/request`, partBytes: MIN_PART, send }, expectedBytes)
+    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}/request`, partBytes: MIN_PART, send })
   }
 
   async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
     const sdk = await this.#aws.sdk()
     const object = { Bucket: this.#settings.bucket, Key: body.key }
-    const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal }))
-      .catch((error: unknown) => {
-        // Gone for good (expired, removed), unlike an outage: no attempt could read it.
-        throw (error as { cause?: { name?: string } }).cause?.name === 'NoSuchKey' ? new UploadMissingError({ cause: error }) : error
-      }) as { Body: Readable, ContentLength?: number }
+    // Gone for good (expired, removed), unlike an outage: no attempt could read it, nor a retry.
+    const missing = (error: unknown): boolean => (error as { cause?: { name?: string } }).cause?.name === 'NoSuchKey'
+    const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal }), error => !missing(error))
+      .catch((error: unknown) => { throw missing(error) ? new UploadMissingError({ cause: error }) : error }) as { Body: Readable, ContentLength?: number }
     if (ContentLength !== undefined && ContentLength !== body.bytes) {
       Body.destroy()
       throw new BackendError(`S3 GetObject: ${body.key} has ${ContentLength} bytes, the request had ${body.bytes}`)
@@ -214,8 +213,8 @@ class S3Results implements ResultBodies {
   }
 
   /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */
-  async #retried<T> (operation: () => Promise<T>): Promise<T> {
-    return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {} })
+  async #retried<T> (operation: () => Promise<T>, retryable?: (error: unknown) => boolean): Promise<T> {
+    return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {}, ...(retryable === undefined ? {} : { retryable }) })
   }
 }
 

@@ -21,8 +21,10 @@ const PARTS_PER_STEP = 1000
 /**
  * A request body streamed to S3 as it arrives: a multipart upload whose parts are sent as they
  * fill, one in flight while the next fills, so that at most two parts are held at once. A body
- * that ends within one part is a single `PutObject`. A body of unknown length (chunked) gets
- * parts that double in size every 1,000, so 10,000 parts take any object S3 can hold.
+ * that ends within one part is a single `PutObject`. Parts start at S3's smallest size and
+ * double every 1,000, so 10,000 parts take any object S3 can hold, and what an upload holds
+ * grows only with the bytes that really arrived: never with the length a client declares
+ * (a `Content-Length` of a terabyte must not make the first part 100 MiB).
  */
 export class S3BodyWriter implements BodyWriter {
   readonly key: string
@@ -41,11 +43,13 @@ export class S3BodyWriter implements BodyWriter {
   #taken = 0
   #failure: unknown
   #state: 'open' | 'ended' | 'aborted' = 'open'
+  /** `end`'s work, once it began: an abort waits for it, or its object could appear after the delete. */
+  #ending: Promise<unknown> | undefined
 
-  constructor (target: UploadTarget, expectedBytes: number | undefined) {
+  constructor (target: UploadTarget) {
     this.#target = target
     this.key = target.key
-    this.#partBytes = Math.max(target.partBytes, Math.ceil((expectedBytes ?? 0) / MAX_PARTS))
+    this.#partBytes = target.partBytes
   }
 
   async write (chunk: Buffer): Promise<void> {
@@ -59,6 +63,12 @@ export class S3BodyWriter implements BodyWriter {
   async end (): Promise<number> {
     this.#check()
     this.#state = 'ended'
+    const ending = this.#end()
+    this.#ending = ending.catch(() => {})
+    return await ending
+  }
+
+  async #end (): Promise<number> {
     try {
       if (this.#uploadId === undefined) {
         await this.#target.send('PutObject', { Bucket: this.#target.bucket, Key: this.key, Body: this.#take(this.#pendingBytes) })
@@ -82,6 +92,7 @@ export class S3BodyWriter implements BodyWriter {
     this.#state = 'aborted'
     this.#pending = []
     this.#pendingBytes = 0
+    await this.#ending
     await this.#giveUp()
     // An object made already (end resolved) goes too: the request never became a job.
     if (ended) await this.#target.send('DeleteObject', { Bucket: this.#target.bucket, Key: this.key }).catch(() => {})

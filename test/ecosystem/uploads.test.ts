@@ -389,3 +389,138 @@ t.test('S3 faults after acceptance: a replay that cannot read its body is retrie
   t.equal(objects.length, 1, 'left for the lifecycle rule')
   await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
 })
+
+/** Resolves the next time the S3 client has finished a `command` (refused or not). */
+function afterCommand (command: string, count = 1): Promise<void> {
+  let seen = 0
+  return new Promise(resolve => {
+    addMiddleware(s3.client, (next, context) => async (args) => {
+      try {
+        return await next(args)
+      } finally {
+        if (context.commandName === command && ++seen === count) resolve()
+      }
+    })
+  })
+}
+
+t.test('a declared Content-Length sizes nothing: a terabyte announced, the parts stay 5 MiB, and the cut upload is aborted', async t => {
+  const sizes: number[] = []
+  addMiddleware(s3.client, (next, context) => async (args) => {
+    if (context.commandName === 'UploadPartCommand') sizes.push((args.input.Body as Buffer).length)
+    return await next(args)
+  })
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 2 * 1024 ** 4 } })
+    await app.register(longRunning, { store: memoryStore({ maxBytes: 48 * MiB }), waitSeconds: 20, results: bucket() })
+    app.post('/upload', { longRunning: true }, readParts)
+  })
+  const parts = afterCommand('UploadPartCommand', 2)
+  const aborted = afterCommand('AbortMultipartUploadCommand')
+  const request = httpRequest(`${url}/upload`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=x', 'content-length': String(1024 ** 4) } })
+  request.on('error', () => {})
+  request.write(randomBytes(12 * MiB))
+  await parts
+  t.same(sizes.slice(0, 2), [5 * MiB, 5 * MiB], 'S3\'s smallest parts, whatever the client announced; within a 48 MiB budget')
+  request.destroy()
+  await aborted
+  t.same(await leftInBucket(), { objects: [], uploads: 0 })
+})
+
+t.test('the embedded default\'s budget counts a parsed body the route keeps whole, uploaded or not: 30 MiB of JSON through a 24 MiB budget is refused', async t => {
+  const ends = jobEnds()
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { store: memoryStore({ maxBytes: 24 * MiB }), onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+    app.post('/json', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => ({ length: (request.body as { text: string }).text.length }))
+  })
+  const deleted = afterCommand('DeleteObjectCommand')
+  const text = 'x'.repeat(30 * MiB)
+  const large = await fetch(`${url}/json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) })
+  t.equal(large.status, 503, 'the parser holds its copy whole: only the kept bytes went to the bucket')
+  await large.arrayBuffer()
+  const small = await fetch(`${url}/json`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text: text.slice(0, 8 * MiB) }) })
+  t.same(await small.json(), { length: 8 * MiB }, 'one that fits goes through the bucket')
+  await ends.ended(1)
+  await deleted
+  t.same(await leftInBucket(), { objects: [], uploads: 0 })
+})
+
+t.test('a multipart route\'s hooks before its handler: the upload waits for them (the client is held back) instead of piling up in memory', async t => {
+  let hookRuns = 0
+  const { url } = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 256 * MiB } })
+    // 40 MiB would not fit if the body piled up while the hook runs (both copies count then).
+    await app.register(longRunning, { store: memoryStore({ maxBytes: 24 * MiB }), waitSeconds: 20, results: bucket() })
+    // A slow authorisation lookup, say: the length does not matter to what is asserted.
+    app.post('/upload', { longRunning: true, preHandler: async () => { hookRuns += 1; await new Promise(resolve => setTimeout(resolve, 500)) } }, readParts)
+  })
+  const file = randomBytes(40 * MiB)
+  const response = await fetch(`${url}/upload`, { method: 'POST', body: form([file]) })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } })
+  t.equal(hookRuns, 2, 'on the HTTP side, and in the job')
+})
+
+t.test('a client gone after its whole body, while a hook runs: its job runs with the upload whole, or (its address gone with it) is refused and leaves nothing; so does one refused after it left', async t => {
+  const ends = jobEnds()
+  const executions: string[] = []
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 64 * MiB }, (_request, body, done) => done(null, body))
+    app.post('/put', {
+      longRunning: true,
+      bodyLimit: 64 * MiB,
+      // Waits, on the HTTP side only, for the client to go; then lets it in, or refuses it.
+      preValidation: async (request, reply) => {
+        if (request.longRunning !== null) return
+        const { socket } = request.raw
+        if (!socket.destroyed) await new Promise(resolve => socket.once('close', resolve))
+        if (request.headers['x-refuse'] === 'yes') await reply.code(401).send({ refused: true })
+      }
+    }, async (request) => { executions.push(sha(request.body as Buffer)) })
+  }, { trustProxy: true })
+  const send = (headers: Record<string, string>): Buffer => {
+    const body = randomBytes(6 * MiB)
+    const request = httpRequest(`${url}/put`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'content-length': String(body.length), ...headers } })
+    request.on('error', () => {})
+    // The whole body, then gone, without waiting for an answer.
+    request.end(body, () => setImmediate(() => request.destroy()))
+    return body
+  }
+  // Behind a proxy, the client's address is in its request: the job can be replayed from it.
+  const body = send({ 'x-forwarded-for': '203.0.113.9' })
+  await ends.ended(1)
+  t.same(executions, [sha(body)], 'the job read its upload whole')
+  t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'and its end removed it')
+
+  for (const [name, headers] of [['its address gone with its socket (400)', {}], ['refused by a hook (401)', { 'x-refuse': 'yes', 'x-forwarded-for': '203.0.113.9' }]] as const) {
+    const deleted = afterCommand('DeleteObjectCommand')
+    send(headers)
+    await deleted
+    t.same(await leftInBucket(), { objects: [], uploads: 0 }, `${name} after its client left: removed`)
+  }
+  t.equal(executions.length, 1)
+})
+
+t.test('a job whose message names an object that is not its own (a bodies adapter gone wrong) never reads it: 500 INVALID_MESSAGE, the handler never run', async t => {
+  const real = bucket()
+  // Every upload stored under one other job's key.
+  const wrong = new Proxy(real, {
+    get: (target, name: keyof typeof real) => {
+      if (name === 'upload') return () => target.upload?.('someone-else')
+      const value = target[name]
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  })
+  let executions = 0
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 20, results: wrong })
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: 64 * MiB }, (_request, body, done) => done(null, body))
+    app.post('/put', { longRunning: true, bodyLimit: 64 * MiB }, async () => { executions += 1 })
+  })
+  const response = await fetch(`${url}/put`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(2 * MiB) })
+  t.equal(response.status, 500)
+  t.match(await response.json(), { code: 'FST_LONG_RUNNING_INVALID_MESSAGE', message: /not job .*'s/ })
+  t.equal(executions, 0)
+  await real.discard?.({ key: 'results/someone-else/request' })
+})
