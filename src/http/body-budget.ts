@@ -6,7 +6,7 @@ import { isJobRun } from '../job/context.js'
 import { enqueueFailed } from '../job/acceptance.js'
 import type { ResultBodies } from '../results/results.js'
 import type { StoreMemory } from '../store/store.js'
-import { captureBody, hasBody, kRawBytes, type Payload } from './capture.js'
+import { captureBody, hasBody, kDecoded, type Payload } from './capture.js'
 
 const RECEIVING_COPIES = 2
 /** After the deadline, how long a parser that reads the socket itself (multipart) has to let the 408 out. */
@@ -57,16 +57,20 @@ export class BodyBudget {
     if (isJobRun(request) || !hasBody(request)) return payload
     const gate = this.#gate(request, payload)
     this.#deadline(request, reply, gate)
-    reply.raw.once('close', () => {
+    // Answered: on HTTP/2 a response's 'close' waits for the client's stream, which a refused
+    // client may keep open; its 'finish' does not.
+    const answered = (): void => {
       this.forget(request)
       gate.destroy()
-    })
+    }
+    reply.raw.once('finish', answered)
+    reply.raw.once('close', answered)
     // Delivered results do not count: the store evicts them to make room.
     const declared = RECEIVING_COPIES * Math.min(Number(request.headers['content-length'] ?? 0), this.#uploadHeldBytes)
     if (!this.#fits(declared)) throw this.#full(declared)
     this.#held.set(request, 0)
-    // The client's bytes still, as far as the capture that follows is concerned.
-    if (payload === request.raw) Object.defineProperty(gate, kRawBytes, { value: true })
+    // A decoding hook marks its stream with the encoded length, as Fastify's limit check asks.
+    if (payload !== request.raw && typeof payload.receivedEncodedLength === 'number') Object.defineProperty(gate, kDecoded, { value: true })
     return payload.pipe(gate)
   }
 

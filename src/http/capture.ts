@@ -49,13 +49,17 @@ export interface UploadSettings {
   released: (request: FastifyRequest, bytes: number) => void
 }
 
-/** The bytes a preParsing hook of the plugin's own hands on are the client's, undecoded. */
-export const kRawBytes = Symbol('fastify-long-running.raw-bytes')
+/**
+ * Set on the stream the plugin's first `preParsing` hook hands on when an earlier hook decoded
+ * the body (request decompression): the bytes kept are then the decoded ones, and the replay
+ * must not claim the client's encoding.
+ */
+export const kDecoded = Symbol('fastify-long-running.decoded')
 
 /**
- * How far the bytes passed on to the route's parser may run ahead of it once a body goes to a
- * bucket. A multipart parser reads nothing before the handler (which `drainBody` stands in for):
- * while the route's hooks run, the client waits, rather than the body piling up here.
+ * How far uploaded bytes passed on to the route's parser may run ahead of it. A raw-stream
+ * parser hands the stream to the handler, which `drainBody` stands in for on this side: while
+ * the route's hooks run, the client waits, rather than the body piling up here.
  */
 const UPLOAD_READ_AHEAD_BYTES = 1024 * 1024
 
@@ -70,22 +74,26 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
   const threshold = bodies?.upload === undefined ? undefined : bodies.uploadThresholdBytes
   return async (request, reply, payload) => {
     if (!hasBody(request) || isJobRun(request)) return payload
-    // An app-wide preParsing hook (request decompression) ran before the plugin's: the bytes kept
-    // are the decoded ones, so the replay must not claim the client's encoding.
-    const decoded = payload !== request.raw && (payload as Payload & { [kRawBytes]?: boolean })[kRawBytes] !== true
+    const decoded = (payload as Payload & { [kDecoded]?: boolean })[kDecoded] === true
     const released = (bytes: number): void => settings.released(request, bytes)
     const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, released } as unknown as Captured
+    // @fastify/multipart reads `request.raw` itself (busboy), in the handler or earlier (its
+    // `attachFieldsToBody`, a hook's `request.file()`), and never this side: uploaded chunks are
+    // not passed on to it, so that nothing waits here for a reader that never comes.
+    const multipart = threshold !== undefined && isMultipart(request)
     const upload = (chunk: Buffer): Promise<void> | undefined => {
       if (threshold === undefined || bodies === undefined) return undefined
       if (captured.writer === undefined && captured.bytes + chunk.length <= threshold) return undefined
       return toBucket(captured, bodies, chunk)
     }
     const tee = new Transform({
-      // Without a bucket, never back-pressure the socket: a parser may leave this side unread
+      // Never back-pressure the socket for the chunks kept: a parser may leave this side unread
       // until the handler (multipart does), and what waits here is the very buffers kept in
-      // `captured`. With one, uploaded chunks are held by nobody else: they wait for a reader.
-      readableHighWaterMark: threshold === undefined ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
+      // `captured`. Uploaded chunks are held by nobody else: they wait for a reader.
+      readableHighWaterMark: threshold === undefined || multipart ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
       transform (chunk: Buffer, _encoding, callback) {
+        // Answered without becoming a job: what still arrives is read and thrown away.
+        if (captured.state === 'dropped') return callback()
         const uploading = upload(chunk)
         if (uploading === undefined) {
           captured.chunks.push(chunk)
@@ -93,7 +101,11 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
           return callback(null, chunk)
         }
         // A part S3 refused (after its retries): nothing half-stored is left when the client hears.
-        uploading.then(() => callback(null, chunk), async (error: unknown) => {
+        uploading.then(() => {
+          if (!multipart) return callback(null, chunk)
+          captured.released(chunk.length)
+          callback()
+        }, async (error: unknown) => {
           await captured.writer?.abort()
           callback(enqueueFailed(error))
         })
@@ -186,8 +198,9 @@ export async function settleUpload<T> (request: FastifyRequest, _reply: FastifyR
 export async function drainBody (request: FastifyRequest): Promise<void> {
   const captured = capturedOf(request)
   if (captured === undefined || captured.tee.readableEnded) return
-  const multipart = (request as { isMultipart?: () => boolean }).isMultipart?.() === true
-  const uploads = multipart && captured.uploads
+  // Inflated bytes (a gzip multipart body) count against `bodyLimit`, as without a bucket: one
+  // small request must not fill the bucket. (A synchronous multipart route cannot read them at all.)
+  const uploads = captured.uploads && !captured.decoded && (request as { isMultipart?: () => boolean }).isMultipart?.() === true
   const limit = request.routeOptions.bodyLimit
   const { tee } = captured
   // The rest of the upload is never read: the connection closes after the 413, or the client
@@ -206,4 +219,10 @@ export function hasBody (request: FastifyRequest): boolean {
   if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) return true
   const stream = (request.raw as { stream?: { endAfterHeaders?: boolean } }).stream
   return stream !== undefined && stream.endAfterHeaders === false
+}
+
+/** Whether `request` is a multipart one that @fastify/multipart, registered for its route, will parse. */
+function isMultipart (request: FastifyRequest): boolean {
+  const type = request.headers['content-type']
+  return typeof (request as { isMultipart?: unknown }).isMultipart === 'function' && typeof type === 'string' && /^multipart\/form-data\s*(;|$)/i.test(type)
 }

@@ -195,9 +195,6 @@ export class Attempt {
   async #openUpload (upload: UploadedBody, signal: AbortSignal): Promise<Readable> {
     const open = this.#plan.openUpload
     if (open === undefined) throw new ResultsUnavailableError()
-    // The HTTP side names the object after the job (`{keyPrefix}{id}/request`): a message that
-    // names another object (checked and signed or not) never reads it.
-    if (!upload.key.endsWith(`${this.id}/request`)) throw new InvalidMessageError(`the uploaded body ${upload.key} is not job ${this.id}'s`)
     const source = await open(upload, signal)
     this.#upload = source
     const hash = createHash('sha256')

@@ -3,11 +3,15 @@ import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
 import { clockOption, type Clock } from '../clock.js'
 import type { ExternalBody, Headers, UploadedBody } from '../core/wire.js'
-import { BackendError, UploadMissingError } from '../errors.js'
+import { isJobId } from '../core/job-id.js'
+import { BackendError, InvalidMessageError, UploadMissingError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
 import { type BodyWriter, type ResultBodies, type UrlMethod } from './results.js'
 import { MAX_PARTS, objectHeaders, partsOf, S3BodyWriter, type UploadCommand } from './s3-upload.js'
+
+/** An uploaded request body's key: `{keyPrefix}{job id}/request`, beside the job's result bodies. */
+const REQUEST_SUFFIX = '/request'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
@@ -190,10 +194,11 @@ class S3Results implements ResultBodies {
       return await this.#retried(async () => await this.#aws.send(new Command(input)))
     }
     // S3's smallest parts: what an upload holds in the HTTP process is two of them.
-    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}/request`, partBytes: MIN_PART, send })
+    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}${REQUEST_SUFFIX}`, partBytes: MIN_PART, send })
   }
 
   async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
+    this.#checkUploadKey(body.key)
     const sdk = await this.#aws.sdk()
     const object = { Bucket: this.#settings.bucket, Key: body.key }
     // Gone for good (expired, removed), unlike an outage: no attempt could read it, nor a retry.
@@ -208,8 +213,20 @@ class S3Results implements ResultBodies {
   }
 
   async discard (body: Pick<UploadedBody, 'key'>): Promise<void> {
+    this.#checkUploadKey(body.key)
     const sdk = await this.#aws.sdk()
     await this.#aws.send(new sdk.DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: body.key }))
+  }
+
+  /**
+   * A message names an upload as the HTTP side made it, `{keyPrefix}{job id}/request`: of the
+   * job, or, for a job created under a key's reservation after a first attempt failed, of the
+   * request that created it. Anything else (a result body, another prefix) is never read, nor removed.
+   */
+  #checkUploadKey (key: string): void {
+    const { keyPrefix } = this.#settings
+    const id = key.startsWith(keyPrefix) && key.endsWith(REQUEST_SUFFIX) ? key.slice(keyPrefix.length, -REQUEST_SUFFIX.length) : undefined
+    if (!isJobId(id)) throw new InvalidMessageError(`${key} is not an uploaded request body`)
   }
 
   /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */

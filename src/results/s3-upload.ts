@@ -65,7 +65,13 @@ export class S3BodyWriter implements BodyWriter {
     this.#state = 'ended'
     const ending = this.#end()
     this.#ending = ending.catch(() => {})
-    return await ending
+    try {
+      return await ending
+    } finally {
+      // The object exists, or never will: the part buffers are garbage now, not the request's
+      // to keep while it waits for its job (10 MiB each).
+      this.#release()
+    }
   }
 
   async #end (): Promise<number> {
@@ -94,8 +100,15 @@ export class S3BodyWriter implements BodyWriter {
     this.#pendingBytes = 0
     await this.#ending
     await this.#giveUp()
+    this.#release()
     // An object made already (end resolved) goes too: the request never became a job.
     if (ended) await this.#target.send('DeleteObject', { Bucket: this.#target.bucket, Key: this.key }).catch(() => {})
+  }
+
+  #release (): void {
+    this.#buffers.length = 0
+    this.#pending = []
+    this.#pendingBytes = 0
   }
 
   #check (): void {
@@ -105,7 +118,12 @@ export class S3BodyWriter implements BodyWriter {
 
   /** Parts of an upload never completed are billed until aborted (the lifecycle rule is the backstop). */
   async #giveUp (): Promise<void> {
-    await this.#inFlight?.catch(() => {})
+    // A part that was waiting for the one before it does not start once aborted (`#sendPart`);
+    // one that started meanwhile is waited for too: S3 may keep a part that lands after the abort.
+    for (let inFlight = this.#inFlight; ; inFlight = this.#inFlight) {
+      await inFlight
+      if (inFlight === this.#inFlight) break
+    }
     const uploadId = await this.#uploadId?.catch(() => undefined)
     if (uploadId !== undefined) await this.#target.send('AbortMultipartUpload', { Bucket: this.#target.bucket, Key: this.key, UploadId: uploadId }).catch(() => {})
   }
@@ -142,6 +160,7 @@ export class S3BodyWriter implements BodyWriter {
     this.#uploadId ??= this.#target.send('CreateMultipartUpload', { Bucket: bucket, Key: this.key }).then(({ UploadId }: { UploadId: string }) => UploadId)
     await this.#inFlight
     if (this.#failure !== undefined) throw this.#failure
+    if (this.#state === 'aborted') throw new Error('upload aborted')
     const number = ++this.#partNumber
     if (number % PARTS_PER_STEP === 0) this.#partBytes *= 2
     const uploadId = this.#uploadId

@@ -343,6 +343,20 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
   }
   await ends.ended(2)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
+
+  // A keyed upload whose job could not be queued (503): DynamoDB keeps the key's reservation, so
+  // the client's retry creates the job under the first attempt's id, with its own upload.
+  // The same bytes twice (a FormData draws a new boundary each time it is sent).
+  const encoded = new Response(form([file]))
+  const body = Buffer.from(await encoded.arrayBuffer())
+  const headers = { 'idempotency-key': 'key-retry', 'content-type': encoded.headers.get('content-type') as string }
+  const faults = injectFaults(sqs, [{ command: 'SendMessageCommand', times: 3 }])
+  t.equal((await fetch(`${url}/upload`, { method: 'POST', body, headers })).status, 503)
+  t.equal(faults.injected.get('SendMessageCommand'), 3)
+  const retried = await fetch(`${url}/upload`, { method: 'POST', body, headers })
+  t.same(await retried.json(), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } }, 'the retry ran, with its body')
+  await ends.ended(3)
+  t.same(await leftInBucket(), { objects: [], uploads: 0 })
 })
 
 t.test('a job whose uploaded body left the bucket before it ran (the lifecycle rule, say) ends with 500 UPLOAD_MISSING, not attempts that cannot succeed', async t => {
@@ -502,7 +516,7 @@ t.test('a client gone after its whole body, while a hook runs: its job runs with
   t.equal(executions.length, 1)
 })
 
-t.test('a job whose message names an object that is not its own (a bodies adapter gone wrong) never reads it: 500 INVALID_MESSAGE, the handler never run', async t => {
+t.test('a job whose message names an object that is no request\'s upload (a bodies adapter gone wrong) never reads nor removes it: 500 INVALID_MESSAGE, the handler never run', async t => {
   const real = bucket()
   // Every upload stored under one other job's key.
   const wrong = new Proxy(real, {
@@ -520,7 +534,39 @@ t.test('a job whose message names an object that is not its own (a bodies adapte
   })
   const response = await fetch(`${url}/put`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(2 * MiB) })
   t.equal(response.status, 500)
-  t.match(await response.json(), { code: 'FST_LONG_RUNNING_INVALID_MESSAGE', message: /not job .*'s/ })
+  t.match(await response.json(), { code: 'FST_LONG_RUNNING_INVALID_MESSAGE', message: /is not an uploaded request body/ })
   t.equal(executions, 0)
-  await real.discard?.({ key: 'results/someone-else/request' })
+  const { objects } = await leftInBucket()
+  t.same(objects, ['results/someone-else/request'], 'not removed either')
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
+})
+
+t.test('@fastify/multipart reading the body before the handler (attachFieldsToBody, a hook\'s request.file()): nothing waits for it, the job gets the whole upload', async t => {
+  const attachedApp = await serve(t, async (app) => {
+    await app.register(multipart, { attachFieldsToBody: true, limits: { fileSize: 64 * MiB } })
+    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    app.post('/attached', { longRunning: true }, async (request) => {
+      const { doc0 } = request.body as { doc0: { toBuffer: () => Promise<Buffer> } }
+      const data = await doc0.toBuffer()
+      return { bytes: data.length, sha: sha(data) }
+    })
+  })
+  const hookedApp = await serve(t, async (app) => {
+    await app.register(multipart, { limits: { fileSize: 64 * MiB } })
+    await app.register(longRunning, { waitSeconds: 20, results: bucket() })
+    app.post('/hooked', {
+      longRunning: true,
+      // Reads the file on both sides, as an app checking a signature before accepting would.
+      preValidation: async (request) => {
+        const file = await request.file()
+        const data = await (file as NonNullable<typeof file>).toBuffer()
+        ;(request as unknown as { checked: string }).checked = sha(data)
+      }
+    }, async (request) => ({ sha: (request as unknown as { checked: string }).checked }))
+  })
+  const file = randomBytes(8 * MiB)
+  const attached = await fetch(`${attachedApp.url}/attached`, { method: 'POST', body: form([file]) })
+  t.same(await attached.json(), { bytes: file.length, sha: sha(file) })
+  const hooked = await fetch(`${hookedApp.url}/hooked`, { method: 'POST', body: form([file]) })
+  t.same(await hooked.json(), { sha: sha(file) })
 })
