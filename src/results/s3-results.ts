@@ -219,9 +219,8 @@ class S3Results implements ResultBodies {
   }
 
   /**
-   * A message names an upload as the HTTP side made it, `{keyPrefix}{job id}/request`: of the
-   * job, or, for a job created under a key's reservation after a first attempt failed, of the
-   * request that created it. Anything else (a result body, another prefix) is never read, nor removed.
+   * An upload's key is `{keyPrefix}{id}/request`: the job's id, or its creating request's (a key's
+   * reservation may name another id). Anything else (a result body) is never read, nor removed.
    */
   #checkUploadKey (key: string): void {
     const { keyPrefix } = this.#settings

@@ -13,6 +13,9 @@ import { serve } from './serve.js'
 
 // Issue 29: request bodies past the bucket's threshold stream to S3 as they arrive and back
 // to the job's replay, on the s3rver emulator behind the strict layer (S3's part sizes).
+// Hundreds of MiB pass through the emulator, written to disk: more than tap's 120 s per file on
+// two busy cores.
+t.setTimeout(300_000)
 const s3 = await startS3('uploads')
 t.teardown(() => s3.close())
 strictS3(s3.client)
