@@ -8,6 +8,7 @@ import { delivery } from './delivery.js'
 import { bounded } from './bounded.js'
 import { floodRow } from './flood.js'
 import { largeResult } from './large-result.js'
+import { upload } from './upload.js'
 import { memory } from './memory.js'
 import { ordinary } from './ordinary.js'
 import { throughput, throughputSeparate, type ThroughputRow } from './throughput.js'
@@ -41,6 +42,8 @@ const aws = await cost(emulators, 50, 200)
 console.log('memory...')
 const mem = await memory(1000)
 const large = await largeResult(52_428_800)
+console.log('upload...')
+const uploaded = await upload(200 * 1024 * 1024)
 console.log('bounded memory...')
 const budgets = [await bounded(64, 500), await bounded(256, 500), await bounded('none', 500)]
 console.log('one caller\'s flood...')
@@ -109,6 +112,11 @@ const costModel = {
 console.log('\n## Memory')
 console.log(`example server with ${mem.clients} requests waiting: peak RSS ${mem.peakMiB.toFixed(0)} MiB (idle ${mem.idleMiB.toFixed(0)} MiB; target < 150 MB: ${check(mem.peakMiB * 1.048576 < 150)})`)
 console.log(`worker (npm run worker) storing a 50 MiB result in S3: peak RSS ${large.peakMiB.toFixed(0)} MiB (idle ${large.idleMiB.toFixed(0)} MiB, ${large.warmMiB.toFixed(0)} MiB after a first 4 MiB result loaded the S3 SDK; the body held ${((large.peakMiB - large.warmMiB) / 50).toFixed(1)} times over that; target once: ${check(large.peakMiB - large.warmMiB <= 75)}), delivered in ${large.seconds.toFixed(1)} s`)
+for (const [name, figures] of [['npm start (HTTP side alone)', uploaded.http], ['npm run dev:aws (one process)', uploaded.devAws]] as const) {
+  const growth = figures.peakMiB - figures.warmMiB
+  console.log(`200 MiB curl -L -F to POST /upload, ${name}: peak RSS ${figures.peakMiB.toFixed(0)} MiB (${figures.warmMiB.toFixed(0)} MiB after a first 8 MiB upload; +${growth.toFixed(0)} MiB, target < 64: ${check(growth < 64)}), answered in ${figures.seconds.toFixed(1)} s`)
+}
+console.log(`200 MiB curl -L --data-binary to POST /echo through npm run dev:aws: back byte for byte through the S3 result path in ${uploaded.echoSeconds.toFixed(1)} s`)
 
 console.log('\n## Embedded default, 500 × 1 MiB POST /echo at once (respond-async), by memory budget')
 console.log('| budget | accepted | refused (503) | exact bytes | gave way unread (410) | idle RSS | peak RSS |')
@@ -119,7 +127,7 @@ console.log('\n## A new client during one caller\'s flood (npm start, 256 MiB): 
 console.log('| flood | new client\'s POST /echo, exact | p50 | max | unread results asked meanwhile | server peak RSS |')
 console.log('|---|---|---|---|---|---|')
 for (const row of floods) console.log(`| ${row.flood ? 'on' : 'off'} | ${row.exact} / ${row.requests} (target all: ${check(row.exact === row.requests)}) | ${ms(row.p50Ms)} | ${ms(row.maxMs)} | ${row.unreadAsked} | ${row.peakMiB.toFixed(0)} MiB |`)
-const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large, bounded: budgets, floods }
+const results = { date: new Date().toISOString(), node: process.version, delivery: rows, overheadRatios, ordinary: plain, throughput: throughputs, cost: aws, reads: model, costModel, prices: PRICES, memory: mem, largeResult: large, upload: uploaded, bounded: budgets, floods }
 writeFileSync('bench/results.json', JSON.stringify(results, null, 2) + '\n')
 writeFileSync('bench/delivery.svg', deliveryChart(rows, ['ours, embedded, fetch', 'ours, emulators, fetch', 'ours, emulators, worker elsewhere, fetch', 'seed scheme, fetch']))
 writeFileSync('bench/cost.svg', costChart([1, 2, 5, 10, 30, 60, 120, 300, 600]))

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import compress from '@fastify/compress'
 import cors from '@fastify/cors'
+import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longRunning, { type LongRunningOptions } from '../src/index.js'
 
@@ -12,7 +14,12 @@ const DELAY = {
   }
 } as const
 
-const ECHO_BODY_LIMIT = 6 * 1024 * 1024
+// Bodies up to 6 MiB travel in the job's message or record; with a results bucket larger ones
+// stream there (and back), and the routes take up to 1 GiB.
+const INLINE_BODY_LIMIT = 6 * 1024 * 1024
+const BUCKET_BODY_LIMIT = 1024 ** 3
+/** The most files, and fields, one `POST /upload` may carry. */
+const UPLOAD_PARTS = 16
 
 // Runs of long-running handlers in this process, whichever app instance ran them: under
 // `npm run dev:aws` the HTTP app and the worker Lambda's app share one process.
@@ -21,7 +28,7 @@ let executions = 0
 let running = 0
 
 /**
- * The example app: three long-running routes and two ordinary ones. Backends come from
+ * The example app: five long-running routes and two ordinary ones. Backends come from
  * `options` (see `example/backends.ts`); with none, jobs run in this process. `corsOrigins`:
  * the origins whose pages may call it.
  */
@@ -36,6 +43,9 @@ export async function buildApp (
   // Responses compressed for clients that accept it: results too (each fetch gets its own encoding).
   await app.register(compress)
   await app.register(longRunning, options)
+  const bodyLimit = options.results === undefined ? INLINE_BODY_LIMIT : BUCKET_BODY_LIMIT
+  // Multipart's own limits decide what `POST /upload` accepts, synchronously or as a job.
+  await app.register(multipart, { limits: { fileSize: bodyLimit, files: UPLOAD_PARTS, fields: UPLOAD_PARTS } })
 
   const wait = async (seconds: string, signal: AbortSignal | undefined): Promise<void> => {
     executions += 1
@@ -86,13 +96,41 @@ export async function buildApp (
     throw new Error('boom')
   })
 
+  // Every part read with request.parts(): files hashed as they stream (never held whole).
+  app.post<{ Querystring: { delay: string } }>('/upload', {
+    longRunning: true,
+    // Without a bucket the plugin keeps the whole upload for the job: up to this.
+    bodyLimit,
+    schema: { querystring: { ...DELAY, properties: { delay: { ...DELAY.properties.delay, default: '0' } } } }
+  }, async (request) => {
+    const files: Array<{ field: string, filename: string, bytes: number, sha256: string }> = []
+    const fields: Record<string, string> = {}
+    for await (const part of request.parts()) {
+      if (part.type === 'field') {
+        fields[part.fieldname] = String(part.value)
+        continue
+      }
+      const hash = createHash('sha256')
+      let bytes = 0
+      for await (const chunk of part.file as AsyncIterable<Buffer>) {
+        hash.update(chunk)
+        bytes += chunk.length
+      }
+      // What toBuffer() would throw: a file cut at `fileSize` is refused, not hashed short.
+      if (part.file.truncated) throw new app.multipartErrors.RequestFileTooLargeError()
+      files.push({ field: part.fieldname, filename: part.filename, bytes, sha256: hash.digest('hex') })
+    }
+    await wait(request.query.delay, request.longRunning?.signal)
+    return { files, fields }
+  })
+
   // Echo takes any content type as raw bytes, so it can hand back exactly what it received.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers()
-    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ECHO_BODY_LIMIT }, (_request, body, done) => done(null, body))
+    raw.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body))
     raw.post<{ Querystring: { delay: string } }>('/echo', {
       longRunning: true,
-      bodyLimit: ECHO_BODY_LIMIT,
+      bodyLimit,
       schema: { querystring: { ...DELAY, properties: { delay: { ...DELAY.properties.delay, default: '0' } } } }
     }, async (request, reply) => {
       await wait(request.query.delay, request.longRunning?.signal)

@@ -80,9 +80,10 @@ function redisFromEnv (url: string): ReturnType<typeof backendsFromEnv> {
  * The embedded default; `JOBS_MEMORY_MIB` (optional) sets its memory budget for requests and
  * results (the memory store's `maxBytes`, default 256 MiB).
  */
-function embeddedFromEnv (): Pick<LongRunningOptions, 'store'> {
+function embeddedFromEnv (): Pick<LongRunningOptions, 'store' | 'results'> {
   const mib = numberFromEnv('JOBS_MEMORY_MIB', 0)
-  return mib === 0 ? {} : { store: memoryStore({ maxBytes: Math.round(mib * 1024 * 1024) }) }
+  // JOBS_RESULTS_BUCKET as on AWS: large results and uploads go there on every backend.
+  return { ...(mib === 0 ? {} : { store: memoryStore({ maxBytes: Math.round(mib * 1024 * 1024) }) }), ...resultsFromEnv() }
 }
 
 /**

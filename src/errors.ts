@@ -192,6 +192,12 @@ export const BodyTooLargeError = createError<'FST_LONG_RUNNING_BODY_TOO_LARGE', 
   413
 )
 
+/**
+ * A job's uploaded request body is no longer in the bucket (the lifecycle rule expired it while
+ * the job waited, or someone removed it): the job can never run, and ends with this.
+ */
+export const UploadMissingError = createError('FST_LONG_RUNNING_UPLOAD_MISSING', 'The request\'s uploaded body is no longer in the bucket', 500)
+
 /** `carry` returned something that is not an object of JSON values: the app's bug. */
 export const InvalidCarryError = createError<'FST_LONG_RUNNING_INVALID_CARRY', [string]>(
   'FST_LONG_RUNNING_INVALID_CARRY',

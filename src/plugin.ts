@@ -114,7 +114,7 @@ function buildParts (app: FastifyInstance, options: ResolvedOptions): Parts {
   const local = options.consume && queue.inProcess !== true
     ? new LocalStarts(runner, queue, { concurrency: options.concurrency, leaseSeconds: options.leaseSeconds, clock: options.clock, log: app.log })
     : undefined
-  const budget = new BodyBudget(store.memory, options.clock, options.bodyTimeoutSeconds)
+  const budget = new BodyBudget(store.memory, options.clock, options.bodyTimeoutSeconds, options.results)
   const responder = new Responder({ ...options, local }, new Waiter(store, poller.watch.bind(poller), options.clock), app.prefix, budget)
   return { runs, runner, local, budget, responder }
 }

@@ -3,7 +3,7 @@ import t from 'tap'
 import { parse, type ScalarTag } from 'yaml'
 import { buildApp } from '../example/app.js'
 import { backendsFromEnv } from '../example/backends.js'
-import { lifecycleResultTtl } from '../src/results/s3-results.js'
+import { lifecycleResultTtl, s3Results } from '../src/results/s3-results.js'
 import { templateCorsRules } from '../example/results-cors.js'
 
 // The SAM template, parsed with CloudFormation's short-form tags, checked for the invariants
@@ -176,13 +176,16 @@ t.test('least privilege: named actions on the two resources, nothing else', asyn
   }
   t.same(policyActions(functions.HttpFunction).sort(),
     ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem',
-      'logs:CreateLogStream', 'logs:PutLogEvents', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 'sqs:SendMessage'])
+      'logs:CreateLogStream', 'logs:PutLogEvents', 's3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'sqs:SendMessage'])
   t.same(policyActions(functions.WorkerFunction).sort(),
     ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:GetItem', 'dynamodb:UpdateItem',
-      'logs:CreateLogStream', 'logs:PutLogEvents', 's3:AbortMultipartUpload', 's3:PutObject',
+      'logs:CreateLogStream', 'logs:PutLogEvents', 's3:AbortMultipartUpload', 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject',
       'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:ReceiveMessage'])
-  const list = statementsOf(functions.HttpFunction).find((s: Node) => s.Action.includes('s3:ListBucket'))
-  t.same(list?.Condition, { StringLike: { 's3:prefix': ['results/*'] } }, 'listing only under the results prefix')
+  // Both read objects that may be gone: without ListBucket, S3 says 403 AccessDenied for 404 NoSuchKey.
+  for (const name of ['HttpFunction', 'WorkerFunction']) {
+    const list = statementsOf(functions[name]).find((s: Node) => s.Action.includes('s3:ListBucket'))
+    t.same(list?.Condition, { StringLike: { 's3:prefix': ['results/*'] } }, `${name}: listing only under the results prefix`)
+  }
 })
 
 t.test('results bucket: private, encrypted, expiring, readable from other origins with a URL', async t => {
@@ -191,6 +194,9 @@ t.test('results bucket: private, encrypted, expiring, readable from other origin
   t.same(bucket.BucketEncryption.ServerSideEncryptionConfiguration, [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }], 'S3-managed keys')
   const [rule] = bucket.LifecycleConfiguration.Rules
   t.match(rule, { Status: 'Enabled', Prefix: 'results/', ExpirationInDays: { Ref: 'ResultTtlDays' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })
+  // Issue 29: uploaded request bodies live under the same prefix, so the rule is their backstop too.
+  const upload = s3Results({ bucket: 'results' }).upload?.('00000000-0000-4000-8000-000000000000')
+  t.ok(upload?.key.startsWith(rule.Prefix as string), `uploads (${String(upload?.key)}) expire with the rule`)
   // Any header: a page's own fetch follows the 303 here with its headers (Prefer), after a preflight.
   t.match(bucket.CorsConfiguration.CorsRules, [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'], AllowedHeaders: ['*'], ExposedHeaders: ['Content-Disposition', 'Content-Encoding'] }])
   t.same(templateCorsRules(), [{ AllowedMethods: ['GET', 'HEAD'], AllowedOrigins: ['*'], AllowedHeaders: ['*'], ExposeHeaders: ['Content-Disposition', 'Content-Encoding'], MaxAgeSeconds: 3600 }],

@@ -23,6 +23,11 @@ export interface RequestSnapshot {
   url: string
   headers: Headers
   body?: Buffer
+  /**
+   * Where the body is instead, when it was larger than the bodies bucket's threshold: streamed
+   * there as it arrived (`ResultBodies.upload`), and streamed back to the replay.
+   */
+  upload?: UploadedBody
   /** Absent in messages of older senders: the replay then comes from the loopback address. */
   origin?: RequestOrigin
   /** What the route's `carry` returned on the HTTP side, set on the job's request. */
@@ -33,6 +38,17 @@ export interface RequestSnapshot {
 export interface ExternalBody {
   key: string
   bytes: number
+}
+
+/**
+ * A request body kept in the bodies bucket: the object's key, its length and its SHA-256
+ * (base64url, as the idempotency fingerprint digests bodies). Part of the snapshot, and so of
+ * the message digest: a forged message cannot point a job at another object.
+ */
+export interface UploadedBody {
+  key: string
+  bytes: number
+  sha256: string
 }
 
 /** A complete HTTP response: what the route gave, byte for byte. */
@@ -51,6 +67,7 @@ export interface SnapshotJson {
   url: string
   headers: Headers
   body?: string
+  upload?: UploadedBody
   origin?: RequestOrigin
   carried?: Record<string, JsonValue>
 }
@@ -62,6 +79,7 @@ export interface SnapshotJson {
 export function snapshotToJson (snapshot: RequestSnapshot, inlineBody = true): SnapshotJson {
   const json: SnapshotJson = { method: snapshot.method, url: snapshot.url, headers: snapshot.headers }
   if (inlineBody && snapshot.body !== undefined) json.body = snapshot.body.toString('base64')
+  if (snapshot.upload !== undefined) json.upload = snapshot.upload
   if (snapshot.origin !== undefined) json.origin = snapshot.origin
   if (snapshot.carried !== undefined) json.carried = snapshot.carried
   return json
@@ -86,6 +104,10 @@ export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot 
   } else if (body !== undefined) {
     snapshot.body = body
   }
+  if (raw.upload !== undefined) {
+    if (snapshot.body !== undefined) throw new InvalidMessageError('bad body: inline and uploaded')
+    snapshot.upload = uploadedBody(raw.upload)
+  }
   if (raw.origin !== undefined) {
     if (!isObject(raw.origin)) throw new InvalidMessageError('bad origin')
     const { ip, protocol, host } = raw.origin
@@ -98,6 +120,18 @@ export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot 
   const problem = snapshotProblem(snapshot)
   if (problem !== undefined) throw new InvalidMessageError(problem)
   return snapshot
+}
+
+const SHA256 = /^[A-Za-z0-9_-]{43}$/
+
+function uploadedBody (raw: unknown): UploadedBody {
+  if (!isObject(raw)) throw new InvalidMessageError('bad upload')
+  const { key, bytes, sha256 } = raw
+  const ok = typeof key === 'string' && key.length > 0 && key.length <= 1024 &&
+    typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 &&
+    typeof sha256 === 'string' && SHA256.test(sha256)
+  if (!ok) throw new InvalidMessageError('bad upload')
+  return { key, bytes, sha256 }
 }
 
 const HOST = /^[^\s/?#@]{1,1024}$/

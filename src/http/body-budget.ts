@@ -4,8 +4,9 @@ import type { Clock } from '../clock.js'
 import { BodyTimeoutError, StoreFullError } from '../errors.js'
 import { isJobRun } from '../job/context.js'
 import { enqueueFailed } from '../job/acceptance.js'
+import type { ResultBodies } from '../results/results.js'
 import type { StoreMemory } from '../store/store.js'
-import { hasBody, type Payload } from './snapshot.js'
+import { captureBody, hasBody, kDecoded, type Payload } from './capture.js'
 
 const RECEIVING_COPIES = 2
 /** After the deadline, how long a parser that reads the socket itself (multipart) has to let the 408 out. */
@@ -25,7 +26,10 @@ const CUT_GRACE_MS = 1000
  * declared length could not fit is refused before its body is read; one whose bytes stop
  * fitting is refused as they arrive (503 `ENQUEUE_FAILED`, `Retry-After`). Once the request is
  * answered (accepted, or refused by Fastify: 413, 415), its bytes no longer count and nothing
- * more of its body is kept.
+ * more of its body is kept. A body streamed to a bodies bucket (`results` that take uploads)
+ * counts only while its bytes are in memory: each copy until it is gone (the kept bytes: until
+ * their part is sent; the parser's: until `drainBody` throws them away, or, for a parser that
+ * keeps the body whole, such as JSON, until the job is in the store).
  */
 export class BodyBudget {
   readonly #memory: StoreMemory | undefined
@@ -33,28 +37,40 @@ export class BodyBudget {
   readonly #timeoutSeconds: number
   #inFlightBytes = 0
   readonly #held = new WeakMap<FastifyRequest, number>()
+  /** The most bytes of one body held at once when it goes to a bucket: up to the threshold, then two parts. */
+  readonly #uploadHeldBytes: number
 
-  constructor (memory: StoreMemory | undefined, clock: Clock, timeoutSeconds: number) {
+  constructor (memory: StoreMemory | undefined, clock: Clock, timeoutSeconds: number, bodies?: ResultBodies) {
     this.#memory = memory
     this.#clock = clock
     this.#timeoutSeconds = timeoutSeconds
+    const threshold = bodies?.upload === undefined ? undefined : bodies.uploadThresholdBytes
+    this.#uploadHeldBytes = threshold === undefined ? Infinity : threshold + (bodies?.uploadBufferBytes ?? 0)
+    const capture = captureBody({ bodies, released: (request, bytes) => this.release(request, bytes) })
+    this.preParsing = [async (request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> => this.#admit(request, reply, payload), capture]
   }
 
-  /** The `preParsing` hooks of long-running routes. */
-  readonly preParsing = [async (request: FastifyRequest, reply: FastifyReply, payload: Payload): Promise<Payload> => this.#admit(request, reply, payload)]
+  /** The `preParsing` hooks of long-running routes: admission, then the body's capture. */
+  readonly preParsing: Array<(request: FastifyRequest, reply: FastifyReply, payload: Payload) => Promise<Payload>>
 
   #admit (request: FastifyRequest, reply: FastifyReply, payload: Payload): Payload {
     if (isJobRun(request) || !hasBody(request)) return payload
     const gate = this.#gate(request, payload)
     this.#deadline(request, reply, gate)
-    reply.raw.once('close', () => {
+    // Answered: on HTTP/2 a response's 'close' waits for the client's stream, which a refused
+    // client may keep open; its 'finish' does not.
+    const answered = (): void => {
       this.forget(request)
       gate.destroy()
-    })
+    }
+    reply.raw.once('finish', answered)
+    reply.raw.once('close', answered)
     // Delivered results do not count: the store evicts them to make room.
-    const declared = RECEIVING_COPIES * Number(request.headers['content-length'] ?? 0)
+    const declared = RECEIVING_COPIES * Math.min(Number(request.headers['content-length'] ?? 0), this.#uploadHeldBytes)
     if (!this.#fits(declared)) throw this.#full(declared)
     this.#held.set(request, 0)
+    // A decoding hook marks its stream with the encoded length, as Fastify's limit check asks.
+    if (payload !== request.raw && typeof payload.receivedEncodedLength === 'number') Object.defineProperty(gate, kDecoded, { value: true })
     return payload.pipe(gate)
   }
 
@@ -118,6 +134,15 @@ export class BodyBudget {
     if (this.#memory === undefined || held === undefined) return
     this.#inFlightBytes += bytes
     this.#held.set(request, held + bytes)
+  }
+
+  /** `bytes` of the request's no longer held in memory (a part of its upload was sent). */
+  release (request: FastifyRequest, bytes: number): void {
+    const held = this.#held.get(request)
+    if (held === undefined) return
+    const released = Math.min(held, bytes)
+    this.#inFlightBytes -= released
+    this.#held.set(request, held - released)
   }
 
   /** The request's bytes are in the store now, or never will be. */

@@ -5,7 +5,7 @@ import type { KeyedRequest } from '../job/acceptance.js'
 import { isJobRun } from '../job/context.js'
 import type { RequestSnapshot } from '../core/wire.js'
 import type { IdempotencySettings } from '../route-options.js'
-import type { Payload } from './snapshot.js'
+import type { Payload } from './capture.js'
 
 /**
  * `Idempotency-Key` on the HTTP side (draft-ietf-httpapi-idempotency-key-header-07): reading
@@ -72,7 +72,8 @@ export function keyOf (value: string | string[] | undefined, settings: Idempoten
  */
 export function keyedRequest (key: string, request: RequestSnapshot, binding: string | undefined): KeyedRequest {
   const path = request.url.split('?', 1)[0]
-  const body = createHash('sha256').update(request.body ?? Buffer.alloc(0)).digest('base64url')
+  // An uploaded body was hashed as it streamed, in the same form: one request, one fingerprint, wherever its body went.
+  const body = request.upload?.sha256 ?? createHash('sha256').update(request.body ?? Buffer.alloc(0)).digest('base64url')
   return {
     key: digest(['key', request.method, path, binding ?? null, key]),
     fingerprint: digest([request.method, request.url, request.headers['content-type'] ?? null, body])

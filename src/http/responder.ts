@@ -20,7 +20,8 @@ import { parsePrefer } from './prefer.js'
 import { sendAccepted, sendDone, sendExternal, sendRedirect, sendStored } from './replies.js'
 import { prefersWaitingPage, sendWaitingPage } from './waiting-page.js'
 import { responseLimitOf, timeLeftMs } from './front-end.js'
-import { drainBody, snapshotOf } from './snapshot.js'
+import { snapshotOf } from './snapshot.js'
+import { acceptingUpload, capturedOf, drainBody } from './capture.js'
 import type { BodyBudget } from './body-budget.js'
 import type { Waiter } from './waiter.js'
 
@@ -55,8 +56,9 @@ export class Responder {
 
   /** Turns the request into a job (the route's handler already passed hooks and validation). */
   async accept (request: FastifyRequest, reply: FastifyReply, route: RouteSettings): Promise<FastifyReply> {
-    await drainBody(request, request.routeOptions.bodyLimit)
+    await drainBody(request)
     const accepted: NewRequest = {
+      id: capturedOf(request)?.id,
       request: snapshotOf(request, this.#options.dropHeaders, this.#carried(request)),
       timing: route,
       binding: await this.#bindingOf(request),
@@ -66,14 +68,24 @@ export class Responder {
     // Checked before the body was read (`checkKey`): a request that got this far has a usable key, or none.
     const key = keyOfRequest(request)
     // Once the job is in the store (or refused), its bytes are counted there, not at the gate.
-    const admitted = (): void => this.#budget.forget(request)
+    // An uploaded body is the job's from then on (its end removes it), or removed now.
+    void acceptingUpload(request)
+    let adopted = false
+    const admitted = async (): Promise<void> => {
+      this.#budget.forget(request)
+      await acceptingUpload(request, adopted)
+    }
     if (key === undefined) {
-      const record = await acceptJob(this.#options, accepted, request.log).finally(admitted)
+      const record = await acceptJob(this.#options, accepted, request.log)
+        .then(record => { adopted = true; return record })
+        .finally(admitted)
       // The one line that joins this request (its reqId) to the job's own lines (its jobId).
       request.log.info({ jobId: record.id }, 'job accepted')
       return await this.#answer(request, reply, record, 0)
     }
-    const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log).finally(admitted)
+    const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log)
+      .then(keyed => { adopted = keyed.kind === 'created'; return keyed })
+      .finally(admitted)
     if (keyed.kind === 'mismatch') throw new IdempotencyKeyReusedError()
     const { record } = keyed
     if (keyed.kind === 'created') {

@@ -7,9 +7,9 @@ import { checkKey, KEYED_METHODS } from './idempotency.js'
 import { ASYNC_RESPONSE_PATH } from './location.js'
 import { keepRouteCookies } from './cookies.js'
 import { namePreferencesApplied } from './prefer.js'
+import { settleUpload } from './capture.js'
 import type { JobParams, Responder } from './responder.js'
 import { cancelSchema, ownCompilers, resultSchema, usesDefaultCompilers, withInterimSchema } from './schemas.js'
-import { captureBody } from './snapshot.js'
 
 /** What marking the routes tells the plugin: each version a route declares, each route that takes keys. */
 export interface FoundRoutes {
@@ -36,9 +36,9 @@ export function markLongRunningRoutes (app: FastifyInstance, responder: Responde
     const handler = route.handler
     route.config = { ...route.config, [kLongRunningRoute]: true } as RouteOptions['config']
     const keys = settings.idempotency === undefined ? [] : [checkKey(settings.idempotency)]
-    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing, captureBody]
+    route.preParsing = [...asArray(route.preParsing), ...keys, ...budget.preParsing]
     // Every answer of this route, its hooks' included (a 401 is the app's answer too), says so.
-    route.onSend = [...asArray(route.onSend), ...answerHooks]
+    route.onSend = [...asArray(route.onSend), ...answerHooks, settleUpload]
     // Documentation of the 202/303 answers, in JSON Schema: only where JSON Schema is what the
     // route's compilers read (zod's, say, would refuse it and the app would not start).
     const keyHeader = keyHeaderOf(route, settings)

@@ -29,6 +29,8 @@ export interface AcceptSettings {
 
 /** One request to accept: the request, the route's timing, and what the HTTP side knows of it. */
 export interface NewRequest {
+  /** The job's id, when the HTTP side named it already (an upload's key holds it). */
+  id?: string | undefined
   request: RequestSnapshot
   timing: JobTiming
   /** Digest of the `bindTo` value. */
@@ -66,7 +68,7 @@ const MAX_ROUNDS = 3
  */
 export async function acceptJob (settings: AcceptSettings, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
   try {
-    return await createJob(settings, accepted, newJobId(), log, settings.local)
+    return await createJob(settings, accepted, accepted.id ?? newJobId(), log, settings.local)
   } catch (error) {
     throw enqueueFailed(error)
   }
@@ -83,7 +85,7 @@ export async function acceptJob (settings: AcceptSettings, accepted: NewRequest,
  */
 export async function acceptKeyed (settings: AcceptSettings, accepted: NewRequest, keyed: KeyedRequest, log: FastifyBaseLogger): Promise<KeyedAcceptance> {
   const { store } = settings
-  const mine = newJobId()
+  const mine = accepted.id ?? newJobId()
   const holder = await store.reserveKey({ key: keyed.key, jobId: mine, fingerprint: keyed.fingerprint, expiresAt: acceptedExpiry(settings, accepted.timing) })
   if (holder.fingerprint !== keyed.fingerprint) return { kind: 'mismatch' }
   for (let round = 0; round < MAX_ROUNDS; round++) {

@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto'
+import { Transform, type Readable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { ServerResponse } from 'node:http'
-import { EndlessResponseError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResultsUnavailableError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
-import type { RequestSnapshot } from '../core/wire.js'
+import type { RequestSnapshot, UploadedBody } from '../core/wire.js'
 
 /** The route's response as the replay gave it: status, headers and the body as the chunks the route wrote. */
 export interface Replayed {
@@ -37,6 +39,8 @@ export interface AttemptPlan {
   queuedBy?: string | undefined
   /** The most body bytes a result may have (none: the results bucket takes any size). */
   maxBodyBytes?: number | undefined
+  /** Streams the request's uploaded body (`request.upload`) from the bucket. */
+  openUpload?: ((upload: UploadedBody, signal: AbortSignal) => Promise<Readable>) | undefined
 }
 
 /**
@@ -57,6 +61,8 @@ export class Attempt {
   #registration: { remove (): void } | undefined
   /** The replay's response, once the route wrote to it: cut when the attempt stops. */
   #response: ServerResponse | undefined
+  /** The request's body streamed from the bucket: its connection goes with the attempt, read to the end or not. */
+  #upload: Readable | undefined
 
   constructor (app: FastifyInstance, runs: RunRegistry, clock: Clock, plan: AttemptPlan) {
     this.id = plan.id
@@ -86,6 +92,7 @@ export class Attempt {
       // A stopped attempt's body is kept by nobody: the route's stream is cut, so that it stops
       // producing (a timeout, a cancellation, a cut for size alike).
       if (end.kind === 'stopped') this.#response?.destroy()
+      this.#upload?.destroy()
       return end
     } finally {
       this.#registration?.remove()
@@ -134,16 +141,23 @@ export class Attempt {
       chunks.push(chunk)
       bytes += chunk.length
     }
+    const { request } = plan
+    let body: { payload?: Buffer | Readable, headers: RequestSnapshot['headers'] }
+    try {
+      body = await this.#body(request, signal)
+    } catch (error) {
+      return { kind: 'failed', error }
+    }
+    const { payload, headers } = body
     const registration = this.#runs.add({ job, request: plan.request, body: collect, queuedBy: plan.queuedBy })
     this.#registration = registration
-    const { request } = plan
     return await this.#app.inject({
       method: request.method as 'GET',
       url: request.url,
-      headers: { ...request.headers, [RUN_HEADER]: registration.token },
+      headers: { ...headers, [RUN_HEADER]: registration.token },
       // From the client's address, so that per-client hooks (rate limits, logs) see the client.
       ...(request.origin === undefined ? {} : { remoteAddress: request.origin.ip }),
-      ...(request.body === undefined ? {} : { payload: request.body }),
+      ...(payload === undefined ? {} : { payload }),
       // A stream rather than a payload: light-my-request would otherwise join the chunks into
       // one buffer and decode that into a string too, holding a 50 MiB result three times.
       payloadAsStream: true
@@ -163,6 +177,38 @@ export class Attempt {
       },
       (error: unknown): AttemptEnd => ({ kind: 'failed', error })
     )
+  }
+
+  /** The request's body and headers for the replay: an uploaded body streamed, with its length. */
+  async #body (request: RequestSnapshot, signal: AbortSignal): Promise<{ payload?: Buffer | Readable, headers: RequestSnapshot['headers'] }> {
+    if (request.upload === undefined) return { ...(request.body === undefined ? {} : { payload: request.body }), headers: request.headers }
+    const payload = await this.#openUpload(request.upload, signal)
+    // The length a parser checks against its limit before reading, as the client declared it.
+    return { payload, headers: { ...request.headers, 'content-length': String(request.upload.bytes) } }
+  }
+
+  /**
+   * The uploaded body, streamed from the bucket to the route, checked against the SHA-256 the
+   * HTTP side computed: an object replaced in the bucket fails the request's stream at its end,
+   * as a cut upload would, rather than passing for the client's.
+   */
+  async #openUpload (upload: UploadedBody, signal: AbortSignal): Promise<Readable> {
+    const open = this.#plan.openUpload
+    if (open === undefined) throw new ResultsUnavailableError()
+    const source = await open(upload, signal)
+    this.#upload = source
+    const hash = createHash('sha256')
+    const checked = new Transform({
+      transform (chunk: Buffer, _encoding, callback) {
+        hash.update(chunk)
+        callback(null, chunk)
+      },
+      flush (callback) {
+        callback(hash.digest('base64url') === upload.sha256 ? null : new InvalidMessageError('the uploaded body does not match its digest'))
+      }
+    })
+    source.once('error', (error: Error) => checked.destroy(error))
+    return source.pipe(checked)
   }
 
   /**

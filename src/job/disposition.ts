@@ -1,5 +1,5 @@
 import type { Disposition } from '../queue/queue.js'
-import { EndlessResponseError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { BackendError, EndlessResponseError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, UploadMissingError, WorkerDeadlineError } from '../errors.js'
 import type { AttemptEnd } from './attempt.js'
 import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
 import { JobOutcome } from './outcome.js'
@@ -15,12 +15,7 @@ import { errorResponse } from '../core/error-response.js'
 export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: FinishSettings, deadline?: number): Promise<Disposition> {
   const { log } = job
   if (end.kind === 'response') return await finishWithResponse(settings, job, end.response)
-  if (end.kind === 'failed') {
-    // The replay itself failed (the app is closing): not the handler's doing, so retried.
-    log.error({ err: end.error }, 'job replay failed')
-    await job.lease.end()
-    return AGAIN
-  }
+  if (end.kind === 'failed') return await failedReplay(end.error, job, settings)
   const { reason } = end
   if (reason instanceof JobTimeoutError || reason instanceof WorkerDeadlineError) {
     // The platform's deadline is this attempt's time limit too: another attempt would only
@@ -44,4 +39,19 @@ export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: 
   // A lost claim is someone else's now: nothing to give back.
   if (!(reason instanceof LeaseLostError)) await job.lease.end()
   return AGAIN
+}
+
+/**
+ * The replay could not start. Its uploaded body gone from the bucket, or named wrongly: the job
+ * ends (no attempt could read it). The bucket unreachable: retried after the redelivery back-off, as a failed
+ * upload of a result is. Anything else (the app is closing): not the handler's doing, retried at once.
+ */
+async function failedReplay (error: unknown, job: Finishing, settings: FinishSettings): Promise<Disposition> {
+  if (error instanceof UploadMissingError || error instanceof InvalidMessageError) {
+    job.log.error({ err: error }, 'job request body missing from the bucket, or not the job\'s')
+    return await finish(settings, job, errorResponse(error as Error & { code: string }), JobOutcome.failed)
+  }
+  job.log.error({ err: error }, 'job replay failed')
+  await job.lease.end()
+  return error instanceof BackendError ? { ack: false, delaySeconds: settings.redelivery.delaySeconds(job.receiveCount) } : AGAIN
 }

@@ -5,7 +5,7 @@ import type { Disposition } from '../queue/queue.js'
 import { retries, withRetries, type Backoff } from '../retry.js'
 import type { ResultBodies } from '../results/results.js'
 import type { JobStore } from '../store/store.js'
-import type { StoredResponse } from '../core/wire.js'
+import type { StoredResponse, UploadedBody } from '../core/wire.js'
 import type { Replayed } from './attempt.js'
 import type { Lease } from './lease.js'
 import { resultExpiry } from './lifetime.js'
@@ -43,6 +43,8 @@ export interface Finishing {
   /** The delivery's receive count, for the back-off of a failed upload. */
   receiveCount: number
   log: FastifyBaseLogger
+  /** The request's body in the bucket, removed when the job ends. */
+  upload?: UploadedBody
 }
 
 /** Places a route's response (the store, the results bucket, or too large), and stores it. */
@@ -88,6 +90,7 @@ export async function finish (settings: FinishSettings, job: Finishing, response
   })
   if (!stored) return { ack: false, delaySeconds: Math.ceil(settings.leaseSeconds) }
   settings.onStored?.(message.id, response, expiresAt)
+  await discardUpload(settings, job)
   const event: JobEndEvent = { id: message.id, statusCode: response.statusCode, attempt: job.attempt, startedAt: job.startedAt, outcome, endedAt: clock.now() }
   if (message.enqueuedAt !== undefined) event.queuedAt = message.enqueuedAt
   log.info({ job: event }, 'job ended')
@@ -98,4 +101,11 @@ export async function finish (settings: FinishSettings, job: Finishing, response
     log.error({ err: error }, 'onJobEnd threw')
   }
   return ACK
+}
+
+/** The job is over: its request's uploaded body goes (a failure leaves it to the bucket's lifecycle rule). */
+async function discardUpload (settings: FinishSettings, job: Finishing): Promise<void> {
+  const { upload, log } = job
+  if (upload === undefined || settings.results?.discard === undefined) return
+  await settings.results.discard(upload).catch((error: unknown) => log.warn({ err: error, key: upload.key }, 'removing the job\'s uploaded request body failed; the bucket\'s lifecycle rule will'))
 }

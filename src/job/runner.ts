@@ -189,6 +189,8 @@ export class JobRunner {
   async #attempt (job: Finishing, request: RequestSnapshot | undefined, limits: DeliveryLimits): Promise<Disposition> {
     const { message, log } = job
     const settings = this.#settings
+    // Its end, whatever it is, removes the request's uploaded body.
+    if (request?.upload !== undefined) job.upload = request.upload
     if (job.attempt > message.maxAttempts) {
       log.error({ attempts: job.attempt - 1 }, 'job failed: attempts exhausted')
       return await finish(settings, job, errorResponse(new AttemptsExhaustedError(message.maxAttempts)), JobOutcome.attemptsExhausted)
@@ -210,7 +212,8 @@ export class JobRunner {
       log,
       queuedBy: message.requestId,
       // Without a results bucket nothing larger is ever kept: a longer body is cut as it streams.
-      maxBodyBytes: settings.results === undefined ? MAX_RESPONSE_BYTES : undefined
+      maxBodyBytes: settings.results === undefined ? MAX_RESPONSE_BYTES : undefined,
+      openUpload: settings.results?.open?.bind(settings.results)
     })
     this.#running.add(attempt)
     if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())

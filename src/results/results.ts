@@ -1,6 +1,7 @@
-import type { ExternalBody, Headers } from '../core/wire.js'
+import type { Readable } from 'node:stream'
+import type { ExternalBody, Headers, UploadedBody } from '../core/wire.js'
 
-export type { ExternalBody }
+export type { ExternalBody, UploadedBody }
 
 /**
  * Where result bodies too large for the store (or for the front end the request came through)
@@ -41,4 +42,44 @@ export interface ResultBodies {
   delete (id: string): Promise<void>
   /** Releases connections. */
   close? (): Promise<void>
+
+  // Request bodies (uploads), the other direction: optional, a store without them keeps every
+  // request body in the job's message or record, within the route's `bodyLimit`.
+
+  /** Request bodies over this many bytes are streamed here as they arrive; absent: no uploads. */
+  readonly uploadThresholdBytes?: number
+  /**
+   * The most bytes an upload holds in memory at once (the part filling and the parts being
+   * sent): what the embedded default's memory budget counts for an upload in flight.
+   */
+  readonly uploadBufferBytes?: number
+  /**
+   * Starts storing a request body under job `id` (its key is the writer's). The body arrives
+   * through the writer chunk by chunk, never whole; nothing can be read until `end` resolves.
+   */
+  upload? (id: string): BodyWriter
+  /**
+   * The uploaded body, streamed (for the job's replay); the stream fails if the object does.
+   * Rejects with `UploadMissingError` when the object is gone for good (the job then ends).
+   */
+  open? (body: UploadedBody, signal?: AbortSignal): Promise<Readable>
+  /** Removes an uploaded body (its job ended, or the request never became one). */
+  discard? (body: Pick<UploadedBody, 'key'>): Promise<void>
+}
+
+/** A request body on its way to the bucket (see {@link ResultBodies.upload}). */
+export interface BodyWriter {
+  /** The object's key. */
+  readonly key: string
+  /**
+   * Takes the next chunk. Resolves once the writer may take another: when it holds a part to
+   * send and another one in flight, only when a part is sent. Rejects if sending failed.
+   */
+  write (chunk: Buffer): Promise<void>
+  /** Sends what is left and makes the object; resolves with its length once it can be read. */
+  end (): Promise<number>
+  /** Gives the upload up: no object is left, no part kept (billed) in the bucket. Never rejects. */
+  abort (): Promise<void>
+  /** Told of the bytes of each part once sent: they are no longer held in memory. */
+  onReleased?: (bytes: number) => void
 }

@@ -1,11 +1,17 @@
+import type { Readable } from 'node:stream'
 import type { S3Client } from '@aws-sdk/client-s3'
 import { LazyAwsClient } from '../aws-client.js'
 import { clockOption, type Clock } from '../clock.js'
-import type { ExternalBody, Headers } from '../core/wire.js'
-import { BackendError } from '../errors.js'
+import type { ExternalBody, Headers, UploadedBody } from '../core/wire.js'
+import { isJobId } from '../core/job-id.js'
+import { BackendError, InvalidMessageError, UploadMissingError } from '../errors.js'
 import { retries, withRetries } from '../retry.js'
 import { matching, number, optionalBoolean, optionNames, optionsObject } from '../validate.js'
-import { TRAVELLING_HEADERS, type ResultBodies, type UrlMethod } from './results.js'
+import { type BodyWriter, type ResultBodies, type UrlMethod } from './results.js'
+import { MAX_PARTS, objectHeaders, partsOf, S3BodyWriter, type UploadCommand } from './s3-upload.js'
+
+/** An uploaded request body's key: `{keyPrefix}{job id}/request`, beside the job's result bodies. */
+const REQUEST_SUFFIX = '/request'
 
 const loadSdk = async () => {
   const [s3, presigner] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/s3-request-presigner')])
@@ -37,6 +43,13 @@ export interface S3ResultsOptions {
   /** Bytes per part of a multipart upload: 5 MiB to 5 GiB, as S3 takes them. @default 8388608 */
   partBytes?: number
   /**
+   * Request bodies over this many bytes are streamed to the bucket as they arrive (a multipart
+   * upload in parts of S3's smallest size, 5 MiB, larger only as a body's length needs) and streamed back to the job's replay, instead of being kept
+   * whole in the job's message or record; `0` turns uploads off.
+   * @default 1048576
+   */
+  uploadThresholdBytes?: number
+  /**
    * The source of time for the back-off between tries of an upload's requests: pass the
    * plugin's `clock` when you pass one there.
    * @default the system clock
@@ -48,10 +61,9 @@ export interface S3ResultsOptions {
 // 5 MiB to 5 GiB, the last one excepted, at most 10,000 of them; a presigned URL lives 7 days at most.
 const MIN_PART = 5 * 1024 * 1024
 const MAX_PART = 5 * 1024 ** 3
-const MAX_PARTS = 10_000
 const MAX_URL_TTL = 7 * 86_400
 
-const S3_RESULTS_OPTIONS = optionNames<S3ResultsOptions>({ bucket: true, client: true, forcePathStyle: true, keyPrefix: true, thresholdBytes: true, urlTtlSeconds: true, expireAfterDays: true, partBytes: true, clock: true })
+const S3_RESULTS_OPTIONS = optionNames<S3ResultsOptions>({ bucket: true, client: true, forcePathStyle: true, keyPrefix: true, thresholdBytes: true, urlTtlSeconds: true, expireAfterDays: true, partBytes: true, uploadThresholdBytes: true, clock: true })
 
 /**
  * Result bodies in Amazon S3, downloaded by the client through presigned URLs. The SDK
@@ -69,11 +81,12 @@ export function s3Results (options: S3ResultsOptions): ResultBodies {
     urlTtlSeconds: number(checked.urlTtlSeconds, 'urlTtlSeconds', 300, 1, MAX_URL_TTL, true),
     partBytes: number(checked.partBytes, 'partBytes', 8 * 1024 * 1024, MIN_PART, MAX_PART, true),
     expireAfterDays: checked.expireAfterDays === undefined ? undefined : number(checked.expireAfterDays, 'expireAfterDays', 0, 1, 36_500, true),
+    uploadThresholdBytes: number(checked.uploadThresholdBytes, 'uploadThresholdBytes', 1024 * 1024, 0, Number.MAX_SAFE_INTEGER, true),
     clock: clockOption(checked.clock, 'clock')
   }, checked.client, optionalBoolean(checked.forcePathStyle, 'forcePathStyle') ?? false)
 }
 
-interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number, expireAfterDays: number | undefined, clock: Clock }
+interface Settings { bucket: string, keyPrefix: string, thresholdBytes: number, urlTtlSeconds: number, partBytes: number, uploadThresholdBytes: number, expireAfterDays: number | undefined, clock: Clock }
 
 /**
  * What a lifecycle of `days` leaves a result: S3 counts the days from the object's creation,
@@ -87,6 +100,8 @@ export function lifecycleResultTtl (days: number): number {
 class S3Results implements ResultBodies {
   readonly thresholdBytes: number
   readonly maxResultTtlSeconds?: number
+  readonly uploadThresholdBytes?: number
+  readonly uploadBufferBytes?: number
   readonly #settings: Settings
   readonly #aws: LazyAwsClient<Sdk, S3Client>
 
@@ -94,6 +109,11 @@ class S3Results implements ResultBodies {
     this.#settings = settings
     this.thresholdBytes = settings.thresholdBytes
     if (settings.expireAfterDays !== undefined) this.maxResultTtlSeconds = lifecycleResultTtl(settings.expireAfterDays)
+    if (settings.uploadThresholdBytes > 0) {
+      this.uploadThresholdBytes = settings.uploadThresholdBytes
+      // The part filling and the part being sent (see S3BodyWriter).
+      this.uploadBufferBytes = 2 * MIN_PART
+    }
     this.#aws = new LazyAwsClient('S3', loadSdk, sdk => new sdk.S3Client({ forcePathStyle }), client)
   }
 
@@ -163,9 +183,54 @@ class S3Results implements ResultBodies {
     this.#aws.close()
   }
 
+  /** A request body of job `id`, kept beside its results (`{keyPrefix}{id}/request`: no attempt's owner is named so). */
+  upload (id: string): BodyWriter {
+    const { bucket, keyPrefix } = this.#settings
+    const send = async (kind: UploadCommand, input: Record<string, unknown>): Promise<unknown> => {
+      const sdk = await this.#aws.sdk()
+      const Command = sdk[`${kind}Command`] as unknown as new (input: Record<string, unknown>) => object
+      // Abort and delete are the clean-up of a failure already reported: tried once.
+      if (kind === 'AbortMultipartUpload' || kind === 'DeleteObject') return await this.#aws.send(new Command(input))
+      return await this.#retried(async () => await this.#aws.send(new Command(input)))
+    }
+    // S3's smallest parts: what an upload holds in the HTTP process is two of them.
+    return new S3BodyWriter({ bucket, key: `${keyPrefix}${id}${REQUEST_SUFFIX}`, partBytes: MIN_PART, send })
+  }
+
+  async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
+    this.#checkUploadKey(body.key)
+    const sdk = await this.#aws.sdk()
+    const object = { Bucket: this.#settings.bucket, Key: body.key }
+    // Gone for good (expired, removed), unlike an outage: no attempt could read it, nor a retry.
+    const missing = (error: unknown): boolean => (error as { cause?: { name?: string } }).cause?.name === 'NoSuchKey'
+    const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal }), error => !missing(error))
+      .catch((error: unknown) => { throw missing(error) ? new UploadMissingError({ cause: error }) : error }) as { Body: Readable, ContentLength?: number }
+    if (ContentLength !== undefined && ContentLength !== body.bytes) {
+      Body.destroy()
+      throw new BackendError(`S3 GetObject: ${body.key} has ${ContentLength} bytes, the request had ${body.bytes}`)
+    }
+    return Body
+  }
+
+  async discard (body: Pick<UploadedBody, 'key'>): Promise<void> {
+    this.#checkUploadKey(body.key)
+    const sdk = await this.#aws.sdk()
+    await this.#aws.send(new sdk.DeleteObjectCommand({ Bucket: this.#settings.bucket, Key: body.key }))
+  }
+
+  /**
+   * An upload's key is `{keyPrefix}{id}/request`: the job's id, or its creating request's (a key's
+   * reservation may name another id). Anything else (a result body) is never read, nor removed.
+   */
+  #checkUploadKey (key: string): void {
+    const { keyPrefix } = this.#settings
+    const id = key.startsWith(keyPrefix) && key.endsWith(REQUEST_SUFFIX) ? key.slice(keyPrefix.length, -REQUEST_SUFFIX.length) : undefined
+    if (!isJobId(id)) throw new InvalidMessageError(`${key} is not an uploaded request body`)
+  }
+
   /** Each request tried again on its own (past the SDK's own retries): a 50 MiB upload is not started over for one part. */
-  async #retried<T> (operation: () => Promise<T>): Promise<T> {
-    return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {} })
+  async #retried<T> (operation: () => Promise<T>, retryable?: (error: unknown) => boolean): Promise<T> {
+    return await withRetries(operation, { ...retries.upload, clock: this.#settings.clock, onRetry: () => {}, ...(retryable === undefined ? {} : { retryable }) })
   }
 }
 
@@ -182,45 +247,4 @@ export function urlSeconds (urlTtlSeconds: number, expiration: Date | undefined,
   if (expiration === undefined) return urlTtlSeconds
   const left = Math.floor((expiration.getTime() - now) / 1000) - EXPIRY_MARGIN_SECONDS
   return Math.max(1, Math.min(urlTtlSeconds, left))
-}
-
-/**
- * The body made of `chunks` in parts of `partBytes` (the last one shorter), walking the chunks
- * once: a part that lies in one chunk is a view of it, else one copy of its own bytes (never of
- * the whole body).
- */
-function * partsOf (chunks: readonly Buffer[], partBytes: number): Generator<Buffer, undefined> {
-  let pieces: Buffer[] = []
-  let size = 0
-  for (const chunk of chunks) {
-    for (let offset = 0; offset < chunk.length;) {
-      const piece = chunk.subarray(offset, offset + partBytes - size)
-      pieces.push(piece)
-      size += piece.length
-      offset += piece.length
-      if (size === partBytes) {
-        yield pieces.length === 1 ? piece : Buffer.concat(pieces, size)
-        pieces = []
-        size = 0
-      }
-    }
-  }
-  if (size > 0) yield pieces.length === 1 ? pieces[0] as Buffer : Buffer.concat(pieces, size)
-  return undefined
-}
-
-/** The travelling headers as the object's own: S3 serves them with the body. */
-function objectHeaders (headers: Headers): Record<string, string> {
-  const names: Record<(typeof TRAVELLING_HEADERS)[number], string> = {
-    'content-type': 'ContentType',
-    'content-encoding': 'ContentEncoding',
-    'content-disposition': 'ContentDisposition',
-    'cache-control': 'CacheControl'
-  }
-  const object: Record<string, string> = {}
-  for (const name of TRAVELLING_HEADERS) {
-    const value = headers[name]
-    if (value !== undefined) object[names[name]] = Array.isArray(value) ? value.join(', ') : value
-  }
-  return object
 }

@@ -24,7 +24,8 @@ t.test('options are checked, naming the option', async t => {
     [{ bucket: 'results', keyPrefix: 'a b' }, 'Expected `keyPrefix` to be an S3 key prefix, got "a b"'],
     [{ bucket: 'results', urlTtlSeconds: 604_801 }, 'Expected `urlTtlSeconds` to be an integer from 1 to 604800, got 604801'],
     [{ bucket: 'results', partBytes: 1024 }, 'Expected `partBytes` to be an integer from 5242880 to 5368709120, got 1024'],
-    [{ bucket: 'results', thresholdBytes: 0 }, 'Expected `thresholdBytes` to be an integer from 1 to 6291456, got 0']
+    [{ bucket: 'results', thresholdBytes: 0 }, 'Expected `thresholdBytes` to be an integer from 1 to 6291456, got 0'],
+    [{ bucket: 'results', uploadThresholdBytes: 1.5 }, 'Expected `uploadThresholdBytes` to be an integer from 0 to 9007199254740991, got 1.5']
   ]
   for (const [options, message] of cases) t.throws(() => s3Results(options as never), { code: 'FST_LONG_RUNNING_INVALID_OPTION', message })
 })
@@ -119,4 +120,22 @@ t.test('credentials that fail while a URL is signed are a backend failure (503, 
   const error = await results.url({ key: 'results/x/y', bytes: 1 }).catch((error: unknown) => error) as { code?: string, statusCode?: number, message?: string, headers?: Record<string, string>, detail?: string }
   t.match(error, { code: 'FST_LONG_RUNNING_BACKEND', statusCode: 503, headers: { 'retry-after': '1' }, detail: 'S3 presign GET: AccessDenied' })
   t.notMatch(error.message, /arn:|AccessDenied/)
+})
+
+t.test('uploads: a multipart upload whose completion S3 refuses rejects and is aborted, leaving no object', async t => {
+  const { client } = s3
+  const results = s3Results({ bucket: s3.bucket, client })
+  const writer = results.upload?.(newJobId())
+  if (writer === undefined) throw new Error('s3Results takes uploads')
+  const aborted: string[] = []
+  addMiddleware(client, (next, context) => async (args) => {
+    if (context.commandName === 'AbortMultipartUploadCommand') aborted.push(args.input.Key)
+    return await next(args)
+  })
+  await writer.write(Buffer.alloc(6 * 1024 * 1024, 2))
+  const faults = injectFaults(client, [{ command: 'CompleteMultipartUploadCommand', times: 3 }])
+  await t.rejects(writer.end(), { code: 'FST_LONG_RUNNING_BACKEND' })
+  t.equal(faults.injected.get('CompleteMultipartUploadCommand'), 3, 'tried three times')
+  t.same(aborted, [writer.key], 'aborted: its parts are not kept (billed)')
+  await t.rejects(client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: writer.key })), { name: 'NotFound' })
 })

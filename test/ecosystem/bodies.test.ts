@@ -83,6 +83,23 @@ t.test('@fastify/multipart with attachFieldsToBody: the job sees the fields', as
   t.same(await response.json(), { note: 'hi', bytes: 60 * 1024 })
 })
 
+t.test('without a decoding hook, an encoded body and its Content-Encoding reach the job as the client sent them', async t => {
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 10 })
+    // The route decodes for itself, by the header: the replay must keep it with the bytes.
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      const json = request.headers['content-encoding'] === 'gzip' ? gunzipSync(body as Buffer) : body as Buffer
+      done(null, JSON.parse(json.toString()))
+    })
+    app.post('/sum', { longRunning: true }, async (request) => {
+      const { values } = request.body as { values: number[] }
+      return { sum: values.reduce((a, b) => a + b, 0), encoding: request.headers['content-encoding'] ?? null }
+    })
+  })
+  const response = await fetch(`${url}/sum`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify({ values: [1, 2, 3] })) })
+  t.same(await response.json(), { sum: 6, encoding: 'gzip' })
+})
+
 t.test('@fastify/compress: a gzip request body is replayed decoded; each fetch of the result gets its own encoding', async t => {
   const { url } = await serve(t, async (app) => {
     await app.register(compress, { threshold: 0 })

@@ -192,6 +192,9 @@ export async function strictS3Urls (target: string, secretAccessKey: string): Pr
       answer.pipe(response)
     })
     forwarded.on('error', () => response.destroy())
+    // A client that stops reading (a job's replay cut short) ends the upstream request too, as
+    // S3 would: else s3rver waits for it at close.
+    response.once('close', () => { if (!response.writableFinished) forwarded.destroy() })
     request.pipe(forwarded)
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Message } from '@aws-sdk/client-sqs'
 import t from 'tap'
 import { startEmulators } from '../../example/emulators.js'
@@ -43,4 +44,25 @@ t.test('over the front end\'s limit, through S3: REST API (Lambda 6,291,556 byte
     t.equal(body.length, size)
     t.ok(body.equals(pattern(size)), `${what}: byte for byte from S3`)
   }
+})
+
+t.test('issue 29: a 4 MiB multipart upload through the REST API (under Lambda\'s 6 MB invocation payload, base64 included) streams to S3 from the HTTP function and back to the worker\'s POST /upload', async t => {
+  const file = Buffer.from(pattern(4 * 1024 * 1024).map((byte, i) => byte ^ (i >> 12)))
+  const boundary = 'issue29boundary'
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="in.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    file,
+    Buffer.from(`\r\n--${boundary}--\r\n`)
+  ])
+  const event = restEvent({ method: 'POST', path: '/upload', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, body })
+  t.ok(Buffer.byteLength(JSON.stringify(event)) <= 6_291_456, 'the event fits Lambda\'s invocation payload')
+  const accepted = await http(event)
+  t.equal(accepted.statusCode, 303)
+  const [message] = await receive(1)
+  t.match(JSON.parse((message as Message).Body as string).request, { upload: { key: /^results\/.+\/request$/, bytes: body.length } }, 'the message names the uploaded body, not its bytes')
+  t.same(await runBatch([message as Message]), [])
+  const [path = '', search = ''] = (accepted.headers.location ?? '').split('?')
+  const result = await http(restEvent({ method: 'GET', path: path.slice(5), query: Object.fromEntries(new URLSearchParams(search)) }))
+  t.equal(result.statusCode, 200)
+  t.same(JSON.parse(result.body), { files: [{ field: 'file', filename: 'in.bin', bytes: file.length, sha256: createHash('sha256').update(file).digest('hex') }], fields: { note: 'hello' } })
 })
