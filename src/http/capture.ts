@@ -81,44 +81,7 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     // `attachFieldsToBody`, a hook's `request.file()`), and never this side: uploaded chunks are
     // not passed on to it, so that nothing waits here for a reader that never comes.
     const multipart = threshold !== undefined && isMultipart(request)
-    const upload = (chunk: Buffer): Promise<void> | undefined => {
-      if (threshold === undefined || bodies === undefined) return undefined
-      if (captured.writer === undefined && captured.bytes + chunk.length <= threshold) return undefined
-      return toBucket(captured, bodies, chunk)
-    }
-    const tee = new Transform({
-      // Never back-pressure the socket for the chunks kept: a parser may leave this side unread
-      // until the handler (multipart does), and what waits here is the very buffers kept in
-      // `captured`. Uploaded chunks are held by nobody else: they wait for a reader.
-      readableHighWaterMark: threshold === undefined || multipart ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
-      transform (chunk: Buffer, _encoding, callback) {
-        // Answered without becoming a job: what still arrives is read and thrown away.
-        if (captured.state === 'dropped') return callback()
-        const uploading = upload(chunk)
-        if (uploading === undefined) {
-          captured.chunks.push(chunk)
-          captured.bytes += chunk.length
-          return callback(null, chunk)
-        }
-        // A part S3 refused (after its retries): nothing half-stored is left when the client hears.
-        uploading.then(() => {
-          if (!multipart) return callback(null, chunk)
-          captured.released(chunk.length)
-          callback()
-        }, async (error: unknown) => {
-          await captured.writer?.abort()
-          callback(enqueueFailed(error))
-        })
-      },
-      flush (callback) {
-        const { writer, hash } = captured
-        if (writer === undefined || hash === undefined) return callback()
-        writer.end().then(bytes => {
-          captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url') }
-          callback()
-        }, (error: unknown) => callback(enqueueFailed(error)))
-      }
-    })
+    const tee = teeOf(captured, bodies, threshold, multipart)
     captured.tee = tee
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
@@ -130,6 +93,51 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     pipeline(payload, tee, () => {})
     return tee
   }
+}
+
+/**
+ * The stream the route's parser reads: every chunk as it passes, the first `threshold` bytes
+ * kept in `captured`, the rest (with a bucket) streamed there, at the pace the bucket takes them.
+ */
+function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold: number | undefined, multipart: boolean): Transform {
+  const upload = (chunk: Buffer): Promise<void> | undefined => {
+    if (threshold === undefined || bodies === undefined) return undefined
+    if (captured.writer === undefined && captured.bytes + chunk.length <= threshold) return undefined
+    return toBucket(captured, bodies, chunk)
+  }
+  return new Transform({
+    // Never back-pressure the socket for the chunks kept: a parser may leave this side unread
+    // until the handler (multipart does), and what waits here is the very buffers kept in
+    // `captured`. Uploaded chunks are held by nobody else: they wait for a reader.
+    readableHighWaterMark: threshold === undefined || multipart ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
+    transform (chunk: Buffer, _encoding, callback) {
+      // Answered without becoming a job: what still arrives is read and thrown away.
+      if (captured.state === 'dropped') return callback()
+      const uploading = upload(chunk)
+      if (uploading === undefined) {
+        captured.chunks.push(chunk)
+        captured.bytes += chunk.length
+        return callback(null, chunk)
+      }
+      // A part S3 refused (after its retries): nothing half-stored is left when the client hears.
+      uploading.then(() => {
+        if (!multipart) return callback(null, chunk)
+        captured.released(chunk.length)
+        callback()
+      }, async (error: unknown) => {
+        await captured.writer?.abort()
+        callback(enqueueFailed(error))
+      })
+    },
+    flush (callback) {
+      const { writer, hash } = captured
+      if (writer === undefined || hash === undefined) return callback()
+      writer.end().then(bytes => {
+        captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url') }
+        callback()
+      }, (error: unknown) => callback(enqueueFailed(error)))
+    }
+  })
 }
 
 /** Streams `chunk` (and, at the first, the bytes kept so far) to the bucket; resolves when it may go on. */

@@ -43,15 +43,13 @@ export interface S3ResultsOptions {
   /** Bytes per part of a multipart upload: 5 MiB to 5 GiB, as S3 takes them. @default 8388608 */
   partBytes?: number
   /**
-   * Request bodies over this many bytes are streamed to the bucket as they arrive (a multipart
-   * upload in parts of S3's smallest size, 5 MiB, larger only as a body's length needs) and streamed back to the job's replay, instead of being kept
-   * whole in the job's message or record; `0` turns uploads off.
+   * Request bodies over this many bytes stream to the bucket as they arrive, and back to the job's
+   * replay, instead of being kept whole in its message or record (docs/uploads.md); `0`: no uploads.
    * @default 1048576
    */
   uploadThresholdBytes?: number
   /**
-   * The source of time for the back-off between tries of an upload's requests: pass the
-   * plugin's `clock` when you pass one there.
+   * The source of time for the back-off between an upload's tries: the plugin's `clock`, if you pass one.
    * @default the system clock
    */
   clock?: Clock
