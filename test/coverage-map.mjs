@@ -1,7 +1,7 @@
 // Which source files each test's coverage counts: all of them (`[]`), except for tests that
 // run the code in child processes compiled by another loader or from dist/ (`null`), whose
 // coverage would otherwise be merged, garbled, into that of src/.
-const CHILD_PROCESS_TESTS = new Set(['test/process/npm-start.test.ts', 'test/process/package.test.ts', 'test/process/worker.test.ts', 'test/process/crash.test.ts', 'test/process/crash-keys.test.ts', 'test/process/idempotency-example.test.ts', 'test/process/large-results-example.test.ts', 'test/process/uploads-example.test.ts', 'test/process/client-example.test.ts', 'test/process/flood.test.ts', 'test/process/installed.test.ts', 'test/process/dev-aws.test.ts'])
+const CHILD_PROCESS_TESTS = new Set(['test/process/npm-start.test.ts', 'test/process/package.test.ts', 'test/process/worker.test.ts', 'test/process/crash.test.ts', 'test/process/crash-keys.test.ts', 'test/process/installed.test.ts', 'test/process/dev-aws.test.ts'])
 
 export default function coverageMap (testFile) {
   return CHILD_PROCESS_TESTS.has(testFile.replaceAll('\\', '/')) ? null : []

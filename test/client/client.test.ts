@@ -6,10 +6,10 @@ import { closeTestApp, buildTestApp } from '../helpers/app.js'
 import { clientScenario, recordingFetch } from '../helpers/client-scenario.js'
 import { startDropProxy } from '../helpers/drop-proxy.js'
 
-// The client in this process, over real HTTP: the example's scenario (client-example.test.ts
-// runs it against `npm start` and `npm run dev:aws`), then every path of the client on servers
-// built to take it there. Faults are real (a proxy that drops a connection) or injected by a
-// custom `fetch` around the real one, never a mocked server.
+// The client in this process, over real HTTP: the example's scenario (npm-start.test.ts and
+// dev-aws.test.ts run it against `npm start` and `npm run dev:aws`), then every path of the
+// client on servers built to take it there. Faults are real (a proxy that drops a connection)
+// or injected by a custom `fetch` around the real one, never a mocked server.
 
 async function listen (t: Test, app: FastifyInstance): Promise<string> {
   await app.listen({ port: 0, host: '127.0.0.1' })

@@ -54,7 +54,8 @@ t.test('SIGKILL mid-job, retries during the crash, after it, and after the DLQ r
   const id = jobOf(accepted)
 
   const crashed = start('test/fixtures/crash-worker.ts', { JOBS_QUEUE_URL: queueUrl as string, CRASH_AT: 'in-handler' })
-  await once(crashed.process, 'exit')
+  // 'close', not 'exit': its last log lines may still be in the pipe when it has exited.
+  await once(crashed.process, 'close')
   t.equal(crashed.lines.filter(line => line.msg === 'job attempt started').length, 1, 'the first attempt started, then the worker died')
 
   const duringCrash = keep(await send({ prefer: 'respond-async' }))

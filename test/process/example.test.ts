@@ -1,6 +1,7 @@
 import t from 'tap'
 import { buildApp } from '../../example/app.js'
 import { memoryStore } from '../../src/index.js'
+import { idempotencyScenario } from '../helpers/idempotency-scenario.js'
 
 t.test('the example routes, embedded default', async t => {
   const app = await buildApp({ waitSeconds: 5 })
@@ -55,4 +56,12 @@ t.test('the example reports progress on /payload, rising, at least once a second
   t.ok(reports.length >= 3, `${reports.length} reports stored`)
   t.ok(reports.every((fraction, i) => i === 0 || fraction > (reports[i - 1] as number)), 'rising')
   t.ok(reports.every(fraction => fraction > 0 && fraction <= 1))
+})
+
+// Over real HTTP, waiting 1 s (dev-aws.test.ts runs the same against `npm run dev:aws`).
+t.test('the example\'s POST /echo with Idempotency-Key, embedded default: one run per key, the same bytes for every request', async t => {
+  const app = await buildApp({ waitSeconds: 1 })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await idempotencyScenario(t, `http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
 })

@@ -35,6 +35,11 @@ const installed = join(app, 'node_modules', 'fastify-long-running')
 // 260 packages from the cache would take half a minute of npm test's budget, and the suites
 // only use the `t` the test hands them.
 symlinkSync(join(ROOT, 'node_modules', 'tap'), join(app, 'node_modules', 'tap'), 'dir')
+// Linked, tap shares this project's test class, built for its plugin list: without
+// @tapjs/typescript (package.json, test/helpers/ts-loader.mjs). A JavaScript project has no use
+// for it either; with tap's default list, tap would build that class again, under the running
+// npm test.
+writeFileSync(join(app, '.taprc'), "plugin: ['!@tapjs/typescript']\n")
 writeFileSync(join(app, 'contract.test.mjs'), [
   "import t from 'tap'",
   "import { memoryQueue, memoryStore } from 'fastify-long-running'",

@@ -1,16 +1,17 @@
 import { randomUUID } from 'node:crypto'
-import t, { type Test } from 'tap'
-import { buildApp } from '../../example/app.js'
-import { childProcesses, follow, listeningUrl, stopChild } from '../helpers/child.js'
+import type { Test } from 'tap'
 import { curl } from '../ecosystem/serve.js'
-import { randomBody } from '../helpers/random.js'
+import { follow } from './child.js'
+import { randomBody } from './random.js'
 
-// The example's `POST /echo?delay=2.5` with Idempotency-Key, on the embedded default and on
-// the emulators as `npm run dev:aws` serves it (SQS, DynamoDB, the worker Lambda export fed by
-// the event source mapping): two concurrent requests with one key and one body, one by fetch
-// and one by `curl -L`, get the same 201 and bytes; a third gets them again; the handler ran
-// once (`/stats`); the key with another body gets 422; a new key runs the handler again.
-async function scenario (t: Test, url: string): Promise<void> {
+/**
+ * The example's `POST /echo?delay=2.5` with Idempotency-Key, against the example at `url`
+ * (waiting 1 s, so that the requests go through 303s): two concurrent requests with one key and
+ * one body, one by fetch and one by `curl -L`, get the same 201 and bytes; a third gets them
+ * again; the handler ran once (`/stats`); the key with another body gets 422; a new key runs the
+ * handler again.
+ */
+export async function idempotencyScenario (t: Test, url: string): Promise<void> {
   const executions = async (): Promise<number> => (await (await fetch(`${url}/stats`)).json() as { executions: number }).executions
   const before = await executions()
   const body = randomBody(3000)
@@ -45,17 +46,3 @@ async function scenario (t: Test, url: string): Promise<void> {
   t.equal(fresh.status, 201)
   t.equal(await executions(), before + 2, 'a new key runs the handler again')
 }
-
-t.test('embedded default', async t => {
-  const app = await buildApp({ waitSeconds: 1 })
-  t.teardown(() => app.close())
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  await scenario(t, `http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
-})
-
-t.test('npm run dev:aws: SQS, DynamoDB and the worker Lambda on the emulators', async t => {
-  const start = childProcesses(t)
-  const server = start('example/dev-aws.ts', { PORT: '0', HOST: '127.0.0.1', WAIT_SECONDS: '1' })
-  await scenario(t, await listeningUrl(server))
-  t.equal(await stopChild(server), 0)
-})
