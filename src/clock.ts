@@ -25,7 +25,20 @@ export function clockOption (value: Clock | undefined, name: string): Clock {
   return checkAdapter(value, name, ['now', 'setTimeout', 'clearTimeout']) ?? systemClock
 }
 
-/** Resolves after `ms` on `clock`. */
-export async function sleep (clock: Clock, ms: number): Promise<void> {
-  await new Promise<void>(resolve => clock.setTimeout(resolve, ms))
+/** Resolves after `ms` on `clock`, or as soon as `signal` aborts. */
+export async function sleep (clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal === undefined) {
+    await new Promise<void>(resolve => clock.setTimeout(resolve, ms))
+    return
+  }
+  if (signal.aborted) return
+  await new Promise<void>(resolve => {
+    const done = (): void => {
+      clock.clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    const timer = clock.setTimeout(done, ms)
+    signal.addEventListener('abort', done, { once: true })
+  })
 }

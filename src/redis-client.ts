@@ -36,6 +36,8 @@ export class LazyRedis {
   #main: Promise<Redis> | undefined
   #module: Promise<RedisClass> | undefined
   #checked = false
+  /** Counts `close()` calls: a connection opened across one (ioredis still loading) is closed at once. */
+  #closes = 0
 
   constructor (url: string, options: RedisOptions = {}) {
     this.#url = url
@@ -67,8 +69,11 @@ export class LazyRedis {
 
   /** A connection of its own (pub/sub, BullMQ's blocking reads) whose commands wait for the server. */
   async open (options: RedisOptions): Promise<Redis> {
+    const closes = this.#closes
     this.#module ??= loadIoredis()
     const RedisClient = await this.#module
+    // Else it would reconnect for ever, and keep the process alive, after its owner closed.
+    if (closes !== this.#closes) throw new Error('Redis connection not opened: the adapter was closed meanwhile')
     const client = new RedisClient(this.#url, { connectTimeout: 5000, ...options })
     // Failures reach the caller of each command; an 'error' event without a listener would
     // only print them again (ioredis logs unhandled ones).
@@ -92,6 +97,7 @@ export class LazyRedis {
   }
 
   async close (): Promise<void> {
+    this.#closes += 1
     const clients = [...this.#clients]
     this.#clients.clear()
     this.#main = undefined

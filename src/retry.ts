@@ -54,6 +54,15 @@ export const retries = {
 } as const
 
 /**
+ * Storing a result while its claim holds (`job/finish.ts`): the write back-off, but never more
+ * than a tenth of the lease apart, so that a store that comes and goes lets one try through
+ * before the lease lapses.
+ */
+export function heldWriteBackoff (leaseSeconds: number): Backoff {
+  return new Backoff({ baseMs: backoffs.write.baseMs, maxMs: Math.min(backoffs.write.maxMs, leaseSeconds * 100) })
+}
+
+/**
  * Redelivery of a message whose handling failed (the store was down, say): `baseSeconds × 2^(receives − 1)`,
  * at most 15 minutes, so that an outage does not burn through the queue's `maxReceiveCount` in seconds.
  */
@@ -64,20 +73,29 @@ export function redeliveryBackoff (baseSeconds: number): Backoff {
 /**
  * Calls `operation` until it resolves, `attempts` times at most, waiting `backoff` between
  * tries on `clock`; `onRetry` hears each failure that is tried again, and `retryable` (default: all)
- * picks the failures worth another try.
+ * picks the failures worth another try. Past `attempts`, a failure is tried again while
+ * `beyond` says so (default: never); `signal` cuts a wait short.
  */
 export async function withRetries<T> (
   operation: () => Promise<T>,
-  options: { attempts: number, backoff?: Backoff, clock: Clock, onRetry: (error: unknown, attempt: number) => void, retryable?: (error: unknown) => boolean }
+  options: {
+    attempts: number
+    backoff?: Backoff
+    clock: Clock
+    onRetry: (error: unknown, attempt: number) => void
+    retryable?: (error: unknown) => boolean
+    beyond?: (error: unknown) => boolean
+    signal?: AbortSignal
+  }
 ): Promise<T> {
-  const { attempts, backoff = backoffs.write, clock, onRetry, retryable = () => true } = options
+  const { attempts, backoff = backoffs.write, clock, onRetry, retryable = () => true, beyond = () => false, signal } = options
   for (let attempt = 1; ; attempt++) {
     try {
       return await operation()
     } catch (error) {
-      if (attempt >= attempts || !retryable(error)) throw error
+      if (!retryable(error) || (attempt >= attempts && !beyond(error))) throw error
       onRetry(error, attempt)
-      await sleep(clock, backoff.delayMs(attempt))
+      await sleep(clock, backoff.delayMs(attempt), signal)
     }
   }
 }

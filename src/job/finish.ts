@@ -1,8 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import { ResponseTooLargeError } from '../errors.js'
+import { BackendError, ResponseTooLargeError } from '../errors.js'
 import type { Disposition } from '../queue/queue.js'
-import { retries, withRetries, type Backoff } from '../retry.js'
+import { heldWriteBackoff, retries, withRetries, type Backoff } from '../retry.js'
 import type { ResultBodies } from '../results/results.js'
 import type { JobStore } from '../store/store.js'
 import type { StoredResponse, UploadedBody } from '../core/wire.js'
@@ -45,6 +45,8 @@ export interface Finishing {
   log: FastifyBaseLogger
   /** The request's body in the bucket, removed when the job ends. */
   upload?: UploadedBody
+  /** Aborts when the worker shuts down: a result that cannot be stored by then goes back with its message. */
+  stopping: AbortSignal
 }
 
 /** Places a route's response (the store, the results bucket, or too large), and stores it. */
@@ -75,19 +77,15 @@ async function storeOutside (settings: FinishSettings, job: Finishing, head: Omi
 
 /**
  * Stores the final response. If the claim was lost meanwhile, the newer attempt decides.
- * A failing write is tried again here, a few times, before the message goes back: the
- * response may have taken minutes to compute, and only this process holds it.
+ * A failing write is tried again here before the message goes back: the response may have
+ * taken minutes to compute, and only this process holds it (see {@link completed}).
  */
 export async function finish (settings: FinishSettings, job: Finishing, response: StoredResponse, outcome: JobOutcome): Promise<Disposition> {
   const { store, clock } = settings
   // The job's own logger: its lines carry the job and the request that queued it.
   const { message, log } = job
   const expiresAt = resultExpiry(clock.now(), message.resultTtlSeconds)
-  const stored = await withRetries(async () => await store.complete(message.id, job.owner, response, expiresAt), {
-    ...retries.write,
-    clock,
-    onRetry: (error, attempt) => log.warn({ err: error, attempt }, 'storing the result failed, trying again')
-  })
+  const stored = await completed(settings, job, async () => await store.complete(message.id, job.owner, response, expiresAt))
   if (!stored) return { ack: false, delaySeconds: Math.ceil(settings.leaseSeconds) }
   settings.onStored?.(message.id, response, expiresAt)
   await discardUpload(settings, job)
@@ -108,4 +106,32 @@ async function discardUpload (settings: FinishSettings, job: Finishing): Promise
   const { upload, log } = job
   if (upload === undefined || settings.results?.discard === undefined) return
   await settings.results.discard(upload).catch((error: unknown) => log.warn({ err: error, key: upload.key }, 'removing the job\'s uploaded request body failed; the bucket\'s lifecycle rule will'))
+}
+
+/**
+ * Runs `complete` until the store answers. Tried a few times whatever failed (`retries.write`);
+ * past those, a store that is unreachable (`FST_LONG_RUNNING_BACKEND`) is tried on for as long as
+ * this worker's claim holds, its lease renewed meanwhile: a job whose claim is held runs nowhere
+ * else, so a result that gets through within the lease costs no second run. The tries end, and
+ * the attempt has failed, once the claim is lost (refused, or a whole lease passed without a
+ * renewal getting through: another worker may take the job over), once the job's timeout has
+ * passed again, or at shutdown. The claim is then given back, and the message comes back.
+ */
+async function completed (settings: FinishSettings, job: Finishing, complete: () => Promise<boolean>): Promise<boolean> {
+  const { clock } = settings
+  const { lease, log, stopping } = job
+  const triesEnd = clock.now() + job.message.timeoutSeconds * 1000
+  try {
+    return await lease.keeping(async () => await withRetries(complete, {
+      ...retries.write,
+      backoff: heldWriteBackoff(settings.leaseSeconds),
+      clock,
+      signal: stopping,
+      beyond: error => error instanceof BackendError && !stopping.aborted && lease.holds(clock.now()) && clock.now() < triesEnd,
+      onRetry: (error, attempt) => log.warn({ err: error, attempt }, 'storing the result failed, trying again')
+    }))
+  } catch (error) {
+    await lease.end()
+    throw error
+  }
 }

@@ -29,14 +29,24 @@ export class Lease implements KeptLease {
   readonly #delivery: Pick<Delivery, 'extend'>
   readonly #settings: LeaseSettings
   readonly #log: FastifyBaseLogger
+  readonly #renewed: boolean
   #timer: unknown
+  /** Until when the claim holds as far as this worker knows: the claim's lease, then each renewal's. */
+  #until: number
+  #lost = false
 
-  constructor (id: string, owner: string, delivery: Pick<Delivery, 'extend'>, settings: LeaseSettings, log: FastifyBaseLogger) {
+  /**
+   * `claim.until` is the lease the claim was taken with; `claim.renewed` is false where nothing
+   * renews it (a Lambda's claim lasts until its deadline).
+   */
+  constructor (id: string, owner: string, delivery: Pick<Delivery, 'extend'>, settings: LeaseSettings, log: FastifyBaseLogger, claim: { until: number, renewed: boolean }) {
     this.#id = id
     this.#owner = owner
     this.#delivery = delivery
     this.#settings = settings
     this.#log = log
+    this.#until = claim.until
+    this.#renewed = claim.renewed
   }
 
   keep (onLost: () => void): void {
@@ -54,16 +64,43 @@ export class Lease implements KeptLease {
     this.#timer = undefined
   }
 
+  /** Runs `work` with the claim kept meanwhile, where this lease is renewed at all. */
+  async keeping<T> (work: () => Promise<T>): Promise<T> {
+    // A lost claim needs no telling here: the work's own conditional write is refused.
+    if (this.#renewed) this.keep(() => {})
+    try {
+      return await work()
+    } finally {
+      this.stop()
+    }
+  }
+
+  /**
+   * Whether the claim still holds at `now` as far as this worker knows: no renewal was refused,
+   * and the last lease granted has not lapsed. The store's conditional writes decide who owns
+   * the job; this only tells whether trying on is worth it.
+   */
+  holds (now: number): boolean {
+    return !this.#lost && now < this.#until
+  }
+
   /** Gives the claim back at once, so that the next delivery can take over without waiting for it. */
   async end (): Promise<void> {
     this.stop()
+    this.#lost = true
     await this.#settings.store.renew(this.#id, this.#owner, 0).catch(() => {})
   }
 
   async #renew (): Promise<boolean> {
     const { store, clock, leaseSeconds } = this.#settings
-    const held = await store.renew(this.#id, this.#owner, clock.now() + leaseSeconds * 1000)
-    if (held) await this.#delivery.extend(Math.ceil(leaseSeconds))
-    return held
+    const until = clock.now() + leaseSeconds * 1000
+    const held = await store.renew(this.#id, this.#owner, until)
+    if (!held) {
+      this.#lost = true
+      return false
+    }
+    this.#until = until
+    await this.#delivery.extend(Math.ceil(leaseSeconds))
+    return true
   }
 }

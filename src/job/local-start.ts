@@ -79,7 +79,7 @@ export class LocalStarts {
    */
   start (slot: LocalSlot, message: JobMessage, request: RequestSnapshot): void {
     const run = this.#scope(async () => {
-      const disposition = await this.#runner.runClaimed({ ...message, request }, slot.owner, this.#settings.clock.now())
+      const disposition = await this.#runner.runClaimed({ ...message, request }, slot, this.#settings.clock.now())
       if (!disposition.ack) await this.#requeue(message, disposition.delaySeconds)
     }).finally(() => {
       this.#runs.delete(run)

@@ -34,7 +34,8 @@ export interface RunnerSettings extends Omit<FinishSettings, 'log'> {
 export class JobRunner {
   readonly #app: FastifyInstance
   readonly #settings: FinishSettings & RunnerSettings
-  #shuttingDown = false
+  /** Aborted at shutdown: attempts stop, and so do the tries to store a result (`finish`). */
+  readonly #stopping = new AbortController()
   readonly #running = new Set<Attempt>()
   /** Deliveries with an attempt under way, until their outcome is stored: what `settle` waits for. */
   readonly #delivering = new Set<Promise<unknown>>()
@@ -88,21 +89,22 @@ export class JobRunner {
     const { store, clock, leaseSeconds } = this.#settings
     const owner = randomUUID()
     const now = clock.now()
-    const claim = await store.claim(raw.id, { owner, leaseUntil: now + leaseSeconds * 1000, now, messageDigest: messageDigest(raw) })
+    const leaseUntil = now + leaseSeconds * 1000
+    const claim = await store.claim(raw.id, { owner, leaseUntil, now, messageDigest: messageDigest(raw) })
     if (!claim.claimed) return ACK
     const ttl = raw.resultTtlSeconds
     const message: JobMessage = { id: raw.id, timeoutSeconds: 1, maxAttempts: 1, resultTtlSeconds: typeof ttl === 'number' && ttl > 0 && ttl <= MAX_RESULT_TTL_SECONDS ? ttl : 3600 }
     const log = this.#app.log.child({ jobId: raw.id })
-    const job = this.#finishing(message, owner, { attempt: claim.attempt, startedAt: now }, delivery, log)
+    const job = this.#finishing(message, owner, { attempt: claim.attempt, startedAt: now }, { until: leaseUntil, renewed: true }, delivery, log)
     return await finish(this.#settings, job, errorResponse(error as Error & { code: string }), JobOutcome.invalid)
   }
 
-  /** Runs job `message.id`, created here already claimed by `owner` (`local-start.ts`): no delivery to extend. Never rejects. */
-  async runClaimed (message: JobMessage, owner: string, startedAt: number): Promise<Disposition> {
+  /** Runs job `message.id`, created here already claimed by `claim.owner` until `claim.leaseUntil` (`local-start.ts`): no delivery to extend. Never rejects. */
+  async runClaimed (message: JobMessage, claim: { owner: string, leaseUntil: number }, startedAt: number): Promise<Disposition> {
     const delivery: Delivery = { body: '', receiveCount: 1, extend: async () => {} }
     const log = this.#app.log.child({ jobId: message.id, ...(message.requestId === undefined ? {} : { queuedBy: message.requestId }) })
-    const job = this.#finishing(message, owner, { attempt: 1, startedAt }, delivery, log)
-    if (this.#shuttingDown) return await job.lease.end().then(() => AGAIN)
+    const job = this.#finishing(message, claim.owner, { attempt: 1, startedAt }, { until: claim.leaseUntil, renewed: true }, delivery, log)
+    if (this.#stopping.signal.aborted) return await job.lease.end().then(() => AGAIN)
     return await this.#settled(this.#attempt(job, message.request, {}), delivery, log)
   }
 
@@ -133,7 +135,7 @@ export class JobRunner {
 
   /** Aborts every attempt in this process; their messages come back for another worker. */
   shutdown (): void {
-    this.#shuttingDown = true
+    this.#stopping.abort()
     for (const attempt of this.#running) attempt.stop(new WorkerStoppingError())
   }
 
@@ -146,7 +148,7 @@ export class JobRunner {
   }
 
   async #deliver (message: JobMessage, delivery: Delivery, limits: DeliveryLimits, log: FastifyBaseLogger): Promise<Disposition> {
-    if (this.#shuttingDown) return AGAIN
+    if (this.#stopping.signal.aborted) return AGAIN
     const { store, clock } = this.#settings
     const owner = randomUUID()
     const now = clock.now()
@@ -175,14 +177,14 @@ export class JobRunner {
       else log.debug({ status: record.status }, 'job not runnable, message dropped')
       return ACK
     }
-    const job = this.#finishing(message, owner, { attempt: claim.attempt, startedAt: now }, delivery, log)
+    const job = this.#finishing(message, owner, { attempt: claim.attempt, startedAt: now }, { until: leaseUntil, renewed: limits.deadline === undefined }, delivery, log)
     return await this.#attempt(job, message.request ?? claim.request, limits)
   }
 
   /** The job as finishing it sees it: the claim, held through a lease on it and on this delivery. */
-  #finishing (message: JobMessage, owner: string, run: { attempt: number, startedAt: number }, delivery: Delivery, log: FastifyBaseLogger): Finishing {
-    const lease = new Lease(message.id, owner, delivery, this.#settings, log)
-    return { message, owner, lease, ...run, receiveCount: delivery.receiveCount, log }
+  #finishing (message: JobMessage, owner: string, run: { attempt: number, startedAt: number }, claim: { until: number, renewed: boolean }, delivery: Delivery, log: FastifyBaseLogger): Finishing {
+    const lease = new Lease(message.id, owner, delivery, this.#settings, log, claim)
+    return { message, owner, lease, ...run, receiveCount: delivery.receiveCount, log, stopping: this.#stopping.signal }
   }
 
   /** Runs one attempt this process holds the claim of, and stores its outcome. */
@@ -216,7 +218,7 @@ export class JobRunner {
       openUpload: settings.results?.open?.bind(settings.results)
     })
     this.#running.add(attempt)
-    if (this.#shuttingDown) attempt.stop(new WorkerStoppingError())
+    if (this.#stopping.signal.aborted) attempt.stop(new WorkerStoppingError())
     try {
       const end = await attempt.run()
       // The handler's latest report lands before its result, and nothing after it; a stopped

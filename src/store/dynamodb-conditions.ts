@@ -50,10 +50,10 @@ export const CONDITIONS = {
     names: [ATTR.status, ATTR.owner, ATTR.expiresAt],
     values: { ':running': stringValue(JobStatus.running) }
   },
-  /** `isCancellable`: cancel, by anyone while the job is pending or running. */
+  /** `isCancellable`: cancel, by anyone while the job is pending or running (a job with no status is a deleted one's tombstone). */
   cancellable: {
-    expression: `attribute_exists(#id) AND #st <> :done AND ${LIVE}`,
-    names: [ATTR.id, ATTR.status, ATTR.expiresAt],
+    expression: `attribute_exists(#st) AND #st <> :done AND ${LIVE}`,
+    names: [ATTR.status, ATTR.expiresAt],
     values: { ':done': stringValue(JobStatus.done) }
   }
 } as const satisfies Record<string, Rule>

@@ -67,6 +67,33 @@ export async function expireKeyWithJob (db: DynamoDbTable, job: Item | undefined
   }
 }
 
+/**
+ * Deletes job `jobId`'s item (its enqueue failed), and frees the idempotency key `key` (digest)
+ * it was created with: a retry with the key is a new request. A keyed job's item becomes a
+ * tombstone first, live for a minute but with no status (every read takes it as gone), so that a
+ * request that found the key naming the job cannot create it again before the key's item goes;
+ * a retried delete finds the key there. The key's item goes only if it still names the job.
+ */
+export async function deleteJobItem (db: DynamoDbTable, jobId: string, key: string | undefined): Promise<void> {
+  const { PutItemCommand, DeleteItemCommand } = await db.aws.sdk()
+  if (key === undefined) {
+    await db.aws.send(new DeleteItemCommand({ TableName: db.name, Key: { [ATTR.id]: stringValue(jobId) } }))
+    return
+  }
+  const expiresAt = db.clock.now() + 60_000
+  await db.aws.send(new PutItemCommand({
+    TableName: db.name,
+    Item: { [ATTR.id]: stringValue(jobId), [ATTR.expiresAt]: numberValue(expiresAt), [ATTR.ttl]: numberValue(ttlOf(expiresAt)), [ATTR.key]: stringValue(key) }
+  }))
+  await db.conditional(new DeleteItemCommand({
+    TableName: db.name,
+    Key: { [ATTR.id]: stringValue(`k#${key}`) },
+    ConditionExpression: '#job = :job',
+    ExpressionAttributeNames: names(KEY_ATTR.job),
+    ExpressionAttributeValues: { ':job': stringValue(jobId) }
+  }))
+}
+
 function reservationOf (key: string, item: Item): KeyReservation {
   // Written by `reserveKey` alone, with every attribute.
   return { key, jobId: readString(item, KEY_ATTR.job) as string, fingerprint: readString(item, KEY_ATTR.fingerprint) as string, expiresAt: readNumber(item, ATTR.expiresAt) as number }

@@ -10,7 +10,7 @@ import { both, condition, CONDITIONS, sameMessage } from './dynamodb-conditions.
 import {
   ATTR, newJobItem, numberValue, readNumber, readString, RECORD_ATTRIBUTES, recordOf, stringValue, ttlOf, type Item
 } from './dynamodb-items.js'
-import { expireKeyWithJob, reserveKey } from './dynamodb-keys.js'
+import { deleteJobItem, expireKeyWithJob, reserveKey } from './dynamodb-keys.js'
 import { DynamoDbTable, loadSdk, names, projection, type Sdk } from './dynamodb-table.js'
 import type { JobProgress, JobRecord } from '../core/job-state.js'
 import type { ClaimResult, JobClaim, KeyReservation, NewJob, JobStore } from './store.js'
@@ -196,16 +196,16 @@ class DynamoDbStore implements JobStore {
   }
 
   async delete (id: string): Promise<void> {
-    const { GetItemCommand, DeleteItemCommand } = await this.#aws.sdk()
+    const { GetItemCommand } = await this.#aws.sdk()
     const { Item: item } = await this.#aws.send(new GetItemCommand({
       TableName: this.#table,
       Key: { [ATTR.id]: stringValue(id) },
       ConsistentRead: true,
-      ...projection(CHUNK_ATTRIBUTES)
+      ...projection([...CHUNK_ATTRIBUTES, ATTR.key])
     }))
     if (item === undefined) return
     await this.#db.batchWrite(chunkKeysOf(id, item).map(key => ({ DeleteRequest: { Key: { [ATTR.id]: stringValue(key) } } })))
-    await this.#aws.send(new DeleteItemCommand({ TableName: this.#table, Key: { [ATTR.id]: stringValue(id) } }))
+    await deleteJobItem(this.#db, id, readString(item, ATTR.key))
   }
 
   async close (): Promise<void> {
@@ -215,7 +215,7 @@ class DynamoDbStore implements JobStore {
   /** The record of an item, its response assembled; undefined once expired. */
   async #record (item: Item): Promise<JobRecord | undefined> {
     const record = recordOf(item)
-    if (isExpired(record, this.#clock.now())) return undefined
+    if (readString(item, ATTR.status) === undefined || isExpired(record, this.#clock.now())) return undefined
     if (record.status === JobStatus.done) {
       const blob = await this.#bodies.read(item, record.id, readString(item, ATTR.responseTag) ?? '', RESPONSE_BODY)
       if (blob !== undefined) record.response = responseOf(blob)

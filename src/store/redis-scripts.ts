@@ -87,16 +87,30 @@ if s[1] == 'done' then
   if s[3] == ARGV[5] then return {1, s[4]} end
   return {0}
 end
-if ARGV[2] ~= '' and (s[1] ~= 'running' or s[2] ~= ARGV[2]) then return {0} end
+if not s[1] or (ARGV[2] ~= '' and (s[1] ~= 'running' or s[2] ~= ARGV[2])) then return {0} end
 redis.call('HSET', KEYS[1], 'st', 'done', 'res', ARGV[3], 'exp', ARGV[4], 'en', ARGV[5])
 redis.call('HDEL', KEYS[1], 'own', 'lease', 'req')
 redis.call('PEXPIREAT', KEYS[1], ARGV[8])
 announce(ARGV[6], ARGV[7], KEYS[1])
 return {1, s[4]}`,
-  // ARGV: channel, id.
+  // ARGV: channel, id, now → the digest of the job's idempotency key, if it has one. A keyed
+  // job leaves a tombstone (no status: read as gone; live: its id cannot be created again) until
+  // its key is released, so that a request that found the key naming this job does not create
+  // it again in between; a retried delete finds the key's digest there.
   delete: `
+local kd = redis.call('HGET', KEYS[1], 'kd')
 redis.call('DEL', KEYS[1])
+if kd then
+  local exp = tonumber(ARGV[3]) + 60000
+  redis.call('HSET', KEYS[1], 'exp', exp, 'kd', kd)
+  redis.call('PEXPIREAT', KEYS[1], exp + 60000)
+end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
+return kd`,
+  // ARGV: jobId → 1 when the key named the job and is free now.
+  releaseKey: `
+if redis.call('HGET', KEYS[1], 'job') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
 return 1`
 } as const
 

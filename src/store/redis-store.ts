@@ -159,8 +159,12 @@ class RedisStore implements JobStore {
     return true
   }
 
+  /** Forgets the job and, if it still names the job, its idempotency key: a retry with the key is a new request. */
   async delete (id: string): Promise<void> {
-    await this.#script('delete', this.#keys.job(id), [this.#keys.channel, id])
+    const key = await this.#script('delete', this.#keys.job(id), [this.#keys.channel, id, this.#clock.now()]) as Buffer | null
+    // The key's hash is in another slot: a second write, after the job's (a request that finds
+    // the key meanwhile finds the job gone and cannot create it again: see the script).
+    if (key !== null) await this.#script('releaseKey', this.#keys.key(key.toString()), [id])
   }
 
   watch (id: string, listener: (record: JobRecord | undefined) => void): () => void {

@@ -119,7 +119,11 @@ export interface JobStore {
    */
   cancel (id: string, response: StoredResponse, expiresAt: number): Promise<boolean>
 
-  /** Forgets the job and everything stored with it. */
+  /**
+   * Forgets the job and everything stored with it, the idempotency key reservation that names it
+   * included: the HTTP side deletes a job it could not queue, and a retry with the key is then a
+   * new request. A reservation naming another job stays.
+   */
   delete (id: string): Promise<void>
 
   /**

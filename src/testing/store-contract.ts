@@ -2,7 +2,7 @@ import type { Test } from 'tap'
 import { cancel, claims, completeWhileClaimed, createAndGet, createdClaimed, expiredIdReused, expiredIsGone, onlyItsMessageClaims } from './store-jobs.js'
 import { claimCheck, deleteForgets, getMany, responsesRoundTrip } from './store-bodies.js'
 import type { MakeStore, StoreCheck, StoreResidue } from './store-fixtures.js'
-import { keyLivesWithResult, racingReservations } from './store-keys.js'
+import { keyFreedByDelete, keyLivesWithResult, racingReservations } from './store-keys.js'
 import { stateMachine } from './store-state-machine.js'
 
 const CHECKS: Record<string, StoreCheck> = {
@@ -10,6 +10,7 @@ const CHECKS: Record<string, StoreCheck> = {
   'an expired job is gone, whether or not the backend deleted it': expiredIsGone,
   'an idempotency key: of racing reservations exactly one holds, until it expires': racingReservations,
   'a key expires with its job\'s result, completed or cancelled, not with its first expiry': keyLivesWithResult,
+  'a deleted job frees the key that names it, and only that one': keyFreedByDelete,
   'an expired job\'s id can be created again (a key whose job expired starts it anew)': expiredIdReused,
   'claims: one live lease at a time; a lapsed lease is taken over with the next attempt': claims,
   'only the message a job was accepted with claims it: any other changes nothing, in every state': onlyItsMessageClaims,

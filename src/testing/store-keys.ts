@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { newJobId } from '../core/job-id.js'
 import { FakeClock } from './fake-clock.js'
-import { response, soon, type StoreCheck } from './store-fixtures.js'
+import { lease, response, soon, type StoreCheck } from './store-fixtures.js'
 
 // Idempotency keys: one reservation holds a key, until it expires, or until the result of the
 // job it names expires.
@@ -57,4 +57,26 @@ export const keyLivesWithResult: StoreCheck = async (t, { make }) => {
     t.same(await store.reserveKey(next), next, `${name}: the key is free once the result expired`)
   }
   t.equal((await store.reserveKey(retry(other.key))).jobId, other.id, 'another job\'s reservation keeps its own expiry')
+}
+
+export const keyFreedByDelete: StoreCheck = async (t, { make }) => {
+  const store = await make()
+  const key = newKey()
+  const id = newJobId()
+  t.equal((await store.reserveKey({ key, jobId: id, fingerprint: 'fp', expiresAt: soon() })).jobId, id)
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon(), key })
+  // What the HTTP side does when it could not queue the job: the client got a 503.
+  await store.delete(id)
+  t.equal(await store.get(id), undefined, 'the job is gone')
+  t.match(await store.claim(id, lease('w')), { claimed: false }, 'nothing to claim')
+  t.equal(await store.cancel(id, response(Buffer.from('cancelled')), soon()), false, 'nothing to cancel')
+  const retry = { key, jobId: newJobId(), fingerprint: 'another request', expiresAt: soon() }
+  t.same(await store.reserveKey(retry), retry, 'its key is free: a retry with it, whatever its request, is a new request')
+  await store.delete(id)
+  t.same(await store.reserveKey({ ...retry, jobId: newJobId() }), retry, 'deleting the job again leaves the key\'s new reservation alone')
+  // A job created under a key whose reservation names another job leaves that reservation alone.
+  const stray = newJobId()
+  await store.create({ id: stray, waitSeconds: 1, createdAt: Date.now(), expiresAt: soon(), key })
+  await store.delete(stray)
+  t.same(await store.reserveKey({ ...retry, jobId: newJobId(), fingerprint: 'a third' }), retry, 'another job\'s reservation stays')
 }

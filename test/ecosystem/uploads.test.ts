@@ -347,8 +347,8 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
   await ends.ended(2)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 
-  // A keyed upload whose job could not be queued (503): DynamoDB keeps the key's reservation, so
-  // the client's retry creates the job under the first attempt's id, with its own upload.
+  // A keyed upload whose job could not be queued (503): the job is deleted and frees its key, so
+  // the client's retry creates a job of its own, with its own upload; the first one's is removed.
   // The same bytes twice (a FormData draws a new boundary each time it is sent).
   const encoded = new Response(form([file]))
   const body = Buffer.from(await encoded.arrayBuffer())

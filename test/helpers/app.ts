@@ -28,7 +28,7 @@ export async function buildTestApp (
   options: LongRunningOptions = {},
   routes?: (app: FastifyInstance, gates: Gates, count: (name: string) => void) => void
 ): Promise<TestApp> {
-  const app = Fastify({ logger: false })
+  const app = Fastify({ logger: process.env.TEST_LOG === undefined ? false : { level: 'debug', file: process.env.TEST_LOG } })
   const gates = new Gates()
   const runs = new Map<string, number>()
   const waiting = new Set<{ name: string, count: number, resolve: () => void }>()

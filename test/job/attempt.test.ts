@@ -130,7 +130,7 @@ t.test('a replay the app cannot run (it closed) fails, and is told apart from a 
   t.equal(end.kind, 'failed')
 })
 
-t.test('a lease renews the claim and extends the delivery every third of it, reports its loss, and ends at once', async t => {
+t.test('a lease renews the claim and extends the delivery every third of it, reports its loss, and ends at once; it holds until then', async t => {
   const clock = new FakeClock()
   const store = memoryStore({ clock })
   t.teardown(async () => await store.close?.())
@@ -138,22 +138,28 @@ t.test('a lease renews the claim and extends the delivery every third of it, rep
   await store.create({ id, waitSeconds: 0, createdAt: clock.now(), expiresAt: clock.now() + 3_600_000, claim: { owner: 'me', leaseUntil: clock.now() + 30_000 } })
   const brought = delivery('{}')
   const app = fastify()
-  const lease = new Lease(id, 'me', brought, { store, leaseSeconds: 30, clock }, app.log)
+  const lease = new Lease(id, 'me', brought, { store, leaseSeconds: 30, clock }, app.log, { until: clock.now() + 30_000, renewed: true })
+  t.ok(lease.holds(clock.now() + 29_999), 'the claim holds until its lease lapses')
+  t.notOk(lease.holds(clock.now() + 30_000))
   let lost = 0
   const timers = clock.pending
   lease.keep(() => { lost++ })
   await clock.advance(10_000)
   t.same(brought.extended, [30])
   t.equal((await store.get(id))?.leaseUntil, clock.now() + 30_000, 'the claim lasts a lease from the renewal')
+  t.ok(lease.holds(clock.now() + 29_999), 'and holds as long')
   t.ok((await store.claim(id, { owner: 'thief', leaseUntil: clock.now() + 30_000, now: clock.now() + 40_001 })).claimed)
   await clock.advance(10_000)
   t.equal(lost, 1, 'the loss is reported')
+  t.notOk(lease.holds(clock.now()), 'a lost claim holds no more')
   t.same(brought.extended, [30], 'a lost claim extends nothing')
   lease.stop()
   t.equal(clock.pending, timers, 'stopped: no renewal armed')
 
   const other = newJobId()
   await store.create({ id: other, waitSeconds: 0, createdAt: clock.now(), expiresAt: clock.now() + 3_600_000, claim: { owner: 'me', leaseUntil: clock.now() + 30_000 } })
-  await new Lease(other, 'me', brought, { store, leaseSeconds: 30, clock }, app.log).end()
+  const ended = new Lease(other, 'me', brought, { store, leaseSeconds: 30, clock }, app.log, { until: clock.now() + 30_000, renewed: true })
+  await ended.end()
+  t.notOk(ended.holds(clock.now()), 'an ended claim holds no more')
   t.ok((await store.claim(other, { owner: 'next', leaseUntil: clock.now() + 30_000, now: clock.now() })).claimed, 'ended: the next worker claims it now')
 })

@@ -6,10 +6,11 @@ import { RunRegistry } from '../../src/job/context.js'
 import { encodeMessage, type JobMessage } from '../../src/job/message.js'
 import { errorResponse } from '../../src/core/error-response.js'
 import { JobRunner } from '../../src/job/runner.js'
-import { JobCancelledError } from '../../src/errors.js'
+import { BackendError, JobCancelledError } from '../../src/errors.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { Gate } from '../helpers/gate.js'
 import { delivery } from '../helpers/recording-queue.js'
+import { spyStore } from '../helpers/spy-store.js'
 
 // The runner on its own, with the memory adapters and the fake clock: what becomes of a job's
 // message for each way its attempt can end. The app is a plain Fastify app; no plugin.
@@ -29,7 +30,8 @@ interface Setup {
   job (fields?: Partial<JobMessage>, claim?: { owner: string, leaseUntil: number }): Promise<JobMessage>
 }
 
-async function setup (t: Test, options: { results?: ResultBodies } = {}): Promise<Setup> {
+/** `wrap`: the store as the runner sees it (`spyStore`), the test keeping the real one. */
+async function setup (t: Test, options: { results?: ResultBodies, wrap?: (store: JobStore) => JobStore } = {}): Promise<Setup> {
   // Back-offs of retried writes cost nothing; timeouts and lease renewals wait for `advance()`.
   const clock = new FakeClock({ autoAdvanceUpToMs: 5_000 })
   const store = memoryStore({ clock })
@@ -47,7 +49,7 @@ async function setup (t: Test, options: { results?: ResultBodies } = {}): Promis
   await app.ready()
   const ended: JobEndEvent[] = []
   const runner = new JobRunner(app, {
-    store,
+    store: options.wrap?.(store) ?? store,
     runs: new RunRegistry(),
     leaseSeconds: LEASE_SECONDS,
     redelivery: queue.redelivery!,
@@ -171,6 +173,81 @@ t.test('a process that is shutting down hands a job created claimed for it back 
   const { runner, store, clock, job } = await setup(t)
   const message = await job({}, { owner: 'me', leaseUntil: clock.now() + 60_000 })
   runner.shutdown()
-  t.same(await runner.runClaimed(message, 'me', clock.now()), { ack: false, delaySeconds: 0 })
+  t.same(await runner.runClaimed(message, { owner: 'me', leaseUntil: clock.now() + 60_000 }, clock.now()), { ack: false, delaySeconds: 0 })
   t.match(await store.claim(message.id, { owner: 'next', leaseUntil: clock.now() + 60_000, now: clock.now() }), { claimed: true })
+})
+
+t.test('a result the store fails to take more than four times is stored by the same attempt while its claim holds: one run', async t => {
+  let tries = 0
+  const { runner, store, ended, job } = await setup(t, {
+    wrap: store => spyStore(store, {
+      complete: async (...args) => {
+        if (++tries <= 6) throw new BackendError('store unreachable (injected)')
+        return await store.complete(...args)
+      }
+    })
+  })
+  const message = await job()
+  t.same(await runner.handle(delivery(encodeMessage(message))), { ack: true })
+  t.equal(tries, 7, 'tried on past the usual four')
+  t.equal((await store.get(message.id))?.response?.statusCode, 200)
+  t.match(ended, [{ outcome: 'completed', attempt: 1 }], 'by the first attempt: the handler ran once')
+})
+
+t.test('the claim is renewed while a result waits for the store', async t => {
+  const blocked = new Gate()
+  const { runner, store, clock, job } = await setup(t, {
+    wrap: store => spyStore(store, {
+      complete: async (...args) => {
+        blocked.open()
+        if (clock.now() < start + LEASE_SECONDS * 1000) throw new BackendError('store unreachable (injected)')
+        return await store.complete(...args)
+      }
+    })
+  })
+  const start = clock.now()
+  const message = await job()
+  const first = delivery(encodeMessage(message))
+  const handled = runner.handle(first)
+  await blocked.opened
+  // Renewals wait for `advance()`; the back-offs between tries pass by themselves.
+  await clock.advance(LEASE_SECONDS * 1000 / 3)
+  t.same(first.extended, [LEASE_SECONDS], 'the delivery kept hidden with the claim')
+  t.same(await handled, { ack: true })
+  t.equal((await store.get(message.id))?.status, JobStatus.done)
+})
+
+t.test('a store that takes no write for a whole lease: the attempt has failed, its claim is given back, the message returns', async t => {
+  let tries = 0
+  const { runner, store, queue, clock, ended, job } = await setup(t, {
+    wrap: store => spyStore(store, {
+      complete: async () => {
+        tries++
+        throw new BackendError('store unreachable (injected)')
+      }
+    })
+  })
+  const message = await job()
+  const start = clock.now()
+  t.same(await runner.handle(delivery(encodeMessage(message), 2)), { ack: false, delaySeconds: queue.redelivery!.delaySeconds(2) })
+  t.ok(clock.now() - start >= LEASE_SECONDS * 1000, `tried until the lease lapsed (${tries} tries over ${clock.now() - start} ms)`)
+  t.same(ended, [])
+  t.match(await store.claim(message.id, { owner: 'next', leaseUntil: clock.now() + 60_000, now: clock.now() }), { claimed: true, attempt: 2 }, 'the next delivery runs it')
+})
+
+t.test('a shutdown ends the tries at storing a result: the claim is given back and the message returns at once', async t => {
+  let tries = 0
+  const { runner, store, queue, clock, job } = await setup(t, {
+    wrap: store => spyStore(store, {
+      complete: async () => {
+        // The fifth try is the first past the usual four: the worker shuts down meanwhile.
+        if (++tries === 5) runner.shutdown()
+        throw new BackendError('store unreachable (injected)')
+      }
+    })
+  })
+  const message = await job()
+  t.same(await runner.handle(delivery(encodeMessage(message))), { ack: false, delaySeconds: queue.redelivery!.delaySeconds(1) })
+  t.equal(tries, 5, 'no try after the shutdown')
+  t.match(await store.claim(message.id, { owner: 'next', leaseUntil: clock.now() + 60_000, now: clock.now() }), { claimed: true, attempt: 2 }, 'given back: the next delivery claims it at once')
 })

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { redisQueue, redisStore } from '../../src/index.js'
@@ -9,24 +10,34 @@ import { int, pick, random, seedFromEnv } from '../helpers/random.js'
 // Jobs through redisQueue and redisStore while the real server drops their connections
 // (CLIENT KILL) and refuses writes (maxmemory 1 with noeviction: OOM errors), at seeded
 // moments. A fixed seed in `npm run test:redis`; with CHAOS_JOBS set, a longer run with a new
-// seed each time (printed; SEED=n replays it), as `npm run test:chaos` does for AWS.
+// seed each time (printed; SEED=n replays its faults), as `npm run test:chaos` does for AWS.
+// CHAOS_RATE: faults per second (default 11, one every 90 ms on average); TEST_LOG=file writes
+// the app's log there, to follow a job through a run.
 const jobs = Number(process.env.CHAOS_JOBS ?? 60)
+const rate = Number(process.env.CHAOS_RATE ?? 11)
 const seed = process.env.CHAOS_JOBS === undefined ? 11 : seedFromEnv()
 const next = random(seed)
-t.comment(`redis chaos: seed ${seed}, ${jobs} jobs`)
+// Run directly (`CHAOS_JOBS=1000 node --import tsx test/redis/chaos.test.ts`), tap's default
+// 30 s per test would cut a long run short.
+t.setTimeout(15 * 60_000)
+t.comment(`redis chaos: seed ${seed}, ${jobs} jobs, ${rate} faults/s`)
 
 const redis = await startRedisServer()
 t.teardown(async () => { await redis.close() })
 
 const FAULTS = ['kill-normal', 'kill-pubsub', 'oom'] as const
+// Long enough for a loaded machine: on two busy cores the event loop of this one process, which
+// serves the clients and runs every job, lags by a second and more, and a lease renewed every
+// third of 3 s lapsed with no fault of the store's.
+const LEASE_SECONDS = 10
 
-/** Injects a fault every 30 to 150 ms until stopped; counts them by kind. */
+/** Injects `rate` faults a second until stopped, each 1/3 to 5/3 of the mean apart; counts them by kind. */
 function injectFaults (control: Redis): { stop: () => Promise<void>, counts: Map<string, number> } {
   const counts = new Map<string, number>()
   const state = { stopped: false }
   const loop = (async () => {
     while (!state.stopped) {
-      await new Promise(resolve => setTimeout(resolve, 30 + int(next, 120)))
+      await new Promise(resolve => setTimeout(resolve, (1000 / rate) * (1 + 4 * next()) / 3))
       if (state.stopped) break
       const fault = pick(next, FAULTS)
       counts.set(fault, (counts.get(fault) ?? 0) + 1)
@@ -42,26 +53,33 @@ function injectFaults (control: Redis): { stop: () => Promise<void>, counts: Map
   return { stop: async () => { state.stopped = true; await loop }, counts }
 }
 
-t.test('under dropped connections and refused writes every accepted job ends with its exact response, within maxAttempts runs', async t => {
+t.test('under dropped connections and refused writes every accepted job ends with its exact response, its handler run once', async t => {
   const test = await buildTestApp({
-    queue: redisQueue({ url: redis.url, retryDelaySeconds: 0.05, visibilityTimeoutSeconds: 3 }),
+    queue: redisQueue({ url: redis.url, retryDelaySeconds: 0.05, visibilityTimeoutSeconds: LEASE_SECONDS }),
     store: redisStore({ url: redis.url }),
     consume: true,
     concurrency: 8,
     waitSeconds: 1,
-    leaseSeconds: 3
+    leaseSeconds: LEASE_SECONDS
   })
   t.teardown(() => closeTestApp(test))
   const control = new Redis(redis.url)
   t.teardown(() => { control.disconnect() })
   const faults = injectFaults(control)
+  const lag = monitorEventLoopDelay()
+  lag.enable()
 
   const { ledger, jobsByName, rejected } = await runChaosClients(test, jobs, next)
   await faults.stop()
-  // Runs within maxAttempts (3). Extra runs are counted, not refused: at this density of faults
-  // (one every 90 ms on average) a completion may fail all of its four tries, and the job then
-  // runs again, as the contract allows. Most runs show none (docs/redis.md).
-  const report = ledger.check(t, 3)
+  lag.disable()
+  // One run per accepted job: a write fails about every other time here, yet a worker holding a
+  // result keeps its claim and tries on (src/job/finish.ts: a try every tenth of the lease, and
+  // the renewals); only a store that refused every one of them would hand the job on.
+  // Every run starts before its job's final response, so the count is complete here.
+  const report = ledger.check(t, 1)
+  t.equal(report.extraRuns, 0, 'no handler ran twice')
+  // Reported, not checked: a request answered 503 runs only if its message went out with every
+  // answer lost and the record's removal failed too.
   const phantomRuns = [...test.runs.keys()].filter(name => !jobsByName.has(name)).length
-  t.comment(`report: ${JSON.stringify({ seed, ...report, phantomRuns, faults: Object.fromEntries(faults.counts), clientRetries: rejected })}`)
+  t.comment(`report: ${JSON.stringify({ seed, ...report, phantomRuns, faults: Object.fromEntries(faults.counts), clientRetries: rejected, eventLoopLagMaxMs: Math.round(lag.max / 1e6) })}`)
 })

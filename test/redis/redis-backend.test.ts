@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import t, { type Test } from 'tap'
 import { redisQueue, redisStore, type JobRecord, type JobStore } from '../../src/index.js'
@@ -8,7 +7,7 @@ import { startRedisServer, type RedisServer } from '../../example/redis-server.j
 import { buildTestApp } from '../helpers/app.js'
 
 // What the contract suites cannot see: the change feed across processes, a server that goes
-// away and comes back, its configuration, and what importing the package loads.
+// away and comes back, and its configuration. What importing the package loads: lazy-load.test.ts.
 
 async function server (t: Test, args: string[] = []): Promise<RedisServer> {
   const started = await startRedisServer(args)
@@ -132,14 +131,4 @@ t.test('Redis down at acceptance: 503 with Retry-After within the acceptance ret
   for (let tries = 0; answer.statusCode === 503 && tries < 50; tries++) answer = await post()
   t.equal(answer.statusCode, 201, 'back: jobs run again')
   t.equal(answer.body, 'hello')
-})
-
-t.test('importing the package loads neither ioredis nor bullmq; the first use of an adapter does', async t => {
-  const script = (use: string): string => `const m = await import('./src/index.ts'); ${use}`
-  const loaded = (use: string): string[] => {
-    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(use)], { env: { PATH: process.env.PATH ?? '', NODE_DEBUG: 'esm' }, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
-    return [...new Set([...child.stderr.matchAll(/node_modules\/(ioredis|bullmq)\//g)].map(match => match[1] as string))].sort()
-  }
-  t.same(loaded(''), [], 'import only')
-  t.same(loaded("const q = m.redisQueue({ url: 'redis://127.0.0.1:1' }); await q.send('x').catch(() => {}); await q.close()"), ['bullmq', 'ioredis'], 'a send')
 })

@@ -1,0 +1,87 @@
+import { Redis } from 'ioredis'
+import t from 'tap'
+import { redisQueue, redisStore, type Consumer } from '../../src/index.js'
+import { newJobId } from '../../src/core/job-id.js'
+import { ANNOUNCED_FIELDS, announcedRecord } from '../../src/store/redis-records.js'
+import { startRedisServer } from '../../example/redis-server.js'
+
+// The Redis adapters' error paths and bad input, each made to happen on purpose: a server down at
+// the first use, values past the limit, a claim sent again, a lock gone under the worker, change
+// messages that do not tell a record.
+
+const redis = await startRedisServer()
+t.teardown(async () => { await redis.close() })
+
+t.test('a server down at the first use: FST_LONG_RUNNING_BACKEND at once, and the next call connects once it is back', async t => {
+  await redis.stop()
+  const store = redisStore({ url: redis.url, prefix: 'down' })
+  const queue = redisQueue({ url: redis.url, name: 'down' })
+  const watching = redisStore({ url: redis.url, prefix: 'down' })
+  t.teardown(async () => { await store.close?.(); await queue.close?.(); await watching.close?.() })
+  await t.rejects(store.get(newJobId()), { code: 'FST_LONG_RUNNING_BACKEND', statusCode: 503 })
+  await t.rejects(queue.send('{}'), { code: 'FST_LONG_RUNNING_BACKEND', statusCode: 503 })
+  // A watch's connection waits for the server; closing the store meanwhile drops it.
+  watching.watch?.(newJobId(), () => {})
+  await watching.close?.()
+  await redis.restart()
+  t.equal(await store.get(newJobId()), undefined, 'the store connects on its next call')
+  await queue.send('{}')
+  t.pass('and so does the queue')
+})
+
+t.test('a request or a response past maxValueBytes is refused with 413, nothing written', async t => {
+  const maxValueBytes = 7 * 1024 * 1024
+  const store = redisStore({ url: redis.url, prefix: 'big', maxValueBytes })
+  t.teardown(async () => { await store.close?.() })
+  const id = newJobId()
+  const big = Buffer.alloc(maxValueBytes + 1)
+  const expiresAt = Date.now() + 60_000
+  await t.rejects(store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt, request: { method: 'POST', url: '/', headers: {}, body: big } }), { code: 'FST_LONG_RUNNING_VALUE_TOO_LARGE', statusCode: 413 })
+  t.equal(await store.get(id), undefined, 'no job')
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt })
+  t.ok((await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })).claimed)
+  await t.rejects(store.complete(id, 'w', { statusCode: 200, headers: {}, body: big }, expiresAt), { code: 'FST_LONG_RUNNING_VALUE_TOO_LARGE' })
+  t.match(await store.get(id), { status: 'running', owner: 'w' }, 'still running, its owner may store a smaller answer')
+})
+
+t.test('a claim sent again after its answer was lost finds its own lease: the same attempt, not another', async t => {
+  const store = redisStore({ url: redis.url, prefix: 'again' })
+  t.teardown(async () => { await store.close?.() })
+  const id = newJobId()
+  await store.create({ id, waitSeconds: 1, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
+  const claim = { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() }
+  t.same(await store.claim(id, claim), { claimed: true, attempt: 1 })
+  t.same(await store.claim(id, claim), { claimed: true, attempt: 1 }, 'the resent claim')
+  t.match(await store.claim(id, { ...claim, owner: 'other' }), { claimed: false, record: { attempt: 1, owner: 'w' } })
+})
+
+t.test('a lock gone under the worker: handing the message back fails, and the consumer tells it', async t => {
+  const queue = redisQueue({ url: redis.url, name: 'lost-lock', retryDelaySeconds: 0 })
+  const control = new Redis(redis.url)
+  let consumer: Consumer | undefined
+  t.teardown(async () => { await consumer?.stop(); await queue.close?.(); control.disconnect() })
+  const told = new Promise<unknown>(resolve => {
+    let first = true
+    consumer = queue.consume(async () => {
+      // BullMQ's first job is `1`: its lock goes, as if it had lapsed and been taken.
+      if (first) await control.del('bull:lost-lock:1:lock')
+      first = false
+      return { ack: false, delaySeconds: 0 }
+    }, { concurrency: 1, onError: resolve })
+  })
+  await queue.send('{}')
+  t.match(await told, { code: 'FST_LONG_RUNNING_BACKEND', detail: /^Redis moveToDelayed: / })
+})
+
+t.test('a change message that does not tell a record is read: a bare id, bad JSON, another shape, a finished job', async t => {
+  const now = Date.now()
+  const id = newJobId()
+  const fields = (status: string): Array<string | false> => ANNOUNCED_FIELDS.map(field => field === 'st' ? status : field === 'exp' ? String(now + 60_000) : false)
+  t.same(announcedRecord(id, now), { id, record: 'read' })
+  t.same(announcedRecord(`${id} {not json`, now), { id, record: 'read' })
+  t.same(announcedRecord(`${id} {"st":"pending"}`, now), { id, record: 'read' })
+  t.same(announcedRecord(`${id} ${JSON.stringify(fields('pending').slice(1))}`, now), { id, record: 'read' }, 'a field missing')
+  t.same(announcedRecord(`${id} ${JSON.stringify(fields('pending').map(field => field === false ? 0 : field))}`, now), { id, record: 'read' }, 'not strings')
+  t.same(announcedRecord(`${id} ${JSON.stringify(fields('done'))}`, now), { id, record: 'read' }, 'a finished job: its response is not in the message')
+  t.match(announcedRecord(`${id} ${JSON.stringify(fields('pending'))}`, now), { id, record: { id, status: 'pending' } }, 'a record it tells')
+})
