@@ -108,8 +108,9 @@ export class RedisWatch {
     const { id } = announced
     // Every process hears every job's changes: only those of jobs watched here are decoded.
     if (!this.#watchers.has(id)) return
-    // A read under way may end on an older state than the message's: it reads again then.
-    const record = this.#reading.has(id) ? 'read' : announced.record()
+    // A read under way may end on an older state than the message's: it reads again then. An
+    // end under way here brings the latest state itself (or the read that waits for it).
+    const record = this.#reading.has(id) || this.#ending.has(id) ? 'read' : announced.record()
     if (record === 'read') this.#changed(id)
     else this.#tell(id, record)
   }
