@@ -133,8 +133,10 @@ class RedisQueue implements JobQueue {
     const made = this.#queue ?? (async () => {
       const { Queue } = await this.#module()
       // Fails fast while Redis is down, so that the HTTP side answers 503 at once (the producer
-      // settings BullMQ recommends for adding jobs from HTTP endpoints).
-      const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false })
+      // settings BullMQ recommends for adding jobs from HTTP endpoints). Auto-pipelined, as the
+      // store's connection is: the adds of one event-loop turn leave in one write, not one each
+      // (the producer only adds; the worker's connection, whose commands block, is not).
+      const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true })
       const queue = new Queue(this.#settings.name, { connection, prefix: this.#settings.prefix, skipWaitingForReady: true })
       // Failures reach the caller of `add`; unheard, BullMQ would print each reconnection attempt.
       queue.on('error', () => {})

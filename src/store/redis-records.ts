@@ -47,23 +47,47 @@ export const RECORD_FIELDS = [F.status, F.attempt, F.waitSeconds, F.createdAt, F
 export const ANNOUNCED_FIELDS = RECORD_FIELDS.slice(0, -1)
 
 /**
- * The record a change message (`id` or `id JSON`, see the scripts' `announce`) tells of, or
- * `'read'` when it does not tell enough: a bare id (a deletion, an older writer), a finished
- * job (its response is not in the message), or a message not understood.
+ * What a change message (`id` or `id JSON`, see the scripts' `announce`) tells: the job's id at
+ * once, and its record only when asked (for a job watched here), or `'read'` when the message
+ * does not tell enough: a bare id (a deletion, an older writer), a finished job (its response
+ * is not in the message), or a message not understood.
  */
 export function announcedRecord (message: string, now: number): Announced {
   const space = message.indexOf(' ')
-  if (space === -1) return { id: message, record: 'read' }
+  if (space === -1) return { id: message, record: () => 'read' }
   const id = message.slice(0, space)
+  return {
+    id,
+    record: () => {
+      const values = announcedValues(message.slice(space + 1))
+      if (values === undefined) return 'read'
+      const record = recordOf(id, [...values, null], now)
+      return record?.status === 'done' ? 'read' : record
+    }
+  }
+}
+
+/**
+ * The record of a job this process has just ended: what the `end` script announced (`json`)
+ * with the response it stored (`blob`), so that watchers here need no read; undefined when that
+ * does not spell a finished job (its watchers then hear the change message).
+ */
+export function endedRecord (id: string, json: string, blob: Buffer, now: number): JobRecord | undefined {
+  const values = announcedValues(json)
+  const record = values === undefined ? undefined : recordOf(id, [...values, blob], now)
+  return record?.status === 'done' ? record : undefined
+}
+
+/** The fields of {@link ANNOUNCED_FIELDS} that an announced JSON array spells, or undefined. */
+function announcedValues (json: string): Value[] | undefined {
   let fields: unknown
   try {
-    fields = JSON.parse(message.slice(space + 1))
+    fields = JSON.parse(json)
   } catch {
-    return { id, record: 'read' }
+    return undefined
   }
-  if (!Array.isArray(fields) || fields.length !== ANNOUNCED_FIELDS.length || !fields.every(field => field === false || typeof field === 'string')) return { id, record: 'read' }
-  const record = recordOf(id, [...fields.map(field => field === false ? null : Buffer.from(field as string)), null], now)
-  return { id, record: record?.status === 'done' ? 'read' : record }
+  if (!Array.isArray(fields) || fields.length !== ANNOUNCED_FIELDS.length || !fields.every(field => field === false || typeof field === 'string')) return undefined
+  return fields.map(field => field === false ? null : Buffer.from(field as string))
 }
 
 /** The hash fields of a new job whose record is `record`, as `HSET` arguments (its request's bytes apart). */

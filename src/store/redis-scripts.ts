@@ -22,9 +22,12 @@ local RECORD = {${RECORD_FIELDS.map(field => `'${field}'`).join(', ')}}
 local ANNOUNCED = {${ANNOUNCED_FIELDS.map(field => `'${field}'`).join(', ')}}
 -- Tells every process that watches: the job's id and its record but the response, so that a
 -- waiting request follows the job without reading it; only a finished job's response is read.
+-- Returns what it told (the record's JSON).
 local function announce(channel, id, key)
   if channel == '' then return end
-  redis.call('PUBLISH', channel, id .. ' ' .. cjson.encode(redis.call('HMGET', key, unpack(ANNOUNCED))))
+  local record = cjson.encode(redis.call('HMGET', key, unpack(ANNOUNCED)))
+  redis.call('PUBLISH', channel, id .. ' ' .. record)
+  return record
 end
 `
 
@@ -79,7 +82,8 @@ redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 announce(ARGV[5], ARGV[6], KEYS[1])
 return 1`,
   // ARGV: now, owner ('' for a cancellation: anyone while unfinished), response, expiresAt,
-  // nonce, channel, id, deleteAt → {1, key digest} ended, {0} not.
+  // nonce, channel, id, deleteAt → {1, key digest, record JSON} ended (no JSON when a resent
+  // command finds its own effect), {0} not.
   end: `
 if not live(KEYS[1], ARGV[1]) then return {0} end
 local s = redis.call('HMGET', KEYS[1], 'st', 'own', 'en', 'kd')
@@ -91,8 +95,7 @@ if not s[1] or (ARGV[2] ~= '' and (s[1] ~= 'running' or s[2] ~= ARGV[2])) then r
 redis.call('HSET', KEYS[1], 'st', 'done', 'res', ARGV[3], 'exp', ARGV[4], 'en', ARGV[5])
 redis.call('HDEL', KEYS[1], 'own', 'lease', 'req')
 redis.call('PEXPIREAT', KEYS[1], ARGV[8])
-announce(ARGV[6], ARGV[7], KEYS[1])
-return {1, s[4]}`,
+return {1, s[4], announce(ARGV[6], ARGV[7], KEYS[1])}`,
   // ARGV: channel, id, now → the digest of the job's idempotency key, if it has one. A keyed
   // job leaves a tombstone (no status: read as gone; live: its id cannot be created again) until
   // its key is released, so that a request that found the key naming this job does not create

@@ -7,7 +7,7 @@ import { LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { newJobRecord, type JobProgress, type JobRecord } from '../core/job-state.js'
 import type { StoredResponse } from '../core/wire.js'
 import { number, optionNames, optionsObject } from '../validate.js'
-import { announcedRecord, F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
+import { announcedRecord, endedRecord, F, newJobFields, RECORD_FIELDS, recordOf, redisKeys, type RedisKeys } from './redis-records.js'
 import { deleteAt, runScript, type ScriptName } from './redis-scripts.js'
 import { RedisWatch } from './redis-watch.js'
 import type { ClaimResult, JobClaim, JobStore, KeyReservation, NewJob } from './store.js'
@@ -148,9 +148,19 @@ class RedisStore implements JobStore {
   /** Stores a final response: by the claim's owner (completion), or by anyone while unfinished (`''`: cancellation). */
   async #end (id: string, owner: string, response: StoredResponse, expiresAt: number): Promise<boolean> {
     const blob = this.#bounded('response', responseBlob(response))
-    const [ended, key] = await this.#script('end', this.#keys.job(id), [
-      this.#clock.now(), owner, blob, expiresAt, randomUUID(), this.#keys.channel, id, deleteAt(expiresAt)
-    ]) as [number, Buffer | null]
+    // Requests waiting here for the job get it with the reply: no read of the response.
+    this.#watch.ending(id)
+    let record: JobRecord | undefined
+    let reply: [number, Buffer | null, Buffer | undefined]
+    try {
+      reply = await this.#script('end', this.#keys.job(id), [
+        this.#clock.now(), owner, blob, expiresAt, randomUUID(), this.#keys.channel, id, deleteAt(expiresAt)
+      ]) as typeof reply
+      if (reply[0] === 1 && reply[2] !== undefined) record = endedRecord(id, reply[2].toString(), blob, this.#clock.now())
+    } finally {
+      this.#watch.ended(id, record)
+    }
+    const [ended, key] = reply
     if (ended !== 1) return false
     // The key lives as long as the result: then the same key is a new request. Its hash is in
     // another slot than the job's, so this is a second write, and best effort: if it fails,

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis'
-import type { JobRecord } from '../core/job-state.js'
+import { JobStatus, type JobRecord } from '../core/job-state.js'
 import { Watchers, type Listener } from './watchers.js'
 
-/** What a change message tells: the job's id, and its record or that it must be read. */
-export interface Announced { id: string, record: JobRecord | undefined | 'read' }
+/** What a change message tells: the job's id, and (decoded on demand) its record or that it must be read. */
+export interface Announced { id: string, record: () => JobRecord | undefined | 'read' }
 
 /**
  * The Redis store's change feed: one subscriber connection per store, on the store's one
@@ -13,6 +13,7 @@ export interface Announced { id: string, record: JobRecord | undefined | 'read' 
  * is read when the message does not tell enough (a finished job's response, a deletion). A
  * change published while the subscription was not live (the first subscription, a
  * reconnection) would be missed: each time it becomes live, every watched job is read again.
+ * A job that this process ends is told to its watchers here at once ({@link RedisWatch.ended}).
  */
 export class RedisWatch {
   readonly #watchers = new Watchers()
@@ -22,6 +23,13 @@ export class RedisWatch {
   readonly #channel: string
   /** Reads under way, and whether another change came in meanwhile (then it reads again). */
   readonly #reading = new Map<string, { again: boolean }>()
+  /**
+   * Watched jobs told as done. Done is final, and a job's news comes by two ways (the channel
+   * and this process's own writes), so any other state heard later is older news: not told.
+   */
+  readonly #done = new Set<string>()
+  /** Jobs this process is ending, and whether a read waits for that. */
+  readonly #ending = new Map<string, { count: number, read: boolean }>()
   #subscriber: Promise<Redis> | undefined
   #live = false
 
@@ -39,7 +47,38 @@ export class RedisWatch {
       // Without a feed (ioredis missing), each wait ends at its time and reads the job then.
       this.#subscriber.catch(() => {})
     }
-    return stop
+    return () => {
+      stop()
+      if (!this.#watchers.has(id)) this.#done.delete(id)
+    }
+  }
+
+  /**
+   * This process is ending job `id` (a completion or a cancellation under way): until
+   * {@link RedisWatch.ended}, a read the job's change message asks for waits for the end's own
+   * record, which comes with the command's reply (the message may come first, on another
+   * connection).
+   */
+  ending (id: string): void {
+    if (!this.#watchers.has(id)) return
+    const ending = this.#ending.get(id)
+    if (ending === undefined) this.#ending.set(id, { count: 1, read: false })
+    else ending.count += 1
+  }
+
+  /**
+   * The end of job `id` is over: with `record` (done, with its response) when it ended the job,
+   * which its watchers here then hear without a read; otherwise a read that waited is made now.
+   */
+  ended (id: string, record: JobRecord | undefined): void {
+    const ending = this.#ending.get(id)
+    if (ending !== undefined && --ending.count === 0) this.#ending.delete(id)
+    if (record !== undefined) {
+      if (this.#watchers.has(id)) this.#tell(id, record)
+    } else if (ending?.read === true) {
+      ending.read = false
+      this.#changed(id)
+    }
   }
 
   async #subscribe (): Promise<Redis> {
@@ -65,16 +104,31 @@ export class RedisWatch {
   }
 
   #heard (message: string): void {
-    const { id, record } = this.#decode(message)
+    const announced = this.#decode(message)
+    const { id } = announced
+    // Every process hears every job's changes: only those of jobs watched here are decoded.
     if (!this.#watchers.has(id)) return
-    // A read under way may end on an older state than the message's: it reads again then.
-    if (record === 'read' || this.#reading.has(id)) this.#changed(id)
-    else this.#watchers.notify(id, record)
+    // A read under way may end on an older state than the message's: it reads again then. An
+    // end under way here brings the latest state itself (or the read that waits for it).
+    const record = this.#reading.has(id) || this.#ending.has(id) ? 'read' : announced.record()
+    if (record === 'read') this.#changed(id)
+    else this.#tell(id, record)
+  }
+
+  #tell (id: string, record: JobRecord | undefined): void {
+    if (record !== undefined && record.status !== JobStatus.done && this.#done.has(id)) return
+    if (record?.status === JobStatus.done && this.#watchers.has(id)) this.#done.add(id)
+    this.#watchers.notify(id, record)
   }
 
   /** Reads job `id` for its listeners; one read at a time per job, and one more if it changed meanwhile. */
   #changed (id: string): void {
     if (!this.#watchers.has(id)) return
+    const ending = this.#ending.get(id)
+    if (ending !== undefined) {
+      ending.read = true
+      return
+    }
     const reading = this.#reading.get(id)
     if (reading !== undefined) {
       reading.again = true
@@ -82,7 +136,7 @@ export class RedisWatch {
     }
     const state = { again: false }
     this.#reading.set(id, state)
-    this.#read(id).then(record => { this.#watchers.notify(id, record) }, () => {}).finally(() => {
+    this.#read(id).then(record => { this.#tell(id, record) }, () => {}).finally(() => {
       this.#reading.delete(id)
       if (state.again) this.#changed(id)
     })
