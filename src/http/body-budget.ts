@@ -1,3 +1,4 @@
+import { constants as http2, type Http2ServerRequest } from 'node:http2'
 import { Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Clock } from '../clock.js'
@@ -57,14 +58,11 @@ export class BodyBudget {
     if (isJobRun(request) || !hasBody(request)) return payload
     const gate = this.#gate(request, payload)
     this.#deadline(request, reply, gate)
-    // Answered: on HTTP/2 a response's 'close' waits for the client's stream, which a refused
-    // client may keep open; its 'finish' does not.
-    const answered = (): void => {
+    reply.raw.once('close', () => {
       this.forget(request)
       gate.destroy()
-    }
-    reply.raw.once('finish', answered)
-    reply.raw.once('close', answered)
+    })
+    endStreamWhenAnswered(request)
     // Delivered results do not count: the store evicts them to make room.
     const declared = RECEIVING_COPIES * Math.min(Number(request.headers['content-length'] ?? 0), this.#uploadHeldBytes)
     if (!this.#fits(declared)) throw this.#full(declared)
@@ -152,4 +150,16 @@ export class BodyBudget {
     this.#held.delete(request)
     this.#inFlightBytes -= bytes
   }
+}
+
+/**
+ * HTTP/2: a response's 'finish' and 'close' both wait for the client's half of the stream, which
+ * a client answered mid-body (refused by a hook, 413, 408) may keep open and go on sending on,
+ * its body and its budget held meanwhile. So once the answer is out, a body not received whole is
+ * cut with RST_STREAM NO_ERROR, as RFC 9113 §8.1 lets a server do after a complete response (and
+ * as Node does itself for a body nobody read). HTTP/1.1 closes the connection instead.
+ */
+function endStreamWhenAnswered (request: FastifyRequest): void {
+  const { stream } = request.raw as { stream?: Http2ServerRequest['stream'] }
+  stream?.once('finish', () => { if (!request.raw.complete) stream.close(http2.NGHTTP2_NO_ERROR) })
 }

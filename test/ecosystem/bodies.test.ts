@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Transform } from 'node:stream'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import compress from '@fastify/compress'
 import multipart from '@fastify/multipart'
@@ -98,6 +99,32 @@ t.test('without a decoding hook, an encoded body and its Content-Encoding reach 
   })
   const response = await fetch(`${url}/sum`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify({ values: [1, 2, 3] })) })
   t.same(await response.json(), { sum: 6, encoding: 'gzip' })
+})
+
+// A preParsing hook that only watches the bytes (a counter, a checksum) hands on a stream of its
+// own: the body is still as the client encoded it, so its Content-Encoding stays with it. Only a
+// stream that says how many encoded bytes it read (`receivedEncodedLength`, as Fastify asks of
+// decoding hooks and @fastify/compress does) makes the replay a decoded body.
+t.test('an app hook that only counts the bytes: the encoded body keeps its Content-Encoding in the job', async t => {
+  let counted = 0
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 10 })
+    app.addHook('preParsing', async (_request, _reply, payload) => payload.pipe(new Transform({
+      transform (chunk: Buffer, _encoding, callback) { counted += chunk.length; callback(null, chunk) }
+    })))
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+      const json = request.headers['content-encoding'] === 'gzip' ? gunzipSync(body as Buffer) : body as Buffer
+      done(null, JSON.parse(json.toString()))
+    })
+    app.post('/sum', { longRunning: true }, async (request) => {
+      const { values } = request.body as { values: number[] }
+      return { sum: values.reduce((a, b) => a + b, 0), encoding: request.headers['content-encoding'] ?? null }
+    })
+  })
+  const body = gzipSync(JSON.stringify({ values: [4, 5, 6] }))
+  const response = await fetch(`${url}/sum`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body })
+  t.same(await response.json(), { sum: 15, encoding: 'gzip' })
+  t.ok(counted >= body.length, 'the hook saw the encoded bytes')
 })
 
 t.test('@fastify/compress: a gzip request body is replayed decoded; each fetch of the result gets its own encoding', async t => {

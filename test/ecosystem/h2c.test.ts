@@ -54,7 +54,7 @@ t.test('h2c: a stream whose body is late gets its 408 (no connection header: HTT
   const response = new Promise<number>(resolve => stream.once('response', headers => resolve(headers[':status'] as number)))
   await clock.advance(5000)
   t.equal(await response, 408)
-  // The session first: Fastify's close waits for open HTTP/2 sessions. (The server does not
-  // reset the stream: a client that goes on sending is cut by the session's own limits.)
+  // The answer out, the server resets the stream (NO_ERROR), as after any answer before a whole
+  // body (body-budget.ts). The session first: Fastify's close waits for open HTTP/2 sessions.
   client.destroy()
 })

@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
+import http2 from 'node:http2'
 import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
 import multipart from '@fastify/multipart'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import t from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import longRunning, { dynamoDbStore, memoryStore, s3Results, sqsQueue } from '../../src/index.js'
@@ -572,4 +573,59 @@ t.test('@fastify/multipart reading the body before the handler (attachFieldsToBo
   t.same(await attached.json(), { bytes: file.length, sha: sha(file) })
   const hooked = await fetch(`${hookedApp.url}/hooked`, { method: 'POST', body: form([file]) })
   t.same(await hooked.json(), { sha: sha(file) })
+})
+
+// HTTP/2: a client answered mid-upload (refused by a hook) could keep its stream open and go
+// on sending, its body and budget held until it closed: the stream is cut with NO_ERROR once the
+// answer is out (RFC 9113 §8.1), and its budget comes back at once.
+t.test('HTTP/2: an upload refused by a hook mid-body: its stream is closed with NO_ERROR after the answer, its budget freed, its upload aborted', async t => {
+  const ends = jobEnds()
+  const app = Fastify({ http2: true })
+  t.teardown(async () => await app.close())
+  await app.register(multipart, { limits: { fileSize: 256 * MiB } })
+  // Room for one upload's parts in flight (see the budget tests above), not two.
+  await app.register(longRunning, { store: memoryStore({ maxBytes: 24 * MiB }), onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+  app.post('/upload', {
+    longRunning: true,
+    preHandler: async (request, reply) => { if (request.headers.authorization !== 'ok') await reply.code(401).send({ refused: true }) }
+  }, async (request) => await readParts(request as unknown as FastifyRequest))
+  // On HTTP/2 a response is over (onResponse) when its stream closes.
+  const refusedStream = new Promise<number>(resolve => app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 401) resolve(request.raw.stream.rstCode as number)
+  }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const client = http2.connect(`http://127.0.0.1:${(app.server.address() as { port: number }).port}`)
+  t.teardown(() => client.destroy())
+
+  const file = randomBytes(8 * MiB)
+  const encoded = new Response(form([file]))
+  const body = Buffer.from(await encoded.arrayBuffer())
+  const headers = { ':method': 'POST', ':path': '/upload', 'content-type': encoded.headers.get('content-type') as string }
+  const answer = async (stream: http2.ClientHttp2Stream): Promise<{ status: number, text: string }> => {
+    const status = await new Promise<number>(resolve => stream.once('response', response => resolve(response[':status'] as number)))
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => { text += chunk })
+    // The answer's end, not the stream's close: Node's client keeps a stream reset with NO_ERROR
+    // open while its own side has not ended.
+    await new Promise(resolve => stream.once('end', resolve))
+    return { status, text }
+  }
+
+  // Past the threshold, then refused, and never ended by the client.
+  const refused = client.request(headers)
+  const refusal = answer(refused)
+  refused.write(body.subarray(0, 3 * MiB))
+  t.same(await refusal, { status: 401, text: '{"refused":true}' })
+  t.equal(await refusedStream, http2.constants.NGHTTP2_NO_ERROR, 'its stream closed by the server, without an error')
+
+  // A whole upload fits the budget again.
+  const accepted = client.request({ ...headers, authorization: 'ok' })
+  const result = answer(accepted)
+  accepted.end(body)
+  const { status, text } = await result
+  t.equal(status, 200)
+  t.same(JSON.parse(text), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } })
+  await ends.ended(1)
+  t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'the refused one aborted, the accepted one removed with its job')
 })

@@ -1,3 +1,5 @@
+import { runInNewContext } from 'node:vm'
+import { setFlagsFromString } from 'node:v8'
 import t from 'tap'
 import { S3BodyWriter, type UploadCommand } from '../../src/results/s3-upload.js'
 
@@ -49,4 +51,27 @@ t.test('11 MiB in one write: two parts of S3\'s smallest size, one in flight at 
   answer('UploadPart')
   t.equal(await ending, 11 * MiB)
   t.same(calls.filter(call => call.startsWith('UploadPart')), [`UploadPart 1 ${5 * MiB}`, `UploadPart 2 ${5 * MiB}`, `UploadPart 3 ${MiB}`], 'S3\'s smallest parts')
+})
+
+// A finished upload's request may wait minutes for its job: the writer it keeps must not keep
+// its two 5 MiB part buffers too. Seen through the collector: once end() settles, nothing but
+// the writer could hold them, and a full collection takes them.
+setFlagsFromString('--expose-gc')
+const gc = runInNewContext('gc') as () => void
+
+t.test('once end() settles, the writer holds no part buffer: the collector takes them while the writer lives on', async t => {
+  const parts: Array<WeakRef<ArrayBufferLike>> = []
+  const send = async (kind: UploadCommand, input: Record<string, unknown>): Promise<unknown> => {
+    if (kind === 'UploadPart') parts.push(new WeakRef((input.Body as Buffer).buffer))
+    return kind === 'CreateMultipartUpload' ? { UploadId: 'u' } : { ETag: '"e"' }
+  }
+  const writer = new S3BodyWriter({ bucket: 'b', key: 'results/x/request', partBytes: 5 * MiB, send })
+  await writer.write(Buffer.alloc(11 * MiB))
+  t.equal(await writer.end(), 11 * MiB)
+  t.equal(parts.length, 3)
+  // A WeakRef's target stays until the turn that made or read it is over.
+  await settle()
+  gc()
+  t.same(parts.map(part => part.deref() === undefined), [true, true, true], 'every part buffer collected')
+  t.ok(writer, 'the writer is still referenced')
 })
