@@ -123,7 +123,14 @@ function keyOf (method: string, headers: Headers, option: string | false | undef
   return `"${option ?? crypto.randomUUID()}"`
 }
 
+/** Every option's name, so that a misspelt one (`timeout`, `onprogress`) is an error, not ignored. */
+const OPTION_NAMES: Record<keyof FetchLongRunningOptions, true> = { onProgress: true, signal: true, timeoutMs: true, fetch: true, waitSeconds: true, idempotencyKey: true, retries: true, allowedOrigins: true }
+
 function settingsOf (options: FetchLongRunningOptions): Settings {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`fetchLongRunning: options must be an object, got ${String(options)}`)
+  const unknown = Object.keys(options).find(name => !Object.hasOwn(OPTION_NAMES, name))
+  if (unknown !== undefined) throw new TypeError(`fetchLongRunning: unknown option "${unknown}"; the options are ${Object.keys(OPTION_NAMES).join(', ')}`)
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new TypeError('fetchLongRunning: signal must be an AbortSignal')
   const { waitSeconds = options.onProgress === undefined ? 20 : 1, retries = 5, timeoutMs } = options
   if (!Number.isInteger(waitSeconds) || waitSeconds < 0) throw new TypeError(`fetchLongRunning: waitSeconds must be a whole number of seconds ≥ 0, got ${String(waitSeconds)}`)
   if (!Number.isInteger(retries) || retries < 0) throw new TypeError(`fetchLongRunning: retries must be a whole number ≥ 0, got ${String(retries)}`)

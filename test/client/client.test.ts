@@ -254,7 +254,9 @@ t.test('every option is checked', async t => {
     [{ idempotencyKey: '' }, /idempotencyKey/], [{ idempotencyKey: 'a"b' }, /idempotencyKey/], [{ idempotencyKey: 'é' }, /idempotencyKey/],
     [{ idempotencyKey: 'x'.repeat(256) }, /idempotencyKey/],
     [{ allowedOrigins: 'https://a.example' as never }, /allowedOrigins/], [{ allowedOrigins: ['https://a.example/path'] }, /allowedOrigins/],
-    [{ allowedOrigins: ['ftp://a.example'] }, /allowedOrigins/], [{ allowedOrigins: ['not a url'] }, /allowedOrigins/], [{ allowedOrigins: [5 as never] }, /allowedOrigins/]
+    [{ allowedOrigins: ['ftp://a.example'] }, /allowedOrigins/], [{ allowedOrigins: ['not a url'] }, /allowedOrigins/], [{ allowedOrigins: [5 as never] }, /allowedOrigins/],
+    [{ timeout: 5000 } as never, /unknown option "timeout"; the options are onProgress, signal, timeoutMs/], [null as never, /options must be an object/],
+    [{ signal: 'stop' as never }, /signal must be an AbortSignal/]
   ]
   for (const [options, message] of bad) await t.rejects(fetchLongRunning('http://127.0.0.1:9/', {}, options), { name: 'TypeError', message }, JSON.stringify(options))
 })
