@@ -35,6 +35,10 @@ export async function delivery (emulators: Emulators, durations: number[], sampl
   const queueUrl = await createQueue(emulators)
   const worker = await startWorkerProcess(emulators, queueUrl)
   const polled = await benchApp('emulators', emulators, { waitSeconds: 1, consume: false }, queueUrl)
+  // Redis, the worker in another process: results reach the waiting requests by pub/sub.
+  const redisQueueName = `bench-${process.pid}-elsewhere`
+  const redisWorker = await startWorkerProcess('redis', redisQueueName)
+  const redis = await benchApp('redis', undefined, { waitSeconds: 1, consume: false }, redisQueueName)
   const seed = await seedSchemeApp()
   const seedUrl = await listen(seed)
   const schemes: Array<[string, string, typeof timedFetch]> = [
@@ -44,6 +48,8 @@ export async function delivery (emulators: Emulators, durations: number[], sampl
     ['ours, emulators, curl -L', aws.url, timedCurl],
     ['ours, emulators, worker elsewhere, fetch', polled.url, timedFetch],
     ['ours, emulators, worker elsewhere, curl -L', polled.url, timedCurl],
+    ['ours, redis, worker elsewhere, fetch', redis.url, timedFetch],
+    ['ours, redis, worker elsewhere, curl -L', redis.url, timedCurl],
     ['seed scheme, fetch', seedUrl, timedFetch]
   ]
   // A first job per scheme, not measured: each app's code paths compiled before they are timed.
@@ -75,7 +81,7 @@ export async function delivery (emulators: Emulators, durations: number[], sampl
       })
     }
   }
-  await Promise.all([embedded.app.close(), aws.app.close(), polled.app.close(), seed.close()])
-  await worker.close()
+  await Promise.all([embedded.app.close(), aws.app.close(), polled.app.close(), redis.app.close(), seed.close()])
+  await Promise.all([worker.close(), redisWorker.close()])
   return rows
 }

@@ -29,25 +29,26 @@ let queues = 0
  * The bench app: `GET /sleep?ms=N` is long-running and sleeps N ms; `GET /plain` is ordinary.
  * On `emulators` this process is also the container worker (SQS long polling, DynamoDB polling);
  * on `redis` (the server at `BENCH_REDIS_URL`, which `bench/run.ts` starts) it is a replica that
- * serves and runs jobs, a queue of its own per app.
+ * serves and runs jobs, a queue of its own per app. `sharedQueue` is a queue the app shares with
+ * a worker elsewhere: its URL on the emulators, its name on Redis.
  */
 export async function benchApp (
   backend: Backend,
   emulators: Pick<Emulators, 'sqs' | 'dynamodb' | 'tableName'> | undefined,
   options: LongRunningOptions = {},
-  sharedQueueUrl?: string
+  sharedQueue?: string
 ): Promise<{ app: FastifyInstance, url: string }> {
   const app = Fastify()
   // A queue per app (unless it shares one with a worker elsewhere): local-aws-sqs keeps serving
   // the long polls of a closed app's worker, and the messages they take stay hidden for the
   // visibility timeout (on AWS too, a poll cut short may hide messages that long).
-  const queueUrl = sharedQueueUrl ?? (backend === 'emulators' && emulators !== undefined
+  const queueUrl = sharedQueue ?? (backend === 'emulators' && emulators !== undefined
     ? await createQueue(emulators)
     : '')
   const redisUrl = process.env.BENCH_REDIS_URL ?? ''
   await app.register(longRunning, {
     ...(backend === 'redis'
-      ? { queue: redisQueue({ url: redisUrl, name: `bench-${process.pid}-${++queues}` }), store: redisStore({ url: redisUrl }), consume: true }
+      ? { queue: redisQueue({ url: redisUrl, name: sharedQueue ?? `bench-${process.pid}-${++queues}` }), store: redisStore({ url: redisUrl }), consume: true }
       : {}),
     ...(backend === 'emulators' && emulators !== undefined
       ? {
