@@ -18,6 +18,8 @@ const DELAY = {
 // stream there (and back), and the routes take up to 1 GiB.
 const INLINE_BODY_LIMIT = 6 * 1024 * 1024
 const BUCKET_BODY_LIMIT = 1024 ** 3
+// Bytes 0 to 250: /bytes repeats them.
+const PERIOD_251 = Buffer.from(Array.from({ length: 251 }, (_, i) => i))
 /** The most files, and fields, one `POST /upload` may carry. */
 const UPLOAD_PARTS = 16
 
@@ -86,8 +88,8 @@ export async function buildApp (
     }
   }, async (request, reply) => {
     await wait(request.query.delay, request.longRunning?.signal)
-    const body = Buffer.allocUnsafe(request.query.size)
-    for (let i = 0; i < body.length; i++) body[i] = i % 251
+    // One period repeated natively: a byte-by-byte loop costs a third of a second per 50 MiB.
+    const body = Buffer.alloc(request.query.size, PERIOD_251)
     return await reply.type('application/octet-stream').send(body)
   })
 

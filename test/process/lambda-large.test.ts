@@ -4,6 +4,7 @@ import t from 'tap'
 import { startEmulators } from '../../example/emulators.js'
 import { albEvent, lambdaContext, restEvent } from '../helpers/events.js'
 import { lambdaDriver } from '../helpers/lambda-driver.js'
+import { pattern } from '../helpers/pattern.js'
 
 // example/lambda.ts with JOBS_RESULTS_BUCKET (the SAM template sets it), driven as Lambda drives
 // it, on the SQS, DynamoDB and S3 emulators: a result over what API Gateway or the ALB can
@@ -13,13 +14,6 @@ t.teardown(() => emulators.close())
 Object.assign(process.env, emulators.env, { WAIT_SECONDS: '0', LOG_LEVEL: 'silent' })
 const { handler, worker } = await import('../../example/lambda.js')
 const { receive, runBatch } = lambdaDriver(emulators, worker)
-
-/** `size` bytes, byte i = i % 251: what the example's /bytes sends. */
-function pattern (size: number): Buffer {
-  const bytes = Buffer.allocUnsafe(size)
-  for (let i = 0; i < size; i++) bytes[i] = i % 251
-  return bytes
-}
 
 interface HttpResult { statusCode: number, headers: Record<string, string>, body: string }
 const http = async (event: unknown): Promise<HttpResult> => await (handler as (e: unknown, c: unknown) => Promise<HttpResult>)(event, lambdaContext(30_000))

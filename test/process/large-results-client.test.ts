@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
 import { fetchLongRunning } from '../../src/client/index.js'
 import longRunning, { dynamoDbStore, s3Results, sqsQueue } from '../../src/index.js'
+import { pattern } from '../helpers/pattern.js'
 import { strictDynamoDb, strictS3, strictSqs } from '../helpers/strict-aws.js'
 
 // Issue 24, point 2: a result kept in S3 comes back from the client with the route's own status
@@ -14,7 +15,7 @@ const emulators = await startEmulators({ s3: true })
 t.teardown(() => emulators.close())
 const { env } = emulators
 
-const bytes = (size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => (i * 7) % 256))
+const bytes = (size: number): Buffer => pattern(size, 7, 256)
 const SIZE = 2 * 1024 * 1024 + 5
 
 async function serve (t: Test): Promise<string> {

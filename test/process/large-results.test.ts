@@ -8,6 +8,7 @@ import { newJobId } from '../../src/core/job-id.js'
 import { buildTestApp, closeTestApp } from '../helpers/app.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
 import { curl } from '../ecosystem/serve.js'
+import { pattern } from '../helpers/pattern.js'
 import { startS3 } from '../helpers/s3.js'
 import { strictDynamoDb, strictS3, strictSqs } from '../helpers/strict-aws.js'
 
@@ -19,7 +20,7 @@ strictS3(s3.client)
 const emulators = await startEmulators()
 t.teardown(() => emulators.close())
 
-const bytes = (size: number): Buffer => Buffer.from(Array.from({ length: size }, (_, i) => i % 251))
+const bytes = (size: number): Buffer => pattern(size)
 
 async function serve (t: Test, options: LongRunningOptions): Promise<string> {
   const app = Fastify()
