@@ -127,10 +127,12 @@ export class Lease implements KeptLease {
   #armLapse (lost: (reason: Error) => void): void {
     const { clock } = this.#settings
     if (this.#lapse !== undefined) clock.clearTimeout(this.#lapse)
-    this.#lapse = clock.setTimeout(() => {
-      this.#log.warn({ leaseUntil: this.#until }, 'lease lapsed with no renewal through: the claim is given up, another worker may take the job')
-      lost(new LeaseLostError())
-    }, Math.max(0, this.#until - clock.now()))
+    this.#lapse = clock.setTimeout(() => this.#lapsed(lost), Math.max(0, this.#until - clock.now()))
+  }
+
+  #lapsed (lost: (reason: Error) => void): void {
+    this.#log.warn({ leaseUntil: this.#until }, 'lease lapsed with no renewal through: the claim is given up, another worker may take the job')
+    lost(new LeaseLostError())
   }
 
   /**
@@ -148,6 +150,8 @@ export class Lease implements KeptLease {
         this.#renewIn(this.#settings.leaseSeconds * 1000 / 3, 0, keeping, lost)
       }, (error: unknown) => {
         if (keeping !== this.#keeping) return
+        // Past the lapse already (its timer not yet run, the event loop busy): no try would count.
+        if (!this.holds(this.#settings.clock.now())) return this.#lapsed(lost)
         this.#log.warn({ err: error, failures: failures + 1 }, 'lease renewal failed, trying again')
         this.#renewIn(this.#retry.delayMs(failures + 1), failures + 1, keeping, lost)
       })

@@ -1,3 +1,4 @@
+import fastify from 'fastify'
 import t from 'tap'
 import { memoryStore, type JobStore } from '../../src/index.js'
 import { BackendError, JobCancelledError } from '../../src/errors.js'
@@ -171,7 +172,7 @@ t.test('a lease lost or stopped stays so: keep() on a lost claim reports it at o
       : await new Promise<boolean>((resolve, reject) => answers.push(outcome => { if (outcome instanceof Error) reject(outcome); else resolve(outcome) })),
     get: async id => { await new Promise<void>(resolve => { refusalRead = resolve }); return await memory.get(id) }
   })
-  const log = (await buildTestApp()).app.log
+  const log = fastify().log
   const lease = (): Lease => new Lease('job', 'me', delivery('{}'), { store, leaseSeconds: LEASE_SECONDS, clock }, log, { until: clock.now() + LEASE_MS, renewed: true })
   const reasons: unknown[] = []
 
@@ -197,4 +198,23 @@ t.test('a lease lost or stopped stays so: keep() on a lost claim reports it at o
     t.equal(clock.pending, armed, `a renewal ${outcome === false ? 'refused, its record read' : `answered ${outcome === true ? 'true' : 'with a failure'}`} after stop() arms nothing`)
   }
   t.equal(reasons.length, 1, 'nor reports a loss')
+})
+
+t.test('a renewal failing once the lease is past, its lapse timer not yet run (a busy event loop), loses the claim there and then', async t => {
+  // Retry back-offs move this clock at once, without running the lapse timer: as a real clock
+  // does while the event loop is busy with the failures.
+  const clock = new FakeClock({ autoAdvanceUpToMs: 500 })
+  const memory = memoryStore({ clock })
+  t.teardown(async () => await memory.close?.())
+  const store = spyStore(memory, { renew: async () => { throw new BackendError('store unreachable') } })
+  const log = fastify().log
+  const until = clock.now() + LEASE_MS
+  const lease = new Lease('job', 'me', delivery('{}'), { store, leaseSeconds: LEASE_SECONDS, clock }, log, { until, renewed: true })
+  const armed = clock.pending
+  const reason = new Promise<Error>(resolve => lease.keep(resolve))
+  await clock.advance(LEASE_MS / 3)
+  t.match(await reason, { code: 'FST_LONG_RUNNING_LEASE_LOST' })
+  t.ok(clock.now() >= until, 'once the lease is past')
+  t.notOk(lease.holds(clock.now()))
+  t.equal(clock.pending, armed, 'and nothing is armed any more')
 })
