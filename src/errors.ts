@@ -174,12 +174,13 @@ export const InvalidProgressError = createError<'FST_LONG_RUNNING_INVALID_PROGRE
 
 /**
  * Why a running attempt's `signal` aborted besides a timeout or a cancellation: the process is
- * shutting down, the platform's deadline is near, or another worker took the claim. The job
+ * shutting down, the platform's deadline is near, or the claim was lost (another worker took it,
+ * or its lease lapsed while the store could not be reached, so another worker may). The job
  * goes back to the queue; none of these is the job's final answer.
  */
 export const WorkerStoppingError = createError('FST_LONG_RUNNING_WORKER_STOPPING', 'Worker shutting down')
 export const WorkerDeadlineError = createError('FST_LONG_RUNNING_WORKER_DEADLINE', 'Worker out of time')
-export const LeaseLostError = createError('FST_LONG_RUNNING_LEASE_LOST', 'Claim lost: the job was cancelled or taken over')
+export const LeaseLostError = createError('FST_LONG_RUNNING_LEASE_LOST', 'Claim lost: the job was taken over, or its lease lapsed with no renewal through')
 
 /**
  * A request body left unread by the route's parser (multipart, say) is longer than the route's

@@ -54,9 +54,9 @@ export const retries = {
 } as const
 
 /**
- * Storing a result while its claim holds (`job/finish.ts`): the write back-off, but never more
- * than a tenth of the lease apart, so that a store that comes and goes lets one try through
- * before the lease lapses.
+ * Writes tried on while a claim holds: storing a result (`job/finish.ts`) and renewing the lease
+ * itself (`job/lease.ts`). The write back-off, but never more than a tenth of the lease apart,
+ * so that a store that comes and goes lets one try through before the lease lapses.
  */
 export function heldWriteBackoff (leaseSeconds: number): Backoff {
   return new Backoff({ baseMs: backoffs.write.baseMs, maxMs: Math.min(backoffs.write.maxMs, leaseSeconds * 100) })

@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { ServerResponse } from 'node:http'
-import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResultsUnavailableError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResultsUnavailableError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
 import type { RequestSnapshot, UploadedBody } from '../core/wire.js'
@@ -112,7 +112,9 @@ export class Attempt {
       timers.push(clock.setTimeout(() => this.stop(new WorkerDeadlineError()), Math.max(0, plan.deadline - clock.now() - 1000)))
     } else {
       // With a deadline (Lambda) the claim simply lasts until then: no renewals to pay for.
-      plan.lease.keep(() => this.stop(new LeaseLostError()))
+      // Without, the claim lost (cancelled elsewhere, taken over, or lapsed with the store out of
+      // reach) stops the attempt at once: another worker may be running the job from then on.
+      plan.lease.keep(reason => this.stop(reason))
     }
     return timers
   }

@@ -26,11 +26,13 @@ export interface LongRunningJob {
   /**
    * Aborted when the attempt must stop; `signal.reason` says why, with a stable `code`:
    * `FST_LONG_RUNNING_JOB_TIMEOUT` (past `timeoutSeconds`: the job ends with 504),
-   * `FST_LONG_RUNNING_JOB_CANCELLED` (`DELETE /async-response/:id`),
+   * `FST_LONG_RUNNING_JOB_CANCELLED` (`DELETE /async-response/:id`, in this process at once, in
+   * another at this worker's next lease renewal),
    * `FST_LONG_RUNNING_WORKER_STOPPING` (this process is closing),
    * `FST_LONG_RUNNING_WORKER_DEADLINE` (the Lambda function is about to time out) or
-   * `FST_LONG_RUNNING_LEASE_LOST` (another worker took the job over). In the last three cases the
-   * job goes back to the queue for another attempt.
+   * `FST_LONG_RUNNING_LEASE_LOST` (another worker took the job over, or the lease lapsed with the
+   * store out of reach: another worker may take it over from then on). In the last three cases the
+   * job goes back to the queue for another attempt, and what the handler answers is not stored.
    */
   readonly signal: AbortSignal
   /**

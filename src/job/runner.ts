@@ -141,7 +141,8 @@ export class JobRunner {
 
   /**
    * Stops this process's attempt at job `id`, if it runs one, right after the job was cancelled
-   * in the store. Workers elsewhere notice at their next lease renewal.
+   * in the store. Workers elsewhere notice at their next lease renewal, refused: the record tells
+   * them it was a cancellation (`job/lease.ts`).
    */
   cancel (id: string): void {
     for (const attempt of this.#running) if (attempt.id === id) attempt.stop(new JobCancelledError())

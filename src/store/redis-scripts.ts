@@ -8,7 +8,9 @@ import { ANNOUNCED_FIELDS, RECORD_FIELDS } from './redis-records.js'
 // has deleted it yet (PEXPIREAT deletes it on the server's time).
 //
 // Redis deletes a record a minute after its expiry (`deleteAt`): the record's own expiry decides,
-// on the plugin's clock, and a server clock ahead of the app's never deletes a live record.
+// on the plugin's clock, so a server clock up to a minute ahead of the app's never deletes a live
+// record. One further ahead deletes each record that much before its expiry (a result its client
+// has yet to read, say): the clocks must agree (docs/guarantees.md, Clocks).
 //
 // ioredis resends a command whose answer a dropped connection lost: the writes that would then
 // find their own effect and refuse (create, complete, cancel) carry a nonce that recognises it.

@@ -44,12 +44,13 @@ export interface ChaosClients {
 }
 
 /**
- * Runs `jobs` clients at once against `test`'s `/job/:name` route, each as a client of a failing
+ * Runs `jobs` clients at once against `test`'s `/job/:name` route (or `urlOf(name)`, a route that
+ * answers as it does: 201 with the request's bytes), each as a client of a failing
  * backend does: accepted with `Prefer: respond-async` (a 503 means nothing was accepted, and it
  * sends a new job), then followed to its final response (a 503 of a read is asked again). The
  * ledger then holds every accepted job, its final response and its handler runs.
  */
-export async function runChaosClients (test: TestApp, jobs: number, next: () => number): Promise<ChaosClients> {
+export async function runChaosClients (test: TestApp, jobs: number, next: () => number, urlOf: (name: string) => string = name => `/job/${name}?open=1`): Promise<ChaosClients> {
   const clients: ChaosClients = { ledger: new Ledger(), jobsByName: new Map(), rejected: { enqueue: 0, reads: 0 } }
   const { ledger, jobsByName, rejected } = clients
   const client = async (i: number): Promise<void> => {
@@ -57,7 +58,7 @@ export async function runChaosClients (test: TestApp, jobs: number, next: () => 
     let location: string | undefined
     for (let tries = 0; location === undefined; tries++) {
       const name = `j${i}t${tries}`
-      const response = await test.app.inject({ method: 'POST', url: `/job/${name}?open=1`, payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
+      const response = await test.app.inject({ method: 'POST', url: urlOf(name), payload, headers: { 'content-type': 'application/x-chaos', prefer: 'respond-async' } })
       if (response.statusCode === 503) { rejected.enqueue += 1; continue }
       location = response.headers.location as string
       const id = /async-response\/([^?]+)/.exec(location)?.[1] as string

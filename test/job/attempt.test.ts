@@ -2,7 +2,7 @@ import fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { memoryStore } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
-import { WorkerStoppingError, JobCancelledError } from '../../src/errors.js'
+import { WorkerStoppingError, JobCancelledError, LeaseLostError } from '../../src/errors.js'
 import { Attempt, type AttemptEnd, type AttemptPlan } from '../../src/job/attempt.js'
 import { RunRegistry } from '../../src/job/context.js'
 import { Lease, type KeptLease } from '../../src/job/lease.js'
@@ -16,8 +16,8 @@ import { delivery } from '../helpers/recording-queue.js'
 /** A lease the test controls: it says whether it is kept, and loses the claim on demand. */
 class HandLease implements KeptLease {
   kept = false
-  #onLost: (() => void) | undefined
-  keep (onLost: () => void): void {
+  #onLost: ((reason: Error) => void) | undefined
+  keep (onLost: (reason: Error) => void): void {
     this.kept = true
     this.#onLost = onLost
   }
@@ -26,8 +26,8 @@ class HandLease implements KeptLease {
     this.kept = false
   }
 
-  lose (): void {
-    this.#onLost?.()
+  lose (reason: Error = new LeaseLostError()): void {
+    this.#onLost?.(reason)
   }
 }
 
@@ -96,13 +96,19 @@ t.test('an attempt past its timeout stops with JOB_TIMEOUT, even while its handl
   t.ok(test.runs.idle, 'unregistered at once, not when the handler ends')
 })
 
-t.test('a lost claim stops the attempt with LEASE_LOST', async t => {
+t.test('a lost claim stops the attempt with the lease\'s reason: LEASE_LOST, or JOB_CANCELLED when the job was cancelled elsewhere', async t => {
   const test = await setup(t)
   const lease = new HandLease()
   const run = attemptOf(test, lease).run()
   await test.started.opened
   lease.lose()
   t.equal(reasonOf(await run), 'FST_LONG_RUNNING_LEASE_LOST')
+  const other = await setup(t)
+  const cancelled = new HandLease()
+  const stopped = attemptOf(other, cancelled).run()
+  await other.started.opened
+  cancelled.lose(new JobCancelledError())
+  t.equal(reasonOf(await stopped), 'FST_LONG_RUNNING_JOB_CANCELLED')
 })
 
 t.test('with a deadline (Lambda) no lease is kept, and the attempt stops a second before it', async t => {
