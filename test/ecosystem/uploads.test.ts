@@ -629,3 +629,39 @@ t.test('HTTP/2: an upload refused by a hook mid-body: its stream is closed with 
   await ends.ended(1)
   t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'the refused one aborted, the accepted one removed with its job')
 })
+
+// Fastify reads no body for GET, HEAD and TRACE (lib/handle-request.js): a body sent with one is
+// no part of the request, on either side (review 3, t26).
+t.test('a GET with a body, which Fastify never reads: the long-running route answers as its synchronous twin, keeps none of it, uploads nothing', async t => {
+  const ends = jobEnds()
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+    for (const [path, bodyLimit] of [['/small', 1024], ['/large', 8 * MiB]] as const) {
+      const handler = async (request: FastifyRequest): Promise<unknown> => ({ body: request.body ?? null })
+      app.get(`/sync${path}`, { bodyLimit }, handler)
+      app.get(`/job${path}`, { bodyLimit, longRunning: true }, handler)
+    }
+  })
+  const get = async (path: string, size: number): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+    const request = httpRequest(`${url}${path}`, { method: 'GET', headers: { 'content-type': 'application/json', 'content-length': String(size) } }, response => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }))
+    })
+    request.on('error', reject)
+    request.end(Buffer.alloc(size, ' '))
+  })
+  commands.length = 0
+  let jobs = 0
+  for (const path of ['/small', '/large']) {
+    for (const size of [100, 3 * MiB]) {
+      const sync = await get(`/sync${path}`, size)
+      const job = await get(`/job${path}`, size)
+      jobs += 1
+      t.same(job, sync, `${path}, ${size} bytes: ${sync.status} ${sync.body}`)
+      t.equal(job.status, 200)
+    }
+  }
+  await ends.ended(jobs)
+  t.notOk(commands.some(name => /Upload|PutObject|GetObject/.test(name)), 'nothing went to the bucket, nor came back')
+})
