@@ -6,7 +6,7 @@ import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import t from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
-import longRunning, { dynamoDbStore, memoryStore, s3Results, sqsQueue } from '../../src/index.js'
+import longRunning, { dynamoDbStore, memoryQueue, memoryStore, s3Results, sqsQueue, type JobEndEvent } from '../../src/index.js'
 import { addMiddleware, injectFaults } from '../helpers/faults.js'
 import { startS3 } from '../helpers/s3.js'
 import { strictDynamoDb, strictS3, strictSqs } from '../helpers/strict-aws.js'
@@ -664,4 +664,40 @@ t.test('a GET with a body, which Fastify never reads: the long-running route ans
   }
   await ends.ended(jobs)
   t.notOk(commands.some(name => /Upload|PutObject|GetObject/.test(name)), 'nothing went to the bucket, nor came back')
+})
+
+// The HTTP side and the worker deployed apart, the worker without the bucket (its
+// JOBS_RESULTS_BUCKET forgotten, say): a configuration error, said once, not attempts that all
+// fail alike (review 3, t35).
+t.test('a worker without the bucket that the HTTP side uploaded a body to: the job ends once with 500 UPLOAD_UNREADABLE, logged as an error, the handler never run', async t => {
+  const store = memoryStore()
+  const queue = memoryQueue()
+  let executions = 0
+  const route = (app: FastifyInstance): void => {
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async () => { executions += 1 })
+  }
+  const http = await serve(t, async (app) => {
+    await app.register(longRunning, { store, queue, consume: false, waitSeconds: 20, results: bucket() })
+    route(app)
+  })
+  const events: JobEndEvent[] = []
+  let ended: () => void = () => {}
+  const jobEnded = new Promise<void>(resolve => { ended = resolve })
+  const errors: Array<{ msg: string, err?: { code?: string } }> = []
+  await serve(t, async (app) => {
+    await app.register(longRunning, { store, queue, consume: true, onJobEnd: (event) => { events.push(event); ended() } })
+    route(app)
+  }, { logger: { level: 'error', stream: { write: (line: string) => { errors.push(JSON.parse(line)) } } } })
+  const response = await fetch(`${http.url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(3 * MiB) })
+  t.equal(response.status, 500)
+  t.match(await response.json(), { code: 'FST_LONG_RUNNING_UPLOAD_UNREADABLE', message: /uploaded to a bucket \(results\/.+\/request\) and this worker has no bucket to read it from/ })
+  t.equal(executions, 0, 'the handler never ran')
+  await jobEnded
+  t.match(events, [{ outcome: 'failed', statusCode: 500, attempt: 1 }], 'ended at its first attempt, once')
+  t.match(errors, [{ msg: /this worker has no `results` bucket/, err: { code: 'FST_LONG_RUNNING_UPLOAD_UNREADABLE' } }], 'said at error level, once')
+  // Nobody here can remove it: the lifecycle rule would.
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 1)
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
 })
