@@ -194,7 +194,8 @@ export const BodyTooLargeError = createError<'FST_LONG_RUNNING_BODY_TOO_LARGE', 
 
 /**
  * A job's uploaded request body is no longer in the bucket (the lifecycle rule expired it while
- * the job waited, or someone removed it): the job can never run, and ends with this.
+ * the job waited, or someone removed it, or put another object under its key: S3's 412 on the
+ * upload's ETag): the job can never run, and ends with this.
  */
 export const UploadMissingError = createError('FST_LONG_RUNNING_UPLOAD_MISSING', 'The request\'s uploaded body is no longer in the bucket', 500)
 

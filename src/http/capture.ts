@@ -141,7 +141,7 @@ function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold:
       const { writer, hash } = captured
       if (writer === undefined || hash === undefined) return callback()
       writer.end().then(bytes => {
-        captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url') }
+        captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url'), ...(writer.etag === undefined ? {} : { etag: writer.etag }) }
         callback()
       }, (error: unknown) => callback(enqueueFailed(error)))
     }

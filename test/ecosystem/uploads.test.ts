@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import http2 from 'node:http2'
-import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import t from 'tap'
@@ -700,4 +700,51 @@ t.test('a worker without the bucket that the HTTP side uploaded a body to: the j
   const { objects } = await leftInBucket()
   t.equal(objects.length, 1)
   await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
+})
+
+// The ETag S3 gave the upload travels with the job, and the replay asks for that object only
+// (If-Match): another one put under the key is refused before a byte of it reaches the route
+// (review 3, t27; the strict layer answers If-Match as S3 does, which s3rver does not).
+t.test('an uploaded body replaced in the bucket before its job ran (same length, other bytes): S3 refuses it on its ETag, the route never sees a byte, the job ends 500 UPLOAD_MISSING', async t => {
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  const seen: string[] = []
+  const conditions: unknown[] = []
+  // Before the strict layer, which refuses the read itself.
+  s3.client.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'GetObjectCommand') conditions.push((args.input as { IfMatch?: string }).IfMatch)
+    return await next(args)
+  }, { step: 'initialize', name: 'if-match-seen', priority: 'high' })
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 20, results: bucket(), concurrency: 1 })
+    app.get('/block', { longRunning: true }, async () => { await gate; return { ok: true } })
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => {
+      for await (const chunk of request.body as AsyncIterable<Buffer>) seen.push(chunk.subarray(0, 8).toString())
+    })
+  })
+  const blocking = await fetch(`${url}/block`, { headers: { prefer: 'respond-async' } })
+  const locations: string[] = []
+  // One PutObject, one multipart upload: each gives the object its ETag.
+  for (const size of [2 * MiB, 6 * MiB]) {
+    const accepted = await fetch(`${url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', prefer: 'respond-async' }, body: Buffer.alloc(size, 'a') })
+    t.equal(accepted.status, 202)
+    locations.push(accepted.headers.get('location') ?? '')
+  }
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 2)
+  for (const key of objects) {
+    const { ContentLength } = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }))
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: Buffer.alloc(ContentLength ?? 0, 'E') }))
+  }
+  open()
+  t.equal((await fetch(url + (blocking.headers.get('location') ?? ''))).status, 200)
+  for (const location of locations) {
+    const result = await fetch(url + location)
+    t.equal(result.status, 500)
+    t.match(await result.json(), { code: 'FST_LONG_RUNNING_UPLOAD_MISSING' })
+  }
+  t.same(seen, [], 'the route never saw a byte of the other objects')
+  t.equal(conditions.length, 2, 'each replay read once: not retried')
+  t.ok(conditions.every(etag => typeof etag === 'string' && etag.length > 2), 'each read named the upload\'s ETag')
 })
