@@ -87,7 +87,7 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     // body going to a bucket, which multipart's own limits bound in the replay.
     const limit = multipart && !decoded ? Infinity : request.routeOptions.bodyLimit
     const refuse = (error: Error): void => { if (!reply.sent) reply.send(error) }
-    const tee = teeOf(captured, bodies, threshold, multipart, { limit, refuse })
+    const tee = teeOf(captured, bodies, threshold, multipart, { limit, refuse, http1: request.raw.httpVersionMajor === 1 })
     captured.tee = tee
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
@@ -150,7 +150,7 @@ function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold:
 }
 
 /** The most a body's kept copy may hold, and how to answer a request whose body goes past it. */
-interface Bound { limit: number, refuse: (error: Error) => void }
+interface Bound { limit: number, refuse: (error: Error) => void, http1: boolean }
 
 /**
  * A chunk past the route's `bodyLimit`: nothing more is kept. A parser reading the body (Fastify's
@@ -163,14 +163,17 @@ function pastLimit (captured: Captured, tee: Transform, bound: Bound, chunk: Buf
   captured.overLimit = true
   captured.chunks = []
   if (tee.listenerCount('data') + tee.listenerCount('readable') > 0) return callback(null, chunk)
-  const error = tooLarge(bound.limit)
+  const error = tooLarge(bound.limit, bound.http1)
   callback(error)
   bound.refuse(error)
 }
 
-/** The 413 of a body past the route's `bodyLimit`, after which the connection closes: the rest is never read. */
-export function tooLarge (limit: number): Error {
-  return Object.assign(new BodyTooLargeError(limit), { headers: { connection: 'close' } })
+/**
+ * The 413 of a body past the route's `bodyLimit`, after which an HTTP/1.1 connection closes: the
+ * rest is never read. (HTTP/2 has no such header: the stream is reset once answered, body-budget.ts.)
+ */
+export function tooLarge (limit: number, http1: boolean): Error {
+  return Object.assign(new BodyTooLargeError(limit), http1 ? { headers: { connection: 'close' } } : {})
 }
 
 /** Streams `chunk` (and, at the first, the bytes kept so far) to the bucket; resolves when it may go on. */

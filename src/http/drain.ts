@@ -11,7 +11,8 @@ import { capturedOf, tooLarge } from './capture.js'
  */
 export async function drainBody (request: FastifyRequest): Promise<void> {
   const captured = capturedOf(request)
-  if (captured?.overLimit === true) throw tooLarge(request.routeOptions.bodyLimit)
+  const http1 = request.raw.httpVersionMajor === 1
+  if (captured?.overLimit === true) throw tooLarge(request.routeOptions.bodyLimit, http1)
   if (captured === undefined || captured.tee.readableEnded) return
   // Inflated bytes (a gzip multipart body) count against `bodyLimit`, as without a bucket: one
   // small request must not fill the bucket. (A synchronous multipart route cannot read them at all.)
@@ -23,7 +24,7 @@ export async function drainBody (request: FastifyRequest): Promise<void> {
   tee.on('data', (chunk: Buffer) => {
     // An uploaded chunk read here is held by nobody any more (the bytes kept went to the bucket).
     if (captured.writer !== undefined) captured.released(chunk.length)
-    if (!uploads && (captured.overLimit || captured.bytes > limit)) tee.destroy(tooLarge(limit))
+    if (!uploads && (captured.overLimit || captured.bytes > limit)) tee.destroy(tooLarge(limit, http1))
   })
   tee.resume()
   await finished(tee)
