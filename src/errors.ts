@@ -195,9 +195,21 @@ export const BodyTooLargeError = createError<'FST_LONG_RUNNING_BODY_TOO_LARGE', 
 
 /**
  * A job's uploaded request body is no longer in the bucket (the lifecycle rule expired it while
- * the job waited, or someone removed it): the job can never run, and ends with this.
+ * the job waited, or someone removed it, or put another object under its key: S3's 412 on the
+ * upload's ETag): the job can never run, and ends with this.
  */
 export const UploadMissingError = createError('FST_LONG_RUNNING_UPLOAD_MISSING', 'The request\'s uploaded body is no longer in the bucket', 500)
+
+/**
+ * A job's request body was uploaded to a bucket by the HTTP side, and the worker has no `results`
+ * bucket to read it from: a deployment's mistake (the worker must be given the HTTP side's
+ * `results`), which no attempt of this worker can get past, so the job ends with this.
+ */
+export const UploadUnreadableError = createError<'FST_LONG_RUNNING_UPLOAD_UNREADABLE', [string]>(
+  'FST_LONG_RUNNING_UPLOAD_UNREADABLE',
+  'The request\'s body was uploaded to a bucket (%s) and this worker has no bucket to read it from: give the worker the same `results` option as the HTTP side',
+  500
+)
 
 /** `carry` returned something that is not an object of JSON values: the app's bug. */
 export const InvalidCarryError = createError<'FST_LONG_RUNNING_INVALID_CARRY', [string]>(

@@ -42,13 +42,16 @@ export interface ExternalBody {
 
 /**
  * A request body kept in the bodies bucket: the object's key, its length and its SHA-256
- * (base64url, as the idempotency fingerprint digests bodies). Part of the snapshot, and so of
- * the message digest: a forged message cannot point a job at another object.
+ * (base64url, as the idempotency fingerprint digests bodies), and the entity tag the bucket gave
+ * the object, when it gives one (S3's ETag): the replay reads that object or none, so a body
+ * replaced in the bucket never reaches the route. Part of the snapshot, and so of the message
+ * digest: a forged message cannot point a job at another object.
  */
 export interface UploadedBody {
   key: string
   bytes: number
   sha256: string
+  etag?: string
 }
 
 /** A complete HTTP response: what the route gave, byte for byte. */
@@ -123,15 +126,19 @@ export function snapshotFromJson (raw: unknown, body?: Buffer): RequestSnapshot 
 }
 
 const SHA256 = /^[A-Za-z0-9_-]{43}$/
+// An entity tag as HTTP spells it (RFC 9110 §8.8.3: a quoted string of visible characters).
+const ETAG = /^[\x21-\x7e]{1,1024}$/
 
 function uploadedBody (raw: unknown): UploadedBody {
   if (!isObject(raw)) throw new InvalidMessageError('bad upload')
-  const { key, bytes, sha256 } = raw
+  const { key, bytes, sha256, etag } = raw
   const ok = typeof key === 'string' && key.length > 0 && key.length <= 1024 &&
     typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes >= 0 &&
-    typeof sha256 === 'string' && SHA256.test(sha256)
+    typeof sha256 === 'string' && SHA256.test(sha256) &&
+    // Absent from a message of an earlier version, which the digest check alone then guards.
+    (etag === undefined || (typeof etag === 'string' && ETAG.test(etag)))
   if (!ok) throw new InvalidMessageError('bad upload')
-  return { key, bytes, sha256 }
+  return { key, bytes, sha256, ...(etag === undefined ? {} : { etag }) }
 }
 
 const HOST = /^[^\s/?#@]{1,1024}$/

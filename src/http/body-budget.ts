@@ -7,7 +7,8 @@ import { isJobRun } from '../job/context.js'
 import { enqueueFailed } from '../job/acceptance.js'
 import type { ResultBodies } from '../results/results.js'
 import type { StoreMemory } from '../store/store.js'
-import { captureBody, hasBody, kDecoded, type Payload } from './capture.js'
+import { hasBody } from './body-kind.js'
+import { captureBody, kDecoded, type Payload } from './capture.js'
 
 const RECEIVING_COPIES = 2
 /** After the deadline, how long a parser that reads the socket itself (multipart) has to let the 408 out. */

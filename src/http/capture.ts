@@ -1,12 +1,12 @@
 import { createHash, type Hash } from 'node:crypto'
 import { pipeline, Transform } from 'node:stream'
-import { finished } from 'node:stream/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { newJobId } from '../core/job-id.js'
 import type { UploadedBody } from '../core/wire.js'
 import { BodyTooLargeError } from '../errors.js'
 import { enqueueFailed } from '../job/acceptance.js'
 import { isJobRun } from '../job/context.js'
+import { hasBody, isMultipart } from './body-kind.js'
 import type { BodyWriter, ResultBodies } from '../results/results.js'
 
 /** A request body stream as `preParsing` hooks see it. */
@@ -31,6 +31,8 @@ export interface Captured {
   decoded: boolean
   /** Whether a body past the threshold goes to a bucket. */
   uploads: boolean
+  /** Whether the body went past the route's `bodyLimit`: no job can be made of what is kept. */
+  overLimit: boolean
   tee: Transform
   /** Told of bytes of one copy no longer held: a part sent, or an uploaded chunk drained. */
   released: (bytes: number) => void
@@ -76,12 +78,16 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     if (!hasBody(request) || isJobRun(request)) return payload
     const decoded = (payload as Payload & { [kDecoded]?: boolean })[kDecoded] === true
     const released = (bytes: number): void => settings.released(request, bytes)
-    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, released } as unknown as Captured
+    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, overLimit: false, released } as unknown as Captured
     // @fastify/multipart reads `request.raw` itself (busboy), in the handler or earlier (its
     // `attachFieldsToBody`, a hook's `request.file()`), and never this side: uploaded chunks are
     // not passed on to it, so that nothing waits here for a reader that never comes.
     const multipart = threshold !== undefined && isMultipart(request)
-    const tee = teeOf(captured, bodies, threshold, multipart)
+    // What is kept never passes the route's `bodyLimit` (see `drainBody`), but for a multipart
+    // body going to a bucket, which multipart's own limits bound in the replay.
+    const limit = multipart && !decoded ? Infinity : request.routeOptions.bodyLimit
+    const refuse = (error: Error): void => { if (!reply.sent) reply.send(error) }
+    const tee = teeOf(captured, bodies, threshold, multipart, { limit, refuse, http1: request.raw.httpVersionMajor === 1 })
     captured.tee = tee
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
@@ -99,21 +105,23 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
  * The stream the route's parser reads: every chunk as it passes, the first `threshold` bytes
  * kept in `captured`, the rest (with a bucket) streamed there, at the pace the bucket takes them.
  */
-function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold: number | undefined, multipart: boolean): Transform {
+function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold: number | undefined, multipart: boolean, bound: Bound): Transform {
   const upload = (chunk: Buffer): Promise<void> | undefined => {
     if (threshold === undefined || bodies === undefined) return undefined
     if (captured.writer === undefined && captured.bytes + chunk.length <= threshold) return undefined
     return toBucket(captured, bodies, chunk)
   }
-  return new Transform({
+  const tee = new Transform({
     // Never back-pressure the socket for the chunks kept: a parser may leave this side unread
     // until the handler (multipart does), and what waits here is the very buffers kept in
-    // `captured`. Uploaded chunks are held by nobody else: they wait for a reader.
+    // `captured`, no more than the route's `bodyLimit`. Uploaded chunks are held by nobody
+    // else: they wait for a reader.
     readableHighWaterMark: threshold === undefined || multipart ? 1024 ** 3 : threshold + UPLOAD_READ_AHEAD_BYTES,
     transform (chunk: Buffer, _encoding, callback) {
       // Answered without becoming a job: what still arrives is read and thrown away.
       if (captured.state === 'dropped') return callback()
       const uploading = upload(chunk)
+      if (uploading === undefined && (captured.overLimit || captured.bytes + chunk.length > bound.limit)) return pastLimit(captured, tee, bound, chunk, callback)
       if (uploading === undefined) {
         captured.chunks.push(chunk)
         captured.bytes += chunk.length
@@ -133,11 +141,39 @@ function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold:
       const { writer, hash } = captured
       if (writer === undefined || hash === undefined) return callback()
       writer.end().then(bytes => {
-        captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url') }
+        captured.upload = { key: writer.key, bytes, sha256: hash.digest('base64url'), ...(writer.etag === undefined ? {} : { etag: writer.etag }) }
         callback()
       }, (error: unknown) => callback(enqueueFailed(error)))
     }
   })
+  return tee
+}
+
+/** The most a body's kept copy may hold, and how to answer a request whose body goes past it. */
+interface Bound { limit: number, refuse: (error: Error) => void, http1: boolean }
+
+/**
+ * A chunk past the route's `bodyLimit`: nothing more is kept. A parser reading the body (Fastify's
+ * own, JSON say) is handed it, and refuses with its own `413 FST_ERR_CTP_BODY_TOO_LARGE` as it would
+ * synchronously (or, its own limit higher, reads on: `drainBody` refuses then). A body nobody
+ * reads yet (a raw stream, multipart, while the route's hooks run) is refused at once: the stream
+ * fails (the rest of the body is read and thrown away) and the client gets its 413 now.
+ */
+function pastLimit (captured: Captured, tee: Transform, bound: Bound, chunk: Buffer, callback: (error?: Error | null, chunk?: Buffer) => void): void {
+  captured.overLimit = true
+  captured.chunks = []
+  if (tee.listenerCount('data') + tee.listenerCount('readable') > 0) return callback(null, chunk)
+  const error = tooLarge(bound.limit, bound.http1)
+  callback(error)
+  bound.refuse(error)
+}
+
+/**
+ * The 413 of a body past the route's `bodyLimit`, after which an HTTP/1.1 connection closes: the
+ * rest is never read. (HTTP/2 has no such header: the stream is reset once answered, body-budget.ts.)
+ */
+export function tooLarge (limit: number, http1: boolean): Error {
+  return Object.assign(new BodyTooLargeError(limit), http1 ? { headers: { connection: 'close' } } : {})
 }
 
 /** Streams `chunk` (and, at the first, the bytes kept so far) to the bucket; resolves when it may go on. */
@@ -194,43 +230,4 @@ export async function settleUpload<T> (request: FastifyRequest, _reply: FastifyR
   const captured = capturedOf(request)
   if (captured?.state === 'receiving') await drop(captured)
   return payload
-}
-
-/**
- * Reads whatever of the body the route's parser left unread (a multipart parser leaves the
- * stream to the handler, which on this side never runs), so that the job gets the whole body
- * and the client's upload is not held up by back-pressure. At most the route's `bodyLimit`,
- * but for a multipart body going to a bucket: the route's multipart limits decide then, in the
- * job's replay, as they would synchronously.
- */
-export async function drainBody (request: FastifyRequest): Promise<void> {
-  const captured = capturedOf(request)
-  if (captured === undefined || captured.tee.readableEnded) return
-  // Inflated bytes (a gzip multipart body) count against `bodyLimit`, as without a bucket: one
-  // small request must not fill the bucket. (A synchronous multipart route cannot read them at all.)
-  const uploads = captured.uploads && !captured.decoded && (request as { isMultipart?: () => boolean }).isMultipart?.() === true
-  const limit = request.routeOptions.bodyLimit
-  const { tee } = captured
-  // The rest of the upload is never read: the connection closes after the 413, or the client
-  // would go on sending into it and the server could never close (Fastify waits for it).
-  tee.on('data', (chunk: Buffer) => {
-    // An uploaded chunk read here is held by nobody any more (the bytes kept went to the bucket).
-    if (captured.writer !== undefined) captured.released(chunk.length)
-    if (!uploads && captured.bytes > limit) tee.destroy(Object.assign(new BodyTooLargeError(limit), { headers: { connection: 'close' } }))
-  })
-  tee.resume()
-  await finished(tee)
-}
-
-/** Whether the request comes with a body (a length, chunks, or an HTTP/2 stream left open, RFC 9113 §8.1). */
-export function hasBody (request: FastifyRequest): boolean {
-  if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined) return true
-  const stream = (request.raw as { stream?: { endAfterHeaders?: boolean } }).stream
-  return stream !== undefined && stream.endAfterHeaders === false
-}
-
-/** Whether `request` is a multipart one that @fastify/multipart, registered for its route, will parse. */
-function isMultipart (request: FastifyRequest): boolean {
-  const type = request.headers['content-type']
-  return typeof (request as { isMultipart?: unknown }).isMultipart === 'function' && typeof type === 'string' && /^multipart\/form-data\s*(;|$)/i.test(type)
 }

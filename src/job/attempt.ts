@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Clock } from '../clock.js'
 import type { ServerResponse } from 'node:http'
-import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResultsUnavailableError, ResponseFailedError, ResponseTooLargeError, WorkerDeadlineError } from '../errors.js'
+import { EndlessResponseError, InvalidMessageError, JobTimeoutError, ResponseFailedError, ResponseTooLargeError, UploadUnreadableError, WorkerDeadlineError } from '../errors.js'
 import { RUN_HEADER, type LongRunningJob, type RunRegistry } from './context.js'
 import type { KeptLease } from './lease.js'
 import type { RequestSnapshot, UploadedBody } from '../core/wire.js'
@@ -196,7 +196,7 @@ export class Attempt {
    */
   async #openUpload (upload: UploadedBody, signal: AbortSignal): Promise<Readable> {
     const open = this.#plan.openUpload
-    if (open === undefined) throw new ResultsUnavailableError()
+    if (open === undefined) throw new UploadUnreadableError(upload.key)
     const source = await open(upload, signal)
     this.#upload = source
     const hash = createHash('sha256')

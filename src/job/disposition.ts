@@ -1,5 +1,5 @@
 import type { Disposition } from '../queue/queue.js'
-import { BackendError, EndlessResponseError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, UploadMissingError, WorkerDeadlineError } from '../errors.js'
+import { BackendError, EndlessResponseError, InvalidMessageError, JobCancelledError, JobTimeoutError, LeaseLostError, ResponseFailedError, ResponseTooLargeError, UploadMissingError, UploadUnreadableError, WorkerDeadlineError } from '../errors.js'
 import type { AttemptEnd } from './attempt.js'
 import { ACK, AGAIN, finish, finishWithResponse, type FinishSettings, type Finishing } from './finish.js'
 import { JobOutcome } from './outcome.js'
@@ -42,11 +42,16 @@ export async function dispositionOf (end: AttemptEnd, job: Finishing, settings: 
 }
 
 /**
- * The replay could not start. Its uploaded body gone from the bucket, or named wrongly: the job
- * ends (no attempt could read it). The bucket unreachable: retried after the redelivery back-off, as a failed
+ * The replay could not start. Its uploaded body gone from the bucket, named wrongly, or in a
+ * bucket this worker was not given: the job ends (no attempt could read it). The bucket unreachable: retried after the redelivery back-off, as a failed
  * upload of a result is. Anything else (the app is closing): not the handler's doing, retried at once.
  */
 async function failedReplay (error: unknown, job: Finishing, settings: FinishSettings): Promise<Disposition> {
+  if (error instanceof UploadUnreadableError) {
+    // The worker's configuration, not the job: said as such, once, rather than attempts that fail alike.
+    job.log.error({ err: error }, 'job request body was uploaded to a bucket, and this worker has no `results` bucket to read it from: the job ends; its upload is left to the bucket\'s lifecycle rule')
+    return await finish(settings, job, errorResponse(error as Error & { code: string }), JobOutcome.failed)
+  }
   if (error instanceof UploadMissingError || error instanceof InvalidMessageError) {
     job.log.error({ err: error }, 'job request body missing from the bucket, or not the job\'s')
     return await finish(settings, job, errorResponse(error as Error & { code: string }), JobOutcome.failed)

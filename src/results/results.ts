@@ -78,6 +78,11 @@ export interface BodyWriter {
   write (chunk: Buffer): Promise<void>
   /** Sends what is left and makes the object; resolves with its length once it can be read. */
   end (): Promise<number>
+  /**
+   * The object's entity tag, once `end` resolved, if the bucket gave one: {@link ResultBodies.open}
+   * then reads that object and no other (`UploadedBody.etag`).
+   */
+  readonly etag?: string | undefined
   /** Gives the upload up: no object is left, no part kept (billed) in the bucket. Never rejects. */
   abort (): Promise<void>
   /** Told of the bytes of each part once sent: they are no longer held in memory. */

@@ -198,9 +198,10 @@ class S3Results implements ResultBodies {
   async open (body: UploadedBody, signal?: AbortSignal): Promise<Readable> {
     this.#checkUploadKey(body.key)
     const sdk = await this.#aws.sdk()
-    const object = { Bucket: this.#settings.bucket, Key: body.key }
-    // Gone for good (expired, removed), unlike an outage: no attempt could read it, nor a retry.
-    const missing = (error: unknown): boolean => (error as { cause?: { name?: string } }).cause?.name === 'NoSuchKey'
+    // The upload's object or none: another under its key is refused (412) before a byte is sent.
+    // Gone for good (expired, removed, replaced), unlike an outage: no attempt could read it.
+    const object = { Bucket: this.#settings.bucket, Key: body.key, ...(body.etag === undefined ? {} : { IfMatch: body.etag }) }
+    const missing = (error: unknown): boolean => ['NoSuchKey', 'PreconditionFailed'].includes((error as { cause?: { name?: string } }).cause?.name as string)
     const { Body, ContentLength } = await this.#retried(async () => await this.#aws.send(new sdk.GetObjectCommand(object), signal === undefined ? {} : { abortSignal: signal }), error => !missing(error))
       .catch((error: unknown) => { throw missing(error) ? new UploadMissingError({ cause: error }) : error }) as { Body: Readable, ContentLength?: number }
     if (ContentLength !== undefined && ContentLength !== body.bytes) {

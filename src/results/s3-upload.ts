@@ -28,6 +28,8 @@ const PARTS_PER_STEP = 1000
  */
 export class S3BodyWriter implements BodyWriter {
   readonly key: string
+  /** The object's ETag, once `end` made it. */
+  etag: string | undefined
   onReleased?: (bytes: number) => void
   readonly #target: UploadTarget
   #partBytes: number
@@ -77,14 +79,16 @@ export class S3BodyWriter implements BodyWriter {
   async #end (): Promise<number> {
     try {
       if (this.#uploadId === undefined) {
-        await this.#target.send('PutObject', { Bucket: this.#target.bucket, Key: this.key, Body: this.#take(this.#pendingBytes) })
+        const { ETag } = await this.#target.send('PutObject', { Bucket: this.#target.bucket, Key: this.key, Body: this.#take(this.#pendingBytes) }) as { ETag?: string }
+        this.etag = ETag
         return this.#bytes
       }
       if (this.#pendingBytes > 0) await this.#sendPart(this.#take(this.#pendingBytes))
       await this.#inFlight
       if (this.#failure !== undefined) throw this.#failure
       const parts = [...this.#parts].sort((a, b) => a.PartNumber - b.PartNumber)
-      await this.#target.send('CompleteMultipartUpload', { Bucket: this.#target.bucket, Key: this.key, UploadId: await this.#uploadId, MultipartUpload: { Parts: parts } })
+      const { ETag } = await this.#target.send('CompleteMultipartUpload', { Bucket: this.#target.bucket, Key: this.key, UploadId: await this.#uploadId, MultipartUpload: { Parts: parts } }) as { ETag?: string }
+      this.etag = ETag
       return this.#bytes
     } catch (error) {
       await this.#giveUp()

@@ -1,12 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { request as httpRequest } from 'node:http'
 import http2 from 'node:http2'
-import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3'
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3'
 import multipart from '@fastify/multipart'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import t from 'tap'
 import { emulatorClients, startEmulators } from '../../example/emulators.js'
-import longRunning, { dynamoDbStore, memoryStore, s3Results, sqsQueue } from '../../src/index.js'
+import longRunning, { dynamoDbStore, memoryQueue, memoryStore, s3Results, sqsQueue, type JobEndEvent } from '../../src/index.js'
 import { addMiddleware, injectFaults } from '../helpers/faults.js'
 import { startS3 } from '../helpers/s3.js'
 import { strictDynamoDb, strictS3, strictSqs } from '../helpers/strict-aws.js'
@@ -628,4 +628,123 @@ t.test('HTTP/2: an upload refused by a hook mid-body: its stream is closed with 
   t.same(JSON.parse(text), { files: [{ field: 'doc0', bytes: file.length, sha: sha(file) }], fields: { note: 'hello' } })
   await ends.ended(1)
   t.same(await leftInBucket(), { objects: [], uploads: 0 }, 'the refused one aborted, the accepted one removed with its job')
+})
+
+// Fastify reads no body for GET, HEAD and TRACE (lib/handle-request.js): a body sent with one is
+// no part of the request, on either side (review 3, t26).
+t.test('a GET with a body, which Fastify never reads: the long-running route answers as its synchronous twin, keeps none of it, uploads nothing', async t => {
+  const ends = jobEnds()
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { onJobEnd: ends.onJobEnd, waitSeconds: 20, results: bucket() })
+    for (const [path, bodyLimit] of [['/small', 1024], ['/large', 8 * MiB]] as const) {
+      const handler = async (request: FastifyRequest): Promise<unknown> => ({ body: request.body ?? null })
+      app.get(`/sync${path}`, { bodyLimit }, handler)
+      app.get(`/job${path}`, { bodyLimit, longRunning: true }, handler)
+    }
+  })
+  const get = async (path: string, size: number): Promise<{ status: number, body: string }> => await new Promise((resolve, reject) => {
+    const request = httpRequest(`${url}${path}`, { method: 'GET', headers: { 'content-type': 'application/json', 'content-length': String(size) } }, response => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }))
+    })
+    request.on('error', reject)
+    request.end(Buffer.alloc(size, ' '))
+  })
+  commands.length = 0
+  let jobs = 0
+  for (const path of ['/small', '/large']) {
+    for (const size of [100, 3 * MiB]) {
+      const sync = await get(`/sync${path}`, size)
+      const job = await get(`/job${path}`, size)
+      jobs += 1
+      t.same(job, sync, `${path}, ${size} bytes: ${sync.status} ${sync.body}`)
+      t.equal(job.status, 200)
+    }
+  }
+  await ends.ended(jobs)
+  t.notOk(commands.some(name => /Upload|PutObject|GetObject/.test(name)), 'nothing went to the bucket, nor came back')
+})
+
+// The HTTP side and the worker deployed apart, the worker without the bucket (its
+// JOBS_RESULTS_BUCKET forgotten, say): a configuration error, said once, not attempts that all
+// fail alike (review 3, t35).
+t.test('a worker without the bucket that the HTTP side uploaded a body to: the job ends once with 500 UPLOAD_UNREADABLE, logged as an error, the handler never run', async t => {
+  const store = memoryStore()
+  const queue = memoryQueue()
+  let executions = 0
+  const route = (app: FastifyInstance): void => {
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async () => { executions += 1 })
+  }
+  const http = await serve(t, async (app) => {
+    await app.register(longRunning, { store, queue, consume: false, waitSeconds: 20, results: bucket() })
+    route(app)
+  })
+  const events: JobEndEvent[] = []
+  let ended: () => void = () => {}
+  const jobEnded = new Promise<void>(resolve => { ended = resolve })
+  const errors: Array<{ msg: string, err?: { code?: string } }> = []
+  await serve(t, async (app) => {
+    await app.register(longRunning, { store, queue, consume: true, onJobEnd: (event) => { events.push(event); ended() } })
+    route(app)
+  }, { logger: { level: 'error', stream: { write: (line: string) => { errors.push(JSON.parse(line)) } } } })
+  const response = await fetch(`${http.url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: randomBytes(3 * MiB) })
+  t.equal(response.status, 500)
+  t.match(await response.json(), { code: 'FST_LONG_RUNNING_UPLOAD_UNREADABLE', message: /uploaded to a bucket \(results\/.+\/request\) and this worker has no bucket to read it from/ })
+  t.equal(executions, 0, 'the handler never ran')
+  await jobEnded
+  t.match(events, [{ outcome: 'failed', statusCode: 500, attempt: 1 }], 'ended at its first attempt, once')
+  t.match(errors, [{ msg: /this worker has no `results` bucket/, err: { code: 'FST_LONG_RUNNING_UPLOAD_UNREADABLE' } }], 'said at error level, once')
+  // Nobody here can remove it: the lifecycle rule would.
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 1)
+  await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: objects[0] }))
+})
+
+// The ETag S3 gave the upload travels with the job, and the replay asks for that object only
+// (If-Match): another one put under the key is refused before a byte of it reaches the route
+// (review 3, t27; the strict layer answers If-Match as S3 does, which s3rver does not).
+t.test('an uploaded body replaced in the bucket before its job ran (same length, other bytes): S3 refuses it on its ETag, the route never sees a byte, the job ends 500 UPLOAD_MISSING', async t => {
+  let open: () => void = () => {}
+  const gate = new Promise<void>(resolve => { open = resolve })
+  const seen: string[] = []
+  const conditions: unknown[] = []
+  // Before the strict layer, which refuses the read itself.
+  s3.client.middlewareStack.add((next, context) => async (args) => {
+    if (context.commandName === 'GetObjectCommand') conditions.push((args.input as { IfMatch?: string }).IfMatch)
+    return await next(args)
+  }, { step: 'initialize', name: 'if-match-seen', priority: 'high' })
+  const { url } = await serve(t, async (app) => {
+    await app.register(longRunning, { waitSeconds: 20, results: bucket(), concurrency: 1 })
+    app.get('/block', { longRunning: true }, async () => { await gate; return { ok: true } })
+    app.addContentTypeParser('application/octet-stream', (_request, payload, done) => done(null, payload))
+    app.post('/raw', { longRunning: true, bodyLimit: 64 * MiB }, async (request) => {
+      for await (const chunk of request.body as AsyncIterable<Buffer>) seen.push(chunk.subarray(0, 8).toString())
+    })
+  })
+  const blocking = await fetch(`${url}/block`, { headers: { prefer: 'respond-async' } })
+  const locations: string[] = []
+  // One PutObject, one multipart upload: each gives the object its ETag.
+  for (const size of [2 * MiB, 6 * MiB]) {
+    const accepted = await fetch(`${url}/raw`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', prefer: 'respond-async' }, body: Buffer.alloc(size, 'a') })
+    t.equal(accepted.status, 202)
+    locations.push(accepted.headers.get('location') ?? '')
+  }
+  const { objects } = await leftInBucket()
+  t.equal(objects.length, 2)
+  for (const key of objects) {
+    const { ContentLength } = await s3.client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }))
+    await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: Buffer.alloc(ContentLength ?? 0, 'E') }))
+  }
+  open()
+  t.equal((await fetch(url + (blocking.headers.get('location') ?? ''))).status, 200)
+  for (const location of locations) {
+    const result = await fetch(url + location)
+    t.equal(result.status, 500)
+    t.match(await result.json(), { code: 'FST_LONG_RUNNING_UPLOAD_MISSING' })
+  }
+  t.same(seen, [], 'the route never saw a byte of the other objects')
+  t.equal(conditions.length, 2, 'each replay read once: not retried')
+  t.ok(conditions.every(etag => typeof etag === 'string' && etag.length > 2), 'each read named the upload\'s ETag')
 })

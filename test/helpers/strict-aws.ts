@@ -2,6 +2,7 @@ import { createHash, createHmac } from 'node:crypto'
 import { createServer, request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { GetItemCommand } from '@aws-sdk/client-dynamodb'
+import { HeadObjectCommand } from '@aws-sdk/client-s3'
 import { addMiddleware } from './faults.js'
 
 // AWS's documented rules that the emulators skip, enforced on a real SDK client before (or
@@ -122,12 +123,23 @@ export function strictDynamoDb (client: { middlewareStack: { add: (middleware: a
  * S3 (User Guide, "Amazon S3 multipart upload limits"): parts of 5 MiB to 5 GiB but the last,
  * at most 10,000 parts, objects of one PutObject up to 5 GiB. The emulator accepts any part size.
  */
-export function strictS3 (client: { middlewareStack: { add: (middleware: any, options: any) => void } }): void {
+export function strictS3 (client: { middlewareStack: { add: (middleware: any, options: any) => void }, send: (command: any) => Promise<any> }): void {
   const parts = new Map<string, Map<number, number>>()
   addMiddleware(client, (next, context) => async (args) => {
     const input: Input = args.input
     const size = (body: unknown): number => Buffer.isBuffer(body) || body instanceof Uint8Array ? body.length : Buffer.byteLength(String(body ?? ''))
     switch (context.commandName) {
+      case 'GetObjectCommand':
+        // API Reference, GetObject: "Return the object only if its entity tag (ETag) is the same
+        // as the one specified; otherwise, return a 412 Precondition Failed error." s3rver ignores
+        // If-Match. A missing object stays S3's 404 NoSuchKey, which the GetObject itself gives.
+        if (input.IfMatch !== undefined) {
+          const head = await client.send(new HeadObjectCommand({ Bucket: input.Bucket, Key: input.Key })).catch(() => undefined) as { ETag?: string } | undefined
+          if (head !== undefined && head.ETag !== input.IfMatch) {
+            throw Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), { name: 'PreconditionFailed', $fault: 'client', $metadata: { httpStatusCode: 412 } })
+          }
+        }
+        break
       case 'PutObjectCommand':
         if (size(input.Body) > 5 * 1024 ** 3) refuse('EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size')
         break

@@ -5,23 +5,26 @@ import { decodeMessage, encodeMessage, messageDigest, messageJson, type JobMessa
 // Issue 29: a job whose body was uploaded names its object in the request; the message digest
 // (the job's accepted message, checked at every claim) covers it, so a forged message cannot
 // point a job at another object, or at the same key with another length or digest.
-const upload = { key: 'results/job/request', bytes: 12_345_678, sha256: 'x'.repeat(43) }
+const upload = { key: 'results/job/request', bytes: 12_345_678, sha256: 'x'.repeat(43), etag: '"9b2cf535f27731c974343645a3985328-3"' }
 const message = (request: JobMessage['request']): JobMessage => ({ id: newJobId(), timeoutSeconds: 60, maxAttempts: 3, resultTtlSeconds: 3600, request })
 
-t.test('the message digest covers the uploaded body\'s key, length and digest', async t => {
+t.test('the message digest covers the uploaded body\'s key, length, digest and ETag', async t => {
   const accepted = message({ method: 'POST', url: '/upload', headers: { 'content-type': 'multipart/form-data; boundary=x' }, upload })
   const digest = messageDigest(messageJson(accepted))
-  for (const forged of [{ key: 'results/other/request' }, { bytes: 1 }, { sha256: 'y'.repeat(43) }]) {
+  for (const forged of [{ key: 'results/other/request' }, { bytes: 1 }, { sha256: 'y'.repeat(43) }, { etag: '"other"' }]) {
     const request = { ...accepted.request, upload: { ...upload, ...forged } } as JobMessage['request']
     t.not(messageDigest(messageJson({ ...accepted, request })), digest, JSON.stringify(forged))
   }
   const decoded = decodeMessage(encodeMessage(accepted))
   t.same(decoded.request?.upload, upload, 'travels through the queue as it was')
   t.equal(messageDigest(messageJson(decoded)), digest, 'and digests the same there')
+  // A message of an earlier version names no ETag: still a valid upload.
+  const { etag: _etag, ...older } = upload
+  t.same(decodeMessage(encodeMessage(message({ method: 'POST', url: '/upload', headers: {}, upload: older }))).request?.upload, older)
 })
 
 t.test('a message with a malformed upload, or a body both inline and uploaded, could never run: refused', async t => {
-  const bad: unknown[] = [{ ...upload, key: '' }, { ...upload, bytes: -1 }, { ...upload, bytes: 1.5 }, { ...upload, sha256: 'short' }, 'key']
+  const bad: unknown[] = [{ ...upload, key: '' }, { ...upload, bytes: -1 }, { ...upload, bytes: 1.5 }, { ...upload, sha256: 'short' }, { ...upload, etag: '' }, { ...upload, etag: 'with space' }, { ...upload, etag: 7 }, 'key']
   for (const value of bad) {
     const json = messageJson(message({ method: 'POST', url: '/upload', headers: {} }))
     ;(json.request as Record<string, unknown>).upload = value
