@@ -78,7 +78,7 @@ t.test('SQS and DynamoDB: a worker in another process notices at its next lease 
   await clock.armed(2) // the attempt's timeout and its first renewal
   await clock.advance(1000)
   await aborted.opened
-  t.same(reasons, ['FST_LONG_RUNNING_LEASE_LOST'], 'the worker learns it lost the claim, by its stable code')
+  t.same(reasons, ['FST_LONG_RUNNING_JOB_CANCELLED'], 'the worker learns the job was cancelled, by its stable code (its refused renewal reads the record)')
   const result = await http.app.inject(location)
   t.equal(result.statusCode, 409)
   t.equal(result.json().code, 'FST_LONG_RUNNING_JOB_CANCELLED')

@@ -159,7 +159,7 @@ t.test('Prefer: respond-async, wait=N waits up to N seconds, then answers 202 wi
   const prefer = { prefer: 'respond-async, wait=1' }
   const answered = fetch(`${url}/job/late`, { headers: prefer, redirect: 'manual' })
   await test.ran('late')
-  await clock.armed(4) // the store's sweep, the attempt's timeout and renewal, and the wait
+  await clock.armed(5) // the store's sweep, the attempt's timeout, renewal and lease lapse, and the wait
   await clock.advance(1000)
   const first = await answered
   t.equal(first.status, 202, 'a job still running after the wait is accepted')
