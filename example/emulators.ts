@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Server } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs'
 import dynalite from 'dynalite'
@@ -49,6 +49,7 @@ export function emulatorClients (env: Record<string, string>, options: { maxAtte
 export async function startEmulators (options: EmulatorOptions = {}): Promise<Emulators> {
   const sqsServer = await createSqsServer({ port: 0, hostname: '127.0.0.1', emulateQueueCreationLifecycle: false })
   const dynamoServer = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server
+  const dynamoAnswered = answeredRequests(dynamoServer)
   await new Promise<void>(resolve => dynamoServer.listen(0, '127.0.0.1', resolve))
   const sqsEndpoint = `http://127.0.0.1:${(sqsServer.address() as AddressInfo).port}`
   const dynamoEndpoint = `http://127.0.0.1:${(dynamoServer.address() as AddressInfo).port}`
@@ -92,6 +93,9 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
     async close () {
       sqs.destroy()
       dynamodb.destroy()
+      // dynalite closes its database with its server, and throws (uncaught) from a request whose
+      // operation starts after that: the requests it is working on are answered first.
+      await dynamoAnswered()
       sqsServer.closeAllConnections()
       dynamoServer.closeAllConnections()
       await Promise.all([
@@ -101,6 +105,31 @@ export async function startEmulators (options: EmulatorOptions = {}): Promise<Em
       ])
     }
   }
+}
+
+/**
+ * Resolves, when called, once every request `server` has begun is answered (its `end()` called,
+ * even on a gone socket) or was cut before its body was whole (no operation starts then).
+ */
+function answeredRequests (server: Server): () => Promise<void> {
+  let open = 0
+  let idle: (() => void) | undefined
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    open += 1
+    let done = false
+    const settle = (): void => {
+      if (done) return
+      done = true
+      if (--open === 0) idle?.()
+    }
+    const end = response.end.bind(response) as (...args: unknown[]) => ServerResponse
+    response.end = ((...args: unknown[]) => {
+      settle()
+      return end(...args)
+    }) as ServerResponse['end']
+    response.once('close', () => { if (!request.complete) settle() })
+  })
+  return async () => { if (open > 0) await new Promise<void>(resolve => { idle = resolve }) }
 }
 
 /**
