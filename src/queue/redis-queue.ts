@@ -13,7 +13,9 @@ export interface RedisQueueOptions {
   /** The server: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS (Redis ≥ 6.2 or Valkey). */
   url: string
   /**
-   * The BullMQ queue's name (Bull Board and other BullMQ tools show it).
+   * The BullMQ queue's name (Bull Board and other BullMQ tools show it). Different apps on one
+   * server need different names (or prefixes), besides different store prefixes: apps sharing a
+   * queue take each other's messages and drop them as unknown. Replicas of one app share it.
    * @default 'long-running-jobs'
    */
   name?: string

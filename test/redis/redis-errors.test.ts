@@ -64,6 +64,22 @@ t.test('a request past maxValueBytes gets the 413 the docs name, with an Idempot
   t.equal(Number(await control.llen('bull:too-large:wait')), 0, 'no message sent')
 })
 
+t.test('two apps that share a queue (store prefixes apart, queue names not): the worker that drops the other\'s job says why', async t => {
+  let heard = (_line: string): void => {}
+  const warned = new Promise<string>(resolve => { heard = line => { if (line.includes('another app share this queue')) resolve(line) } })
+  const apps = await Promise.all(['one', 'two'].map(async (prefix, i) => {
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { heard(line) } } } })
+    t.teardown(async () => { await app.close() })
+    await app.register(longRunning, { queue: redisQueue({ url: redis.url, name: 'shared' }), store: redisStore({ url: redis.url, prefix }), consume: i === 1, waitSeconds: 1 })
+    app.post('/job', { longRunning: true }, async () => ({ prefix }))
+    await app.ready()
+    return app
+  }))
+  const accepted = await (apps[0] as typeof apps[number]).inject({ method: 'POST', url: '/job', headers: { prefer: 'respond-async' } })
+  t.equal(accepted.statusCode, 202)
+  t.match(JSON.parse(await warned), { level: 40, msg: /unknown to this store.*redisQueue name or prefix/ })
+})
+
 t.test('a claim sent again after its answer was lost finds its own lease: the same attempt, not another', async t => {
   const store = redisStore({ url: redis.url, prefix: 'again' })
   t.teardown(async () => { await store.close?.() })
