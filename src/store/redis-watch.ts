@@ -118,8 +118,9 @@ export class RedisWatch {
    * partition) leaves the subscriber connected to nobody, and nothing would ever tell it: every
    * wait would then last its whole `waitSeconds`. A PING every {@link HEARTBEAT_MS} (allowed in
    * subscribe mode; it reads no job) must be answered before the next one goes out, else the
-   * connection is dropped and ioredis opens another, which subscribes again and reads the watched
-   * jobs again (`#resubscribed`): nothing published meanwhile is missed.
+   * connection is dropped and the watched jobs are read, and ioredis opens another connection,
+   * which subscribes again and reads them again (`#resubscribed`): nothing published meanwhile
+   * is missed, even while the new connection fares no better.
    */
   #heartbeat (subscriber: Redis): void {
     let unanswered: object | undefined
@@ -132,6 +133,9 @@ export class RedisWatch {
         // Ends the socket, and destroys it if its peer never answers the close (ioredis's
         // disconnectTimeout), then reconnects.
         subscriber.disconnect(true)
+        // Changes of the silent time are read now, not only once the new subscription answers:
+        // a path that stays deaf (say, to every subscriber) would otherwise never let it.
+        for (const id of this.#watchers.ids()) this.#changed(id)
         return
       }
       const ping = {}

@@ -25,6 +25,8 @@ export interface TcpProxy {
   silenceNew: (silent: boolean) => void
   /** Accepts the connections, which become {@link ProxiedConnection.silent} (dropped bytes, nothing closed). */
   silence: (which: (connection: ProxiedConnection) => boolean) => void
+  /** Subscriber connections go silent once they subscribe while `true` (a path deaf to them all). */
+  silenceSubscribers: (silent: boolean) => void
   /** Destroys the silent connections: what the path tells at last, or a reset. */
   cutSilent: () => void
 }
@@ -37,6 +39,7 @@ export interface TcpProxy {
 export async function startTcpProxy (t: Test, port: number): Promise<TcpProxy> {
   let target = port
   let silentNew = false
+  let deafToSubscribers = false
   const connections: ProxiedConnection[] = []
   const server = createServer(client => {
     const upstream = createConnection({ host: '127.0.0.1', port: target })
@@ -56,7 +59,10 @@ export async function startTcpProxy (t: Test, port: number): Promise<TcpProxy> {
       })
     }
     client.on('data', (chunk: Buffer) => {
-      if (/subscribe/i.test(chunk.toString('latin1'))) connection.subscriber = true
+      if (/subscribe/i.test(chunk.toString('latin1'))) {
+        connection.subscriber = true
+        if (deafToSubscribers) connection.silent = true
+      }
       if (!connection.silent) upstream.write(chunk)
     })
     upstream.on('data', (chunk: Buffer) => { if (!connection.silent) client.write(chunk) })
@@ -73,6 +79,7 @@ export async function startTcpProxy (t: Test, port: number): Promise<TcpProxy> {
     connections,
     target: next => { target = next },
     silenceNew: silent => { silentNew = silent },
+    silenceSubscribers: silent => { deafToSubscribers = silent },
     silence: which => { for (const connection of connections) if (which(connection)) connection.silent = true },
     cutSilent: () => { for (const connection of [...connections]) if (connection.silent) connection.cut() }
   }
