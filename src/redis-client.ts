@@ -36,6 +36,11 @@ export class LazyRedis {
   #main: Promise<Redis> | undefined
   #module: Promise<RedisClass> | undefined
   #checked = false
+  /** When each connection was last ready, in the order of the 'ready' events (see `#failedOver`). */
+  readonly #readyAt = new WeakMap<Redis, number>()
+  #readies = 0
+  /** The last 'ready' before the connections last moved after a failover. */
+  #moved = 0
   /** Counts `close()` calls: a connection opened across one (ioredis still loading) is closed at once. */
   #closes = 0
 
@@ -74,7 +79,13 @@ export class LazyRedis {
     const RedisClient = await this.#module
     // Else it would reconnect for ever, and keep the process alive, after its owner closed.
     if (closes !== this.#closes) throw new Error('Redis connection not opened: the adapter was closed meanwhile')
-    const client = new RedisClient(this.#url, { connectTimeout: 5000, ...options })
+    const reconnectOnError = (error: Error): 2 | false => {
+      const verdict = reconnectOnFailover(error)
+      if (verdict !== false) this.#failedOver(client)
+      return verdict
+    }
+    const client = new RedisClient(this.#url, { connectTimeout: 5000, reconnectOnError, ...options })
+    client.on('ready', () => { this.#readyAt.set(client, ++this.#readies) })
     // Failures reach the caller of each command; an 'error' event without a listener would
     // only print them again (ioredis logs unhandled ones).
     client.on('error', () => {})
@@ -87,11 +98,31 @@ export class LazyRedis {
     return client
   }
 
+  /**
+   * A connection of this adapter met a replica where its primary was (a failover behind the
+   * endpoint): its siblings opened as long ago are likely on the same demoted node, where they
+   * would go on hearing nothing (the subscriber: a replica that resyncs misses the messages of
+   * the meantime) or reading stale records. They reconnect too; the subscriber then subscribes
+   * again and reads its watched jobs (redis-watch.ts). A refusal on a connection that was ready
+   * before the last such move is that failover's too (a command sent before it moved): the
+   * connections made since are on the new primary and stay.
+   */
+  #failedOver (from: Redis): void {
+    if ((this.#readyAt.get(from) ?? 0) <= this.#moved) return
+    this.#moved = this.#readies
+    for (const client of this.#clients) {
+      if (client !== from && client.status === 'ready') client.disconnect(true)
+    }
+  }
+
   /** Runs `command` on the shared connection; a failure becomes a `BackendError`. */
   async run<T> (what: string, command: (client: Redis) => Promise<T>): Promise<T> {
+    let client: Redis | undefined
     try {
-      return await command(await this.client())
+      client = await this.client()
+      return await command(client)
     } catch (error) {
+      dropIfHung(client, error)
       throw backendError(what, error)
     }
   }
@@ -107,6 +138,34 @@ export class LazyRedis {
       else client.disconnect()
     }))
   }
+}
+
+/**
+ * ioredis's `reconnectOnError` for every connection of the adapters (BullMQ's copies of the
+ * queue's connections inherit it: `duplicate()` copies the options). After a failover behind a
+ * stable endpoint (a proxy, a sentinel-managed or cloud endpoint) a connection opened before it
+ * still talks to the old primary, now a replica, which refuses every write with `READONLY` for
+ * as long as the connection lives: reconnecting reaches the new primary, and `2` sends the
+ * refused command again there (a connection that fails fast rejects it instead, and the next
+ * command goes through). The store's scripts make sure that a write is what a replica refuses
+ * first (redis-scripts.ts). `LOADING` (a server reading its data after a restart) likewise: the
+ * reconnection's ready check waits until it is done.
+ */
+export function reconnectOnFailover (error: Error): 2 | false {
+  // Redis 7 names a script's refused write `READONLY …`; Redis 6 wraps it (`ERR Error running script … -READONLY …`).
+  return /^(READONLY|LOADING) |-READONLY /.test(error.message) ? 2 : false
+}
+
+/**
+ * Drops `client`'s connection, which ioredis then opens again, when `error` is a command that
+ * timed out (`commandTimeout`) on a connection that looks up. A server that stopped answering
+ * (paused) answers the late commands in order once it resumes, but a path that drops every
+ * packet (a partition, a NAT that forgot the connection) never tells the socket: every later
+ * command would time out too, for as long as the system's TCP keep-alive takes (hours). A
+ * new connection goes through, or fails fast while the server stays out of reach.
+ */
+export function dropIfHung (client: Redis | undefined, error: unknown): void {
+  if (client?.status === 'ready' && (error as Error | undefined)?.message === 'Command timed out') client.disconnect(true)
 }
 
 /** A Redis failure as `FST_LONG_RUNNING_BACKEND`. */

@@ -1,8 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Clock } from '../clock.js'
-import { EnqueueFailedError, JobExistsError, QueueFullError } from '../errors.js'
+import { EnqueueFailedError, JobExistsError, QueueFullError, ValueTooLargeError } from '../errors.js'
 import type { JobQueue } from '../queue/queue.js'
 import { retries, withRetries } from '../retry.js'
+import { removeUnqueued } from './unqueued.js'
 import { JobStatus, type JobRecord } from '../core/job-state.js'
 import type { NewJob, JobStore } from '../store/store.js'
 import { newJobId } from '../core/job-id.js'
@@ -64,13 +65,15 @@ const MAX_ROUNDS = 3
 /**
  * Accepts a request as a job: records it in the store, then queues its message, and returns
  * the record the store wrote. Either both happen or the client gets
- * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind.
+ * `FST_LONG_RUNNING_ENQUEUE_FAILED` (503) and no job is left behind (removed before the answer,
+ * or after it when the first try fails: see `unqueued.ts`); a request larger
+ * than the store keeps gets `FST_LONG_RUNNING_VALUE_TOO_LARGE` (413).
  */
 export async function acceptJob (settings: AcceptSettings, accepted: NewRequest, log: FastifyBaseLogger): Promise<JobRecord> {
   try {
     return await createJob(settings, accepted, accepted.id ?? newJobId(), log, settings.local)
   } catch (error) {
-    throw enqueueFailed(error)
+    throw refusal(error)
   }
 }
 
@@ -100,10 +103,19 @@ export async function acceptKeyed (settings: AcceptSettings, accepted: NewReques
       return { kind: 'created', record: await createJob(settings, accepted, holder.jobId, log, undefined, keyed.key) }
     } catch (error) {
       // The job is someone else's now: read it in the next round and attach to it.
-      if (!(error instanceof JobExistsError)) throw enqueueFailed(error)
+      if (!(error instanceof JobExistsError)) throw refusal(error)
     }
   }
   throw enqueueFailed()
+}
+
+/**
+ * What the client hears when its request was not accepted: a request too large for the store
+ * is its own fault, and stays the `413` `FST_LONG_RUNNING_VALUE_TOO_LARGE` that `redisStore`
+ * documents (trying again would not help); every other failure is the backend's: a 503.
+ */
+function refusal (error: unknown): Error {
+  return error instanceof ValueTooLargeError ? error : enqueueFailed(error)
 }
 
 /** The 503 `ENQUEUE_FAILED` a client gets, with `Retry-After` (Fastify's error handler sends an error's `headers`). */
@@ -115,10 +127,11 @@ export function enqueueFailed (cause?: unknown): Error {
  * Creates job `id` (with the digest of the idempotency `key` it stands for, if any) and queues
  * its message, or runs it here while `local` has a slot free.
  * Either both happen or neither does: on a failure the job is removed (unless another request
- * created it first: `JobExistsError`) and the error thrown.
+ * created it first: `JobExistsError`) and the error thrown; the answer waits for the removal's
+ * first try only (`unqueued.ts`).
  */
 async function createJob (settings: AcceptSettings, accepted: NewRequest, id: string, log: FastifyBaseLogger, local: LocalStarts | undefined, key?: string): Promise<JobRecord> {
-  const { store, clock } = settings
+  const { clock } = settings
   const { request, timing, binding } = accepted
   const job: NewJob = { id, waitSeconds: timing.waitSeconds, createdAt: clock.now(), expiresAt: acceptedExpiry(settings, timing) }
   if (binding !== undefined) job.binding = binding
@@ -138,14 +151,9 @@ async function createJob (settings: AcceptSettings, accepted: NewRequest, id: st
     record = slot === undefined ? await createQueued(settings, job, message, log) : await createClaimed(settings, job, message, slot, log)
   } catch (error) {
     if (slot !== undefined) local?.freeSlot()
-    if (error instanceof JobExistsError) throw error
-    // No phantom job, even when a write went through but its answer was lost: the client gets
-    // a 503 and no id, so nobody would ever wait for it.
-    await withRetries(async () => await store.delete(id), {
-      ...retries.write,
-      clock,
-      onRetry: (deleteError, attempt) => log.warn({ err: deleteError, jobId: id, attempt }, 'removing the unqueued job failed, trying again')
-    }).catch((deleteError: unknown) => log.error({ err: deleteError, jobId: id }, 'job not removed: it may still run'))
+    // Another request's job, or a request refused before anything was written: nothing to remove.
+    if (error instanceof JobExistsError || error instanceof ValueTooLargeError) throw error
+    await removeUnqueued(settings.store, clock, id, log)
     throw error
   }
   if (slot === undefined) log.debug({ jobId: id }, 'job queued')

@@ -17,6 +17,13 @@ import { progressReporter } from './progress.js'
 import { errorResponse } from '../core/error-response.js'
 import { MAX_RESPONSE_BYTES } from '../core/response-limits.js'
 
+/**
+ * A message whose job this store does not know, though no record could have expired yet: most
+ * often another app that shares the queue (the same Redis queue name and prefix, or SQS queue)
+ * with a store of its own, whose jobs this worker then drops.
+ */
+const UNKNOWN_JOB = 'job unknown to this store though its message is recent, message dropped: does another app share this queue? Give each app its own queue (redisQueue name or prefix; docs/redis.md)'
+
 /** What the runner needs, resolved once at registration (`log` is the app's). */
 export interface RunnerSettings extends Omit<FinishSettings, 'log'> {
   runs: RunRegistry
@@ -173,8 +180,9 @@ export class JobRunner {
         return ACK
       }
       // A finished job's duplicate is routine; a job gone before it ran means its record expired
-      // before its queue's last delivery (a delivery window longer than configured).
-      if (record === undefined) log.warn({ enqueuedAt: message.enqueuedAt }, 'job unknown or expired, message dropped')
+      // before its queue's last delivery (a delivery window longer than configured), or, while
+      // its message is younger than any record lives, that the job is not in this store at all.
+      if (record === undefined) log.warn({ enqueuedAt: message.enqueuedAt }, now - (message.enqueuedAt ?? 0) < message.resultTtlSeconds * 1000 ? UNKNOWN_JOB : 'job unknown or expired, message dropped')
       else log.debug({ status: record.status }, 'job not runnable, message dropped')
       return ACK
     }

@@ -1,7 +1,8 @@
 import type { Queue, Worker } from 'bullmq'
+import type { Redis } from 'ioredis'
 import { clockOption, type Clock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
-import { backendError, LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
+import { backendError, dropIfHung, LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { matching, number, optionNames, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
@@ -12,7 +13,9 @@ export interface RedisQueueOptions {
   /** The server: `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS (Redis ≥ 6.2 or Valkey). */
   url: string
   /**
-   * The BullMQ queue's name (Bull Board and other BullMQ tools show it).
+   * The BullMQ queue's name (Bull Board and other BullMQ tools show it). Different apps on one
+   * server need different names (or prefixes), besides different store prefixes: apps sharing a
+   * queue take each other's messages and drop them as unknown. Replicas of one app share it.
    * @default 'long-running-jobs'
    */
   name?: string
@@ -54,6 +57,13 @@ export interface RedisQueueOptions {
 
 type BullMq = typeof import('bullmq')
 
+/**
+ * How long one `add` may take before it counts as failed. An add is one short script: seconds
+ * mean a hung server. Three tries (acceptance.ts) then stay within about 16 s, well below the
+ * 30 s of the shortest platform timeout in docs/redis.md.
+ */
+const SEND_TIMEOUT_MS = 5000
+
 const REDIS_QUEUE_OPTIONS = optionNames<RedisQueueOptions>({ url: true, name: true, prefix: true, maxMessageBytes: true, visibilityTimeoutSeconds: true, stalledIntervalSeconds: true, retryDelaySeconds: true, clock: true })
 
 /**
@@ -93,6 +103,8 @@ class RedisQueue implements JobQueue {
   readonly #workers = new Set<Promise<Worker>>()
   #bullmq: Promise<BullMq> | undefined
   #queue: Promise<Queue> | undefined
+  /** The producer's connection, once open. */
+  #producer: Redis | undefined
 
   constructor (url: string, settings: Settings) {
     this.#settings = settings
@@ -109,6 +121,7 @@ class RedisQueue implements JobQueue {
       // Removed once acknowledged; the job's record in the store is what tells its result.
       await (await this.#queueOf()).add('job', body, { delay: delay * 1000, removeOnComplete: true, removeOnFail: 1000 })
     } catch (error) {
+      dropIfHung(this.#producer, error)
       throw backendError('add', error)
     }
   }
@@ -136,10 +149,14 @@ class RedisQueue implements JobQueue {
       // settings BullMQ recommends for adding jobs from HTTP endpoints). Auto-pipelined, as the
       // store's connection is: the adds of one event-loop turn leave in one write, not one each
       // (the producer only adds; the worker's connection, whose commands block, is not).
-      const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true })
+      // A server that hangs (paused, or a path that drops packets) answers nothing and refuses
+      // nothing: the timeout turns that into a failed send, so the HTTP side answers 503 within
+      // its tries (acceptance.ts) instead of never.
+      const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true, commandTimeout: SEND_TIMEOUT_MS })
       const queue = new Queue(this.#settings.name, { connection, prefix: this.#settings.prefix, skipWaitingForReady: true })
       // Failures reach the caller of `add`; unheard, BullMQ would print each reconnection attempt.
       queue.on('error', () => {})
+      this.#producer = connection
       return queue
     })()
     this.#queue = made

@@ -15,7 +15,14 @@ import { ANNOUNCED_FIELDS, RECORD_FIELDS } from './redis-records.js'
 // ioredis resends a command whose answer a dropped connection lost: the writes that would then
 // find their own effect and refuse (create, complete, cancel) carry a nonce that recognises it.
 
+// Every script begins with a write that changes nothing (a field that never exists): a node
+// that is a replica now (a connection still on the primary that a failover demoted) refuses it
+// with READONLY before the script reads anything, so the connection moves to the new primary
+// (redis-client.ts) and the script runs there. Without it, a script that ends on what it read (a
+// claim finding no job on a replica that lags) would answer from stale data: a message dropped
+// as the job's, unknown, and the job lost.
 const PRELUDE = `
+redis.call('HDEL', KEYS[1], '-')
 local function live(key, now)
   local e = redis.call('HGET', key, 'exp')
   return e ~= false and tonumber(e) > tonumber(now)

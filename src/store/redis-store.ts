@@ -76,7 +76,7 @@ class RedisStore implements JobStore {
     // The change feed's reads wait for a server that is away to come back (their own connection,
     // with ioredis's offline queue): waiting requests then resume by themselves.
     let patient: Promise<Redis> | undefined
-    this.#watch = new RedisWatch(keys.channel, async () => await redis.open({ maxRetriesPerRequest: null }), async id => {
+    this.#watch = new RedisWatch(keys.channel, clock, async () => await redis.open({ maxRetriesPerRequest: null }), async id => {
       patient ??= redis.open({ maxRetriesPerRequest: null, enableAutoPipelining: true })
       return await this.#read(await patient, id)
     }, message => announcedRecord(message, this.#clock.now()))
@@ -182,6 +182,7 @@ class RedisStore implements JobStore {
   }
 
   async close (): Promise<void> {
+    this.#watch.close()
     await this.#redis.close()
   }
 

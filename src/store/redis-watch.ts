@@ -1,6 +1,13 @@
 import type { Redis } from 'ioredis'
+import type { Clock } from '../clock.js'
 import { JobStatus, type JobRecord } from '../core/job-state.js'
 import { Watchers, type Listener } from './watchers.js'
+
+/**
+ * How often the subscriber connection is pinged; a ping not answered by the next one drops
+ * the connection (so a dead path is noticed within two of these).
+ */
+export const HEARTBEAT_MS = 5000
 
 /** What a change message tells: the job's id, and (decoded on demand) its record or that it must be read. */
 export interface Announced { id: string, record: () => JobRecord | undefined | 'read' }
@@ -14,6 +21,8 @@ export interface Announced { id: string, record: () => JobRecord | undefined | '
  * change published while the subscription was not live (the first subscription, a
  * reconnection) would be missed: each time it becomes live, every watched job is read again.
  * A job that this process ends is told to its watchers here at once ({@link RedisWatch.ended}).
+ * A subscriber that hears nothing cannot tell a quiet channel from a dead connection: a
+ * heartbeat tells them apart ({@link RedisWatch#heartbeat}).
  */
 export class RedisWatch {
   readonly #watchers = new Watchers()
@@ -21,6 +30,8 @@ export class RedisWatch {
   readonly #decode: (message: string) => Announced
   readonly #connect: () => Promise<Redis>
   readonly #channel: string
+  /** The store's clock: it paces the heartbeat. */
+  readonly #clock: Clock
   /** Reads under way, and whether another change came in meanwhile (then it reads again). */
   readonly #reading = new Map<string, { again: boolean }>()
   /**
@@ -32,9 +43,12 @@ export class RedisWatch {
   readonly #ending = new Map<string, { count: number, read: boolean }>()
   #subscriber: Promise<Redis> | undefined
   #live = false
+  #heartbeatTimer: unknown
+  #closed = false
 
-  constructor (channel: string, connect: () => Promise<Redis>, read: (id: string) => Promise<JobRecord | undefined>, decode: (message: string) => Announced) {
+  constructor (channel: string, clock: Clock, connect: () => Promise<Redis>, read: (id: string) => Promise<JobRecord | undefined>, decode: (message: string) => Announced) {
     this.#channel = channel
+    this.#clock = clock
     this.#connect = connect
     this.#read = read
     this.#decode = decode
@@ -81,8 +95,15 @@ export class RedisWatch {
     }
   }
 
+  /** Stops the heartbeat (the store closes the connection itself). */
+  close (): void {
+    this.#closed = true
+    this.#clock.clearTimeout(this.#heartbeatTimer)
+  }
+
   async #subscribe (): Promise<Redis> {
     const subscriber = await this.#connect()
+    if (!this.#closed) this.#heartbeat(subscriber)
     subscriber.on('message', (_channel: string, message: string) => { this.#heard(message) })
     // ioredis subscribes again after a reconnection; what changed while it was away is read.
     subscriber.on('ready', () => { void this.#resubscribed(subscriber) })
@@ -90,6 +111,39 @@ export class RedisWatch {
     await subscriber.subscribe(this.#channel)
     this.#becameLive()
     return subscriber
+  }
+
+  /**
+   * A path that went silent (a NAT or load balancer that forgot the idle connection, a
+   * partition) leaves the subscriber connected to nobody, and nothing would ever tell it: every
+   * wait would then last its whole `waitSeconds`. A PING every {@link HEARTBEAT_MS} (allowed in
+   * subscribe mode; it reads no job) must be answered before the next one goes out, else the
+   * connection is dropped and the watched jobs are read, and ioredis opens another connection,
+   * which subscribes again and reads them again (`#resubscribed`): nothing published meanwhile
+   * is missed, even while the new connection fares no better.
+   */
+  #heartbeat (subscriber: Redis): void {
+    let unanswered: object | undefined
+    const beat = (): void => {
+      this.#heartbeatTimer = this.#clock.setTimeout(beat, HEARTBEAT_MS)
+      // While it reconnects, ioredis's own timeouts and retries are at work.
+      if (subscriber.status !== 'ready') return
+      if (unanswered !== undefined) {
+        unanswered = undefined
+        // Ends the socket, and destroys it if its peer never answers the close (ioredis's
+        // disconnectTimeout), then reconnects.
+        subscriber.disconnect(true)
+        // Changes of the silent time are read now, not only once the new subscription answers:
+        // a path that stays deaf (say, to every subscriber) would otherwise never let it.
+        for (const id of this.#watchers.ids()) this.#changed(id)
+        return
+      }
+      const ping = {}
+      unanswered = ping
+      // A ping of a dropped connection is sent again on the next one: only this one's answer counts.
+      subscriber.ping().then(() => { if (unanswered === ping) unanswered = undefined }, () => {})
+    }
+    this.#heartbeatTimer = this.#clock.setTimeout(beat, HEARTBEAT_MS)
   }
 
   async #resubscribed (subscriber: Redis): Promise<void> {

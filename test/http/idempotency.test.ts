@@ -4,6 +4,7 @@ import t, { type Test } from 'tap'
 import { errors, memoryQueue, memoryStore, type LongRunningOptions, type JobStore } from '../../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
+import { retries } from '../../src/retry.js'
 import { Gate } from '../helpers/gate.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
@@ -274,10 +275,21 @@ t.test('a job orphaned before its message was sent runs when its key comes again
   const queue = new RecordingQueue()
   const memory = memoryStore()
   let cleanUp = false
-  const store = spyStore(memory, { delete: async (id) => { if (cleanUp) await memory.delete(id); else throw new Error('store down') } })
+  let failedDeletes = 0
+  let gaveUp = (): void => {}
+  const givenUp = new Promise<void>(resolve => { gaveUp = resolve })
+  const store = spyStore(memory, {
+    delete: async (id) => {
+      if (cleanUp) return await memory.delete(id)
+      if (++failedDeletes === retries.write.attempts) gaveUp()
+      throw new Error('store down')
+    }
+  })
   const test = await setup(t, { queue, store, clock: new FakeClock({ autoAdvanceUpToMs: 5000 }) })
   queue.failSends = true
   t.equal((await post(test, '/job/orphan?open=1', 'k', 'x')).status, 503)
+  // The clean-up's tries after the first go on past the answer: all of them fail.
+  await givenUp
   cleanUp = true
   const stillDown = await post(test, '/job/orphan?open=1', 'k', 'x', { prefer: 'respond-async' })
   t.equal(stillDown.status, 202, 'attached, though sending its message again failed')

@@ -4,6 +4,7 @@ import t from 'tap'
 import { redisStore, type JobRecord, type JobStore } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
 import { RedisWatch } from '../../src/store/redis-watch.js'
+import { FakeClock } from '../../src/testing/fake-clock.js'
 import { startRedisServer } from '../../example/redis-server.js'
 
 // A job ended by the process where its requests wait is handed to them with the end's reply
@@ -64,7 +65,8 @@ async function fakeFeed (records: Map<string, JobRecord>): Promise<{ watch: Redi
   const subscriber = Object.assign(new EventEmitter(), { subscribe: async () => 1 })
   const reads: string[] = []
   const decoded: string[] = []
-  const watch = new RedisWatch('events', async () => subscriber as unknown as Redis, async id => {
+  // A clock never advanced: no heartbeat for a subscriber that is not a connection.
+  const watch = new RedisWatch('events', new FakeClock(), async () => subscriber as unknown as Redis, async id => {
     reads.push(id)
     return records.get(id)
   }, message => {

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
+import Fastify from 'fastify'
 import t from 'tap'
-import { redisQueue, redisStore, type Consumer } from '../../src/index.js'
+import longRunning, { redisQueue, redisStore, type Consumer } from '../../src/index.js'
 import { newJobId } from '../../src/core/job-id.js'
 import { ANNOUNCED_FIELDS, announcedRecord } from '../../src/store/redis-records.js'
 import { startRedisServer } from '../../example/redis-server.js'
@@ -42,6 +43,41 @@ t.test('a request or a response past maxValueBytes is refused with 413, nothing 
   t.ok((await store.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })).claimed)
   await t.rejects(store.complete(id, 'w', { statusCode: 200, headers: {}, body: big }, expiresAt), { code: 'FST_LONG_RUNNING_VALUE_TOO_LARGE' })
   t.match(await store.get(id), { status: 'running', owner: 'w' }, 'still running, its owner may store a smaller answer')
+})
+
+t.test('a request past maxValueBytes gets the 413 the docs name, with an Idempotency-Key or without, and leaves no job', async t => {
+  const maxValueBytes = 7 * 1024 * 1024
+  const app = Fastify({ bodyLimit: 16 * 1024 * 1024 })
+  t.teardown(async () => { await app.close() })
+  await app.register(longRunning, { queue: redisQueue({ url: redis.url, name: 'too-large' }), store: redisStore({ url: redis.url, prefix: 'too-large', maxValueBytes }), consume: false, waitSeconds: 1 })
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => { done(null, body) })
+  app.post('/upload', { longRunning: true }, async request => ({ bytes: (request.body as Buffer).length }))
+  const control = new Redis(redis.url)
+  t.teardown(() => { control.disconnect() })
+  for (const headers of [{}, { 'idempotency-key': '"large"' }]) {
+    const answer = await app.inject({ method: 'POST', url: '/upload', payload: Buffer.alloc(maxValueBytes + 1), headers: { 'content-type': 'application/octet-stream', ...headers } })
+    t.equal(answer.statusCode, 413, JSON.stringify(headers))
+    t.equal(answer.json().code, 'FST_LONG_RUNNING_VALUE_TOO_LARGE')
+    t.equal(answer.headers['retry-after'], undefined, 'not worth a retry')
+  }
+  t.same(await control.keys('{too-large:*}:job'), [], 'no job written')
+  t.equal(Number(await control.llen('bull:too-large:wait')), 0, 'no message sent')
+})
+
+t.test('two apps that share a queue (store prefixes apart, queue names not): the worker that drops the other\'s job says why', async t => {
+  let heard = (_line: string): void => {}
+  const warned = new Promise<string>(resolve => { heard = line => { if (line.includes('another app share this queue')) resolve(line) } })
+  const apps = await Promise.all(['one', 'two'].map(async (prefix, i) => {
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { heard(line) } } } })
+    t.teardown(async () => { await app.close() })
+    await app.register(longRunning, { queue: redisQueue({ url: redis.url, name: 'shared' }), store: redisStore({ url: redis.url, prefix }), consume: i === 1, waitSeconds: 1 })
+    app.post('/job', { longRunning: true }, async () => ({ prefix }))
+    await app.ready()
+    return app
+  }))
+  const accepted = await (apps[0] as typeof apps[number]).inject({ method: 'POST', url: '/job', headers: { prefer: 'respond-async' } })
+  t.equal(accepted.statusCode, 202)
+  t.match(JSON.parse(await warned), { level: 40, msg: /unknown to this store.*redisQueue name or prefix/ })
 })
 
 t.test('a claim sent again after its answer was lost finds its own lease: the same attempt, not another', async t => {
