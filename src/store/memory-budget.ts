@@ -24,8 +24,8 @@ const STUB_BYTES = 1024
  * The memory store's byte budget: what each job's entry counts against `maxBytes`, and which
  * entries may be evicted to make room. First delivered results go, oldest delivery first; then
  * results nobody has read yet beyond half the budget, oldest first, the newest always kept
- * (their job then answers `410 RESULT_EVICTED`). A request waiting to run and a running job are
- * never evicted.
+ * (their job then answers `410 RESULT_EVICTED`); last those 410s, oldest first (then `404`). A
+ * request waiting to run and a running job are never evicted.
  */
 export class MemoryBudget {
   readonly maxBytes: number
@@ -34,6 +34,12 @@ export class MemoryBudget {
   #evictableBytes = 0
   /** Ids of delivered results with their bytes, oldest delivery first: the eviction order. */
   readonly #delivered = new Map<string, number>()
+  /**
+   * The 410s that took the place of unread results, oldest first: evicted last, after delivered
+   * results and unread ones over the share. Each frees about a KiB: had they gone with delivered
+   * results, one new job would take every 410 of a burst with it (404s to their late readers).
+   */
+  readonly #stubs = new Map<string, number>()
   /** Ids of results not read yet with their bytes, oldest first; their sum; the newest one. */
   readonly #unread = new Map<string, number>()
   #unreadBytes = 0
@@ -100,21 +106,28 @@ export class MemoryBudget {
    */
   makeRoom (bytes: number, evict: Evict): void {
     if (this.heldBytes() + bytes > this.maxBytes) return
-    this.#evictDelivered(bytes, evict)
+    this.#evictFrom(this.#delivered, bytes, evict)
     while (!this.fits(bytes) && this.#unreadBytes > this.maxBytes * UNREAD_SHARE) {
       const [oldest, size] = this.#unread.entries().next().value as [string, number]
       if (oldest === this.#newestUnread) break
       this.#unreadEvictions += 1
       if (size <= STUB_BYTES) evict.remove(oldest)
       // Its 410 waits for its reader, and may itself go when room is needed again.
-      else this.delivered(oldest, evict.replace(oldest))
+      else this.#stub(oldest, evict.replace(oldest))
     }
     // The 410s last, should their results not have made room enough.
-    this.#evictDelivered(bytes, evict)
+    this.#evictFrom(this.#stubs, bytes, evict)
   }
 
-  #evictDelivered (bytes: number, evict: Evict): void {
-    for (const id of [...this.#delivered.keys()]) {
+  /** The unread result `id` is now its 410, of `bytes`. */
+  #stub (id: string, bytes: number): void {
+    this.#forget(id)
+    this.#stubs.set(id, bytes)
+    this.#evictableBytes += bytes
+  }
+
+  #evictFrom (entries: Map<string, number>, bytes: number, evict: Evict): void {
+    for (const id of [...entries.keys()]) {
       if (this.fits(bytes)) return
       evict.remove(id)
       this.#evictions += 1
@@ -133,9 +146,10 @@ export class MemoryBudget {
       this.#unreadBytes -= unread
       if (id === this.#newestUnread) this.#newestUnread = undefined
     }
-    const bytes = this.#delivered.get(id)
+    const bytes = this.#delivered.get(id) ?? this.#stubs.get(id)
     if (bytes === undefined) return
     this.#delivered.delete(id)
+    this.#stubs.delete(id)
     this.#evictableBytes -= bytes
   }
 }
