@@ -6,7 +6,7 @@ import { Transform } from 'node:stream'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import compress from '@fastify/compress'
 import multipart from '@fastify/multipart'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import t from 'tap'
 import longRunning from '../../src/index.js'
 import { curl, serve } from './serve.js'
@@ -84,18 +84,22 @@ t.test('@fastify/multipart with attachFieldsToBody: the job sees the fields', as
   t.same(await response.json(), { note: 'hi', bytes: 60 * 1024 })
 })
 
+/** POST /sum: a long-running route that decodes a gzip JSON body itself, by its header (so the replay must keep the header with the bytes). */
+function sumRoute (app: FastifyInstance): void {
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const json = request.headers['content-encoding'] === 'gzip' ? gunzipSync(body as Buffer) : body as Buffer
+    done(null, JSON.parse(json.toString()))
+  })
+  app.post('/sum', { longRunning: true }, async (request) => {
+    const { values } = request.body as { values: number[] }
+    return { sum: values.reduce((a, b) => a + b, 0), encoding: request.headers['content-encoding'] ?? null }
+  })
+}
+
 t.test('without a decoding hook, an encoded body and its Content-Encoding reach the job as the client sent them', async t => {
   const { url } = await serve(t, async (app) => {
     await app.register(longRunning, { waitSeconds: 10 })
-    // The route decodes for itself, by the header: the replay must keep it with the bytes.
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-      const json = request.headers['content-encoding'] === 'gzip' ? gunzipSync(body as Buffer) : body as Buffer
-      done(null, JSON.parse(json.toString()))
-    })
-    app.post('/sum', { longRunning: true }, async (request) => {
-      const { values } = request.body as { values: number[] }
-      return { sum: values.reduce((a, b) => a + b, 0), encoding: request.headers['content-encoding'] ?? null }
-    })
+    sumRoute(app)
   })
   const response = await fetch(`${url}/sum`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify({ values: [1, 2, 3] })) })
   t.same(await response.json(), { sum: 6, encoding: 'gzip' })
@@ -112,14 +116,7 @@ t.test('an app hook that only counts the bytes: the encoded body keeps its Conte
     app.addHook('preParsing', async (_request, _reply, payload) => payload.pipe(new Transform({
       transform (chunk: Buffer, _encoding, callback) { counted += chunk.length; callback(null, chunk) }
     })))
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-      const json = request.headers['content-encoding'] === 'gzip' ? gunzipSync(body as Buffer) : body as Buffer
-      done(null, JSON.parse(json.toString()))
-    })
-    app.post('/sum', { longRunning: true }, async (request) => {
-      const { values } = request.body as { values: number[] }
-      return { sum: values.reduce((a, b) => a + b, 0), encoding: request.headers['content-encoding'] ?? null }
-    })
+    sumRoute(app)
   })
   const body = gzipSync(JSON.stringify({ values: [4, 5, 6] }))
   const response = await fetch(`${url}/sum`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body })

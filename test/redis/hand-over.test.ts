@@ -6,6 +6,7 @@ import { newJobId } from '../../src/core/job-id.js'
 import { RedisWatch } from '../../src/store/redis-watch.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { startRedisServer } from '../../example/redis-server.js'
+import { countRedisReads } from '../helpers/redis-reads.js'
 
 // A job ended by the process where its requests wait is handed to them with the end's reply
 // (issue 27: no read of the response, and one round trip less before the answer), and what
@@ -18,14 +19,7 @@ t.test('a request waiting where its job ends hears it with no read: the race che
   t.teardown(async () => { await redis.close() })
   const store = redisStore({ url: redis.url })
   t.teardown(async () => { await store.close?.() })
-  const { Redis } = await import('ioredis')
-  const original = Redis.prototype.hmgetBuffer
-  let reads = 0
-  Redis.prototype.hmgetBuffer = function (this: unknown, ...args: unknown[]) {
-    reads += 1
-    return (original as (...args: unknown[]) => unknown).apply(this, args)
-  } as typeof original
-  t.teardown(() => { Redis.prototype.hmgetBuffer = original })
+  const counted = await countRedisReads(t)
 
   await live(store)
   for (const end of ['complete', 'cancel'] as const) {
@@ -33,13 +27,13 @@ t.test('a request waiting where its job ends hears it with no read: the race che
     await store.create({ id, waitSeconds: 5, createdAt: Date.now(), expiresAt: Date.now() + 60_000, claim: { owner: 'w', leaseUntil: Date.now() + 30_000 } })
     const heard = nextDone(store, id)
     t.equal((await store.get(id))?.status, 'running', 'the race check')
-    const before = reads
+    const before = counted.reads
     const ended = end === 'complete' ? store.complete(id, 'w', response, Date.now() + 60_000) : store.cancel(id, response, Date.now() + 60_000)
     t.ok(await ended, end === 'complete' ? 'completed' : 'cancelled')
     t.equal((await heard)?.response?.body.toString(), 'done', `the ${end} is heard with its response`)
     // Its change message comes too (on the subscriber connection): it finds nobody to read for.
     await new Promise(resolve => setTimeout(resolve, 100))
-    t.equal(reads - before, 0, `no read after the race check (${end})`)
+    t.equal(counted.reads - before, 0, `no read after the race check (${end})`)
   }
 })
 

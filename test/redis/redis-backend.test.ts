@@ -5,6 +5,7 @@ import { newJobId } from '../../src/core/job-id.js'
 import { EVICTION_WARNING } from '../../src/redis-client.js'
 import { startRedisServer, type RedisServer } from '../../example/redis-server.js'
 import { buildTestApp } from '../helpers/app.js'
+import { countRedisReads } from '../helpers/redis-reads.js'
 
 // What the contract suites cannot see: the change feed across processes, a server that goes
 // away and comes back, and its configuration. What importing the package loads: lazy-load.test.ts.
@@ -56,14 +57,7 @@ t.test('a waiting process follows its job from the change messages: no read betw
   const writer = store(t, redis.url)
   const reader = store(t, redis.url)
   // Every read of a record from this process is an HMGET through ioredis; the writer's are all scripts.
-  const { Redis } = await import('ioredis')
-  const original = Redis.prototype.hmgetBuffer
-  let reads = 0
-  Redis.prototype.hmgetBuffer = function (this: unknown, ...args: unknown[]) {
-    reads += 1
-    return (original as (...args: unknown[]) => unknown).apply(this, args)
-  } as typeof original
-  t.teardown(() => { Redis.prototype.hmgetBuffer = original })
+  const counted = await countRedisReads(t)
   const id = newJobId()
   await writer.create({ id, waitSeconds: 5, createdAt: Date.now(), expiresAt: Date.now() + 60_000 })
   const seen: string[] = []
@@ -78,14 +72,14 @@ t.test('a waiting process follows its job from the change messages: no read betw
   })
   t.equal((await reader.get(id))?.status, 'pending', 'the race check: one read')
   await subscribed // the subscription is live: it read every watched job once
-  const before = reads
+  const before = counted.reads
   t.ok((await writer.claim(id, { owner: 'w', leaseUntil: Date.now() + 30_000, now: Date.now() })).claimed)
   for (const fraction of [0.25, 0.5, 0.75]) t.ok(await writer.setProgress(id, 'w', { fraction, message: `${fraction * 100} % é ✓ "quoted"` }))
   t.ok(await writer.renew(id, 'w', Date.now() + 40_000), 'a renewal tells nobody')
   t.ok(await writer.complete(id, 'w', response, Date.now() + 60_000))
   t.equal((await done)?.response?.body.toString(), 'done')
   t.same(seen.slice(1), ['running -', 'running 0.25', 'running 0.5', 'running 0.75', 'done 0.75'], 'every change heard, in order (a finished job keeps its last progress)')
-  t.equal(reads - before, 1, 'one read while waiting: the finished job\'s response')
+  t.equal(counted.reads - before, 1, 'one read while waiting: the finished job\'s response')
 })
 
 t.test('a watch across a restart of the server: resubscribed, and the job read again', async t => {
