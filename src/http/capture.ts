@@ -31,7 +31,9 @@ export interface Captured {
   decoded: boolean
   /** Whether a body past the threshold goes to a bucket. */
   uploads: boolean
-  /** Whether the body went past the route's `bodyLimit`: no job can be made of what is kept. */
+  /** The most the kept copy may hold: the route's `bodyLimit`, but for a multipart body going to a bucket (unbounded here: multipart's own limits decide, in the replay). */
+  limit: number
+  /** Whether the body went past `limit`: no job can be made of what is kept. */
   overLimit: boolean
   tee: Transform
   /** Told of bytes of one copy no longer held: a part sent, or an uploaded chunk drained. */
@@ -78,16 +80,18 @@ export function captureBody (settings: UploadSettings): (request: FastifyRequest
     if (!hasBody(request) || isJobRun(request)) return payload
     const decoded = (payload as Payload & { [kDecoded]?: boolean })[kDecoded] === true
     const released = (bytes: number): void => settings.released(request, bytes)
-    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, overLimit: false, released } as unknown as Captured
     // @fastify/multipart reads `request.raw` itself (busboy), in the handler or earlier (its
     // `attachFieldsToBody`, a hook's `request.file()`), and never this side: uploaded chunks are
     // not passed on to it, so that nothing waits here for a reader that never comes.
     const multipart = threshold !== undefined && isMultipart(request)
-    // What is kept never passes the route's `bodyLimit` (see `drainBody`), but for a multipart
-    // body going to a bucket, which multipart's own limits bound in the replay.
+    // What is kept never passes the route's `bodyLimit` (here and in `drainBody`), but for a
+    // multipart body going to a bucket, which multipart's own limits bound in the replay.
+    // (Inflated bytes, a gzip multipart body, count against it: one small request must not fill
+    // the bucket; a synchronous multipart route cannot read them at all.)
     const limit = multipart && !decoded ? Infinity : request.routeOptions.bodyLimit
+    const captured = { chunks: [], bytes: 0, id: newJobId(), state: 'receiving', decoded, uploads: threshold !== undefined, limit, overLimit: false, released } as unknown as Captured
     const refuse = (error: Error): void => { if (!reply.sent) reply.send(error) }
-    const tee = teeOf(captured, bodies, threshold, multipart, { limit, refuse, http1: request.raw.httpVersionMajor === 1 })
+    const tee = teeOf(captured, bodies, threshold, multipart, { refuse, http1: request.raw.httpVersionMajor === 1 })
     captured.tee = tee
     // Keeps the length check of an earlier decoding hook (e.g. decompression) working.
     Object.defineProperty(tee, 'receivedEncodedLength', { get: () => payload.receivedEncodedLength })
@@ -121,7 +125,7 @@ function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold:
       // Answered without becoming a job: what still arrives is read and thrown away.
       if (captured.state === 'dropped') return callback()
       const uploading = upload(chunk)
-      if (uploading === undefined && (captured.overLimit || captured.bytes + chunk.length > bound.limit)) return pastLimit(captured, tee, bound, chunk, callback)
+      if (uploading === undefined && (captured.overLimit || captured.bytes + chunk.length > captured.limit)) return pastLimit(captured, tee, bound, chunk, callback)
       if (uploading === undefined) {
         captured.chunks.push(chunk)
         captured.bytes += chunk.length
@@ -149,8 +153,8 @@ function teeOf (captured: Captured, bodies: ResultBodies | undefined, threshold:
   return tee
 }
 
-/** The most a body's kept copy may hold, and how to answer a request whose body goes past it. */
-interface Bound { limit: number, refuse: (error: Error) => void, http1: boolean }
+/** How to answer a request whose body goes past its kept copy's limit. */
+interface Bound { refuse: (error: Error) => void, http1: boolean }
 
 /**
  * A chunk past the route's `bodyLimit`: nothing more is kept. A parser reading the body (Fastify's
@@ -163,7 +167,7 @@ function pastLimit (captured: Captured, tee: Transform, bound: Bound, chunk: Buf
   captured.overLimit = true
   captured.chunks = []
   if (tee.listenerCount('data') + tee.listenerCount('readable') > 0) return callback(null, chunk)
-  const error = tooLarge(bound.limit, bound.http1)
+  const error = tooLarge(captured.limit, bound.http1)
   callback(error)
   bound.refuse(error)
 }

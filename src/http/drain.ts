@@ -14,17 +14,13 @@ export async function drainBody (request: FastifyRequest): Promise<void> {
   const http1 = request.raw.httpVersionMajor === 1
   if (captured?.overLimit === true) throw tooLarge(request.routeOptions.bodyLimit, http1)
   if (captured === undefined || captured.tee.readableEnded) return
-  // Inflated bytes (a gzip multipart body) count against `bodyLimit`, as without a bucket: one
-  // small request must not fill the bucket. (A synchronous multipart route cannot read them at all.)
-  const uploads = captured.uploads && !captured.decoded && (request as { isMultipart?: () => boolean }).isMultipart?.() === true
-  const limit = request.routeOptions.bodyLimit
-  const { tee } = captured
+  const { tee, limit } = captured
   // The rest of the upload is never read: the connection closes after the 413, or the client
   // would go on sending into it and the server could never close (Fastify waits for it).
   tee.on('data', (chunk: Buffer) => {
     // An uploaded chunk read here is held by nobody any more (the bytes kept went to the bucket).
     if (captured.writer !== undefined) captured.released(chunk.length)
-    if (!uploads && (captured.overLimit || captured.bytes > limit)) tee.destroy(tooLarge(limit, http1))
+    if (captured.overLimit || captured.bytes > limit) tee.destroy(tooLarge(limit, http1))
   })
   tee.resume()
   await finished(tee)
