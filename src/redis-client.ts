@@ -20,6 +20,18 @@ export function redisPrefix (value: unknown, name: string, fallback: string): st
   return value === undefined ? fallback : matching(value, name, /^[\w.-]{1,64}$/, '1 to 64 letters, digits, `_`, `.` or `-`')
 }
 
+/**
+ * How long a connection waits for any byte while it owes replies before it counts as dead,
+ * is dropped and opened again (ioredis's `socketTimeout`). A path that drops every packet (a
+ * NAT that forgot the connection, a partition) never tells the socket, and the connections
+ * whose commands wait for the server (BullMQ's worker and its blocking reads, the watches'
+ * reads) would wait for a reply that never comes, for as long as TCP's retransmissions take
+ * (about 15 minutes): the worker would take no job meanwhile, though the server is back.
+ * Longer than the longest wait of a command that blocks on purpose (BullMQ blocks for 10 s at
+ * most), so that an idle worker is never taken for a dead one.
+ */
+export const SILENT_SOCKET_MS = 20_000
+
 /** The warning's code when Redis may evict keys, as Node's `process.on('warning')` sees it. */
 export const EVICTION_WARNING = 'FST_LONG_RUNNING_REDIS_EVICTION'
 
@@ -84,7 +96,7 @@ export class LazyRedis {
       if (verdict !== false) this.#failedOver(client)
       return verdict
     }
-    const client = new RedisClient(this.#url, { connectTimeout: 5000, reconnectOnError, ...options })
+    const client = new RedisClient(this.#url, { connectTimeout: 5000, socketTimeout: SILENT_SOCKET_MS, reconnectOnError, ...options })
     client.on('ready', () => { this.#readyAt.set(client, ++this.#readies) })
     // Failures reach the caller of each command; an 'error' event without a listener would
     // only print them again (ioredis logs unhandled ones).

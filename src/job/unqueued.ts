@@ -8,12 +8,15 @@ import type { JobStore } from '../store/store.js'
  * id, so nobody would ever wait for it, and the record must go (even when a write went through
  * but its answer was lost). Failures are tried again (`retries.write`) and logged.
  *
- * Resolves once the first try is over, which is what the 503 waits for: a store that answers
- * removes the job within milliseconds, so that a retry after `Retry-After` finds it gone and its
- * key free. The tries after a failure go on in the background: waiting for them would hold the
- * answer for each try's back-off and timeout (a hung Redis: 10 s a try) past the timeout of the
- * platform in front. The record's expiry is the backstop should they all fail.
+ * Resolves once the first try is over, or after {@link FIRST_TRY_WAIT_MS}, which is what the
+ * 503 waits for: a store that answers removes the job within milliseconds, so that a retry after
+ * `Retry-After` finds it gone and its key free. The rest goes on in the background: waiting for a
+ * hung store's timeout (Redis: 10 s a try) and the tries after it would hold the answer, already
+ * late after the failed sends, towards the timeout of the platform in front, and would free
+ * nothing sooner. The record's expiry is the backstop should every try fail.
  */
+const FIRST_TRY_WAIT_MS = 2000
+
 export async function removeUnqueued (store: JobStore, clock: Clock, id: string, log: FastifyBaseLogger): Promise<void> {
   let firstTry = (): void => {}
   const tried = new Promise<void>(resolve => { firstTry = resolve })
@@ -31,5 +34,7 @@ export async function removeUnqueued (store: JobStore, clock: Clock, id: string,
     () => { log.debug({ jobId: id }, 'unqueued job removed') },
     (error: unknown) => { log.error({ err: error, jobId: id }, 'job not removed: it may still run') }
   )
-  await tried
+  let timer: unknown
+  await Promise.race([tried, new Promise<void>(resolve => { timer = clock.setTimeout(resolve, FIRST_TRY_WAIT_MS) })])
+  clock.clearTimeout(timer)
 }

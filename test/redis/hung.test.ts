@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { redisQueue, redisStore } from '../../src/index.js'
 import { startRedisServer, type RedisServer } from '../../example/redis-server.js'
-import { buildTestApp, type TestApp } from '../helpers/app.js'
+import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js'
 
 // A Redis that answers nothing and refuses nothing (a paused server, a path that drops every
@@ -82,4 +82,28 @@ t.test('the store hung: 503 with Retry-After soon after its command timeout, not
   t.equal(back.status, 202, 'the store back: accepted again')
   t.equal(await jobs(control), 2, 'the two accepted jobs, none of the refused one')
   t.equal(Number(await control.llen('bull:long-running-jobs:wait')), 2, 'two messages: none for the refused one')
+})
+
+t.test('the worker\'s connections went silent for good (a NAT that forgot them): it drops them once they owe a reply past SILENT_SOCKET_MS, and takes jobs again on new ones', async t => {
+  const redis = await startRedisServer()
+  t.teardown(async () => { await redis.close() })
+  const proxy = await startTcpProxy(t, redis.port)
+  // The front and the worker are two processes' worth of apps: a job accepted by the front can
+  // only run if the worker fetches it (a worker's own app would run it here, without fetching).
+  const front = await buildTestApp({ queue: redisQueue({ url: redis.url }), store: redisStore({ url: redis.url }), consume: false, waitSeconds: 1 })
+  const worker = await buildTestApp({ queue: redisQueue({ url: proxy.url }), store: redisStore({ url: redis.url }), consume: true })
+  t.teardown(async () => { await Promise.all([closeTestApp(front), closeTestApp(worker)]) })
+  await worker.app.ready()
+  worker.gates.open('a')
+  t.equal((await post(front)).status, 202)
+  await worker.ran('a', 1)
+  const forgotten = proxy.connections.length
+  t.ok(forgotten >= 2, `the worker's connections (${forgotten}: BullMQ's commands and its blocking reads) go silent`)
+  proxy.silence(() => true)
+  t.equal((await post(front)).status, 202, 'a job queued meanwhile (the front\'s path is fine)')
+  // Without the socket timeout the worker would wait for its blocking read's reply for as long
+  // as TCP retries (minutes), and take no job though Redis answers every new connection.
+  await worker.ran('a', 2)
+  t.pass('the worker took the job on new connections')
+  t.ok(proxy.connections.some(connection => !connection.silent), 'on new connections')
 })
