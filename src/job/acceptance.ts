@@ -153,7 +153,7 @@ async function createJob (settings: AcceptSettings, accepted: NewRequest, id: st
     if (slot !== undefined) local?.freeSlot()
     // Another request's job, or a request refused before anything was written: nothing to remove.
     if (error instanceof JobExistsError || error instanceof ValueTooLargeError) throw error
-    await removeUnqueued(settings.store, clock, id, log)
+    await removeUnqueued(settings.store, clock, id, log, key !== undefined && settings.queue.inProcess !== true)
     throw error
   }
   if (slot === undefined) log.debug({ jobId: id }, 'job queued')

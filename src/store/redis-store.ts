@@ -85,7 +85,16 @@ class RedisStore implements JobStore {
   async create (job: NewJob): Promise<JobRecord> {
     const record = newJobRecord(job)
     const fields = newJobFields(record, job)
-    if (job.request !== undefined) fields.push(F.request, this.#bounded('request', requestBlob(job.request)) as unknown as string)
+    if (job.request !== undefined) {
+      try {
+        fields.push(F.request, this.#bounded('request', requestBlob(job.request)) as unknown as string)
+      } catch (error) {
+        // The key reserved for it names a job that never was: the client's retry with a smaller
+        // body would otherwise be a 422 (another request's key) until the reservation expires.
+        if (job.key !== undefined) await this.#script('releaseKey', this.#keys.key(job.key), [job.id])
+        throw error
+      }
+    }
     const created = await this.#script('create', this.#keys.job(job.id), [this.#clock.now(), deleteAt(job.expiresAt), randomUUID(), ...fields])
     if (created !== 1) throw new JobExistsError(job.id)
     return record

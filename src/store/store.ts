@@ -72,7 +72,8 @@ export type ClaimResult =
 export interface JobStore {
   /**
    * Records a new job, pending or (with `claim`) running its first attempt, and returns its
-   * record. Rejects with `JobExistsError` if a live job has the id.
+   * record. Rejects with `JobExistsError` if a live job has the id. A job refused for its size
+   * (a store with a cap) frees the key reservation that names it (`NewJob.key`): it never was.
    */
   create (job: NewJob): Promise<JobRecord>
 

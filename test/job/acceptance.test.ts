@@ -6,6 +6,7 @@ import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '..
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
+import { pollUntil } from '../helpers/poll.js'
 
 // Accepting requests as jobs, on its own, with the memory adapters and the fake clock: a job is
 // either in the store and the queue, or nowhere; a key runs its job once.
@@ -85,4 +86,51 @@ t.test('a keyed job whose send failed leaves the key to a retry, which runs it',
   const retry = await acceptKeyed(settings, requestOf(), keyed, log)
   t.equal(retry.kind, 'created')
   t.equal(queue.sent.length, 1)
+})
+
+t.test('a keyed job whose send failed and whose removal failed too stays for the retry with its key, which queues it: no removal comes later to pull it from under that retry', async t => {
+  const queue = new RecordingQueue()
+  const memory = memoryStore()
+  let deletes = 0
+  const store = spyStore(memory, {
+    delete: async id => {
+      deletes += 1
+      if (deletes === 1) throw new Error('store hung')
+      await memory.delete(id)
+    }
+  })
+  const settings = settingsOf(t, { store, queue })
+  const heard: string[] = []
+  const removals = Object.assign(Object.create(log) as typeof log, { warn: (_details: unknown, message: string) => { heard.push(message) }, debug: (_details: unknown, message: string) => { heard.push(message) } })
+  queue.failSends = true
+  await t.rejects(acceptKeyed(settings, requestOf(), keyed, removals), { code: 'FST_LONG_RUNNING_ENQUEUE_FAILED' })
+  queue.failSends = false
+  const retry = await acceptKeyed(settings, requestOf(), keyed, log)
+  t.equal(retry.kind, 'attached', 'the retry finds the record left behind')
+  t.equal(queue.sent.length, 1, 'and sends its message')
+  // Until the removal has said its last word: given up (now), or removed (a background try).
+  await pollUntil(async () => heard, lines => lines.some(line => /not removed|job removed/.test(line)))
+  t.equal(deletes, 1, 'one removal try, none in the background')
+  t.equal((await store.get(retry.record.id))?.status, JobStatus.pending, 'the job is still there to run')
+})
+
+t.test('a job without a key whose removal failed is removed in the background: nobody could find it again', async t => {
+  const queue = new RecordingQueue()
+  const memory = memoryStore()
+  let deletes = 0
+  const store = spyStore(memory, {
+    delete: async id => {
+      deletes += 1
+      if (deletes === 1) throw new Error('store hung')
+      await memory.delete(id)
+    }
+  })
+  const settings = settingsOf(t, { store, queue })
+  queue.failSends = true
+  const created: string[] = []
+  const creating = spyStore(store, { create: async job => { created.push(job.id); return await store.create(job) } })
+  await t.rejects(acceptJob({ ...settings, store: creating }, requestOf(), log), { code: 'FST_LONG_RUNNING_ENQUEUE_FAILED' })
+  await pollUntil(async () => deletes, count => count === 2)
+  t.pass('tried again')
+  t.equal(await memory.get(created[0] as string), undefined, 'gone')
 })

@@ -61,7 +61,10 @@ t.test('a request past maxValueBytes gets the 413 the docs name, with an Idempot
     t.equal(answer.headers['retry-after'], undefined, 'not worth a retry')
   }
   t.same(await control.keys('{too-large:*}:job'), [], 'no job written')
+  t.same(await control.keys('{too-large:key:*}'), [], 'no key kept for a job that never was')
   t.equal(Number(await control.llen('bull:too-large:wait')), 0, 'no message sent')
+  const smaller = await app.inject({ method: 'POST', url: '/upload', payload: Buffer.alloc(1024), headers: { 'content-type': 'application/octet-stream', 'idempotency-key': '"large"', prefer: 'respond-async' } })
+  t.equal(smaller.statusCode, 202, 'the same key with a body that fits: a new request, not a 422')
 })
 
 t.test('two apps that share a queue (store prefixes apart, queue names not): the worker that drops the other\'s job says why', async t => {
