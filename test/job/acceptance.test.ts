@@ -111,7 +111,8 @@ t.test('a keyed job whose send failed and whose removal failed too stays for the
   // Until the removal has said its last word: given up (now), or removed (a background try).
   await pollUntil(async () => heard, lines => lines.some(line => /not removed|job removed/.test(line)))
   t.equal(deletes, 1, 'one removal try, none in the background')
-  t.equal((await store.get(retry.record.id))?.status, JobStatus.pending, 'the job is still there to run')
+  const id = retry.kind === 'attached' ? retry.record.id : 'none'
+  t.equal((await store.get(id))?.status, JobStatus.pending, 'the job is still there to run')
 })
 
 t.test('a job without a key whose removal failed is removed in the background: nobody could find it again', async t => {
