@@ -95,7 +95,7 @@ export async function acceptKeyed (settings: AcceptSettings, accepted: NewReques
     if (round > 0 || holder.jobId !== mine) {
       const record = await store.get(holder.jobId)
       if (record !== undefined) {
-        await resend(settings, accepted, record, log)
+        await resend(settings, accepted, record)
         return { kind: 'attached', record }
       }
     }
@@ -153,7 +153,13 @@ async function createJob (settings: AcceptSettings, accepted: NewRequest, id: st
     if (slot !== undefined) local?.freeSlot()
     // Another request's job, or a request refused before anything was written: nothing to remove.
     if (error instanceof JobExistsError || error instanceof ValueTooLargeError) throw error
-    await removeUnqueued(settings.store, clock, id, log, key !== undefined && settings.queue.inProcess !== true)
+    // A keyed job stays, for the client's retry with its key: that retry attaches to it and sends
+    // its message again (`resend`). Removing it could pull the job from under a retry that
+    // attached meanwhile, and a removal that timed out may still reach the store later (a
+    // connection's command sent again once it reconnects, a paused server reading its input).
+    // A job of an in-process queue is never sent again: it goes.
+    if (key === undefined || settings.queue.inProcess === true) await removeUnqueued(settings.store, clock, id, log)
+    else log.warn({ jobId: id }, 'job not queued: kept for a retry with its idempotency key, which queues it; else it expires')
     throw error
   }
   if (slot === undefined) log.debug({ jobId: id }, 'job queued')
@@ -231,11 +237,12 @@ export function messageOf (settings: AcceptSettings, accepted: NewRequest, id: s
 
 /**
  * Sends a pending job's message again: the process that created the job may have died before
- * it queued the message, and then nothing else ever would. A duplicate message is harmless (the
- * claim runs a job once). An in-process queue dies with the store, so its jobs cannot be
- * orphaned that way.
+ * it queued the message, or could not queue it (a 503 that kept the job for this retry), and
+ * then nothing else ever would. A duplicate message is harmless (the claim runs a job once). A
+ * send that fails is this request's 503: told 202, its client would wait for a job that may
+ * never run. An in-process queue dies with the store, so its jobs cannot be orphaned that way.
  */
-async function resend (settings: AcceptSettings, accepted: NewRequest, record: JobRecord, log: FastifyBaseLogger): Promise<void> {
+async function resend (settings: AcceptSettings, accepted: NewRequest, record: JobRecord): Promise<void> {
   const { queue } = settings
   if (record.status !== JobStatus.pending || queue.inProcess === true) return
   // The job's request waits in the store (pointsOnly): this message, like the first, points at it.
@@ -244,6 +251,6 @@ async function resend (settings: AcceptSettings, accepted: NewRequest, record: J
   try {
     await queue.send(encodeMessage(message))
   } catch (error) {
-    log.warn({ err: error, jobId: record.id }, 'sending a pending job\'s message again failed; its first message may still run it')
+    throw enqueueFailed(error)
   }
 }
