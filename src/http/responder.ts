@@ -5,6 +5,7 @@ import {
   IdempotencyConflictError, IdempotencyKeyReusedError, InvalidCarryError, InvalidOptionError, JobCancelledError, JobFinishedError, JobNotFoundError, ResultsUnavailableError
 } from '../errors.js'
 import { acceptJob, acceptKeyed, type AcceptSettings, type NewRequest } from '../job/acceptance.js'
+import { keptForRetry } from '../job/unqueued.js'
 import { isJobId } from '../core/job-id.js'
 import { resultExpiry } from '../job/lifetime.js'
 import { errorResponse, storedError } from '../core/error-response.js'
@@ -85,7 +86,7 @@ export class Responder {
       return await this.#answer(request, reply, record, 0)
     }
     const keyed = await acceptKeyed(this.#options, accepted, keyedRequest(key, accepted.request, accepted.binding), request.log)
-      .then(keyed => { adopted = keyed.kind === 'created'; return keyed })
+      .then(keyed => { adopted = keyed.kind === 'created'; return keyed }, (error: unknown) => { adopted = keptForRetry(error); throw error })
       .finally(admitted)
     if (keyed.kind === 'mismatch') throw new IdempotencyKeyReusedError()
     const { record } = keyed

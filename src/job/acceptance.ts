@@ -3,7 +3,7 @@ import type { Clock } from '../clock.js'
 import { EnqueueFailedError, JobExistsError, QueueFullError, ValueTooLargeError } from '../errors.js'
 import type { JobQueue } from '../queue/queue.js'
 import { retries, withRetries } from '../retry.js'
-import { removeUnqueued } from './unqueued.js'
+import { enqueueFailed, unqueued } from './unqueued.js'
 import { JobStatus, type JobRecord } from '../core/job-state.js'
 import type { NewJob, JobStore } from '../store/store.js'
 import { newJobId } from '../core/job-id.js'
@@ -115,12 +115,7 @@ export async function acceptKeyed (settings: AcceptSettings, accepted: NewReques
  * documents (trying again would not help); every other failure is the backend's: a 503.
  */
 function refusal (error: unknown): Error {
-  return error instanceof ValueTooLargeError ? error : enqueueFailed(error)
-}
-
-/** The 503 `ENQUEUE_FAILED` a client gets, with `Retry-After` (Fastify's error handler sends an error's `headers`). */
-export function enqueueFailed (cause?: unknown): Error {
-  return Object.assign(new EnqueueFailedError(cause === undefined ? undefined : { cause }), { headers: { 'retry-after': '1' } })
+  return error instanceof ValueTooLargeError || error instanceof EnqueueFailedError ? error : enqueueFailed(error)
 }
 
 /**
@@ -153,14 +148,7 @@ async function createJob (settings: AcceptSettings, accepted: NewRequest, id: st
     if (slot !== undefined) local?.freeSlot()
     // Another request's job, or a request refused before anything was written: nothing to remove.
     if (error instanceof JobExistsError || error instanceof ValueTooLargeError) throw error
-    // A keyed job stays, for the client's retry with its key: that retry attaches to it and sends
-    // its message again (`resend`). Removing it could pull the job from under a retry that
-    // attached meanwhile, and a removal that timed out may still reach the store later (a
-    // connection's command sent again once it reconnects, a paused server reading its input).
-    // A job of an in-process queue is never sent again: it goes.
-    if (key === undefined || settings.queue.inProcess === true) await removeUnqueued(settings.store, clock, id, log)
-    else log.warn({ jobId: id }, 'job not queued: kept for a retry with its idempotency key, which queues it; else it expires')
-    throw error
+    throw await unqueued(settings, id, key, error, log)
   }
   if (slot === undefined) log.debug({ jobId: id }, 'job queued')
   else local?.start(slot, message, request)

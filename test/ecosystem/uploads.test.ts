@@ -348,8 +348,8 @@ t.test('on SQS and DynamoDB the same bucket takes the upload: the message and th
   await ends.ended(2)
   t.same(await leftInBucket(), { objects: [], uploads: 0 })
 
-  // A keyed upload whose job could not be queued (503): the job is deleted and frees its key, so
-  // the client's retry creates a job of its own, with its own upload; the first one's is removed.
+  // A keyed upload whose job could not be queued (503): the job stays, its upload with it, for
+  // the client's retry with the key, which queues it; the retry's own upload is removed.
   // The same bytes twice (a FormData draws a new boundary each time it is sent).
   const encoded = new Response(form([file]))
   const body = Buffer.from(await encoded.arrayBuffer())
