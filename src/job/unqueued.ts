@@ -32,7 +32,7 @@ export async function unqueued (settings: { store: JobStore, queue: JobQueue, cl
     await removeUnqueued(settings.store, settings.clock, id, log)
     return error
   }
-  log.warn({ err: error, jobId: id }, 'job not queued: kept for a retry with its idempotency key, which queues it; else it expires')
+  log.warn({ err: error, jobId: id }, 'job not queued: kept for a retry with its idempotency key, which queues it (a send that timed out may still queue it); else it expires')
   const refused = enqueueFailed(error)
   keptJobs.add(refused)
   return refused
