@@ -1,12 +1,13 @@
 import { once } from 'node:events'
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import t, { type Test } from 'tap'
-import { errors, memoryQueue, memoryStore, type LongRunningOptions, type JobStore } from '../../src/index.js'
+import { errors, memoryStore, type LongRunningOptions, type JobStore } from '../../src/index.js'
 import { buildTestApp, closeTestApp, type TestApp } from '../helpers/app.js'
 import { FakeClock } from '../../src/testing/fake-clock.js'
 import { Gate } from '../helpers/gate.js'
 import { delivery, RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
+import { downMemoryQueue } from '../helpers/down-queue.js'
 
 // Idempotency-Key on the embedded default, over real HTTP: a retried request attaches to the
 // job its key started, or gets its stored answer again; the handler runs once per key.
@@ -251,18 +252,12 @@ t.test('fuzzed keys get 201, 400 or 422, never a 5xx', async t => {
 })
 
 t.test('a 503 at enqueue leaves a key a retry can use: the retry runs the job, once', async t => {
-  const queue = memoryQueue()
-  const send = queue.send.bind(queue)
-  let down = true
-  queue.send = async (body: string) => {
-    if (down) throw new Error('queue down')
-    await send(body)
-  }
+  const { queue, up } = downMemoryQueue()
   // Retry back-offs pass at once; no wait is long enough to matter here.
   const test = await setup(t, { queue, consume: true, clock: new FakeClock({ autoAdvanceUpToMs: 5000 }) })
   const refused = await post(test, '/job/retry?open=1', 'k', 'x')
   t.equal(refused.status, 503)
-  down = false
+  up()
   const retried = await post(test, '/job/retry?open=1', 'k', 'x')
   t.equal(retried.status, 201)
   t.equal(test.runs.get('retry'), 1)

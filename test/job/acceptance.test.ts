@@ -7,6 +7,7 @@ import { FakeClock } from '../../src/testing/fake-clock.js'
 import { RecordingQueue } from '../helpers/recording-queue.js'
 import { spyStore } from '../helpers/spy-store.js'
 import { pollUntil } from '../helpers/poll.js'
+import { downMemoryQueue } from '../helpers/down-queue.js'
 
 // Accepting requests as jobs, on its own, with the memory adapters and the fake clock: a job is
 // either in the store and the queue, or nowhere; a key runs its job once.
@@ -99,16 +100,10 @@ t.test('a keyed job whose send failed stays for the retry with its key, which qu
 })
 
 t.test('on an in-process queue a keyed job that could not be queued goes: nothing would send it again', async t => {
-  const queue = memoryQueue()
-  const send = queue.send.bind(queue)
-  let down = true
-  queue.send = async (body: string) => {
-    if (down) throw new Error('queue down')
-    await send(body)
-  }
+  const { queue, up } = downMemoryQueue()
   const settings = settingsOf(t, { queue })
   await t.rejects(acceptKeyed(settings, requestOf(), keyed, log), { code: 'FST_LONG_RUNNING_ENQUEUE_FAILED' })
-  down = false
+  up()
   t.equal((await acceptKeyed(settings, requestOf(), keyed, log)).kind, 'created', 'the retry is a new request')
 })
 
