@@ -96,7 +96,11 @@ export class LazyRedis {
       if (verdict !== false) this.#failedOver(client)
       return verdict
     }
-    const client = new RedisClient(this.#url, { connectTimeout: 5000, socketTimeout: SILENT_SOCKET_MS, reconnectOnError, ...options })
+    // A connection whose commands time out (`commandTimeout`: the ones that fail fast) is
+    // dropped after as long without a byte: a new one goes through, or fails fast while the
+    // server stays out of reach, where every later command on this one would time out too.
+    const socketTimeout = options.commandTimeout ?? SILENT_SOCKET_MS
+    const client = new RedisClient(this.#url, { connectTimeout: 5000, socketTimeout, reconnectOnError, ...options })
     client.on('ready', () => { this.#readyAt.set(client, ++this.#readies) })
     // Failures reach the caller of each command; an 'error' event without a listener would
     // only print them again (ioredis logs unhandled ones).
@@ -129,12 +133,9 @@ export class LazyRedis {
 
   /** Runs `command` on the shared connection; a failure becomes a `BackendError`. */
   async run<T> (what: string, command: (client: Redis) => Promise<T>): Promise<T> {
-    let client: Redis | undefined
     try {
-      client = await this.client()
-      return await command(client)
+      return await command(await this.client())
     } catch (error) {
-      dropIfHung(client, error)
       throw backendError(what, error)
     }
   }
@@ -166,18 +167,6 @@ export class LazyRedis {
 export function reconnectOnFailover (error: Error): 2 | false {
   // Redis 7 names a script's refused write `READONLY …`; Redis 6 wraps it (`ERR Error running script … -READONLY …`).
   return /^(READONLY|LOADING) |-READONLY /.test(error.message) ? 2 : false
-}
-
-/**
- * Drops `client`'s connection, which ioredis then opens again, when `error` is a command that
- * timed out (`commandTimeout`) on a connection that looks up. A server that stopped answering
- * (paused) answers the late commands in order once it resumes, but a path that drops every
- * packet (a partition, a NAT that forgot the connection) never tells the socket: every later
- * command would time out too, for as long as the system's TCP keep-alive takes (hours). A
- * new connection goes through, or fails fast while the server stays out of reach.
- */
-export function dropIfHung (client: Redis | undefined, error: unknown): void {
-  if (client?.status === 'ready' && (error as Error | undefined)?.message === 'Command timed out') client.disconnect(true)
 }
 
 /** A Redis failure as `FST_LONG_RUNNING_BACKEND`. */

@@ -1,8 +1,7 @@
 import type { Queue, Worker } from 'bullmq'
-import type { Redis } from 'ioredis'
 import { clockOption, type Clock } from '../clock.js'
 import { MessageTooLargeError } from '../errors.js'
-import { backendError, dropIfHung, LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
+import { backendError, LazyRedis, redisPrefix, redisUrl } from '../redis-client.js'
 import { redeliveryBackoff, type Backoff } from '../retry.js'
 import { matching, number, optionNames, optionsObject } from '../validate.js'
 import { sendDelay, type ConsumeOptions, type Consumer, type Delivery, type Disposition, type JobQueue, type SendOptions } from './queue.js'
@@ -103,8 +102,6 @@ class RedisQueue implements JobQueue {
   readonly #workers = new Set<Promise<Worker>>()
   #bullmq: Promise<BullMq> | undefined
   #queue: Promise<Queue> | undefined
-  /** The producer's connection, once open. */
-  #producer: Redis | undefined
 
   constructor (url: string, settings: Settings) {
     this.#settings = settings
@@ -121,7 +118,6 @@ class RedisQueue implements JobQueue {
       // Removed once acknowledged; the job's record in the store is what tells its result.
       await (await this.#queueOf()).add('job', body, { delay: delay * 1000, removeOnComplete: true, removeOnFail: 1000 })
     } catch (error) {
-      dropIfHung(this.#producer, error)
       throw backendError('add', error)
     }
   }
@@ -150,13 +146,12 @@ class RedisQueue implements JobQueue {
       // store's connection is: the adds of one event-loop turn leave in one write, not one each
       // (the producer only adds; the worker's connection, whose commands block, is not).
       // A server that hangs (paused, or a path that drops packets) answers nothing and refuses
-      // nothing: the timeout turns that into a failed send, so the HTTP side answers 503 within
-      // its tries (acceptance.ts) instead of never.
+      // nothing: the timeout turns that into a failed send (and drops the connection, see
+      // redis-client.ts), so the HTTP side answers 503 within its tries (acceptance.ts) instead of never.
       const connection = await this.#redis.connected({ maxRetriesPerRequest: 1, enableOfflineQueue: false, enableAutoPipelining: true, commandTimeout: SEND_TIMEOUT_MS })
       const queue = new Queue(this.#settings.name, { connection, prefix: this.#settings.prefix, skipWaitingForReady: true })
       // Failures reach the caller of `add`; unheard, BullMQ would print each reconnection attempt.
       queue.on('error', () => {})
-      this.#producer = connection
       return queue
     })()
     this.#queue = made
