@@ -11,10 +11,11 @@ import { capturedOf, tooLarge } from './capture.js'
  */
 export async function drainBody (request: FastifyRequest): Promise<void> {
   const captured = capturedOf(request)
-  const http1 = request.raw.httpVersionMajor === 1
-  if (captured?.overLimit === true) throw tooLarge(request.routeOptions.bodyLimit, http1)
-  if (captured === undefined || captured.tee.readableEnded) return
+  if (captured === undefined) return
   const { tee, limit } = captured
+  const http1 = request.raw.httpVersionMajor === 1
+  if (captured.overLimit) throw tooLarge(limit, http1)
+  if (tee.readableEnded) return
   // The rest of the upload is never read: the connection closes after the 413, or the client
   // would go on sending into it and the server could never close (Fastify waits for it).
   tee.on('data', (chunk: Buffer) => {
